@@ -1,0 +1,3 @@
+from aiprod_studio.cli import main
+
+raise SystemExit(main())

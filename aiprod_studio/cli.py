@@ -1,0 +1,173 @@
+"""The `aiprod-studio` command line (also `python -m aiprod_studio`).
+
+The core owns parsing, output and exit codes (0 ok, 2 bad input, 3 integrity failure,
+4 cancelled/interrupted, 1 internal error). Commands that need tensors or a browser UI
+live in the `engine` and `ui` packages and join this parser through the
+`aiprod_studio.commands` entry-point group, so the core never imports them. Every
+command takes `--models-dir`, `--data-dir`, `--device` and `--json`; `--json` prints
+exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from aiprod_studio import __version__, offline
+from aiprod_studio.errors import BadInput, Cancelled, StudioError
+from aiprod_studio.settings import Settings, load_settings
+
+log = logging.getLogger("aiprod_studio")
+
+# A handler takes the parsed args and the settings, and returns (JSON result, human text).
+Handler = Callable[[argparse.Namespace, Settings], tuple[dict[str, Any], str]]
+ENTRY_POINT_GROUP = "aiprod_studio.commands"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage through `BadInput` (exit 2, JSON-aware)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise BadInput(f"{self.prog}: {message}", field="arguments")
+
+
+def add_common_options(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--models-dir", default=default, help="the model vault (env AIPROD_MODELS_DIR; default ./models)")
+    parser.add_argument("--data-dir", default=default, help="history, outputs (env AIPROD_DATA_DIR)")
+    parser.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N (env AIPROD_DEVICE; default auto)")
+    parser.add_argument("--json", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="print one machine-readable JSON object on stdout")
+    parser.add_argument("-v", "--verbose", action="count", default=0 if top else argparse.SUPPRESS,
+                        help="more logging on stderr")
+
+
+class Registry:
+    """Where command plugins add their subcommands."""
+
+    def __init__(self, subparsers: argparse._SubParsersAction):
+        self._subparsers = subparsers
+        self._groups: dict[str, argparse._SubParsersAction] = {}
+
+    def command(self, name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
+        parser = self._subparsers.add_parser(name, help=help, description=help)
+        add_common_options(parser)
+        parser.set_defaults(handler=handler)
+        return parser
+
+    def group(self, name: str, help: str) -> argparse._SubParsersAction:
+        if name not in self._groups:
+            parser = self._subparsers.add_parser(name, help=help, description=help)
+            add_common_options(parser)
+            self._groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True,
+                                                       parser_class=_Parser)
+        return self._groups[name]
+
+    def subcommand(self, group: str, name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
+        parser = self.group(group, "").add_parser(name, help=help, description=help)
+        add_common_options(parser)
+        parser.set_defaults(handler=handler)
+        return parser
+
+
+# -- the core's own commands ------------------------------------------------------------------
+def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio.history import History
+
+    history = History(settings.db_path)
+    try:
+        rows = history.jobs(limit=args.limit, status=args.status, text=args.search, model=args.model)
+    finally:
+        history.close()
+    lines = [f"{'id':>6}  {'status':<11} {'model':<20} {'seed':>10}  {'wall_s':>7}  prompt"]
+    for r in rows:
+        wall = f"{r['wall_s']:.2f}" if r.get("wall_s") is not None else "-"
+        lines.append(f"{r['id']:>6}  {r['status']:<11} {str(r['model'])[:20]:<20} {r['seed']:>10}  {wall:>7}  "
+                     f"{(r['prompt'] or '')[:60]}")
+    if not rows:
+        lines.append("(no jobs yet)")
+    return {"jobs": rows}, "\n".join(lines)
+
+
+def _cmd_vault_list(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio.vault import Vault
+
+    entries = Vault(settings.models_dir).entries(kind=args.kind)
+    lines = [f"vault: {settings.models_dir}"]
+    for e in entries:
+        tag = " [test model]" if e.test_model else ""
+        lines.append(f"  {e.name:<28} {e.kind:<9} {e.family:<5} {e.total_size:>14,d} B  {e.digest[:12]}{tag}")
+    if not entries:
+        lines.append("  (empty: run `aiprod-studio vault make-tiny`, or `vault provision` on a connected machine)")
+    data = [e.model_dump(mode="json") | {"total_size": e.total_size} for e in entries]
+    return {"models_dir": str(settings.models_dir), "entries": data}, "\n".join(lines)
+
+
+def _register_core(reg: Registry) -> None:
+    p = reg.command("history", "list past and queued renders, newest first", _cmd_history)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled", "interrupted"))
+    p.add_argument("--search", help="text that the prompt contains")
+    p.add_argument("--model", help="only jobs of this model")
+    p = reg.subcommand("vault", "list", "list the vault's entries", _cmd_vault_list)
+    p.add_argument("--kind", choices=("pipeline", "lora", "qa", "scenarist"))
+
+
+def _load_plugins(reg: Registry) -> None:
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        ep.load()(reg)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="aiprod-studio", description="AIPROD Studio: a local, offline video studio.")
+    parser.add_argument("--version", action="version", version=f"aiprod-studio {__version__}")
+    add_common_options(parser, top=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    reg = Registry(subparsers)
+    reg.group("vault", "the offline model vault")
+    _register_core(reg)
+    _load_plugins(reg)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    offline.enforce()
+    argv = sys.argv[1:] if argv is None else argv
+    want_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
+        settings = load_settings(args.models_dir, args.data_dir, args.device)
+        result, text = args.handler(args, settings)
+    except StudioError as exc:
+        return _fail(exc, exc.exit_code, want_json)
+    except KeyboardInterrupt:
+        return _fail(Cancelled("interrupted"), 4, want_json)
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: report, exit 1
+        log.debug("internal error", exc_info=True)
+        return _fail(exc, 1, want_json)
+    if args.json:
+        print(json.dumps({"ok": True, **result}, default=str))
+    else:
+        print(text)
+    return 0
+
+
+def _fail(exc: BaseException, code: int, want_json: bool) -> int:
+    message = str(exc) or type(exc).__name__
+    if code == 1:
+        message = f"internal error: {type(exc).__name__}: {message}"
+    print(f"aiprod-studio: error: {message}", file=sys.stderr)
+    if want_json:
+        print(json.dumps({"ok": False, "error": message, "field": getattr(exc, "field", None), "exit_code": code}))
+    return code

@@ -1,0 +1,180 @@
+"""Render history and job queue in one SQLite file.
+
+WAL journal, `synchronous=FULL`, one connection shared behind a lock (the design's
+single writer). The schema changes only through the numbered migrations below, applied
+in order and remembered in `PRAGMA user_version`. The `jobs` table is also the render
+queue: queued → running → done | failed | cancelled | interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _m001_jobs(db: sqlite_utils.Database) -> None:
+    db["jobs"].create(
+        {
+            "id": int,
+            "status": str,
+            "prompt": str,
+            "model": str,
+            "model_digest": str,
+            "seed": int,
+            "recipe": str,
+            "created_at": str,
+            "started_at": str,
+            "finished_at": str,
+            "output_path": str,
+            "error": str,
+            "wall_s": float,
+            "step": int,
+            "total_steps": int,
+        },
+        pk="id",
+        not_null={"status", "recipe", "created_at"},
+        defaults={"status": "queued", "step": 0, "total_steps": 0},
+    )
+    db["jobs"].create_index(["status"])
+    db["jobs"].create_index(["created_at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs]
+
+
+class History:
+    """The studio's database. Safe to share between threads."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for number, migration in enumerate(MIGRATIONS, start=1):
+                if number <= version:
+                    continue
+                with self.db.conn:  # one transaction per migration
+                    self.db.execute("BEGIN IMMEDIATE")
+                    migration(self.db)
+                    self.db.execute(f"PRAGMA user_version={number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.conn.close()
+
+    # -- writes ----------------------------------------------------------------------------
+    def _update(self, job_id: int, **values: Any) -> None:
+        with self._lock:
+            self.db["jobs"].update(job_id, values)
+
+    def create_job(self, recipe: Any, status: str = "queued") -> int:
+        """Insert a job for a validated recipe (a `Recipe`); returns its id."""
+        with self._lock:
+            table = self.db["jobs"]
+            table.insert(
+                {
+                    "status": status,
+                    "prompt": recipe.prompt,
+                    "model": recipe.model,
+                    "model_digest": recipe.model_digest,
+                    "seed": recipe.seed,
+                    "recipe": recipe.to_json(),
+                    "created_at": _now(),
+                    "total_steps": recipe.steps,
+                }
+            )
+            return int(table.last_pk)
+
+    def mark_running(self, job_id: int) -> None:
+        self._update(job_id, status="running", started_at=_now(), step=0, error=None)
+
+    def set_progress(self, job_id: int, step: int, total: int) -> None:
+        self._update(job_id, step=step, total_steps=total)
+
+    def set_recipe(self, job_id: int, recipe: Any) -> None:
+        self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest)
+
+    def mark_done(self, job_id: int, output_path: str, wall_s: float) -> None:
+        self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s)
+
+    def mark_failed(self, job_id: int, error: str, status: str = "failed") -> None:
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
+        self._update(job_id, status=status, finished_at=_now(), error=error)
+
+    def recover_interrupted(self) -> list[int]:
+        """Rows left `running` by a crash become `interrupted`; returns their ids."""
+        with self._lock:
+            ids = [r["id"] for r in self.db.query("SELECT id FROM jobs WHERE status = 'running'")]
+            if ids:
+                self.db.execute(
+                    "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = ? WHERE status = 'running'",
+                    [_now(), "the studio stopped while this job was running"],
+                )
+            return ids
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, job_id: int) -> dict[str, Any]:
+        with self._lock:
+            rows = list(self.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
+        if not rows:
+            raise KeyError(job_id)
+        return _decode(rows[0])
+
+    def jobs(self, limit: int = 50, offset: int = 0, status: str | None = None, text: str | None = None,
+             model: str | None = None) -> list[dict[str, Any]]:
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if model:
+            where.append("model = ?")
+            params.append(model)
+        if text:
+            where.append("prompt LIKE ? ESCAPE '\\'")
+            params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+        with self._lock:
+            return [_decode(r) for r in self.db.query(sql, [*params, limit, offset])]
+
+    def count(self, status: str | None = None) -> int:
+        with self._lock:
+            if status:
+                return self.db.execute("SELECT count(*) FROM jobs WHERE status = ?", [status]).fetchone()[0]
+            return self.db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    row["recipe"] = json.loads(row["recipe"]) if row.get("recipe") else None
+    return row

@@ -1,0 +1,221 @@
+"""The recipe: everything that determines a render, in one typed, validated object.
+
+A recipe is stored in the history row and embedded as JSON in the MP4's metadata, so
+any output can be re-rendered and compared. Validation never rounds silently: every
+error names the field and the value (`num_frames must be 8k+1 (…), got 20`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aiprod_studio.errors import BadInput
+
+QUANTIZATIONS = ("none", "int8", "fp8")
+MAX_PROMPT_CHARS = 2000
+MAX_SEED = 2**63 - 1
+
+# Expert pipeline settings a recipe may carry (LTX-2 guidance variants and text length).
+# Anything else is refused by name, so a typo never silently does nothing.
+ADVANCED_KEYS = {
+    "stg_scale": float,
+    "modality_scale": float,
+    "guidance_rescale": float,
+    "audio_guidance_scale": float,
+    "audio_stg_scale": float,
+    "audio_modality_scale": float,
+    "audio_guidance_rescale": float,
+    "spatio_temporal_guidance_blocks": list,
+    "use_cross_timestep": bool,
+    "max_sequence_length": int,
+    "decode_timestep": float,
+    "decode_noise_scale": float,
+    "noise_scale": float,
+    "motion_speed": float,
+}
+
+# What a recipe falls back to when neither the user nor the model entry says otherwise
+# (the LTX-2 pipeline's own defaults).
+RECIPE_DEFAULTS: dict[str, Any] = {
+    "negative_prompt": "",
+    "seed": 0,
+    "width": 768,
+    "height": 512,
+    "num_frames": 121,
+    "fps": 24,
+    "steps": 40,
+    "guidance": 4.0,
+    "quantization": "none",
+}
+
+
+class LoraRef(BaseModel):
+    """A LoRA applied to a render: vault name, its file's sha256, its strength."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    sha256: str = ""
+    scale: float = 1.0
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_range(cls, v: float) -> float:
+        if not -2.0 <= v <= 2.0:
+            raise ValueError(f"must be between -2 and 2, got {v}")
+        return v
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    negative_prompt: str = RECIPE_DEFAULTS["negative_prompt"]
+    model: str
+    model_digest: str | None = None
+    loras: list[LoraRef] = Field(default_factory=list)
+    seed: int = RECIPE_DEFAULTS["seed"]
+    width: int = RECIPE_DEFAULTS["width"]
+    height: int = RECIPE_DEFAULTS["height"]
+    num_frames: int = RECIPE_DEFAULTS["num_frames"]
+    fps: int = RECIPE_DEFAULTS["fps"]
+    steps: int = RECIPE_DEFAULTS["steps"]
+    guidance: float = RECIPE_DEFAULTS["guidance"]
+    quantization: Literal["none", "int8", "fp8"] = RECIPE_DEFAULTS["quantization"]
+    scheduler: dict[str, Any] = Field(default_factory=dict)
+    advanced: dict[str, Any] = Field(default_factory=dict)
+    versions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty, got ''" if not v else f"must not be blank, got {v!r}")
+        if len(v) > MAX_PROMPT_CHARS:
+            raise ValueError(f"must be at most {MAX_PROMPT_CHARS} characters, got {len(v)}")
+        return v
+
+    @field_validator("negative_prompt")
+    @classmethod
+    def _negative(cls, v: str) -> str:
+        if len(v) > MAX_PROMPT_CHARS:
+            raise ValueError(f"must be at most {MAX_PROMPT_CHARS} characters, got {len(v)}")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must name a model of the vault, got ''")
+        return v
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        if not 0 <= v <= MAX_SEED:
+            raise ValueError(f"must be between 0 and {MAX_SEED}, got {v}")
+        return v
+
+    @field_validator("width", "height")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        if v % 32 or not 32 <= v <= 4096:
+            raise ValueError(f"must be a multiple of 32 between 32 and 4096, got {v}")
+        return v
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames(cls, v: int) -> int:
+        if v < 1 or (v - 1) % 8 or v > 1025:
+            raise ValueError(f"must be 8k+1 (1, 9, 17, 25, …, 1025), got {v}")
+        return v
+
+    @field_validator("fps")
+    @classmethod
+    def _fps(cls, v: int) -> int:
+        if not 1 <= v <= 60:
+            raise ValueError(f"must be between 1 and 60, got {v}")
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: int) -> int:
+        if not 1 <= v <= 200:
+            raise ValueError(f"must be between 1 and 200, got {v}")
+        return v
+
+    @field_validator("guidance")
+    @classmethod
+    def _guidance(cls, v: float) -> float:
+        if not v >= 1.0 or v > 100:
+            raise ValueError(f"must be at least 1 (and at most 100), got {v}")
+        return v
+
+    @field_validator("advanced")
+    @classmethod
+    def _advanced(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            kind = ADVANCED_KEYS.get(key)
+            if kind is None:
+                raise ValueError(f"has unknown setting {key!r} (known: {', '.join(sorted(ADVANCED_KEYS))})")
+            if value is None:
+                continue
+            if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                continue
+            if kind is list and isinstance(value, list) and all(isinstance(i, int) for i in value):
+                continue
+            if kind in (int, bool) and type(value) is kind:
+                continue
+            raise ValueError(f"setting {key!r} must be {kind.__name__}, got {value!r}")
+        return v
+
+    # -- serialisation -------------------------------------------------------------
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces): what goes into the MP4 and the DB."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def render_key(self) -> str:
+        """Hash of what decides the pixels (everything but the library versions)."""
+        data = self.model_dump(mode="json", exclude={"versions"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _describe(err: dict) -> str:
+    field = ".".join(str(p) for p in err.get("loc", ())) or "recipe"
+    kind = err.get("type", "")
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown field {field!r}"
+    if kind == "missing":
+        return f"{field} is required"
+    msg = err.get("msg", "")
+    if kind == "value_error":
+        return f"{field} {msg.removeprefix('Value error, ')}"
+    return f"{field}: {msg.lower()}, got {value!r}"
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    return "; ".join(_describe(e) for e in exc.errors())
+
+
+def make_recipe(data: dict[str, Any]) -> Recipe:
+    """Build a recipe from plain values; any problem becomes `BadInput` naming the field."""
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0].get("loc", ("recipe",))
+        raise BadInput(format_validation_error(exc), field=str(first[0]) if first else None) from None
+
+
+def recipe_from_json(text: str) -> Recipe:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"recipe is not valid JSON: {exc}", field="recipe") from None
+    if not isinstance(data, dict):
+        raise BadInput(f"recipe must be a JSON object, got {type(data).__name__}", field="recipe")
+    return make_recipe(data)

@@ -1,0 +1,97 @@
+"""Shared fixtures: an isolated vault with the tiny model, an isolated data dir, CLI runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory):
+    """No test ever touches the user's vault or data dir."""
+    base = tmp_path_factory.mktemp("isolated")
+    old = {k: os.environ.get(k) for k in ("AIPROD_MODELS_DIR", "AIPROD_DATA_DIR", "AIPROD_DEVICE")}
+    os.environ["AIPROD_MODELS_DIR"] = str(base / "no-models")
+    os.environ["AIPROD_DATA_DIR"] = str(base / "no-data")
+    os.environ["AIPROD_DEVICE"] = "cpu"
+    yield
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def tiny_vault(tmp_path_factory) -> Path:
+    """A vault holding only the tiny model, built once per test session."""
+    from aiprod_studio.vault import Vault
+    from engine.tiny import make_tiny
+
+    root = tmp_path_factory.mktemp("vault")
+    make_tiny(Vault(root))
+    return root
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def studio(tiny_vault, data_dir):
+    from aiprod_studio.settings import load_settings
+    from engine.studio import Studio
+
+    s = Studio(load_settings(models_dir=tiny_vault, data_dir=data_dir, device="cpu"))
+    yield s
+    s.close()
+
+
+class CliResult:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def cli(tiny_vault, data_dir):
+    """Run `python -m aiprod_studio ARGS` in a subprocess against the tiny vault."""
+
+    def run(*args: str, models_dir: Path | None = None, timeout: float = 180) -> CliResult:
+        env = {**os.environ, "AIPROD_MODELS_DIR": str(models_dir or tiny_vault), "AIPROD_DATA_DIR": str(data_dir),
+               "AIPROD_DEVICE": "cpu"}
+        proc = subprocess.run([sys.executable, "-m", "aiprod_studio", *args], capture_output=True, text=True,
+                              env=env, cwd=ROOT, timeout=timeout)
+        return CliResult(proc)
+
+    return run

@@ -1,0 +1,111 @@
+"""The SQLite history: pragmas, migrations, job transitions, crash recovery, filters."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from aiprod_studio.history import MIGRATIONS, History
+from aiprod_studio.recipe import make_recipe
+
+
+def recipe(prompt="a red car", seed=1):
+    return make_recipe({"prompt": prompt, "model": "m", "width": 64, "height": 64, "num_frames": 17, "seed": seed})
+
+
+@pytest.fixture
+def history(tmp_path):
+    h = History(tmp_path / "h.sqlite")
+    yield h
+    h.close()
+
+
+def test_pragmas_and_schema_version(history, tmp_path):
+    assert history.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert history.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert history.schema_version == len(MIGRATIONS)
+    cols = {c.name for c in history.db["jobs"].columns}
+    assert {"id", "status", "recipe", "model_digest", "created_at", "started_at", "finished_at", "output_path",
+            "error", "wall_s"} <= cols
+
+
+def test_migrations_run_once(tmp_path):
+    History(tmp_path / "h.sqlite").close()
+    h = History(tmp_path / "h.sqlite")  # reopening must not re-run migration 1 (it would fail: table exists)
+    assert h.schema_version == len(MIGRATIONS)
+    h.close()
+
+
+def test_job_lifecycle_rows(history):
+    r = recipe()
+    job = history.create_job(r)
+    assert history.get(job)["status"] == "queued"
+    history.mark_running(job)
+    history.set_progress(job, 3, 8)
+    row = history.get(job)
+    assert (row["status"], row["step"], row["total_steps"]) == ("running", 3, 8)
+    assert row["started_at"]
+    history.mark_done(job, "/out/x.mp4", 1.25)
+    row = history.get(job)
+    assert (row["status"], row["output_path"], row["wall_s"]) == ("done", "/out/x.mp4", 1.25)
+    assert row["recipe"] == r.model_dump(mode="json")
+    assert row["finished_at"] >= row["started_at"] >= row["created_at"]
+
+
+def test_failed_and_cancelled_keep_the_error(history):
+    a, b = history.create_job(recipe()), history.create_job(recipe())
+    history.mark_failed(a, "boom")
+    history.mark_failed(b, "stopped", status="cancelled")
+    assert (history.get(a)["status"], history.get(a)["error"]) == ("failed", "boom")
+    assert history.get(b)["status"] == "cancelled"
+    with pytest.raises(ValueError):
+        history.mark_failed(a, "x", status="running")
+
+
+def test_running_rows_become_interrupted_on_recovery(tmp_path):
+    h = History(tmp_path / "h.sqlite")
+    done, running = h.create_job(recipe()), h.create_job(recipe())
+    h.mark_running(done)
+    h.mark_done(done, "/x.mp4", 1.0)
+    h.mark_running(running)
+    h.close()  # the process "dies" with one job running
+    h2 = History(tmp_path / "h.sqlite")
+    assert h2.recover_interrupted() == [running]
+    assert h2.get(running)["status"] == "interrupted"
+    assert h2.get(done)["status"] == "done"
+    assert h2.recover_interrupted() == []
+    h2.close()
+
+
+def test_filters_and_paging(history):
+    for i in range(5):
+        history.create_job(recipe(prompt=f"shot {i} 100%_sure", seed=i))
+    history.create_job(recipe(prompt="another thing"))
+    assert [r["seed"] for r in history.jobs(limit=2)] == [1, 4]
+    assert [r["seed"] for r in history.jobs(limit=2, offset=2)] == [3, 2]
+    assert len(history.jobs(text="100%_")) == 5
+    assert len(history.jobs(text="%")) == 5  # LIKE wildcards are escaped
+    assert history.jobs(text="another")[0]["prompt"] == "another thing"
+    assert history.count() == 6 and history.count("queued") == 6
+
+
+def test_concurrent_writers_share_one_connection(history):
+    ids = []
+
+    def work():
+        for _ in range(20):
+            ids.append(history.create_job(recipe()))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(set(ids)) == 80 and history.count() == 80
+
+
+def test_database_passes_integrity_check(history, tmp_path):
+    history.create_job(recipe())
+    con = sqlite3.connect(tmp_path / "h.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
