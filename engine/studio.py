@@ -1,0 +1,142 @@
+"""The in-process engine the CLI and the UI both drive.
+
+`Studio` ties the settings, the vault, the history and the warm pipeline together:
+`build_recipe` turns loose values into a validated recipe (user values over the model's
+own defaults over the studio's), `render` runs one job end to end and records it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiprod_studio.errors import BadInput, Cancelled
+from aiprod_studio.history import History
+from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
+from aiprod_studio.settings import Settings
+from aiprod_studio.vault import Entry, Vault
+from engine import media
+from engine.device import DevicePlan, resolve
+from engine.pipelines import PipelineCache
+from engine.render import ProgressFn, render_to_file
+
+log = logging.getLogger(__name__)
+
+_VERSIONED = ("aiprod-studio", "torch", "diffusers", "transformers", "optimum-quanto")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in _VERSIONED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    return versions
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "render"
+
+
+class Studio:
+    def __init__(self, settings: Settings):
+        self.settings = settings.ensure_dirs()
+        self.vault = Vault(settings.models_dir)
+        self.plan: DevicePlan = resolve(settings.device)
+        self.cache = PipelineCache()
+        self._history: History | None = None
+        self._history_lock = threading.Lock()
+        self._gpu_lock = threading.Lock()  # the device renders one job at a time
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def history(self) -> History:
+        with self._history_lock:
+            if self._history is None:
+                self._history = History(self.settings.db_path)
+            return self._history
+
+    def close(self) -> None:
+        self.cache.clear()
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+
+    # -- models ------------------------------------------------------------------------------
+    def pipelines(self) -> list[Entry]:
+        return self.vault.entries(kind="pipeline")
+
+    def default_model(self) -> str | None:
+        """The first real pipeline of the vault, else the first test model, else None."""
+        entries = sorted(self.pipelines(), key=lambda e: (e.test_model, e.name))
+        return entries[0].name if entries else None
+
+    # -- recipes -----------------------------------------------------------------------------
+    def build_recipe(self, values: dict[str, Any]) -> Recipe:
+        """Validated recipe from user values (None = not given) over model and studio defaults."""
+        given = {k: v for k, v in values.items() if v is not None}
+        model = given.get("model") or self.default_model()
+        if not model:
+            raise BadInput("model is required: the vault holds no pipeline (run `aiprod-studio vault make-tiny` "
+                           "or provision one)", field="model")
+        entry = self.vault.get(model, kind="pipeline")
+        model_defaults = {k: v for k, v in entry.defaults.items() if k != "advanced"}
+        advanced = {**entry.defaults.get("advanced", {}), **given.get("advanced", {})}
+        data = {**RECIPE_DEFAULTS, **model_defaults, **given, "model": model, "model_digest": entry.digest,
+                "advanced": advanced, "versions": {**library_versions(), "device": self.plan.label}}
+        return make_recipe(data)
+
+    # -- rendering ---------------------------------------------------------------------------
+    def output_path_for(self, job_id: int, recipe: Recipe) -> Path:
+        return self.settings.outputs_dir / f"{job_id:06d}-{_slug(recipe.prompt)}-{recipe.seed}.mp4"
+
+    def render(
+        self,
+        recipe: Recipe,
+        out_path: Path | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Render one recipe as a recorded job; returns the finished history row.
+
+        The row goes queued → running → done, or failed/cancelled with the error; on any
+        failure the partial file is removed and the exception propagates.
+        """
+        # 1. The model must be in the vault; the recipe records the digest it rendered with.
+        entry = self.vault.get(recipe.model, kind="pipeline")
+        recipe = recipe.model_copy(update={"model_digest": entry.digest,
+                                           "versions": {**library_versions(), "device": self.plan.label}})
+        history = self.history
+        job_id = history.create_job(recipe)
+        target = Path(out_path).resolve() if out_path else self.output_path_for(job_id, recipe)
+        try:
+            with self._gpu_lock:
+                history.mark_running(job_id)
+                started = time.perf_counter()
+                pipe = self.cache.get(self.vault, entry, self.plan, recipe.quantization)
+
+                def on_progress(step: int, total: int) -> None:
+                    history.set_progress(job_id, step, total)
+                    if progress is not None:
+                        progress(step, total)
+
+                render_to_file(pipe, recipe, target, on_progress, cancel)
+                history.mark_done(job_id, str(target), time.perf_counter() - started)
+        except Cancelled as exc:
+            history.mark_failed(job_id, str(exc), status="cancelled")
+            raise
+        except KeyboardInterrupt:
+            history.mark_failed(job_id, "interrupted by the user", status="cancelled")
+            raise
+        except Exception as exc:
+            history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                media.temp_path_for(target).unlink()
+        return history.get(job_id)
