@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +242,48 @@ class Vault:
         if not files:
             raise BadInput(f"{base} holds no files", field="path")
         return files
+
+    def import_folder(self, source: Path | str, name: str, kind: str = "pipeline", family: str = "ltx2",
+                      **fields: Any) -> Entry:
+        """Copy a model folder (or one weights file) into the vault and record it.
+
+        The copy goes to a hidden temp name first and is renamed into place only after
+        every file was hashed and checked, so an interrupted import leaves no half entry.
+        """
+        src = Path(source).expanduser().resolve()
+        if not src.exists():
+            raise BadInput(f"path {str(source)!r} does not exist", field="path")
+        if not name or "/" in name or name.startswith("."):
+            raise BadInput(f"name must be a plain folder name, got {name!r}", field="name")
+        if kind not in KINDS:
+            raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
+        if kind == "pipeline" and src.is_dir() and not (src / "model_index.json").is_file():
+            raise BadInput(f"{src} is not a diffusers pipeline folder (no model_index.json)", field="path")
+        if any(e.name == name for e in self.entries()):
+            raise BadInput(f"name {name!r} is already an entry of the vault", field="name")
+        rel = f"{KIND_DIRS[kind]}/{name}" + (src.suffix if src.is_file() else "")
+        target = self.root / rel
+        if target.exists():
+            raise BadInput(f"{target} already exists", field="name")
+        tmp = target.with_name(f".{target.name}.importing")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+        try:
+            if src.is_dir():
+                for p in src.rglob("*"):
+                    if p.is_symlink() and not p.resolve().is_relative_to(src):
+                        raise IntegrityError(f"{p}: symlink leaves the folder being imported")
+                shutil.copytree(src, tmp, symlinks=False)
+            else:
+                shutil.copy2(src, tmp)
+            self.hash_tree(tmp.relative_to(self.root).as_posix())  # refuse unsafe weights before anything is registered
+            os.replace(tmp, target)
+        except BaseException:
+            if tmp.exists():
+                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+            raise
+        return self.record(name, kind, family, rel, **fields)
 
     def record(self, name: str, kind: str, family: str, rel_path: str, **fields: Any) -> Entry:
         """Hash the files at `rel_path` and add (or replace) the entry `name`."""

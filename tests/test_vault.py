@@ -105,3 +105,37 @@ def test_rerecording_replaces_the_entry(tmp_path):
     make_entry(tmp_path)
     make_entry(tmp_path)
     assert [e.name for e in Vault(tmp_path).entries()] == ["demo"]
+
+
+def test_import_folder_copies_hashes_and_records(tmp_path):
+    src_root = tmp_path / "src"
+    make_entry(src_root, "downloaded")
+    folder = src_root / "pipelines" / "downloaded"
+    vault = Vault(tmp_path / "vault")
+    entry = vault.import_folder(folder, "ltx2-real", license="LTX-2 Community License")
+    assert (tmp_path / "vault/pipelines/ltx2-real/unet/w.safetensors").read_bytes() == \
+        (folder / "unet/w.safetensors").read_bytes()
+    assert entry.license == "LTX-2 Community License" and set(entry.files) == {"model_index.json", "unet/w.safetensors"}
+    assert vault.quick_check(vault.get("ltx2-real")) == []
+    with pytest.raises(BadInput, match="already an entry"):
+        vault.import_folder(folder, "ltx2-real")
+
+
+def test_import_refuses_unsafe_weights_and_leaves_no_half_entry(tmp_path):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "model_index.json").write_text("{}")
+    (folder / "weights.safetensors").write_bytes(pickle.dumps([1, 2, 3]))
+    vault = Vault(tmp_path / "vault")
+    with pytest.raises(IntegrityError):
+        vault.import_folder(folder, "bad")
+    assert vault.entries() == []
+    assert list((tmp_path / "vault" / "pipelines").iterdir()) == []
+
+
+def test_import_needs_a_pipeline_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInput, match="no model_index.json"):
+        Vault(tmp_path / "vault").import_folder(tmp_path / "empty", "x")
+    with pytest.raises(BadInput, match="does not exist"):
+        Vault(tmp_path / "vault").import_folder(tmp_path / "nope", "x")

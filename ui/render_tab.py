@@ -66,10 +66,10 @@ def _status(event: Any) -> str:
         return f"Rendering… step {event.step}/{event.total}{eta}"
     if isinstance(event, Done):
         row = event.row
-        return f"✅ Job {row['id']} done in {row['wall_s']:.2f}s → `{row['output_path']}`"
+        return f"Done: job {row['id']} in {row['wall_s']:.2f}s → `{row['output_path']}`"
     if isinstance(event, Stopped):
-        return "⏹️ Cancelled: the partial clip was discarded."
-    return f"❌ {event.error}"
+        return "Cancelled: the partial clip was discarded."
+    return f"Failed: {event.error}"
 
 
 def build(studio: Studio) -> None:
@@ -100,7 +100,7 @@ def build(studio: Studio) -> None:
                 steps = gr.Number(label="Steps", value=d["steps"], precision=0, minimum=1, maximum=200)
                 guidance = gr.Number(label="Guidance", value=d["guidance"], minimum=1.0, step=0.5)
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
-                dice = gr.Button("🎲", scale=0, min_width=48)
+                dice = gr.Button("Random seed", scale=0, min_width=110)
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
                 cancel = gr.Button("Cancel", variant="stop")

@@ -1,0 +1,103 @@
+"""The `aiprod-studio` CLI end to end, in subprocesses, against the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine import media
+
+
+def test_render_history_inspect(cli, data_dir, tmp_path):
+    out = tmp_path / "clip.mp4"
+    r = cli("render", "--prompt", "a red car drives at night", "--seed", "5", "--fps", "12", "--out", str(out),
+            "--json")
+    assert r.returncode == 0, r.stderr
+    res = r.json
+    assert res["ok"] and res["output"] == str(out) and res["seed"] == 5 and res["model"] == "aiprod-tiny-ltx2"
+    assert len(res["model_digest"]) == 64 and res["wall_s"] > 0
+
+    info = media.probe(out)
+    assert info["video"]["codec"] == "h264" and info["video"]["pix_fmt"] == "yuv420p"
+    assert (info["video"]["frames"], info["video"]["width"], info["video"]["height"]) == (17, 64, 64)
+    assert info["video"]["fps"] == 12.0
+    assert info["audio"]["codec"] == "aac" and info["audio"]["sample_rate"] == 16000
+
+    h = cli("history", "--json")
+    assert h.returncode == 0
+    [row] = h.json["jobs"]
+    assert (row["id"], row["status"], row["output_path"]) == (res["id"], "done", str(out))
+
+    i = cli("inspect", str(out), "--json")
+    assert i.returncode == 0
+    assert i.json["recipe"] == res["recipe"] == row["recipe"]
+    assert i.json["recipe"]["prompt"] == "a red car drives at night"
+    assert json.loads(cli("inspect", str(out)).stdout)["fps"] == 12
+
+
+def test_same_recipe_identical_other_seed_differs(cli, tmp_path):
+    a, b, c = (tmp_path / f"{n}.mp4" for n in "abc")
+    for path, seed in ((a, "11"), (b, "11"), (c, "12")):
+        assert cli("render", "--prompt", "waves", "--seed", seed, "--out", str(path)).returncode == 0
+    same = cli("compare", str(a), str(b), "--json")
+    assert same.returncode == 0 and same.json["psnr"] == "inf" and same.json["identical"]
+    assert "overall: PSNR inf dB" in cli("compare", str(a), str(b)).stdout
+    diff = cli("compare", str(a), str(c), "--json").json
+    assert isinstance(diff["psnr"], float) and not diff["identical"]
+
+
+def test_rerender_from_an_inspected_recipe(cli, tmp_path):
+    first = tmp_path / "first.mp4"
+    assert cli("render", "--prompt", "fog over hills", "--seed", "9", "--out", str(first)).returncode == 0
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(cli("inspect", str(first)).stdout)
+    again = tmp_path / "again.mp4"
+    assert cli("render", "--recipe", str(recipe_file), "--out", str(again)).returncode == 0
+    assert cli("compare", str(first), str(again), "--json").json["identical"]
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "fragment"),
+    [
+        (["--prompt", "x", "--width", "50"], "width", "width must be a multiple of 32"),
+        (["--prompt", "x", "--frames", "20"], "num_frames", "num_frames must be 8k+1"),
+        (["--prompt", ""], "prompt", "prompt must not be empty"),
+        (["--prompt", "x", "--model", "nope"], "model", "model 'nope'"),
+        (["--prompt", "x", "--bogus"], "arguments", "unrecognized arguments: --bogus"),
+        (["--prompt", "x", "--steps", "0"], "steps", "steps must be between 1 and 200, got 0"),
+        (["--prompt", "x", "--out", "clip.avi"], "out", "out must end in .mp4"),
+    ],
+)
+def test_bad_input_exits_2_and_leaves_nothing(cli, data_dir, args, field, fragment):
+    r = cli("render", *args, "--json")
+    assert r.returncode == 2, r.stderr
+    assert fragment in r.stderr and r.json["field"] == field and not r.json["ok"]
+    assert cli("history", "--json").json["jobs"] == []
+    outputs = data_dir / "outputs"
+    assert not outputs.exists() or list(outputs.iterdir()) == []
+
+
+def test_commands_have_help(cli):
+    for cmd in (["render"], ["history"], ["inspect"], ["compare"], ["vault", "list"], ["vault", "make-tiny"], ["ui"]):
+        r = cli(*cmd, "--help")
+        assert r.returncode == 0 and "usage: aiprod-studio" in r.stdout, cmd
+
+
+def test_make_tiny_and_vault_list(cli, tmp_path):
+    models = tmp_path / "models"
+    r = cli("vault", "make-tiny", "--json", models_dir=models)
+    assert r.returncode == 0, r.stderr
+    listed = cli("vault", "list", "--json", models_dir=models).json
+    [entry] = listed["entries"]
+    assert entry["name"] == "aiprod-tiny-ltx2" and entry["test_model"] and entry["digest"] == r.json["digest"]
+    assert (models / "pipelines/aiprod-tiny-ltx2/model_index.json").is_file()
+    assert (models / "CHECKSUMS.sha256").read_text().count("pipelines/aiprod-tiny-ltx2/") == entry["files"].__len__()
+
+
+def test_inspect_and_compare_errors(cli, tmp_path):
+    missing = cli("inspect", str(tmp_path / "none.mp4"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    plain = media.encode_mp4(tmp_path / "plain.mp4", __import__("numpy").zeros((9, 64, 64, 3), "uint8"), 24)
+    r = cli("inspect", str(plain))
+    assert r.returncode == 2 and "carries no AIPROD recipe" in r.stderr
