@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aiprod_studio import atomic
 from aiprod_studio.errors import BadInput, IntegrityError
 
 log = logging.getLogger(__name__)
@@ -136,21 +137,6 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 class Vault:
     """The vault folder. Cheap to construct; reads the manifest on demand."""
 
@@ -219,12 +205,12 @@ class Vault:
 
     def _write(self, manifest: Manifest) -> None:
         manifest.entries.sort(key=lambda e: e.name)
-        _atomic_write(self.manifest_path, manifest.model_dump_json(indent=2, exclude_none=False) + "\n")
+        atomic.write_text(self.manifest_path, manifest.model_dump_json(indent=2, exclude_none=False) + "\n")
         lines = []
         for e in manifest.entries:
             for rel in sorted(e.files):
                 lines.append(f"{e.files[rel].sha256}  {e.path}/{rel}\n")
-        _atomic_write(self.checksums_path, "".join(lines))
+        atomic.write_text(self.checksums_path, "".join(lines))
 
     def hash_tree(self, rel_path: str) -> dict[str, FileRecord]:
         """Hash every file below `rel_path` (a folder or one file), refusing unsafe weights."""

@@ -10,13 +10,14 @@ import contextlib
 import json
 import logging
 import math
-import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
+
+from aiprod_studio.atomic import replace_durably
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +34,6 @@ def to_uint8_frames(frames: np.ndarray) -> np.ndarray:
 
 def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
-
-
-def _fsync_and_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def encode_mp4(
@@ -101,7 +90,7 @@ def encode_mp4(
                     aframe.pts = start
                     container.mux(audio_stream.encode(aframe))
                 container.mux(audio_stream.encode(None))
-        _fsync_and_replace(tmp, path)
+        replace_durably(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

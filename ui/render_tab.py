@@ -15,7 +15,7 @@ import gradio as gr
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.recipe import MAX_SEED, QUANTIZATIONS
-from engine.jobs import Done, Failed, Progress, Stopped, start_render
+from engine.jobs import Done, Progress, Stopped, start_render
 from engine.studio import Studio
 
 TEST_MODEL_NOTE = (
