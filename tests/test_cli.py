@@ -101,3 +101,38 @@ def test_inspect_and_compare_errors(cli, tmp_path):
     plain = media.encode_mp4(tmp_path / "plain.mp4", __import__("numpy").zeros((9, 64, 64, 3), "uint8"), 24)
     r = cli("inspect", str(plain))
     assert r.returncode == 2 and "carries no AIPROD recipe" in r.stderr
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupting_a_render_cancels_it_cleanly(tiny_vault, data_dir, tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from aiprod_studio.history import History
+
+    out = tmp_path / "clips" / "long.mp4"
+    env = {**os.environ, "AIPROD_MODELS_DIR": str(tiny_vault), "AIPROD_DATA_DIR": str(data_dir)}
+    proc = subprocess.Popen([sys.executable, "-m", "aiprod_studio", "render", "--prompt", "a very long render",
+                             "--steps", "200", "--frames", "33", "--out", str(out), "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = data_dir / "history.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the render is really under way
+        if db.exists():
+            rows = History(db).jobs()
+            if rows and rows[0]["status"] == "running" and rows[0]["step"] >= 1:
+                break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the render never started")
+    proc.send_signal(getattr(signal, sig))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 4, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["exit_code"] == 4
+    [row] = History(db).jobs()
+    assert row["status"] == "cancelled" and 1 <= row["step"] < 200
+    assert not out.exists() and not (out.parent / ".long.mp4.partial").exists()
