@@ -129,6 +129,48 @@ class History:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
         self._update(job_id, status=status, finished_at=_now(), error=error)
 
+    def claim(self, job_id: int) -> bool:
+        """queued → running, only if nobody cancelled or claimed it meanwhile."""
+        with self._lock:
+            cur = self.db.execute("UPDATE jobs SET status = 'running', started_at = ?, step = 0, error = NULL "
+                                  "WHERE id = ? AND status = 'queued'", [_now(), job_id])
+            return cur.rowcount == 1
+
+    def cancel_if_queued(self, job_id: int, reason: str = "cancelled before it started") -> bool:
+        with self._lock:
+            cur = self.db.execute("UPDATE jobs SET status = 'cancelled', finished_at = ?, error = ? "
+                                  "WHERE id = ? AND status = 'queued'", [_now(), reason, job_id])
+            return cur.rowcount == 1
+
+    def requeue(self, job_id: int) -> bool:
+        """interrupted | failed | cancelled → queued again with the same recipe."""
+        with self._lock:
+            cur = self.db.execute(
+                "UPDATE jobs SET status = 'queued', started_at = NULL, finished_at = NULL, error = NULL, "
+                "output_path = NULL, wall_s = NULL, step = 0 "
+                "WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')", [job_id])
+            return cur.rowcount == 1
+
+    def next_queued(self) -> int | None:
+        with self._lock:
+            row = self.db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def queue_position(self, job_id: int) -> int | None:
+        """1 for the next job to run; None when the job is not queued."""
+        with self._lock:
+            row = self.db.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
+            if not row or row[0] != "queued":
+                return None
+            return self.db.execute("SELECT count(*) FROM jobs WHERE status = 'queued' AND id <= ?",
+                                   [job_id]).fetchone()[0]
+
+    def delete(self, job_id: int) -> dict[str, Any]:
+        row = self.get(job_id)
+        with self._lock:
+            self.db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
+        return row
+
     def recover_interrupted(self) -> list[int]:
         """Rows left `running` by a crash become `interrupted`; returns their ids."""
         with self._lock:

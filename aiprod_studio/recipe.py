@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aiprod_studio.errors import BadInput
 
 QUANTIZATIONS = ("none", "int8", "fp8")
+OFFLOADS = ("none", "model", "sequential")
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**63 - 1
 
@@ -50,6 +51,7 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "steps": 40,
     "guidance": 4.0,
     "quantization": "none",
+    "offload": "none",
 }
 
 
@@ -86,6 +88,7 @@ class Recipe(BaseModel):
     steps: int = RECIPE_DEFAULTS["steps"]
     guidance: float = RECIPE_DEFAULTS["guidance"]
     quantization: Literal["none", "int8", "fp8"] = RECIPE_DEFAULTS["quantization"]
+    offload: Literal["none", "model", "sequential"] = RECIPE_DEFAULTS["offload"]
     scheduler: dict[str, Any] = Field(default_factory=dict)
     advanced: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -179,8 +182,8 @@ class Recipe(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def render_key(self) -> str:
-        """Hash of what decides the pixels (everything but the library versions)."""
-        data = self.model_dump(mode="json", exclude={"versions"})
+        """Hash of what decides the pixels (not the library versions, not where weights wait)."""
+        data = self.model_dump(mode="json", exclude={"versions", "offload"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

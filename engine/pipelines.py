@@ -46,8 +46,13 @@ def quantize_transformer(transformer: torch.nn.Module, quantization: str) -> tor
     return transformer
 
 
-def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: str = "none") -> Any:
-    """Load a vault pipeline entry on `plan.device` in `plan.dtype`, quantized as asked."""
+def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: str = "none",
+                  offload: str = "none") -> Any:
+    """Load a vault pipeline entry on `plan.device` in `plan.dtype`, quantized and offloaded as asked.
+
+    `offload="model"` keeps each component on the CPU until it runs; `"sequential"` moves
+    weights layer by layer (least memory, slowest). Both only mean something on CUDA.
+    """
     import diffusers
 
     # 1. The entry must be a pipeline of a family we know, and pass its manifest check.
@@ -71,9 +76,14 @@ def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: st
     pipe = pipeline_cls.from_pretrained(folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype)
     pipe.set_progress_bar_config(disable=True)
 
-    # 3. Quantize the transformer (on the CPU, before it moves), then move everything.
+    # 3. Quantize the transformer (on the CPU, before it moves), then place everything.
     quantize_transformer(pipe.transformer, quantization)
-    pipe.to(plan.device)
+    if plan.device.type == "cuda" and offload == "model":
+        pipe.enable_model_cpu_offload(device=plan.device)
+    elif plan.device.type == "cuda" and offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=plan.device)
+    else:
+        pipe.to(plan.device)
     log.info("loaded %s (%s, %s) in %.2fs", entry.name, plan.label, quantization, time.perf_counter() - started)
     return pipe
 
@@ -91,13 +101,13 @@ class PipelineCache:
         self._lock = threading.Lock()
         self._loaded: _Loaded | None = None
 
-    def get(self, vault: Vault, entry: Entry, plan: DevicePlan, quantization: str) -> Any:
-        key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization)
+    def get(self, vault: Vault, entry: Entry, plan: DevicePlan, quantization: str, offload: str = "none") -> Any:
+        key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization, offload)
         with self._lock:
             if self._loaded is not None and self._loaded.key == key:
                 return self._loaded.pipe
             self._drop(plan)
-            pipe = load_pipeline(vault, entry, plan, quantization)
+            pipe = load_pipeline(vault, entry, plan, quantization, offload)
             self._loaded = _Loaded(key, pipe)
             return pipe
 

@@ -95,6 +95,12 @@ class Studio:
     def output_path_for(self, job_id: int, recipe: Recipe) -> Path:
         return self.settings.outputs_dir / f"{job_id:06d}-{_slug(recipe.prompt)}-{recipe.seed}.mp4"
 
+    def stamp(self, recipe: Recipe) -> Recipe:
+        """The recipe as it will render: the model's current digest and the library versions."""
+        entry = self.vault.get(recipe.model, kind="pipeline")
+        return recipe.model_copy(update={"model_digest": entry.digest,
+                                         "versions": {**library_versions(), "device": self.plan.label}})
+
     def render(
         self,
         recipe: Recipe,
@@ -102,23 +108,36 @@ class Studio:
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> dict[str, Any]:
-        """Render one recipe as a recorded job; returns the finished history row.
+        """Render one recipe now, as a recorded job (created `running`, so no queue worker takes it)."""
+        job_id = self.history.create_job(self.stamp(recipe), status="running")
+        return self.run_job(job_id, out_path=out_path, progress=progress, cancel=cancel)
 
-        The row goes queued → running → done, or failed/cancelled with the error; on any
-        failure the partial file is removed and the exception propagates.
+    def run_job(
+        self,
+        job_id: int,
+        out_path: Path | None = None,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Render a job whose row is already `running`; returns the finished row.
+
+        The row ends done, or failed/cancelled with the error; on any failure the partial
+        file is removed and the exception propagates.
         """
-        # 1. The model must be in the vault; the recipe records the digest it rendered with.
-        entry = self.vault.get(recipe.model, kind="pipeline")
-        recipe = recipe.model_copy(update={"model_digest": entry.digest,
-                                           "versions": {**library_versions(), "device": self.plan.label}})
         history = self.history
-        job_id = history.create_job(recipe)
+        row = history.get(job_id)
+        recipe = Recipe.model_validate(row["recipe"])
         target = Path(out_path).resolve() if out_path else self.output_path_for(job_id, recipe)
         try:
+            # 1. The model must still be in the vault, unchanged since the recipe was stamped.
+            entry = self.vault.get(recipe.model, kind="pipeline")
+            if entry.digest != recipe.model_digest:
+                recipe = self.stamp(recipe)
+                history.set_recipe(job_id, recipe)
             with self._gpu_lock:
                 history.mark_running(job_id)
                 started = time.perf_counter()
-                pipe = self.cache.get(self.vault, entry, self.plan, recipe.quantization)
+                pipe = self.cache.get(self.vault, entry, self.plan, recipe.quantization, recipe.offload)
 
                 def on_progress(step: int, total: int) -> None:
                     history.set_progress(job_id, step, total)

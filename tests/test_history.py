@@ -109,3 +109,19 @@ def test_database_passes_integrity_check(history, tmp_path):
     con = sqlite3.connect(tmp_path / "h.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
+
+
+def test_queue_operations_are_atomic_transitions(history):
+    a, b, c = (history.create_job(recipe(seed=i)) for i in range(3))
+    assert history.next_queued() == a
+    assert [history.queue_position(j) for j in (a, b, c)] == [1, 2, 3]
+    assert history.claim(a) and not history.claim(a)
+    assert history.queue_position(a) is None and history.queue_position(c) == 2
+    assert history.cancel_if_queued(b) and not history.cancel_if_queued(a)  # a is running: not a queued cancel
+    assert history.next_queued() == c
+    assert history.get(b)["status"] == "cancelled"
+    assert history.requeue(b) and history.get(b)["status"] == "queued" and history.get(b)["error"] is None
+    assert not history.requeue(c)  # already queued
+    history.delete(b)
+    with pytest.raises(KeyError):
+        history.get(b)

@@ -53,10 +53,14 @@ GUARDED_RUN = textwrap.dedent(
         import diffusers, transformers, gradio, optimum.quanto  # import-time phoning home would show here
         from aiprod_studio.settings import load_settings
         from engine.studio import Studio
+        from engine.worker import QueueWorker
         from ui.app import build_app
         studio = Studio(load_settings(models_dir=sys.argv[1], data_dir=sys.argv[2], device="cpu"))
-        row = studio.render(studio.build_recipe({"prompt": "guarded render", "quantization": "int8"}))
-        build_app(studio)
+        worker = QueueWorker(studio).start()
+        job = worker.enqueue(studio.build_recipe({"prompt": "guarded render", "quantization": "int8"}))
+        row = worker.wait(job, timeout_s=120)
+        build_app(studio, worker)
+        worker.stop()
     print(json.dumps({"attempts": [repr(a) for a in attempts], "status": row["status"]}))
     """
 )

@@ -11,7 +11,6 @@ import pytest
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.settings import load_settings
 from engine import media
-from engine.jobs import Done, Progress, Stopped, start_render
 from engine.studio import Studio
 
 
@@ -58,23 +57,6 @@ def test_cancel_stops_at_the_next_step_and_leaves_no_file(studio):
     [row] = studio.history.jobs()
     assert row["status"] == "cancelled" and row["output_path"] is None
     assert list(studio.settings.outputs_dir.iterdir()) == []
-
-
-def test_background_handle_reports_progress_then_done(studio):
-    handle = start_render(studio, studio.build_recipe({"prompt": "birds over a lake"}))
-    events = list(handle.events())
-    assert [e.step for e in events if isinstance(e, Progress)] == list(range(1, 9))
-    assert isinstance(events[-1], Done) and events[-1].row["status"] == "done"
-    assert events[-2].eta_s == 0
-
-
-def test_background_handle_cancel(studio):
-    handle = start_render(studio, studio.build_recipe({"prompt": "storm", "steps": 200}))
-    for event in handle.events():
-        if isinstance(event, Progress) and event.step == 2:
-            handle.cancel()
-    assert isinstance(event, Stopped)
-    assert studio.history.jobs()[0]["status"] == "cancelled"
 
 
 def test_model_defaults_fill_what_the_user_left_out(studio):

@@ -1,14 +1,20 @@
-"""The Gradio app, launched for real on loopback, driven through gradio_client."""
+"""The launched studio over HTTP: the scripting API through gradio_client, and the server's guard."""
 
 from __future__ import annotations
 
-import socket
-import urllib.request
+import http.client
 import json
+import os
+import socket
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
 from engine import media
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "gradio_api.json"
 
 
 def free_port() -> int:
@@ -21,25 +27,39 @@ def free_port() -> int:
 def served(tiny_vault, tmp_path_factory):
     from aiprod_studio.settings import load_settings
     from engine.studio import Studio
-    from ui.app import build_app, launch_kwargs, prepare
+    from engine.worker import QueueWorker
+    from ui.app import build_app, gradio_cache_dir, launch_kwargs, prepare
 
     data = tmp_path_factory.mktemp("ui-data")
-    studio = Studio(load_settings(models_dir=tiny_vault, data_dir=data, device="cpu"))
+    settings = load_settings(models_dir=tiny_vault, data_dir=data, device="cpu")
+    old_tmp = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
+    studio = Studio(settings)
     prepare(studio, build_tiny_if_empty=False)
-    app = build_app(studio)
-    app.queue(default_concurrency_limit=1)
+    worker = QueueWorker(studio).start()
+    app = build_app(studio, worker)
+    app.queue(default_concurrency_limit=4)
     port = free_port()
     app.launch(**launch_kwargs(studio, port), prevent_thread_lock=True, quiet=True)
-    yield studio, f"http://127.0.0.1:{port}/"
+    yield studio, f"http://127.0.0.1:{port}/", port
     app.close()
+    worker.stop()
     studio.close()
+    if old_tmp is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = old_tmp
 
 
-def test_render_endpoint_returns_a_playable_mp4(served):
+@pytest.fixture(scope="module")
+def client(served):
     from gradio_client import Client
 
-    studio, url = served
-    client = Client(url, verbose=False)
+    return Client(served[1], verbose=False)
+
+
+def test_render_endpoint_returns_a_playable_mp4(served, client):
+    studio = served[0]
     video, record = client.predict(prompt="a robot dances in the rain", seed=21, api_name="/render")
     path = video["video"] if isinstance(video, dict) else video
     info = media.probe(path)
@@ -50,29 +70,134 @@ def test_render_endpoint_returns_a_playable_mp4(served):
     assert media.read_metadata_json(path) == record["recipe"]
 
 
-def test_render_endpoint_reports_the_bad_field(served):
-    from gradio_client import Client
+def test_enqueue_then_poll_job_until_the_mp4_arrives(client):
+    queued = client.predict(prompt="three boats at dawn", seed=3, steps=4, api_name="/enqueue")
+    assert queued["status"] in ("queued", "running") and queued["id"] > 0
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        record, video = client.predict(job_id=queued["id"], api_name="/job")
+        if record["status"] == "done":
+            break
+        assert record["status"] in ("queued", "running")
+        time.sleep(0.2)
+    assert record["progress"] == 1.0 and record["recipe"]["steps"] == 4
+    path = video["video"] if isinstance(video, dict) else video
+    assert media.probe(path)["video"]["frames"] == 17
 
-    _, url = served
+
+def test_cancel_a_queued_job_over_the_api(client):
+    long = client.predict(prompt="a long take", steps=200, api_name="/enqueue")
+    waiting = client.predict(prompt="never rendered", api_name="/enqueue")
+    assert client.predict(job_id=waiting["id"], api_name="/cancel") == {"job_id": waiting["id"], "result": "cancelled"}
+    assert client.predict(job_id=long["id"], api_name="/cancel")["result"] in ("cancelled", "cancelling")
+    record, video = client.predict(job_id=waiting["id"], api_name="/job")
+    assert record["status"] == "cancelled" and record["started_at"] is None and video is None
+
+
+def test_history_endpoint_lists_records_newest_first(client):
+    rows = client.predict(limit=50, api_name="/history")
+    ids = [r["id"] for r in rows]
+    assert ids == sorted(ids, reverse=True) and len(ids) >= 3
+    done = client.predict(status="done", text="robot", api_name="/history")
+    assert [r["prompt"] for r in done] == ["a robot dances in the rain"]
+
+
+def test_bad_input_returns_an_error_naming_the_field(client):
     with pytest.raises(Exception, match="num_frames must be 8k\\+1"):
-        Client(url, verbose=False).predict(prompt="x", num_frames=20, api_name="/render")
+        client.predict(prompt="x", num_frames=20, api_name="/enqueue")
+    with pytest.raises(Exception, match="job_id 424242 does not exist"):
+        client.predict(job_id=424242, api_name="/job")
 
 
-def test_only_named_public_endpoints_are_exposed(served):
-    _, url = served
-    info = json.loads(urllib.request.urlopen(url + "gradio_api/info", timeout=10).read())
-    assert set(info["named_endpoints"]) == {"/render"}
+def api_surface(info: dict) -> dict:
+    return {name: {"parameters": [[p["parameter_name"], p["parameter_has_default"], p["parameter_default"]]
+                                  for p in spec["parameters"]],
+                   "returns": [r["component"] for r in spec["returns"]]}
+            for name, spec in sorted(info["named_endpoints"].items())}
+
+
+def test_api_surface_matches_the_snapshot(served):
+    info = json.loads(urllib.request.urlopen(served[1] + "gradio_api/info", timeout=10).read())
     assert info["unnamed_endpoints"] == {}
-    params = [p["parameter_name"] for p in info["named_endpoints"]["/render"]["parameters"]]
-    assert params == ["prompt", "negative_prompt", "model", "quantization", "width", "height", "num_frames", "fps",
-                      "steps", "guidance", "seed"]
+    surface = api_surface(info)
+    if os.environ.get("AIPROD_UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(surface, indent=1) + "\n")
+    assert surface == json.loads(SNAPSHOT.read_text())
 
 
-def test_server_listens_on_loopback_only(served):
-    _, url = served
-    page = urllib.request.urlopen(url, timeout=10).read().decode()
-    assert "AIPROD Studio" in page
-    port = int(url.rsplit(":", 1)[1].strip("/"))
+# -- the server's guard -------------------------------------------------------------------------------
+def request(port: int, method: str, path: str, headers: dict | None = None, body: bytes | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data
+
+
+def test_foreign_host_is_refused(served):
+    port = served[2]
+    assert request(port, "GET", "/", {"Host": "evil.example"})[0] == 403
+    assert request(port, "GET", "/gradio_api/info", {"Host": "evil.example:7860"})[0] == 403
+    assert request(port, "GET", "/", {"Host": f"127.0.0.1:{port}"})[0] == 200
+    assert request(port, "GET", "/", {"Host": f"localhost:{port}"})[0] == 200
+
+
+def test_cross_site_upload_is_refused_and_writes_nothing(served):
+    studio, _, port = served
+    cache = studio.settings.data_dir / "gradio-cache"
+    before = sorted(p for p in cache.rglob("*")) if cache.exists() else []
+    boundary = "XyZ"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"evil.txt\"\r\n"
+            f"Content-Type: text/plain\r\n\r\npwned\r\n--{boundary}--\r\n").encode()
+    headers = {"Origin": "http://evil.example", "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    status, _ = request(port, "POST", "/gradio_api/upload", headers, body)
+    assert status == 403
+    after = sorted(p for p in cache.rglob("*")) if cache.exists() else []
+    assert after == before and not any(p.name == "evil.txt" for p in after)
+    same_site = {**headers, "Origin": f"http://127.0.0.1:{port}"}
+    assert request(port, "POST", "/gradio_api/upload", same_site, body)[0] == 200
+
+
+@pytest.mark.parametrize("target", ["db", "manifest", "weights", "dotdot", "encoded", "double-encoded"])
+def test_file_route_serves_only_outputs(served, tiny_vault, target):
+    studio, _, port = served
+    weights = tiny_vault / "pipelines/aiprod-tiny-ltx2/transformer/diffusion_pytorch_model.safetensors"
+    outputs = studio.settings.outputs_dir
+    paths = {
+        "db": str(studio.settings.db_path),
+        "manifest": str(tiny_vault / "MANIFEST.json"),
+        "weights": str(weights),
+        "dotdot": f"{outputs}/../history.sqlite",
+        "encoded": f"{outputs}/%2e%2e/history.sqlite",
+        "double-encoded": f"{outputs}/%252e%252e/history.sqlite",
+    }
+    for route in ("/gradio_api/file=", "/file="):
+        assert request(port, "GET", route + paths[target])[0] == 403, (route, target)
+
+
+def test_file_route_serves_rendered_outputs(served):
+    studio, _, port = served
+    done = studio.history.jobs(status="done")[0]["output_path"]
+    status, data = request(port, "GET", "/gradio_api/file=" + done)
+    assert status == 200 and data == Path(done).read_bytes()
+
+
+def test_listen_without_auth_is_refused(cli):
+    r = cli("ui", "--listen", "--port", str(free_port()), "--json")
+    assert r.returncode == 2 and "--listen" in r.stderr and "--auth" in r.stderr
+    assert r.json["field"] == "auth"
+
+
+def test_server_binds_loopback_even_if_the_environment_says_otherwise(served, monkeypatch):
+    from ui.app import launch_kwargs
+
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SHARE", "True")
+    kwargs = launch_kwargs(served[0], 7860)
+    assert kwargs["server_name"] == "127.0.0.1" and kwargs["share"] is False
+    assert kwargs["enable_monitoring"] is False and kwargs["mcp_server"] is False and kwargs["max_file_size"]
+    port = served[2]
     other = [a for a in {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
              if not a.startswith("127.")]
     for address in other:

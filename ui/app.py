@@ -1,19 +1,30 @@
-"""The studio's Gradio app: builds the Blocks and serves them on the loopback interface."""
+"""The studio's Gradio app: builds the Blocks and serves them, locked down.
+
+Loopback only unless `--listen` (which needs `--auth`); never a share link, no
+monitoring endpoint, no MCP server; a request guard in front of Gradio (see
+`ui/security.py`); Gradio's file cache inside the studio's data dir.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
+from pathlib import Path
 
 from aiprod_studio import offline
 
 offline.enforce()
 
 import gradio as gr  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
+from aiprod_studio.errors import BadInput  # noqa: E402
 from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
 from engine.studio import Studio  # noqa: E402
-from ui import render_tab  # noqa: E402
+from engine.worker import QueueWorker  # noqa: E402
+from ui import api, history_tab, render_tab  # noqa: E402
+from ui.security import StudioGuard  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -21,31 +32,69 @@ TITLE = "AIPROD Studio"
 MAX_UPLOAD = "2gb"
 
 
-def build_app(studio: Studio) -> gr.Blocks:
+def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\nLocal, offline video generation — nothing leaves this machine.")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Render", id="render"):
-                render_tab.build(studio)
+                form = render_tab.build(studio, worker)
+            with gr.Tab("History", id="history"):
+                history_tab.build(studio, worker, form, tabs)
+        api.build(studio, worker)
     return app
 
 
-def launch_kwargs(studio: Studio, port: int) -> dict:
-    """The locked-down launch settings: loopback only, no share link, no monitoring, no MCP."""
+def gradio_cache_dir(settings: Settings) -> Path:
+    return settings.data_dir / "gradio-cache"
+
+
+def parse_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]]:
+    pairs = []
+    lines = [auth] if auth else []
+    if auth_file:
+        try:
+            lines += [ln.strip() for ln in Path(auth_file).read_text().splitlines() if ln.strip()]
+        except OSError as exc:
+            raise BadInput(f"auth_file {auth_file!r} cannot be read: {exc.strerror}", field="auth_file") from None
+    for line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise BadInput("auth must be user:password (both non-empty)", field="auth")
+        pairs.append((user, password))
+    return pairs
+
+
+def launch_kwargs(studio: Studio, port: int, listen: bool = False, auth: list[tuple[str, str]] | None = None,
+                  allow_hosts: tuple[str, ...] = ()) -> dict:
+    """The locked-down launch settings."""
+    if listen and not auth:
+        raise BadInput("--listen makes the studio reachable from the network: it needs --auth user:password "
+                       "(or --auth-file FILE)", field="auth")
+    hosts = set(allow_hosts)
+    if listen:
+        hosts |= {socket.gethostname(), socket.getfqdn()}
+        try:
+            hosts |= {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None)}
+        except OSError:
+            pass
+    roots = [studio.settings.outputs_dir, gradio_cache_dir(studio.settings)]
     return {
-        "server_name": DEFAULT_HOST,
+        "server_name": "0.0.0.0" if listen else DEFAULT_HOST,
         "server_port": port,
         "share": False,
+        "auth": auth or None,
         "enable_monitoring": False,
         "mcp_server": False,
         "max_file_size": MAX_UPLOAD,
         "allowed_paths": [str(studio.settings.outputs_dir)],
+        "blocked_paths": [str(studio.settings.models_dir), str(studio.settings.db_path)],
         "show_error": True,
         "footer_links": ["api"],
+        "app_kwargs": {"middleware": [Middleware(StudioGuard, allowed_hosts=hosts, file_roots=roots)]},
     }
 
 
-def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> None:
+def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
     """First-run work before serving: a test model if the vault is empty, crash recovery."""
     if build_tiny_if_empty and not studio.pipelines():
         from engine.tiny import make_tiny
@@ -54,19 +103,26 @@ def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> None:
         make_tiny(studio.vault)
     interrupted = studio.history.recover_interrupted()
     if interrupted:
-        log.warning("jobs %s were running when the studio stopped; marked interrupted", interrupted)
+        log.warning("jobs %s were running when the studio stopped: marked interrupted (Resume them in the queue)",
+                    interrupted)
+    return interrupted
 
 
-def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True) -> None:
-    # Gradio's file cache lives in the studio's data dir, not a shared /tmp folder.
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.data_dir / "gradio-cache"))
+def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True, listen: bool = False,
+          auth: str | None = None, auth_file: str | None = None, allow_hosts: tuple[str, ...] = ()) -> None:
+    credentials = parse_auth(auth, auth_file)
+    os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
     studio = Studio(settings)
+    kwargs = launch_kwargs(studio, port, listen, credentials, allow_hosts)  # refuses --listen without auth
     prepare(studio, build_tiny_if_empty)
-    app = build_app(studio)
-    app.queue(default_concurrency_limit=1, max_size=100)
-    print(f"AIPROD Studio: http://{DEFAULT_HOST}:{port}  (models: {settings.models_dir}, data: {settings.data_dir})",
-          flush=True)
+    worker = QueueWorker(studio).start()
+    app = build_app(studio, worker)
+    app.queue(default_concurrency_limit=4, max_size=200)
+    host = "0.0.0.0 (all interfaces)" if listen else DEFAULT_HOST
+    print(f"AIPROD Studio: http://{DEFAULT_HOST}:{port}  (listening on {host}; models: {settings.models_dir}, "
+          f"data: {settings.data_dir})", flush=True)
     try:
-        app.launch(**launch_kwargs(studio, port))
+        app.launch(**kwargs)
     finally:
+        worker.stop()
         studio.close()

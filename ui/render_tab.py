@@ -1,85 +1,98 @@
-"""The Render tab: prompt → clip with sound, with live step progress and cancel.
+"""The Render tab: prompt → clip with sound through the persistent queue.
 
-Handlers only convert widget values, call the engine, and convert its events back into
-widget updates. The public API endpoint `/render` takes the recipe as keyword arguments
-and returns the MP4 and its history record.
+"Generate" enqueues and follows the job (live step progress, ETA, Cancel); "Add to
+queue" enqueues and returns. Handlers only convert widget values, call the engine, and
+turn its events into widget updates.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
-from aiprod_studio.recipe import MAX_SEED, QUANTIZATIONS
-from engine.jobs import Done, Progress, Stopped, start_render
+from aiprod_studio.presets import load_presets
+from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
+from engine import media
 from engine.studio import Studio
+from engine.worker import Done, Failed, Progress, QueueWorker, Stopped
+from ui import queue_panel
 
 TEST_MODEL_NOTE = (
     "⚠️ **Test model.** `{name}` is the studio's tiny built-in LTX-2 model with random weights: it proves the "
     "whole render path works offline, but its clips look like coloured noise. Put real LTX-2 weights in the vault "
     "(see the README, *Models*) and pick them here."
 )
+FIELDS = ("prompt", "negative_prompt", "model", "quantization", "offload", "width", "height", "num_frames", "fps",
+          "steps", "guidance", "seed")
 
 
-class _Running:
-    """The render handle of each browser session, so its Cancel button can reach it."""
+@dataclass
+class RenderForm:
+    """The tab's inputs, in `FIELDS` order, so other tabs can fill them."""
+
+    components: list[Any]
+
+    def updates_from_recipe(self, recipe: dict[str, Any]) -> list[Any]:
+        return [gr.update(value=recipe[f]) if f in recipe else gr.update() for f in FIELDS]
+
+
+def values(*args: Any) -> dict[str, Any]:
+    """Widget values (in `FIELDS` order) → recipe values; Gradio numbers arrive as floats."""
+    out = {}
+    for name, value in zip(FIELDS, args):
+        if isinstance(value, float) and value.is_integer() and name != "guidance":
+            value = int(value)
+        out[name] = None if value == "" and name not in ("prompt", "negative_prompt") else value
+    return out
+
+
+def status_text(event: Any) -> str:
+    if isinstance(event, Progress):
+        if event.status == "queued":
+            return f"Job {event.job_id} is waiting in the queue (position {event.position})…"
+        eta = f" · about {event.eta_s:.1f}s left" if event.eta_s is not None else ""
+        return f"Job {event.job_id}: step {event.step}/{event.total}{eta}"
+    row = event.row
+    if isinstance(event, Done):
+        return f"Done: job {row['id']} in {row['wall_s']:.2f}s → `{row['output_path']}`"
+    if isinstance(event, Stopped):
+        return f"Job {row['id']} {row['status']}: the partial clip was discarded."
+    return f"Failed: job {row['id']}: {event.error}"
+
+
+class _Followed:
+    """The job each browser session is following, so its Cancel button can reach it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._handles: dict[str, Any] = {}
+        self._jobs: dict[str, int] = {}
 
-    def put(self, session: str, handle: Any) -> None:
+    def set(self, session: str, job_id: int | None) -> None:
         with self._lock:
-            self._handles[session] = handle
+            if job_id is None:
+                self._jobs.pop(session, None)
+            else:
+                self._jobs[session] = job_id
 
-    def pop(self, session: str) -> Any:
+    def get(self, session: str) -> int | None:
         with self._lock:
-            return self._handles.pop(session, None)
-
-    def cancel(self, session: str) -> bool:
-        with self._lock:
-            handle = self._handles.get(session)
-        if handle is not None:
-            handle.cancel()
-        return handle is not None
+            return self._jobs.get(session)
 
 
-def _values(prompt, negative_prompt, model, quantization, width, height, num_frames, fps, steps, guidance, seed):
-    return {"prompt": prompt, "negative_prompt": negative_prompt, "model": model or None,
-            "quantization": quantization, "width": _int(width), "height": _int(height),
-            "num_frames": _int(num_frames), "fps": _int(fps), "steps": _int(steps), "guidance": guidance,
-            "seed": _int(seed)}
-
-
-def _int(x: Any) -> Any:
-    """Gradio numbers arrive as floats; pass whole numbers as int, anything else as is (validation names it)."""
-    return int(x) if isinstance(x, float) and x.is_integer() else x
-
-
-def _status(event: Any) -> str:
-    if isinstance(event, Progress):
-        eta = f" · about {event.eta_s:.1f}s left" if event.eta_s is not None else ""
-        return f"Rendering… step {event.step}/{event.total}{eta}"
-    if isinstance(event, Done):
-        row = event.row
-        return f"Done: job {row['id']} in {row['wall_s']:.2f}s → `{row['output_path']}`"
-    if isinstance(event, Stopped):
-        return "Cancelled: the partial clip was discarded."
-    return f"Failed: {event.error}"
-
-
-def build(studio: Studio) -> None:
+def build(studio: Studio, worker: QueueWorker) -> RenderForm:
     """Lay out the tab inside the current `gr.Blocks` and wire its events."""
     pipelines = studio.pipelines()
     default = studio.default_model()
     entry = next((e for e in pipelines if e.name == default), None)
     d = {**{"width": 768, "height": 512, "num_frames": 121, "fps": 24, "steps": 40, "guidance": 4.0},
          **(entry.defaults if entry else {})}
-    running = _Running()
+    presets = {p.name: p for p in load_presets()}
+    followed = _Followed()
 
     note = gr.Markdown(TEST_MODEL_NOTE.format(name=entry.name) if entry and entry.test_model else "",
                        visible=bool(entry and entry.test_model))
@@ -88,9 +101,12 @@ def build(studio: Studio) -> None:
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="A red car drives through a rainy city at night")
             negative = gr.Textbox(label="Negative prompt", value="", lines=1, placeholder="what to avoid (optional)")
             with gr.Row():
+                preset = gr.Dropdown(label="Preset", choices=[""] + list(presets), value="", interactive=True)
                 model = gr.Dropdown(label="Model", choices=[e.name for e in pipelines], value=default,
                                     interactive=True)
+            with gr.Row():
                 quantization = gr.Radio(label="Quantization", choices=list(QUANTIZATIONS), value="none")
+                offload = gr.Radio(label="Offload (GPU memory)", choices=list(OFFLOADS), value="none")
             with gr.Row():
                 width = gr.Number(label="Width", value=d["width"], precision=0, step=32, minimum=32)
                 height = gr.Number(label="Height", value=d["height"], precision=0, step=32, minimum=32)
@@ -100,16 +116,24 @@ def build(studio: Studio) -> None:
                 steps = gr.Number(label="Steps", value=d["steps"], precision=0, minimum=1, maximum=200)
                 guidance = gr.Number(label="Guidance", value=d["guidance"], minimum=1.0, step=0.5)
                 seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, maximum=MAX_SEED)
-                dice = gr.Button("Random seed", scale=0, min_width=110)
+                with gr.Column(min_width=120, scale=0):
+                    lock_seed = gr.Checkbox(label="Lock seed", value=True)
+                    dice = gr.Button("Random seed", size="sm")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
+                add = gr.Button("Add to queue")
                 cancel = gr.Button("Cancel", variant="stop")
             status = gr.Markdown("")
+            restore = gr.File(label="Drop an MP4 made by the studio to restore its settings", file_types=[".mp4"],
+                              height=90)
         with gr.Column(scale=2):
             video = gr.Video(label="Result", interactive=False, autoplay=True)
             recipe_view = gr.JSON(label="Recipe")
 
-    form = [prompt, negative, model, quantization, width, height, num_frames, fps, steps, guidance, seed]
+    form = RenderForm([prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps,
+                       guidance, seed])
+    inputs = form.components
+    queue_view = queue_panel.build(worker)
 
     def on_model(name: str):
         chosen = next((e for e in studio.pipelines() if e.name == name), None)
@@ -121,60 +145,66 @@ def build(studio: Studio) -> None:
             gr.update(value=dd[k]) if k in dd else gr.update()
             for k in ("width", "height", "num_frames", "fps", "steps", "guidance")]
 
-    model.change(on_model, inputs=model, outputs=[note, width, height, num_frames, fps, steps, guidance],
-                 api_visibility="private")
-    dice.click(lambda: random.randint(0, 2**32 - 1), outputs=seed, api_visibility="private")
+    def on_preset(name: str):
+        chosen = presets.get(name)
+        settings = chosen.settings if chosen else {}
+        return form.updates_from_recipe(settings)
 
-    def on_generate(prompt, negative_prompt, model, quantization, width, height, num_frames, fps, steps,
-                    guidance, seed, request: gr.Request, progress=gr.Progress()):
+    def on_restore(path: str | None):
+        if not path:
+            return form.updates_from_recipe({}) + [gr.update()]
+        recipe = media.read_metadata_json(path)
+        if recipe is None:
+            raise gr.Error("That file carries no AIPROD recipe (was it made by the studio?)")
+        return form.updates_from_recipe(recipe) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
+
+    def next_seed(seed_value: float, locked: bool):
+        return seed_value if locked else random.randint(0, 2**32 - 1)
+
+    def enqueue(*args: Any) -> int:
         try:
-            recipe = studio.build_recipe(_values(prompt, negative_prompt, model, quantization, width, height,
-                                                 num_frames, fps, steps, guidance, seed))
+            return worker.enqueue(studio.build_recipe(values(*args)))
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
-        handle = start_render(studio, recipe)
+
+    def on_generate(*args: Any, request: gr.Request):
+        job_id = enqueue(*args)
         session = request.session_hash or "default"
-        running.put(session, handle)
+        followed.set(session, job_id)
         try:
-            yield gr.update(), gr.update(), "Loading the model…"
-            for event in handle.events():
+            for event in worker.follow(job_id):
                 if isinstance(event, Progress):
-                    progress((event.step, event.total), desc="denoising")
-                    yield gr.update(), gr.update(), _status(event)
+                    yield gr.update(), gr.update(), status_text(event)
                 elif isinstance(event, Done):
-                    yield event.row["output_path"], event.row["recipe"] | {"job_id": event.row["id"]}, _status(event)
+                    row = event.row
+                    yield row["output_path"], row["recipe"] | {"job_id": row["id"]}, status_text(event)
                 else:
-                    yield None, gr.update(), _status(event)
+                    yield None, gr.update(), status_text(event)
         finally:
-            # Closed early (page left, event cancelled): stop the render; after the end this is a no-op.
-            if running.pop(session) is handle:
-                handle.cancel()
+            followed.set(session, None)  # leaving the page does not cancel: the job stays in the queue
+
+    def on_add(*args: Any):
+        job_id = enqueue(*args)
+        return f"Job {job_id} added to the queue (position {worker.status(job_id)['position'] or 'now running'})."
 
     def on_cancel(request: gr.Request):
-        found = running.cancel(request.session_hash or "default")
-        return "Cancelling…" if found else "Nothing is rendering."
-
-    generate.click(on_generate, inputs=form, outputs=[video, recipe_view, status], api_visibility="private",
-                   concurrency_id="render", concurrency_limit=1)
-    cancel.click(on_cancel, outputs=status, api_visibility="private", queue=False)
-
-    # The scripting API: /render takes the recipe as keyword arguments, blocks, returns the MP4 + record.
-    def render(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
-               width: float = d["width"], height: float = d["height"], num_frames: float = d["num_frames"],
-               fps: float = d["fps"], steps: float = d["steps"], guidance: float = d["guidance"], seed: float = 0):
-        """Render one clip and return the MP4 and its history record (recipe, job id, timings)."""
+        job_id = followed.get(request.session_hash or "default")
+        if job_id is None:
+            return "Nothing is rendering from this page (cancel queued jobs in the queue panel)."
         try:
-            recipe = studio.build_recipe(_values(prompt, negative_prompt, model, quantization, width, height,
-                                                 num_frames, fps, steps, guidance, seed))
-            row = studio.render(recipe)
+            return f"Job {job_id}: {worker.cancel(job_id)}…"
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
-        record = {k: row[k] for k in ("id", "status", "output_path", "model", "model_digest", "seed", "wall_s",
-                                      "created_at", "finished_at", "recipe")}
-        return row["output_path"], record
+            return str(exc)
 
-    api_button = gr.Button(visible=False)
-    api_video = gr.Video(visible=False)
-    api_record = gr.JSON(visible=False)
-    api_button.click(render, inputs=form, outputs=[api_video, api_record], api_name="render",
-                     concurrency_id="render", concurrency_limit=1)
+    private = {"api_visibility": "private"}
+    model.change(on_model, inputs=model, outputs=[note, width, height, num_frames, fps, steps, guidance], **private)
+    preset.change(on_preset, inputs=preset, outputs=inputs, **private)
+    restore.upload(on_restore, inputs=restore, outputs=inputs + [status], **private)
+    dice.click(lambda: random.randint(0, 2**32 - 1), outputs=seed, **private)
+    generate.click(on_generate, inputs=inputs, outputs=[video, recipe_view, status], concurrency_limit=None,
+                   **private).then(next_seed, inputs=[seed, lock_seed], outputs=seed, **private)
+    add.click(on_add, inputs=inputs, outputs=status, **private).then(
+        next_seed, inputs=[seed, lock_seed], outputs=seed, **private).then(
+        queue_view.refresh, outputs=queue_view.outputs, **private)
+    cancel.click(on_cancel, outputs=status, queue=False, **private)
+    return form

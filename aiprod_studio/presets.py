@@ -1,0 +1,63 @@
+"""Render presets and hardware profiles: JSON or TOML files in `presets/`.
+
+A render preset fills the size, length and sampling fields; a hardware profile picks the
+quantization and the offload mode. Every file is validated when it is read, and an error
+names the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from aiprod_studio.errors import BadInput
+from aiprod_studio.recipe import format_validation_error, make_recipe
+from aiprod_studio.settings import PROJECT_ROOT
+
+RENDER_KEYS = {"width", "height", "num_frames", "fps", "steps", "guidance", "negative_prompt"}
+HARDWARE_KEYS = {"quantization", "offload"}
+
+
+class Preset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    kind: Literal["render", "hardware"]
+    description: str = ""
+    settings: dict[str, Any]
+
+
+def presets_dir() -> Path:
+    return Path(os.environ.get("AIPROD_PRESETS_DIR") or PROJECT_ROOT / "presets")
+
+
+def load_preset(path: Path) -> Preset:
+    try:
+        raw = tomllib.loads(path.read_text("utf-8")) if path.suffix == ".toml" else json.loads(path.read_text("utf-8"))
+        preset = Preset.model_validate({"id": path.stem, **raw})
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        detail = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise BadInput(f"preset {path.name}: {detail}", field="preset") from None
+    allowed = RENDER_KEYS if preset.kind == "render" else HARDWARE_KEYS
+    unknown = sorted(set(preset.settings) - allowed)
+    if unknown:
+        raise BadInput(f"preset {path.name}: unknown {preset.kind} setting(s) {', '.join(unknown)} "
+                       f"(allowed: {', '.join(sorted(allowed))})", field="preset")
+    try:  # the values must be ones a recipe accepts
+        make_recipe({"prompt": "check", "model": "check", **preset.settings})
+    except BadInput as exc:
+        raise BadInput(f"preset {path.name}: {exc}", field="preset") from None
+    return preset
+
+
+def load_presets(folder: Path | None = None) -> list[Preset]:
+    folder = folder or presets_dir()
+    if not folder.is_dir():
+        return []
+    return [load_preset(p) for p in sorted(folder.iterdir()) if p.suffix in (".json", ".toml")]

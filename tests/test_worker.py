@@ -1,0 +1,109 @@
+"""The persistent render queue: order, cancel, resume, discard, bounds, shutdown."""
+
+from __future__ import annotations
+
+import pytest
+
+from aiprod_studio.errors import BadInput
+from engine import media
+from engine.worker import Done, Progress, QueueFull, QueueWorker, Stopped
+
+
+@pytest.fixture
+def worker(studio):
+    w = QueueWorker(studio, max_size=5).start()
+    yield w
+    w.stop()
+
+
+def recipe(studio, prompt, **kw):
+    return studio.build_recipe({"prompt": prompt, **kw})
+
+
+def wait_running(worker, job_id):
+    for event in worker.follow(job_id, timeout_s=120):
+        if isinstance(event, Progress) and event.status == "running" and event.step >= 1:
+            return event
+    raise AssertionError(f"job {job_id} ended before it was seen running")
+
+
+def test_cancel_queued_and_running_jobs(studio, worker):
+    a = worker.enqueue(recipe(studio, "first", steps=60))
+    b = worker.enqueue(recipe(studio, "second"))
+    c = worker.enqueue(recipe(studio, "third", steps=200))
+    assert worker.status(b)["position"] in (1, 2)
+    assert worker.cancel(b) == "cancelled"  # queued: never starts
+    assert worker.wait(a, timeout_s=120)["status"] == "done"
+    wait_running(worker, c)
+    assert worker.cancel(c) == "cancelling"  # running: stops at the next step
+    final = worker.wait(c, timeout_s=60)
+    assert final["status"] == "cancelled" and final["step"] < 200
+    assert [studio.history.get(j)["status"] for j in (a, b, c)] == ["done", "cancelled", "cancelled"]
+    assert studio.history.get(b)["started_at"] is None
+    assert [p.name for p in studio.settings.outputs_dir.iterdir()] == [studio.history.get(a)["output_path"]
+                                                                       .rsplit("/", 1)[1]]
+    with pytest.raises(BadInput, match=f"job {a} is done"):
+        worker.cancel(a)
+
+
+def test_jobs_run_in_order_and_follow_reports_progress(studio, worker):
+    ids = [worker.enqueue(recipe(studio, f"shot {i}", seed=i)) for i in range(3)]
+    events = list(worker.follow(ids[2], timeout_s=120))
+    assert isinstance(events[-1], Done)
+    assert any(isinstance(e, Progress) and e.status == "running" for e in events)
+    rows = [studio.history.get(j) for j in ids]
+    assert all(r["status"] == "done" for r in rows)
+    assert rows[0]["finished_at"] <= rows[1]["started_at"] and rows[1]["finished_at"] <= rows[2]["started_at"]
+    assert media.read_metadata_json(rows[2]["output_path"])["seed"] == 2
+
+
+def test_queue_is_bounded(studio):
+    w = QueueWorker(studio, max_size=2)  # not started: jobs stay queued
+    w.enqueue(recipe(studio, "a"))
+    w.enqueue(recipe(studio, "b"))
+    with pytest.raises(QueueFull, match="queue full: 2 jobs") as info:
+        w.enqueue(recipe(studio, "c"))
+    assert info.value.exit_code == 2 and studio.history.count() == 2
+
+
+def test_interrupted_job_resumes_and_can_be_discarded(studio):
+    r = studio.stamp(recipe(studio, "crashed render"))
+    crashed = studio.history.create_job(r, status="running")
+    other = studio.history.create_job(r, status="running")
+    assert studio.history.recover_interrupted() == [crashed, other]
+    w = QueueWorker(studio).start()
+    try:
+        w.discard(other)
+        assert studio.history.get(other)["status"] == "cancelled"
+        assert w.resume(crashed) == crashed
+        done = w.wait(crashed, timeout_s=120)
+        assert done["status"] == "done" and media.probe(done["output_path"])["video"]["frames"] == 17
+        with pytest.raises(BadInput, match="only interrupted, failed or cancelled"):
+            w.resume(crashed)
+        with pytest.raises(BadInput, match="only interrupted jobs can be discarded"):
+            w.discard(crashed)
+        with pytest.raises(BadInput, match="job_id 999 does not exist"):
+            w.status(999)
+    finally:
+        w.stop()
+
+
+def test_stopping_the_studio_leaves_the_running_job_resumable(studio):
+    w = QueueWorker(studio).start()
+    job = w.enqueue(recipe(studio, "long", steps=200))
+    wait_running(w, job)
+    w.stop()
+    assert studio.history.get(job)["status"] == "interrupted"
+    assert list(studio.settings.outputs_dir.iterdir()) == []
+    assert isinstance(list(w.follow(job))[-1], Stopped)
+
+
+def test_active_lists_running_queued_and_interrupted(studio):
+    w = QueueWorker(studio)
+    r = studio.stamp(recipe(studio, "x"))
+    broken = studio.history.create_job(r, status="running")
+    studio.history.recover_interrupted()
+    q1, q2 = w.enqueue(r), w.enqueue(r)
+    rows = w.active()
+    assert [(x["id"], x["status"], x.get("position")) for x in rows] == \
+        [(q1, "queued", 1), (q2, "queued", 2), (broken, "interrupted", None)]

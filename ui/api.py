@@ -1,0 +1,85 @@
+"""The stable scripting API: named endpoints with few keyword parameters.
+
+`/render` (blocking: MP4 + record), `/enqueue` (job id), `/job` (status, progress,
+MP4 when done), `/cancel`, `/history`. They are typed functions (`gr.api`), so
+`gradio_client` sees named parameters with their defaults; the names are part of the
+contract (tests/snapshots/gradio_api.json pins them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from aiprod_studio.errors import StudioError
+from engine.studio import Studio
+from engine.worker import QueueWorker
+from ui.render_tab import values
+
+RECORD_KEYS = ("id", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
+               "total_steps", "position", "progress", "wall_s", "created_at", "started_at", "finished_at", "recipe")
+
+
+def record(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row.get(k) for k in RECORD_KEYS}
+
+
+def build(studio: Studio, worker: QueueWorker) -> None:
+    """Register the typed API functions on the current Blocks (size, length and sampling
+    parameters default to None: the chosen model's own defaults)."""
+
+    def _enqueue(values_: dict[str, Any]) -> int:
+        try:
+            return worker.enqueue(studio.build_recipe(values_))
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def _status(job_id: int) -> dict[str, Any]:
+        try:
+            return worker.status(job_id)
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def render(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
+               offload: str = "none", width: int | None = None, height: int | None = None,
+               num_frames: int | None = None, fps: int | None = None, steps: int | None = None,
+               guidance: float | None = None, seed: int = 0) -> tuple[FileData, dict]:
+        """Render one clip through the queue and wait: returns the MP4 and its history record."""
+        job_id = _enqueue(values(prompt, negative_prompt, model, quantization, offload, width, height, num_frames,
+                                 fps, steps, guidance, seed))
+        row = worker.wait(job_id)
+        if row["status"] != "done":
+            raise gr.Error(f"job {job_id} {row['status']}: {row.get('error') or ''}".strip())
+        return FileData(path=row["output_path"]), record(row)
+
+    def enqueue(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
+                offload: str = "none", width: int | None = None, height: int | None = None,
+                num_frames: int | None = None, fps: int | None = None, steps: int | None = None,
+                guidance: float | None = None, seed: int = 0) -> dict:
+        """Add one clip to the queue and return at once: its record (id, status, position)."""
+        job_id = _enqueue(values(prompt, negative_prompt, model, quantization, offload, width, height, num_frames,
+                                 fps, steps, guidance, seed))
+        return record(_status(job_id))
+
+    def job(job_id: int) -> tuple[dict, FileData | None]:
+        """A job's record (status, step/total_steps, progress 0–1, position, error) and its MP4 once done."""
+        row = _status(job_id)
+        return record(row), FileData(path=row["output_path"]) if row["status"] == "done" else None
+
+    def cancel(job_id: int) -> dict:
+        """Cancel a queued job (it never starts) or a running one (it stops at the next step)."""
+        try:
+            return {"job_id": job_id, "result": worker.cancel(job_id)}
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def history(limit: int = 20, offset: int = 0, status: str = "", text: str = "", model: str = "") -> list[dict]:
+        """Past and queued jobs as records, newest first; filter by status, prompt text, model."""
+        rows = studio.history.jobs(limit=max(1, min(limit, 500)), offset=max(0, offset), status=status or None,
+                                   text=text or None, model=model or None)
+        return [record(r) for r in rows]
+
+    for fn in (render, enqueue, job, cancel, history):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
