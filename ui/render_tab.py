@@ -167,8 +167,11 @@ def build(studio: Studio, worker: QueueWorker) -> RenderForm:
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
 
-    def on_generate(*args: Any, request: gr.Request):
-        job_id = enqueue(*args)
+    def on_generate(prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps,
+                    guidance, seed, request: gr.Request):
+        # (explicit parameters: Gradio only injects `request` next to named positional ones)
+        job_id = enqueue(prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps,
+                         steps, guidance, seed)
         session = request.session_hash or "default"
         followed.set(session, job_id)
         try:

@@ -1,0 +1,148 @@
+"""The studio as a real server process: crash recovery, and the page in a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(vault: Path, data: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "AIPROD_MODELS_DIR": str(vault), "AIPROD_DATA_DIR": str(data), "AIPROD_DEVICE": "cpu"}
+    log = open(data / f"server-{port}.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "aiprod_studio", "ui", "--port", str(port), "--no-tiny"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError((data / f"server-{port}.log").read_text()[-3000:])
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("the studio did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigkill_mid_render_then_restart_resumes(tiny_vault, tmp_path):
+    from gradio_client import Client
+
+    from aiprod_studio.history import History
+
+    data = tmp_path / "data"
+    data.mkdir()
+    port = free_port()
+    server = start_server(tiny_vault, data, port)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        job = client.predict(prompt="a render that dies", steps=200, api_name="/enqueue")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            record, _ = client.predict(job_id=job["id"], api_name="/job")
+            if record["status"] == "running" and record["step"] >= 2:
+                break
+            time.sleep(0.1)
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert History(data / "history.sqlite").get(job["id"])["status"] == "running"  # what the crash left
+
+    port = free_port()
+    server = start_server(tiny_vault, data, port)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        record, _ = client.predict(job_id=job["id"], api_name="/job")
+        assert record["status"] == "interrupted"
+        history = History(data / "history.sqlite")
+        assert history.requeue(job["id"])  # what the queue panel's Resume does
+        history.close()
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            record, video = client.predict(job_id=job["id"], api_name="/job")
+            if record["status"] not in ("queued", "running"):
+                break
+            time.sleep(0.3)
+        assert record["status"] == "done" and record["step"] == 200
+    finally:
+        stop(server)
+    con = sqlite3.connect(data / "history.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    assert [p.name for p in (data / "outputs").iterdir()] == [Path(record["output_path"]).name]
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("AIPROD_REQUIRE_BROWSER"),
+                    reason="needs Debian's chromium (CI installs it)")
+def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "AIPROD_REQUIRE_BROWSER is set but chromium is not installed"
+    data = tmp_path / "data"
+    data.mkdir()
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = free_port()
+    server = start_server(tiny_vault, data, port)
+    hosts = set()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda r: hosts.add(r.url.split("/")[2] if "://" in r.url else r.url))
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")  # the queue panel polls: never "idle"
+            page.get_by_role("button", name="Generate").wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "tab-render.png"))
+
+            page.get_by_label("Prompt").first.fill("a red car drives through a rainy city at night")
+            page.get_by_role("button", name="Generate").click()
+            page.wait_for_selector("text=Done: job", timeout=90_000)
+            page.wait_for_selector("video", timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "tab-render-done.png"))
+
+            page.get_by_role("tab", name="History").click()
+            table = page.locator("#history-table")
+            deadline = time.time() + 30
+            while "a red car drives" not in table.inner_text() and time.time() < deadline:
+                page.wait_for_timeout(250)
+            assert "a red car drives" in table.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "tab-history.png"))
+            browser.close()
+    finally:
+        stop(server)
+    assert hosts == {f"127.0.0.1:{port}"}
+    from aiprod_studio.history import History
+
+    [row] = History(data / "history.sqlite").jobs()
+    assert row["status"] == "done" and row["prompt"] == "a red car drives through a rainy city at night"
