@@ -113,3 +113,21 @@ def test_history_lists_shows_reuses_and_deletes(handlers, studio):
     from pathlib import Path
 
     assert not Path(row["output_path"]).exists()
+
+
+def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker):
+    r = studio.stamp(studio.build_recipe({"prompt": "left running by a crash"}))
+    a = studio.history.create_job(r, status="running")
+    b = studio.history.create_job(r, status="running")
+    studio.history.recover_interrupted()
+    table = handlers["refresh"]()
+    assert [row[:2] for row in table] == [[b, "interrupted"], [a, "interrupted"]]
+    table, text = handlers["on_queue_discard"](b)
+    assert text == f"Job {b} discarded." and studio.history.get(b)["status"] == "cancelled"
+    table, text = handlers["on_queue_resume"](a)
+    assert text == f"Job {a} is back in the queue."
+    assert worker.wait(a, timeout_s=120)["status"] == "done"
+    _, text = handlers["on_queue_cancel"](a)
+    assert f"job {a} is done" in text
+    _, text = handlers["on_queue_resume"](None)
+    assert text.startswith("Pick a job")

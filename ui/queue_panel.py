@@ -57,6 +57,7 @@ def build(worker: QueueWorker) -> QueueView:
             except StudioError as exc:
                 text = str(exc)
             return refresh(), text
+        handler.__name__ = f"on_queue_{action}"
         return handler
 
     def pick(evt: gr.SelectData):
