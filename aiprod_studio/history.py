@@ -71,15 +71,22 @@ class History:
         self._migrate()
 
     def _migrate(self) -> None:
+        """Apply pending migrations, each in its own write transaction.
+
+        The version is read inside `BEGIN IMMEDIATE`, so two processes opening a new
+        database at once (the UI and a CLI render) never both apply the same step.
+        """
         with self._lock:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for number, migration in enumerate(MIGRATIONS, start=1):
-                if number <= version:
-                    continue
-                with self.db.conn:  # one transaction per migration
-                    self.db.execute("BEGIN IMMEDIATE")
-                    migration(self.db)
-                    self.db.execute(f"PRAGMA user_version={number}")
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    if self.db.execute("PRAGMA user_version").fetchone()[0] < number:
+                        migration(self.db)
+                        self.db.execute(f"PRAGMA user_version={number}")
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
 
     @property
     def schema_version(self) -> int:

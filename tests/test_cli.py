@@ -122,7 +122,9 @@ def test_interrupting_a_render_cancels_it_cleanly(tiny_vault, data_dir, tmp_path
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until the render is really under way
         if db.exists():
-            rows = History(db).jobs()
+            h = History(db)
+            rows = h.jobs()
+            h.close()
             if rows and rows[0]["status"] == "running" and rows[0]["step"] >= 1:
                 break
         time.sleep(0.1)
@@ -133,6 +135,8 @@ def test_interrupting_a_render_cancels_it_cleanly(tiny_vault, data_dir, tmp_path
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 4, stderr
     assert json.loads(stdout.strip().splitlines()[-1])["exit_code"] == 4
-    [row] = History(db).jobs()
+    h = History(db)
+    [row] = h.jobs()
+    h.close()
     assert row["status"] == "cancelled" and 1 <= row["step"] < 200
     assert not out.exists() and not (out.parent / ".long.mp4.partial").exists()

@@ -125,3 +125,16 @@ def test_queue_operations_are_atomic_transitions(history):
     history.delete(b)
     with pytest.raises(KeyError):
         history.get(b)
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from aiprod_studio.history import History; h = History(sys.argv[1]); "
+            "print(h.schema_version); h.close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "race.sqlite")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err for _, err in results]
+    assert {out.strip() for out, _ in results} == {str(len(MIGRATIONS))}
