@@ -19,7 +19,7 @@ from aiprod_studio.presets import load_presets
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
 from engine import media
 from engine.studio import Studio
-from engine.worker import Done, Failed, Progress, QueueWorker, Stopped
+from engine.worker import Done, Progress, QueueWorker, Stopped
 from ui import queue_panel
 
 TEST_MODEL_NOTE = (
