@@ -64,7 +64,9 @@ def encode_mp4(
             video = container.add_stream("libx264", rate=Fraction(int(fps), 1))
             video.width, video.height = w, h
             video.pix_fmt = "yuv420p"
-            video.options = {"crf": str(crf), "preset": "medium"}
+            # x264's macroblock-tree pass gives different bytes from run to run on some
+            # AVX-512 CPUs; without it the same frames always encode to the same file.
+            video.options = {"crf": str(crf), "preset": "medium", "x264-params": "mbtree=0"}
             audio_stream = None
             if audio is not None:
                 audio = np.ascontiguousarray(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
