@@ -12,12 +12,7 @@ def replace_durably(tmp: Path, path: Path) -> None:
     with open(tmp, "rb+") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(path.parent)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -30,3 +25,20 @@ def write_text(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a folder so the names created in it survive a crash (best effort)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every folder below `root` (and `root`'s parent): their entries are then durable."""
+    for dirpath, _dirnames, _files in os.walk(root):
+        fsync_dir(Path(dirpath))
+    fsync_dir(root.parent)

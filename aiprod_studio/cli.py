@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from aiprod_studio import __version__, offline
+from aiprod_studio import __version__, offline, vault_cli
 from aiprod_studio.errors import BadInput, Cancelled, StudioError
 from aiprod_studio.settings import Settings, load_settings
 
@@ -94,53 +94,13 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     return {"jobs": rows}, "\n".join(lines)
 
 
-def _cmd_vault_list(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault import Vault
-
-    entries = Vault(settings.models_dir).entries(kind=args.kind)
-    lines = [f"vault: {settings.models_dir}"]
-    for e in entries:
-        tag = " [test model]" if e.test_model else ""
-        lines.append(f"  {e.name:<28} {e.kind:<9} {e.family:<5} {e.total_size:>14,d} B  {e.digest[:12]}{tag}")
-    if not entries:
-        lines.append("  (empty: run `aiprod-studio vault make-tiny`, or `vault provision` on a connected machine)")
-    data = [e.model_dump(mode="json") | {"total_size": e.total_size} for e in entries]
-    return {"models_dir": str(settings.models_dir), "entries": data}, "\n".join(lines)
-
-
-def _cmd_vault_import(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault import Source, Vault
-
-    source = None
-    if args.source_repo or args.source_revision:
-        if not (args.source_repo and args.source_revision and len(args.source_revision) == 40):
-            raise BadInput("--source-repo needs --source-revision with the full 40-hex commit, got "
-                           f"{args.source_revision!r}", field="source_revision")
-        source = Source(repo=args.source_repo, revision=args.source_revision)
-    entry = Vault(settings.models_dir).import_folder(args.path, args.name, kind=args.kind, family=args.family,
-                                                     license=args.license, source=source)
-    data = entry.model_dump(mode="json") | {"total_size": entry.total_size}
-    return data, (f"imported {entry.name}: {len(entry.files)} files, {entry.total_size:,d} bytes, "
-                  f"digest {entry.digest[:12]} → {settings.models_dir / entry.path}")
-
-
 def _register_core(reg: Registry) -> None:
     p = reg.command("history", "list past and queued renders, newest first", _cmd_history)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled", "interrupted"))
     p.add_argument("--search", help="text that the prompt contains")
     p.add_argument("--model", help="only jobs of this model")
-    p = reg.subcommand("vault", "list", "list the vault's entries", _cmd_vault_list)
-    p.add_argument("--kind", choices=("pipeline", "lora", "qa", "scenarist"))
-    p = reg.subcommand("vault", "import", "copy a model folder into the vault and record its hashes",
-                       _cmd_vault_import)
-    p.add_argument("path", help="a diffusers pipeline folder (or one weights file)")
-    p.add_argument("--name", required=True, help="the entry's name in the vault")
-    p.add_argument("--kind", default="pipeline", choices=("pipeline", "lora", "qa", "scenarist"))
-    p.add_argument("--family", default="ltx2", choices=("ltx2", "ltx"), help="model family (default ltx2)")
-    p.add_argument("--license", default="unknown", help="the model's license, for the sovereignty report")
-    p.add_argument("--source-repo", help="where it came from (e.g. Lightricks/LTX-2)")
-    p.add_argument("--source-revision", help="the 40-hex commit it was downloaded at")
+    vault_cli.register(reg)
 
 
 def _load_plugins(reg: Registry) -> None:
@@ -181,11 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: report, exit 1
         log.debug("internal error", exc_info=True)
         return _fail(exc, 1, want_json)
+    code = result.pop("_exit", 0)  # a report that is itself a failure (e.g. verify: exit 3)
     if args.json:
-        print(json.dumps({"ok": True, **result}, default=str))
+        print(json.dumps({"ok": code == 0, **result}, default=str))
     else:
         print(text)
-    return 0
+    return code
 
 
 def _fail(exc: BaseException, code: int, want_json: bool) -> int:

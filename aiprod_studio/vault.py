@@ -16,21 +16,23 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import re
 import struct
-from collections.abc import Iterator
-from pathlib import Path
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aiprod_studio import atomic
-from aiprod_studio.errors import BadInput, IntegrityError
+from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "MANIFEST.json"
 CHECKSUMS_NAME = "CHECKSUMS.sha256"
+STATE_NAME = ".verify-state.json"
 KINDS = ("pipeline", "lora", "qa", "scenarist")
 FAMILIES = ("ltx2", "ltx", "clip", "llm")
 KIND_DIRS = {"pipeline": "pipelines", "lora": "loras", "qa": "qa", "scenarist": "scenarists"}
@@ -39,16 +41,25 @@ MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".gguf")
 
 
+def check_relpath(rel: str, what: str = "path") -> str:
+    """A vault-relative POSIX path that cannot leave the vault: no `..`, no absolute, no backslash."""
+    parts = rel.split("/")
+    if (not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts)
+            or (len(rel) > 1 and rel[1] == ":") or "\x00" in rel):
+        raise ValueError(f"{what} {rel!r} is not a plain relative path inside the vault")
+    return rel
+
+
 class FileRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sha256: str
-    size: int
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
 
 
 class Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
     repo: str
-    revision: str
+    revision: str = Field(pattern=r"^[0-9a-f]{40}$")
 
 
 class Entry(BaseModel):
@@ -64,13 +75,41 @@ class Entry(BaseModel):
     added: str = ""
     digest: str = ""
     derived_from: str | None = None
+    quantization: str | None = None  # "int8" / "fp8" for a saved quantized copy
     test_model: bool = False
     description: str = ""
     defaults: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        check_name(v)
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _safe_path(cls, v: str) -> str:
+        return check_relpath(v, "entry path")
+
+    @field_validator("files")
+    @classmethod
+    def _safe_files(cls, v: dict[str, FileRecord]) -> dict[str, FileRecord]:
+        for rel in v:
+            check_relpath(rel, "file path")
+        return v
+
     @property
     def total_size(self) -> int:
         return sum(f.size for f in self.files.values())
+
+    @property
+    def single_file(self) -> bool:
+        """True for an entry that is one file (a LoRA, a QA model) rather than a folder."""
+        return len(self.files) == 1 and next(iter(self.files)) == PurePosixPath(self.path).name
+
+    def vault_path(self, rel: str) -> str:
+        """The vault-relative path of one of the entry's files."""
+        return self.path if self.single_file and rel == PurePosixPath(self.path).name else f"{self.path}/{rel}"
 
 
 class Manifest(BaseModel):
@@ -79,13 +118,44 @@ class Manifest(BaseModel):
     entries: list[Entry] = Field(default_factory=list)
 
 
+def check_name(name: str) -> str:
+    """An entry name is a plain folder name: letters, digits, `.-_+`, not hidden, ≤ 100 chars."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", name) or ".." in name:
+        raise ValueError(f"name must be a plain name (letters, digits, . _ + -), got {name!r}")
+    return name
+
+
 # -- hashing and file checks ---------------------------------------------------------------
-def sha256_file(path: Path, chunk: int = HASH_CHUNK) -> str:
+def stat_key(st: os.stat_result) -> list[int]:
+    """What must stay equal for a file's last hash to still hold (the verify stat cache)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def sha256_file(path: Path, chunk: int = HASH_CHUNK, on_bytes: Callable[[int], None] | None = None,
+                cancel: threading.Event | None = None) -> str:
+    """Stream a file through SHA-256 in large chunks (hashlib releases the GIL while hashing).
+
+    `on_bytes(n)` is told of each chunk; a set `cancel` event stops it with `Cancelled`.
+    """
     h = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
-        while block := f.read(chunk):
-            h.update(block)
+        while n := f.readinto(buf):
+            h.update(view[:n])
+            if on_bytes is not None:
+                on_bytes(n)
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"hashing {path} was cancelled")
     return h.hexdigest()
+
+
+def hash_with_stat(path: Path, **kwargs: Any) -> tuple[str, list[int] | None]:
+    """(sha256, stat key) — the key is None when the file changed while it was being hashed."""
+    before = stat_key(path.stat())
+    digest = sha256_file(path, **kwargs)
+    after = stat_key(path.stat())
+    return digest, (after if after == before else None)
 
 
 def entry_digest(files: dict[str, FileRecord]) -> str:
@@ -133,7 +203,7 @@ def check_weight_file(path: Path) -> None:
         raise IntegrityError(f"{path}: only safetensors weights are accepted, not {path.suffix}")
 
 
-def _now() -> str:
+def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -151,6 +221,11 @@ class Vault:
     def checksums_path(self) -> Path:
         return self.root / CHECKSUMS_NAME
 
+    @property
+    def state_path(self) -> Path:
+        """The verify stat cache and last results (machine-local, not part of any bundle)."""
+        return self.root / STATE_NAME
+
     # -- reading -------------------------------------------------------------------------
     def manifest(self) -> Manifest:
         if not self.manifest_path.exists():
@@ -163,38 +238,39 @@ class Vault:
     def entries(self, kind: str | None = None) -> list[Entry]:
         return [e for e in self.manifest().entries if kind is None or e.kind == kind]
 
-    def get(self, name: str, kind: str | None = None) -> Entry:
+    def get(self, name: str, kind: str | None = None, field: str = "model") -> Entry:
         for e in self.entries(kind):
             if e.name == name:
                 return e
         known = ", ".join(e.name for e in self.entries(kind)) or "none"
         what = f"{kind} " if kind else ""
-        raise BadInput(f"model {name!r} is not a {what}entry of the vault {self.root} (known: {known})", field="model")
+        raise BadInput(f"{field} {name!r} is not a {what}entry of the vault {self.root} (known: {known})",
+                       field=field)
 
     def entry_dir(self, entry: Entry) -> Path:
         return self.root / entry.path
 
+    def file_path(self, entry: Entry, rel: str) -> Path:
+        return self.root / entry.vault_path(rel)
+
     # -- checking ------------------------------------------------------------------------
     def quick_check(self, entry: Entry) -> list[str]:
-        """Problems found by comparing each recorded file's presence and size (no hashing)."""
-        base = self.entry_dir(entry)
-        problems = []
-        for rel, rec in sorted(entry.files.items()):
-            p = base / rel
-            if not p.is_file():
-                problems.append(f"missing file {entry.path}/{rel}")
-            elif (size := p.stat().st_size) != rec.size:
-                problems.append(f"size mismatch {entry.path}/{rel}: {size} bytes, manifest says {rec.size}")
-        return problems
+        """Problems of one entry by the quick verify (stat cache; changed files are re-hashed)."""
+        from aiprod_studio.verify import verify
+
+        return [str(p) for p in verify(self, [entry.name]).entries[0].problems]
 
     def require_ok(self, entry: Entry) -> None:
+        """Refuse an entry whose files do not match the manifest; the error names each file."""
         problems = self.quick_check(entry)
         if problems:
-            raise IntegrityError(f"vault entry {entry.name!r} failed its check: " + "; ".join(problems))
+            raise IntegrityError(f"vault entry {entry.name!r} failed its check: " + "; ".join(problems)
+                                 + " (see `aiprod-studio vault verify --deep`)")
 
     # -- writing -------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
+        """An exclusive lock over the vault's bookkeeping files (manifest, checksums, state)."""
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".manifest.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -209,78 +285,65 @@ class Vault:
         lines = []
         for e in manifest.entries:
             for rel in sorted(e.files):
-                lines.append(f"{e.files[rel].sha256}  {e.path}/{rel}\n")
+                lines.append(f"{e.files[rel].sha256}  {e.vault_path(rel)}\n")
         atomic.write_text(self.checksums_path, "".join(lines))
 
-    def hash_tree(self, rel_path: str) -> dict[str, FileRecord]:
-        """Hash every file below `rel_path` (a folder or one file), refusing unsafe weights."""
+    def hash_tree(self, rel_path: str, on_bytes: Callable[[int], None] | None = None,
+                  cancel: threading.Event | None = None) -> tuple[dict[str, FileRecord], dict[str, list[int]]]:
+        """Hash every file below `rel_path` (a folder or one file), refusing unsafe weights.
+
+        Returns the file records and, for the stat cache, each file's stat key.
+        """
         base = self.root / rel_path
-        if base.is_file():
-            check_weight_file(base)
-            return {base.name: FileRecord(sha256=sha256_file(base), size=base.stat().st_size)}
+        if base.is_symlink():
+            raise IntegrityError(f"{base}: symlinks are not allowed in the vault")
+        paths = [base] if base.is_file() else sorted(base.rglob("*"))
         files: dict[str, FileRecord] = {}
-        for p in sorted(base.rglob("*")):
+        stats: dict[str, list[int]] = {}
+        for p in paths:
             if p.is_symlink():
                 raise IntegrityError(f"{p}: symlinks are not allowed in the vault")
             if p.is_file():
                 check_weight_file(p)
-                files[p.relative_to(base).as_posix()] = FileRecord(sha256=sha256_file(p), size=p.stat().st_size)
+                rel = p.name if p == base else p.relative_to(base).as_posix()
+                digest, key = hash_with_stat(p, on_bytes=on_bytes, cancel=cancel)
+                files[rel] = FileRecord(sha256=digest, size=p.stat().st_size)
+                if key is not None:
+                    stats[rel] = key
         if not files:
             raise BadInput(f"{base} holds no files", field="path")
-        return files
+        return files, stats
 
     def import_folder(self, source: Path | str, name: str, kind: str = "pipeline", family: str = "ltx2",
                       **fields: Any) -> Entry:
-        """Copy a model folder (or one weights file) into the vault and record it.
+        """Copy a model folder, one weights file or an exported bundle into the vault (see `transfer`)."""
+        from aiprod_studio.transfer import import_path
 
-        The copy goes to a hidden temp name first and is renamed into place only after
-        every file was hashed and checked, so an interrupted import leaves no half entry.
+        return import_path(self, source, name, kind=kind, family=family, **fields)
+
+    def record(self, name: str, kind: str, family: str, rel_path: str, files: dict[str, FileRecord] | None = None,
+               stats: dict[str, list[int]] | None = None, **fields: Any) -> Entry:
+        """Add (or replace) the entry `name` for the files at `rel_path`.
+
+        The files are hashed here unless the caller already hashed them (`files`, and the
+        stat keys it saw in `stats`, which seed the quick-verify cache).
         """
-        src = Path(source).expanduser().resolve()
-        if not src.exists():
-            raise BadInput(f"path {str(source)!r} does not exist", field="path")
-        if not name or "/" in name or name.startswith("."):
-            raise BadInput(f"name must be a plain folder name, got {name!r}", field="name")
         if kind not in KINDS:
             raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
-        if kind == "pipeline" and src.is_dir() and not (src / "model_index.json").is_file():
-            raise BadInput(f"{src} is not a diffusers pipeline folder (no model_index.json)", field="path")
-        if any(e.name == name for e in self.entries()):
-            raise BadInput(f"name {name!r} is already an entry of the vault", field="name")
-        rel = f"{KIND_DIRS[kind]}/{name}" + (src.suffix if src.is_file() else "")
-        target = self.root / rel
-        if target.exists():
-            raise BadInput(f"{target} already exists", field="name")
-        tmp = target.with_name(f".{target.name}.importing")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
         try:
-            if src.is_dir():
-                for p in src.rglob("*"):
-                    if p.is_symlink() and not p.resolve().is_relative_to(src):
-                        raise IntegrityError(f"{p}: symlink leaves the folder being imported")
-                shutil.copytree(src, tmp, symlinks=False)
-            else:
-                shutil.copy2(src, tmp)
-            self.hash_tree(tmp.relative_to(self.root).as_posix())  # refuse unsafe weights before anything is registered
-            os.replace(tmp, target)
-        except BaseException:
-            if tmp.exists():
-                shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-            raise
-        return self.record(name, kind, family, rel, **fields)
-
-    def record(self, name: str, kind: str, family: str, rel_path: str, **fields: Any) -> Entry:
-        """Hash the files at `rel_path` and add (or replace) the entry `name`."""
-        if kind not in KINDS:
-            raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
-        files = self.hash_tree(rel_path)
+            check_name(name)
+        except ValueError as exc:
+            raise BadInput(str(exc), field="name") from None
+        if files is None:
+            files, stats = self.hash_tree(rel_path)
         entry = Entry(name=name, kind=kind, family=family, path=Path(rel_path).as_posix(), files=files,
-                      added=_now(), digest=entry_digest(files), **fields)
-        with self._locked():
+                      added=now(), digest=entry_digest(files), **fields)
+        with self.locked():
             manifest = self.manifest()
             manifest.entries = [e for e in manifest.entries if e.name != name] + [entry]
             self._write(manifest)
+        from aiprod_studio.verify import remember_hashes
+
+        remember_hashes(self, entry, stats or {})
         log.info("vault: recorded %s (%s, %d files, %d bytes)", name, kind, len(files), entry.total_size)
         return entry
