@@ -44,7 +44,7 @@ CARRIED_FIELDS = ("kind", "family", "source", "license", "derived_from", "quanti
                   "defaults")
 
 
-class _Meter:
+class Meter:
     """Counts bytes and reports rate and ETA at most every `every` seconds."""
 
     def __init__(self, total: int, progress: Callable[[VerifyProgress], None] | None, files_total: int,
@@ -73,7 +73,7 @@ class _Meter:
         self.progress(VerifyProgress(self.done, self.total, rate, eta, self.files_done, self.files_total))
 
 
-def copy_with_hash(src: Path, dst: Path, meter: _Meter | None = None) -> str:
+def copy_with_hash(src: Path, dst: Path, meter: Meter | None = None) -> str:
     """Copy `src` to `dst` in large chunks, hashing on the way; fsync before returning."""
     h = hashlib.sha256()
     buf = bytearray(HASH_CHUNK)
@@ -195,7 +195,7 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
     tmp = target.with_name(f".{target.name}.importing")
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove(tmp)
-    meter = _Meter(sum(p.stat().st_size for _, p in files), progress, len(files), cancel)
+    meter = Meter(sum(p.stat().st_size for _, p in files), progress, len(files), cancel)
     records: dict[str, FileRecord] = {}
     stats: dict[str, list[int]] = {}
     try:
@@ -254,7 +254,7 @@ def export_bundle(vault: Vault, name: str, to: Path | str, progress: Callable[[V
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = dest_root / f".{name}.exporting"
     _remove(tmp)
-    meter = _Meter(entry.total_size, progress, len(entry.files), cancel)
+    meter = Meter(entry.total_size, progress, len(entry.files), cancel)
     bundle_path = f"{BUNDLE_FILES}/{next(iter(entry.files))}" if entry.single_file else BUNDLE_FILES
     exported = entry.model_copy(update={"path": bundle_path})
     try:
