@@ -1,4 +1,4 @@
-"""The engine's CLI commands: render, inspect, compare, vault make-tiny.
+"""The engine's CLI commands: render, inspect, compare, report, vault make-tiny, vault quantize.
 
 Registered into `aiprod-studio` through the `aiprod_studio.commands` entry point.
 Nothing heavy is imported until a command actually runs.
@@ -128,6 +128,39 @@ def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
                   f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}")
 
 
+def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio.vault import Vault
+    from engine.quantized import save_quantized
+
+    entry = save_quantized(Vault(settings.models_dir), args.name, args.to, args.new_name, dtype=args.dtype)
+    data = entry.model_dump(mode="json") | {"total_size": entry.total_size}
+    return data, (f"saved {entry.name}: {args.name} with its transformer stored {args.to} "
+                  f"({len(entry.files)} files, {entry.total_size:,d} bytes, digest {entry.digest[:12]}); "
+                  f"render with --model {entry.name}")
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio import atomic
+    from aiprod_studio.report import build_report, to_markdown
+
+    self_test = None
+    if not args.no_self_test:
+        from engine.selftest import network_self_test
+
+        self_test = network_self_test()
+    report = build_report(settings, self_test)
+    text = to_markdown(report)
+    if args.out:
+        out = Path(args.out)
+        if out.suffix.lower() != ".md":
+            raise BadInput(f"out must end in .md, got {args.out!r}", field="out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(out, text)
+        report["out"] = str(out)
+    passed = self_test is None or self_test["ok"]
+    return report | ({} if passed else {"_exit": 1}), (f"report written to {args.out}" if args.out else text)
+
+
 def register(reg: Any) -> None:
     p = reg.command("render", "render one clip (video + audio) to an MP4", cmd_render)
     p.add_argument("--prompt", help="what the clip shows (required unless --recipe gives it)")
@@ -154,3 +187,16 @@ def register(reg: Any) -> None:
 
     p = reg.subcommand("vault", "make-tiny", "build the studio's tiny LTX-2 test model into the vault", cmd_make_tiny)
     p.add_argument("--name", default="aiprod-tiny-ltx2")
+
+    p = reg.subcommand("vault", "quantize", "save a copy of a pipeline with its transformer quantized once "
+                                            "(int8 or fp8), loadable without re-quantizing", cmd_quantize)
+    p.add_argument("name", help="the pipeline entry to quantize")
+    p.add_argument("--to", required=True, choices=("int8", "fp8"))
+    p.add_argument("--name", dest="new_name", required=True, help="the new entry's name")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="dtype it will run in (default: bfloat16 with CUDA, else float32)")
+
+    p = reg.command("report", "the sovereignty report: models and their sources, licences, offline settings, "
+                              "and a network self-test render", cmd_report)
+    p.add_argument("--out", help="write the report to this .md file (default: print it)")
+    p.add_argument("--no-self-test", action="store_true", help="skip the self-test render")

@@ -69,15 +69,26 @@ def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: st
         raise IntegrityError(f"{folder}/model_index.json names {index.get('_class_name')!r}, "
                              f"but family {entry.family!r} needs {class_name}")
 
+    if entry.quantization and quantization not in ("none", entry.quantization):
+        raise BadInput(f"model {entry.name!r} is stored quantized as {entry.quantization}; choose quantization "
+                       f"none or {entry.quantization}, got {quantization!r}", field="quantization")
+
     # 2. Load from local files only, safetensors only, quietly (progress goes through our events).
     diffusers.utils.logging.disable_progress_bar()
     started = time.perf_counter()
     pipeline_cls = getattr(diffusers, class_name)
-    pipe = pipeline_cls.from_pretrained(folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype)
+    components = {}
+    if entry.quantization:  # a saved quantized copy: rebuilt as stored, never quantized again
+        from engine.quantized import load_quantized_transformer
+
+        components["transformer"] = load_quantized_transformer(folder / "transformer", plan.dtype)
+    pipe = pipeline_cls.from_pretrained(folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype,
+                                        **components)
     pipe.set_progress_bar_config(disable=True)
 
     # 3. Quantize the transformer (on the CPU, before it moves), then place everything.
-    quantize_transformer(pipe.transformer, quantization)
+    if not entry.quantization:
+        quantize_transformer(pipe.transformer, quantization)
     if plan.device.type == "cuda" and offload == "model":
         pipe.enable_model_cpu_offload(device=plan.device)
     elif plan.device.type == "cuda" and offload == "sequential":
@@ -105,6 +116,7 @@ class PipelineCache:
         key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization, offload)
         with self._lock:
             if self._loaded is not None and self._loaded.key == key:
+                vault.require_ok(entry)  # a warm pipeline too is refused once its files fail the check
                 return self._loaded.pipe
             self._drop(plan)
             pipe = load_pipeline(vault, entry, plan, quantization, offload)
