@@ -24,6 +24,10 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def progress_printer(args: argparse.Namespace, label: str) -> Callable[[Any], None] | None:
     """A progress callback that draws one line on a terminal's stderr (nothing otherwise)."""
     if getattr(args, "json", False) or not sys.stderr.isatty():
@@ -78,7 +82,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     rate = report.hashed_bytes / report.seconds if report.seconds > 0 else 0.0
     lines.append(f"{report.mode} verify of {len(report.entries)} entries in {report.seconds:.2f}s "
                  f"({human_bytes(report.hashed_bytes)} hashed, {human_bytes(rate)}/s): "
-                 + ("all ok" if report.ok else f"{len(report.failures())} problems"))
+                 + ("all ok" if report.ok else plural(len(report.failures()), 'problem')))
     return report.to_json() | ({} if report.ok else {"_exit": 3}), "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,10 @@ class Problem:
     kind: str  # one of PROBLEM_KINDS
     path: str  # vault-relative
     detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        # "file", not "path": API clients treat any object with a "path" key as a file to download
+        return {"kind": self.kind, "file": self.path, "detail": self.detail}
 
     def __str__(self) -> str:
         label = {"missing": "missing file", "size": "size mismatch", "hash": "hash mismatch",
@@ -79,9 +83,9 @@ class VerifyReport:
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "ok": self.ok, "seconds": round(self.seconds, 4), "hashed_bytes": self.hashed_bytes,
                 "entries": [{"name": e.name, "status": "ok" if e.ok else "failed", "files": e.files, "size": e.size,
-                             "hashed_files": e.hashed_files, "problems": [asdict(p) for p in e.problems]}
+                             "hashed_files": e.hashed_files, "problems": [p.to_json() for p in e.problems]}
                             for e in self.entries],
-                "unrecorded": [asdict(p) for p in self.unrecorded]}
+                "unrecorded": [p.to_json() for p in self.unrecorded]}
 
 
 @dataclass

@@ -203,3 +203,14 @@ def test_server_binds_loopback_even_if_the_environment_says_otherwise(served, mo
     for address in other:
         with pytest.raises(OSError):
             socket.create_connection((address, port), timeout=1).close()
+
+
+def test_vault_list_and_verify_endpoints(client, tiny_vault):
+    [entry] = client.predict(api_name="/vault_list")
+    assert entry["name"] == "aiprod-tiny-ltx2" and entry["kind"] == "pipeline" and len(entry["digest"]) == 64
+    assert all(len(f["sha256"]) == 64 for f in entry["files"].values())
+    report = client.predict(name="aiprod-tiny-ltx2", deep=True, api_name="/vault_verify")
+    assert report["ok"] is True and report["mode"] == "deep"
+    assert report["entries"][0]["hashed_files"] == len(entry["files"])
+    with pytest.raises(Exception, match="'nope' is not an entry"):
+        client.predict(name="nope", api_name="/vault_verify")

@@ -38,7 +38,7 @@ def test_flipped_byte_fails_verify_with_exit_3_and_render_refuses(cli, models, t
     assert bad.returncode == 3 and "FAILED" in bad.stdout and f"hash mismatch {W}" in bad.stdout
     as_json = cli("vault", "verify", "--json", models_dir=models)
     assert as_json.returncode == 3 and as_json.json["ok"] is False
-    assert as_json.json["entries"][0]["problems"][0] | {"detail": ""} == {"kind": "hash", "path": W, "detail": ""}
+    assert as_json.json["entries"][0]["problems"][0] | {"detail": ""} == {"kind": "hash", "file": W, "detail": ""}
     render = cli("render", "--prompt", "a boat", "--out", str(tmp_path / "x.mp4"), models_dir=models)
     assert render.returncode == 3 and W in render.stderr and "failed its check" in render.stderr
     assert not (tmp_path / "x.mp4").exists()
@@ -55,7 +55,7 @@ def test_each_damage_is_named(cli, models):
     os.symlink("/etc", folder / "etc")
     r = cli("vault", "verify", "--json", models_dir=models)
     assert r.returncode == 3
-    found = {(p["kind"], p["path"]) for p in r.json["entries"][0]["problems"]}
+    found = {(p["kind"], p["file"]) for p in r.json["entries"][0]["problems"]}
     assert found == {("size", "pipelines/aiprod-tiny-ltx2/vae/diffusion_pytorch_model.safetensors"),
                      ("missing", "pipelines/aiprod-tiny-ltx2/vocoder/config.json"),
                      ("extra", "pipelines/aiprod-tiny-ltx2/notes.txt"),

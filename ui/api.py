@@ -1,7 +1,7 @@
 """The stable scripting API: named endpoints with few keyword parameters.
 
 `/render` (blocking: MP4 + record), `/enqueue` (job id), `/job` (status, progress,
-MP4 when done), `/cancel`, `/history`. They are typed functions (`gr.api`), so
+MP4 when done), `/cancel`, `/history`, `/vault_list`, `/vault_verify`. They are typed functions (`gr.api`), so
 `gradio_client` sees named parameters with their defaults; the names are part of the
 contract (tests/snapshots/gradio_api.json pins them).
 """
@@ -14,6 +14,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from aiprod_studio.errors import StudioError
+from aiprod_studio.verify import last_results, verify
 from engine.studio import Studio
 from engine.worker import QueueWorker
 from ui.render_tab import values
@@ -81,5 +82,21 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                                    text=text or None, model=model or None)
         return [record(r) for r in rows]
 
-    for fn in (render, enqueue, job, cancel, history):
+    def vault_list(kind: str = "") -> list[dict]:
+        """The vault's entries: name, kind, family, location, source, license, files (sha256, size), last check."""
+        checks = last_results(studio.vault)
+        out = []
+        for e in studio.vault.entries(kind=kind or None):
+            d = e.model_dump(mode="json", exclude={"path"})  # a "path" key would read as a file to download
+            out.append(d | {"location": e.path, "total_size": e.total_size, "last_check": checks.get(e.name)})
+        return out
+
+    def vault_verify(name: str = "", deep: bool = False) -> dict:
+        """Check one entry (or all) against the manifest: per entry ok/failed with each problem's kind and path."""
+        try:
+            return verify(studio.vault, [name] if name else None, deep=deep).to_json()
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+
+    for fn in (render, enqueue, job, cancel, history, vault_list, vault_verify):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

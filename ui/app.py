@@ -23,7 +23,7 @@ from aiprod_studio.errors import BadInput  # noqa: E402
 from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
 from engine.studio import Studio  # noqa: E402
 from engine.worker import QueueWorker  # noqa: E402
-from ui import api, history_tab, render_tab  # noqa: E402
+from ui import api, history_tab, render_tab, vault_tab  # noqa: E402
 from ui.security import StudioGuard  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
                 form = render_tab.build(studio, worker)
             with gr.Tab("History", id="history"):
                 history_tab.build(studio, worker, form, tabs)
+            with gr.Tab("Model Vault", id="vault"):
+                vault_tab.build(studio)
         api.build(studio, worker)
     return app
 

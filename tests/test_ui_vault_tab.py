@@ -1,0 +1,75 @@
+"""The Model Vault tab's handlers, driven the way Gradio drives them (no browser)."""
+
+from __future__ import annotations
+
+import shutil
+
+import gradio as gr
+import pytest
+
+from aiprod_studio.settings import load_settings
+
+
+@pytest.fixture
+def vault_studio(tiny_vault, tmp_path):
+    from engine.studio import Studio
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_vault, root)
+    studio = Studio(load_settings(models_dir=root, data_dir=tmp_path / "data", device="cpu"))
+    yield studio
+    studio.close()
+
+
+@pytest.fixture
+def handlers(vault_studio):
+    from engine.worker import QueueWorker
+    from ui.app import build_app
+
+    worker = QueueWorker(vault_studio)
+    app = build_app(vault_studio, worker)
+    return {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
+
+
+W = "pipelines/aiprod-tiny-ltx2/transformer/diffusion_pytorch_model.safetensors"
+
+
+def test_verify_shows_badges_then_names_a_damaged_file(handlers, vault_studio):
+    *_, (text, table) = list(handlers["on_vault_verify"]("(all)", "deep"))
+    assert "all ok" in text and table["value"][0][:2] == ["✅ ok", "aiprod-tiny-ltx2"]
+    with open(vault_studio.vault.root / W, "r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 0xFF]))
+    *_, (text, table) = list(handlers["on_vault_verify"]("aiprod-tiny-ltx2", "quick"))
+    assert "1 problem**" in text and f"hash mismatch {W}" in text
+    assert table["value"][0][0] == "❌ failed"
+
+
+def test_import_export_round_trip_through_the_tab(handlers, vault_studio, tmp_path):
+    updates = list(handlers["on_vault_export"]("aiprod-tiny-ltx2", str(tmp_path / "usb")))
+    assert "Exported **aiprod-tiny-ltx2**" in updates[-1]
+    bundle = tmp_path / "usb/aiprod-tiny-ltx2"
+    *_, final = list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
+    assert "Imported **tiny-copy**" in final[0]
+    assert [r[1] for r in final[1]["value"]] == ["aiprod-tiny-ltx2", "tiny-copy"]
+    assert "tiny-copy" in final[4]["choices"]  # the quantize menu knows the new pipeline
+    with pytest.raises(gr.Error, match="already an entry"):
+        list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
+    with pytest.raises(gr.Error, match="path"):
+        list(handlers["on_vault_import"]("  ", "", "pipeline", "", False))
+
+
+def test_cancel_reports_when_nothing_runs(handlers):
+    assert handlers["on_vault_cancel"]() == "Nothing is running."
+
+
+def test_quantize_and_report(handlers, vault_studio):
+    *_, final = list(handlers["on_vault_quantize"]("aiprod-tiny-ltx2", "int8", "tiny-q8"))
+    assert "Saved **tiny-q8**" in final[0] and vault_studio.vault.get("tiny-q8").quantization == "int8"
+    with pytest.raises(gr.Error, match="already an entry"):
+        list(handlers["on_vault_quantize"]("aiprod-tiny-ltx2", "int8", "tiny-q8"))
+    path, text = handlers["on_vault_report"](False)
+    assert path.startswith(str(vault_studio.settings.outputs_dir)) and path.endswith(".md")
+    assert "| tiny-q8 | pipeline/ltx2 |" in text and "Network self-test\n\nnot run" in text
