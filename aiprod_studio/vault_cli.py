@@ -24,8 +24,8 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def progress_printer(args: argparse.Namespace, label: str) -> Callable[[Any], None] | None:
@@ -80,7 +80,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         lines.extend(f"          {p}" for p in e.problems)
     lines.extend(f"FAILED  {p}" for p in report.unrecorded)
     rate = report.hashed_bytes / report.seconds if report.seconds > 0 else 0.0
-    lines.append(f"{report.mode} verify of {len(report.entries)} entries in {report.seconds:.2f}s "
+    lines.append(f"{report.mode} verify of {plural(len(report.entries), 'entry', 'entries')} in {report.seconds:.2f}s "
                  f"({human_bytes(report.hashed_bytes)} hashed, {human_bytes(rate)}/s): "
                  + ("all ok" if report.ok else plural(len(report.failures()), 'problem')))
     return report.to_json() | ({} if report.ok else {"_exit": 3}), "\n".join(lines)

@@ -143,7 +143,7 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
             page.get_by_role("radio", name="deep").check()
             page.get_by_role("button", name="Verify").click()
             page.wait_for_selector("text=deep verify: all ok", timeout=60_000)
-            assert "✅ ok" in page.locator("#vault-table").inner_text()
+            assert "✔ ok" in page.locator("#vault-table").inner_text()
             page.screenshot(path=str(ARTIFACTS / "tab-vault.png"))
             browser.close()
     finally:

@@ -36,7 +36,7 @@ W = "pipelines/aiprod-tiny-ltx2/transformer/diffusion_pytorch_model.safetensors"
 
 def test_verify_shows_badges_then_names_a_damaged_file(handlers, vault_studio):
     *_, (text, table) = list(handlers["on_vault_verify"]("(all)", "deep"))
-    assert "all ok" in text and table["value"][0][:2] == ["✅ ok", "aiprod-tiny-ltx2"]
+    assert "all ok" in text and table["value"][0][:2] == ["✔ ok", "aiprod-tiny-ltx2"]
     with open(vault_studio.vault.root / W, "r+b") as f:
         f.seek(-1, 2)
         last = f.read(1)
@@ -44,7 +44,7 @@ def test_verify_shows_badges_then_names_a_damaged_file(handlers, vault_studio):
         f.write(bytes([last[0] ^ 0xFF]))
     *_, (text, table) = list(handlers["on_vault_verify"]("aiprod-tiny-ltx2", "quick"))
     assert "1 problem**" in text and f"hash mismatch {W}" in text
-    assert table["value"][0][0] == "❌ failed"
+    assert table["value"][0][0] == "✖ failed"
 
 
 def test_import_export_round_trip_through_the_tab(handlers, vault_studio, tmp_path):

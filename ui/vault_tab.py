@@ -23,7 +23,7 @@ from aiprod_studio.verify import last_results, verify
 from engine.studio import Studio
 
 COLUMNS = ["status", "name", "kind", "family", "size", "source", "license", "digest", "last check"]
-BADGES = {"ok": "✅ ok", "failed": "❌ failed"}
+BADGES = {"ok": "✔ ok", "failed": "✖ failed"}
 PROVISION_HELP = (
     "**Adding models.** Real weights are fetched once on a connected machine with "
     "`aiprod-studio vault provision ltx-2 --revision <commit>` (see `models/catalog.json`), then carried here "
@@ -39,7 +39,7 @@ def rows(studio: Studio) -> list[list[Any]]:
         source = (f"{e.source.repo}@{e.source.revision[:10]}" if e.source else
                   f"from {e.derived_from.split('@')[0]} ({e.quantization})" if e.derived_from else
                   "built-in test model" if e.test_model else "imported")
-        out.append([BADGES.get(check.get("status", ""), "◻ unchecked"), e.name, e.kind, e.family,
+        out.append([BADGES.get(check.get("status", ""), "○ unchecked"), e.name, e.kind, e.family,
                     human_bytes(e.total_size), source, e.license, e.digest[:12],
                     f"{check.get('mode', '')} {check.get('checked', '')}".strip()])
     return out
@@ -147,8 +147,8 @@ def build(studio: Studio) -> None:
         except StopIteration as done:
             report = done.value
         lines = [f"**{report.mode} verify: {'all ok' if report.ok else plural(len(report.failures()), 'problem')}** "
-                 f"({len(report.entries)} entries, {human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)"]
-        lines += [f"- ❌ {f}" for f in report.failures()]
+                 f"({plural(len(report.entries), 'entry', 'entries')}, {human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)"]
+        lines += [f"- ✖ {f}" for f in report.failures()]
         yield "\n".join(lines), gr.update(value=rows(studio))
 
     def on_vault_cancel() -> str:
