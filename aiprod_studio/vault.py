@@ -196,11 +196,22 @@ def check_safetensors(path: Path) -> None:
 
 
 def check_weight_file(path: Path) -> None:
-    """Weights must be safetensors; any other weight format is refused."""
+    """Weights must be safetensors, judged by content.
+
+    A `.safetensors` file must parse as one; any other file is refused if its name says
+    it is another weight format, or if its first bytes are a pickle stream or a zip
+    archive (what `torch.save` writes), whatever its name.
+    """
     if path.suffix == ".safetensors":
         check_safetensors(path)
-    elif path.suffix in WEIGHT_SUFFIXES:
+        return
+    if path.suffix in WEIGHT_SUFFIXES:
         raise IntegrityError(f"{path}: only safetensors weights are accepted, not {path.suffix}")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head == b"PK\x03\x04":
+        raise IntegrityError(f"{path}: looks like a pickle or torch.save archive; only safetensors weights "
+                             "are accepted")
 
 
 def now() -> str:
@@ -258,7 +269,7 @@ class Vault:
         """Problems of one entry by the quick verify (stat cache; changed files are re-hashed)."""
         from aiprod_studio.verify import verify
 
-        return [str(p) for p in verify(self, [entry.name]).entries[0].problems]
+        return [str(p) for p in verify(self, [entry.name], record_unchanged=False).entries[0].problems]
 
     def require_ok(self, entry: Entry) -> None:
         """Refuse an entry whose files do not match the manifest; the error names each file."""

@@ -210,8 +210,12 @@ class _Job:
 
 def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, threads: int | None = None,
            progress: Callable[[VerifyProgress], None] | None = None, cancel: threading.Event | None = None,
-           progress_every: float = 0.25) -> VerifyReport:
-    """Check entries (all, or those named) against the manifest and record the results."""
+           progress_every: float = 0.25, record_unchanged: bool = True) -> VerifyReport:
+    """Check entries (all, or those named) against the manifest and record the results.
+
+    `record_unchanged=False` (the engine's check before each load) writes the state file
+    only when something was learned or a verdict changed.
+    """
     started = time.perf_counter()
     all_entries = vault.entries()
     if names:
@@ -331,7 +335,14 @@ def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, thr
         st["files"] = {k: v for k, v in st["files"].items() if k in live}
         st["entries"] = {k: v for k, v in st["entries"].items() if k in {e.name for e in vault.entries()}}
 
-    _save_state(vault, update)
+    verdicts = {n: ("ok" if r.ok else "failed", [str(p) for p in r.problems]) for n, r in results.items()}
+    stored = state["entries"]
+    unchanged = not learned and all(
+        (stored.get(n) or {}).get("digest") == digests[n]
+        and ((stored.get(n) or {}).get("status"), (stored.get(n) or {}).get("problems")) == v
+        for n, v in verdicts.items())
+    if record_unchanged or not unchanged:
+        _save_state(vault, update)
     if cancelled:
         raise Cancelled(f"verify cancelled after {files_done} of {len(jobs)} files")
     report = VerifyReport(mode, [results[e.name] for e in entries], unrecorded, time.perf_counter() - started, hashed)

@@ -42,11 +42,13 @@ def test_generate_streams_progress_then_the_video(handlers, studio):
 def test_cancel_button_stops_the_followed_render(handlers, studio):
     request = SimpleNamespace(session_hash="s2")
     updates = []
+    asked = False
     for update in handlers["on_generate"](*form(steps=200), request=request):
         updates.append(update)
-        if "step 2/" in update[2] or "step 3/" in update[2]:
+        if "step " in update[2] and not asked:  # the first progress update, whichever step it shows
             assert handlers["on_cancel"](request=request).endswith("cancelling…")
-    assert "cancelled" in updates[-1][2]
+            asked = True
+    assert asked and "cancelled" in updates[-1][2]
     assert studio.history.jobs()[0]["status"] == "cancelled"
     assert handlers["on_cancel"](request=request).startswith("Nothing is rendering")
 

@@ -140,3 +140,27 @@ def test_import_needs_a_pipeline_folder(tmp_path):
         Vault(tmp_path / "vault").import_folder(tmp_path / "empty", "x")
     with pytest.raises(BadInput, match="does not exist"):
         Vault(tmp_path / "vault").import_folder(tmp_path / "nope", "x")
+
+
+def test_pickles_and_torch_archives_are_refused_whatever_their_name(tmp_path):
+    folder = tmp_path / "pipelines" / "x"
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+    (folder / "weights.dat").write_bytes(pickle.dumps({"w": [1, 2, 3]}, protocol=4))
+    with pytest.raises(IntegrityError, match="looks like a pickle"):
+        Vault(tmp_path).record("x", "pipeline", "ltx2", "pipelines/x")
+    (folder / "weights.dat").write_bytes(b"PK\x03\x04" + b"\0" * 60)  # torch.save's zip container
+    with pytest.raises(IntegrityError, match="looks like a pickle"):
+        Vault(tmp_path).record("x", "pipeline", "ltx2", "pipelines/x")
+    (folder / "weights.dat").write_text("plain text is fine")
+    assert Vault(tmp_path).record("x", "pipeline", "ltx2", "pipelines/x").files["weights.dat"].size == 18
+
+
+def test_the_engine_check_writes_the_state_only_when_something_changed(tmp_path):
+    entry = make_entry(tmp_path)
+    vault = Vault(tmp_path)
+    vault.require_ok(entry)
+    before = vault.state_path.stat().st_mtime_ns
+    for _ in range(3):
+        vault.require_ok(entry)
+    assert vault.state_path.stat().st_mtime_ns == before
