@@ -54,7 +54,7 @@ def test_import_export_round_trip_through_the_tab(handlers, vault_studio, tmp_pa
     *_, final = list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
     assert "Imported **tiny-copy**" in final[0]
     assert [r[1] for r in final[1]["value"]] == ["aiprod-tiny-ltx2", "tiny-copy"]
-    assert "tiny-copy" in final[4]["choices"]  # the quantize menu knows the new pipeline
+    assert "tiny-copy" in final[4]["choices"] and "tiny-copy" in final[5]["choices"]  # quantize and Render menus
     with pytest.raises(gr.Error, match="already an entry"):
         list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
     with pytest.raises(gr.Error, match="path"):
@@ -63,6 +63,16 @@ def test_import_export_round_trip_through_the_tab(handlers, vault_studio, tmp_pa
 
 def test_cancel_reports_when_nothing_runs(handlers):
     assert handlers["on_vault_cancel"]() == "Nothing is running."
+
+
+def test_page_load_lists_models_added_since_the_app_was_built(handlers, vault_studio, tmp_path):
+    from aiprod_studio.transfer import export_bundle, import_path
+
+    bundle = export_bundle(vault_studio.vault, "aiprod-tiny-ltx2", tmp_path / "usb")
+    import_path(vault_studio.vault, bundle, "added-by-cli")
+    table, target, export_menu, quantize_menu, render_menu = handlers["lists"]()
+    assert [r[1] for r in table["value"]] == ["added-by-cli", "aiprod-tiny-ltx2"]
+    assert "added-by-cli" in render_menu["choices"] and "added-by-cli" in target["choices"]
 
 
 def test_quantize_and_report(handlers, vault_studio):

@@ -24,6 +24,7 @@ from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
 from engine.studio import Studio  # noqa: E402
 from engine.worker import QueueWorker  # noqa: E402
 from ui import api, history_tab, render_tab, vault_tab  # noqa: E402
+from ui.render_tab import FIELDS  # noqa: E402
 from ui.security import StudioGuard  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,9 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
             with gr.Tab("History", id="history"):
                 history_tab.build(studio, worker, form, tabs)
             with gr.Tab("Model Vault", id="vault"):
-                vault_tab.build(studio)
+                refresh_vault, vault_outputs = vault_tab.build(studio, form.components[FIELDS.index("model")])
+        # a reload shows models added since the app was built (CLI imports, quantized copies)
+        app.load(refresh_vault, outputs=vault_outputs, api_visibility="private")
         api.build(studio, worker)
     return app
 

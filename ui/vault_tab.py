@@ -86,7 +86,11 @@ class Tracked:
         return self._result.get("value")
 
 
-def build(studio: Studio) -> None:
+def build(studio: Studio, model_menu: Any) -> tuple[Callable[[], tuple], list[Any]]:
+    """Build the tab; returns its refresh function and the components it updates (for page load).
+
+    `model_menu` is the Render tab's model dropdown: imports and quantized copies appear there.
+    """
     running: dict[str, threading.Event] = {}
     names = [e.name for e in studio.vault.entries()]
     pipelines = [e.name for e in studio.vault.entries("pipeline")]
@@ -124,11 +128,11 @@ def build(studio: Studio) -> None:
         report_view = gr.Markdown("")
     gr.Markdown(PROVISION_HELP)
 
-    def lists() -> tuple[Any, Any, Any, Any]:
+    def lists() -> tuple[Any, ...]:
         all_names = [e.name for e in studio.vault.entries()]
         pipes = [e.name for e in studio.vault.entries("pipeline")]
         return (gr.update(value=rows(studio)), gr.update(choices=["(all)"] + all_names),
-                gr.update(choices=all_names), gr.update(choices=pipes))
+                gr.update(choices=all_names), gr.update(choices=pipes), gr.update(choices=pipes))
 
     def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
         running["cancel"] = cancel = threading.Event()
@@ -167,7 +171,7 @@ def build(studio: Studio) -> None:
             link=hard_link, progress=progress, cancel=cancel, **fields))
         try:
             while True:
-                yield (next(job),) + (gr.update(),) * 4
+                yield (next(job),) + (gr.update(),) * 5
         except StopIteration as done:
             entry = done.value
         yield (f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
@@ -187,7 +191,7 @@ def build(studio: Studio) -> None:
     def on_vault_quantize(name: str, to: str, new: str):
         from engine.quantized import save_quantized
 
-        yield (f"Quantizing {name} to {to}…",) + (gr.update(),) * 4
+        yield (f"Quantizing {name} to {to}…",) + (gr.update(),) * 5
         try:
             entry = save_quantized(studio.vault, name, to, (new or "").strip())
         except StudioError as exc:
@@ -208,10 +212,11 @@ def build(studio: Studio) -> None:
     private = {"api_visibility": "private"}
     verify_btn.click(on_vault_verify, inputs=[target, mode], outputs=[status, table], **private)
     cancel_btn.click(on_vault_cancel, outputs=status, **private)
-    refresh_btn.click(lambda: lists(), outputs=[table, target, export_name, q_name], **private)
-    import_btn.click(on_vault_import, inputs=[src, new_name, kind, license_, link],
-                     outputs=[status, table, target, export_name, q_name], **private)
+    menus = [table, target, export_name, q_name, model_menu]
+    refresh_btn.click(lists, outputs=menus, **private)
+    import_btn.click(on_vault_import, inputs=[src, new_name, kind, license_, link], outputs=[status, *menus],
+                     **private)
     export_btn.click(on_vault_export, inputs=[export_name, export_dir], outputs=status, **private)
-    quantize_btn.click(on_vault_quantize, inputs=[q_name, q_to, q_new],
-                       outputs=[status, table, target, export_name, q_name], **private)
+    quantize_btn.click(on_vault_quantize, inputs=[q_name, q_to, q_new], outputs=[status, *menus], **private)
     report_btn.click(on_vault_report, inputs=self_test, outputs=[report_file, report_view], **private)
+    return lists, menus
