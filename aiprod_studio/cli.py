@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from aiprod_studio import __version__, offline, vault_cli
+from aiprod_studio import __version__, offline, storyboard_cli, vault_cli
 from aiprod_studio.errors import BadInput, Cancelled, StudioError
 from aiprod_studio.settings import Settings, load_settings
 
@@ -101,6 +101,7 @@ def _register_core(reg: Registry) -> None:
     p.add_argument("--search", help="text that the prompt contains")
     p.add_argument("--model", help="only jobs of this model")
     vault_cli.register(reg)
+    storyboard_cli.register(reg)
 
 
 def _load_plugins(reg: Registry) -> None:

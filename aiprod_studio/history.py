@@ -53,7 +53,27 @@ def _m001_jobs(db: sqlite_utils.Database) -> None:
     db["jobs"].create_index(["created_at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs]
+def _m002_storyboards(db: sqlite_utils.Database) -> None:
+    """Jobs learn their render key (what decides the pixels); storyboards and their shots."""
+    from aiprod_studio.recipe import recipe_from_json
+
+    db["jobs"].add_column("render_key", str)
+    for job_id, text in db.execute("SELECT id, recipe FROM jobs").fetchall():
+        try:
+            key = recipe_from_json(text).render_key()
+        except Exception:  # noqa: BLE001 - an old unreadable recipe simply has no key
+            continue
+        db.execute("UPDATE jobs SET render_key = ? WHERE id = ?", [key, job_id])
+    db["jobs"].create_index(["render_key", "status"])
+    db["storyboards"].create({"id": int, "title": str, "script": str, "settings": str, "film_path": str,
+                              "created_at": str, "updated_at": str}, pk="id", not_null={"title", "created_at"})
+    db["shots"].create({"id": int, "storyboard_id": int, "position": int, "data": str, "job_id": int}, pk="id",
+                       not_null={"storyboard_id", "position", "data"},
+                       foreign_keys=[("storyboard_id", "storyboards", "id")])
+    db.execute("CREATE INDEX idx_shots_board ON shots (storyboard_id, position)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards]
 
 
 class History:
@@ -113,6 +133,7 @@ class History:
                     "model_digest": recipe.model_digest,
                     "seed": recipe.seed,
                     "recipe": recipe.to_json(),
+                    "render_key": recipe.render_key(),
                     "created_at": _now(),
                     "total_steps": recipe.steps,
                 }
@@ -126,7 +147,7 @@ class History:
         self._update(job_id, step=step, total_steps=total)
 
     def set_recipe(self, job_id: int, recipe: Any) -> None:
-        self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest)
+        self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest, render_key=recipe.render_key())
 
     def mark_done(self, job_id: int, output_path: str, wall_s: float) -> None:
         self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s)
@@ -215,6 +236,17 @@ class History:
         sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
         with self._lock:
             return [_decode(r) for r in self.db.query(sql, [*params, limit, offset])]
+
+    def latest_for_key(self, render_key: str, statuses: tuple[str, ...] = ("done",)) -> dict[str, Any] | None:
+        """The newest job with this render key in one of `statuses` (done: whose MP4 still exists)."""
+        marks = ",".join("?" * len(statuses))
+        with self._lock:
+            rows = list(self.db.query(f"SELECT * FROM jobs WHERE render_key = ? AND status IN ({marks}) "
+                                      "ORDER BY id DESC LIMIT 20", [render_key, *statuses]))
+        for row in rows:
+            if row["status"] != "done" or (row["output_path"] and Path(row["output_path"]).is_file()):
+                return _decode(row)
+        return None
 
     def count(self, status: str | None = None) -> int:
         with self._lock:

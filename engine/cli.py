@@ -161,6 +161,44 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     return report | ({} if passed else {"_exit": 1}), (f"report written to {args.out}" if args.out else text)
 
 
+def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio.storyboard import storyboard_from_json
+    from engine import storyboard as sb
+    from engine.studio import Studio
+
+    try:
+        board = storyboard_from_json(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(f"storyboard file {args.file!r} cannot be read: {exc.strerror}", field="file") from None
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise BadInput(f"out must end in .mp4, got {args.out!r}", field="out")
+    studio = Studio(settings)
+    try:
+        plans = sb.plan(studio, board)
+        todo = [p.index for p in plans if not p.current]
+
+        def progress(index: int, step: int, total: int) -> None:
+            if not args.json and sys.stderr.isatty():
+                print(f"\rshot {index + 1}/{len(plans)}: step {step}/{total}   ", end="", file=sys.stderr, flush=True)
+
+        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+        try:
+            sb.render_now(studio, plans, progress)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        film = sb.assemble(board, plans, out)
+        exported = str(sb.export(board, plans, out, args.export)) if args.export else None
+    finally:
+        studio.close()
+    result = film | {"rendered_shots": [i + 1 for i in todo], "reused_shots": [p.index + 1 for p in plans
+                                                                                if p.index not in todo],
+                     "export": exported}
+    return result, (f"film {out}: {film['shots']} shots, {film['frames']} frames ({film['seconds']:.2f}s); "
+                    f"rendered shots {result['rendered_shots'] or 'none'}, reused {result['reused_shots'] or 'none'}"
+                    + (f"; exported to {exported}" if exported else ""))
+
+
 def register(reg: Any) -> None:
     p = reg.command("render", "render one clip (video + audio) to an MP4", cmd_render)
     p.add_argument("--prompt", help="what the clip shows (required unless --recipe gives it)")
@@ -195,6 +233,13 @@ def register(reg: Any) -> None:
     p.add_argument("--name", dest="new_name", required=True, help="the new entry's name")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
                    help="dtype it will run in (default: bfloat16 with CUDA, else float32)")
+
+    p = reg.subcommand("storyboard", "render", "render the shots that changed and assemble the film",
+                       cmd_storyboard_render)
+    p.add_argument("file", help="a storyboard JSON (from `storyboard split --out`)")
+    p.add_argument("--out", required=True, help="the film's MP4")
+    p.add_argument("--export", metavar="DIR", help="also write DIR/<title>/ with the film, each shot's clip, "
+                                                   "the storyboard JSON and an EDL")
 
     p = reg.command("report", "the sovereignty report: models and their sources, licences, offline settings, "
                               "and a network self-test render", cmd_report)

@@ -44,8 +44,11 @@ def encode_mp4(
     sample_rate: int | None = None,
     metadata: dict[str, str] | None = None,
     crf: int = 17,
+    chapters: list[tuple[str, int, int]] | None = None,
 ) -> Path:
     """Write an MP4: H.264 yuv420p video, optional AAC audio, container metadata.
+
+    `chapters` are (title, first frame, end frame) markers.
 
     `frames` is (F, H, W, 3) uint8 or float in [0, 1]; `audio` is (channels, samples)
     float in [-1, 1]. The file appears under `path` only once it is complete.
@@ -61,6 +64,9 @@ def encode_mp4(
         with av.open(str(tmp), mode="w", format="mp4") as container:
             for key, value in (metadata or {}).items():
                 container.metadata[key] = value
+            if chapters:
+                container.set_chapters([{"id": i, "start": a, "end": b, "time_base": Fraction(1, int(fps)),
+                                         "metadata": {"title": title}} for i, (title, a, b) in enumerate(chapters)])
             video = container.add_stream("libx264", rate=Fraction(int(fps), 1))
             video.width, video.height = w, h
             video.pix_fmt = "yuv420p"
@@ -157,6 +163,13 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
         chunks = [f.to_ndarray() for f in container.decode(audio=0)]
     audio = np.concatenate(chunks, axis=1).astype(np.float32)
     return (audio[:, :declared] if declared else audio), rate
+
+
+def read_chapters(path: Path) -> list[dict[str, Any]]:
+    """Chapter markers as {title, start_s, end_s}."""
+    with av.open(str(path)) as container:
+        return [{"title": c["metadata"].get("title", ""), "start_s": float(c["start"] * c["time_base"]),
+                 "end_s": float(c["end"] * c["time_base"])} for c in container.chapters()]
 
 
 def read_metadata_json(path: Path, tag: str = RECIPE_TAG) -> dict[str, Any] | None:
