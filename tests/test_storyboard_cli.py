@@ -1,0 +1,49 @@
+"""`storyboard split` and `storyboard render` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+
+from engine import media
+
+
+def test_split_then_render_then_rerender_only_the_edited_shot(cli, tmp_path):
+    script = tmp_path / "script.txt"
+    script.write_text("Title: Harbour\nStyle: soft light\nShot 1: boats in a harbour (0.5s)\n"
+                      "Shot 2: a gull on a post (0.5s)\n", encoding="utf-8")
+    board_file = tmp_path / "board.json"
+    split = cli("storyboard", "split", str(script), "--seed", "9", "--out", str(board_file), "--json")
+    assert split.returncode == 0, split.stderr
+    assert [s["prompt"] for s in split.json["shots"]] == ["boats in a harbour. Soft light.",
+                                                         "a gull on a post. Soft light."]
+    film = tmp_path / "film.mp4"
+    first = cli("storyboard", "render", str(board_file), "--out", str(film), "--json")
+    assert first.returncode == 0, first.stderr
+    assert first.json["rendered_shots"] == [1, 2] and first.json["frames"] == 24
+    assert media.probe(film)["video"]["frames"] == 24
+
+    board = json.loads(board_file.read_text())
+    board["shots"][1]["prompt"] = "a gull takes off. Soft light."
+    board_file.write_text(json.dumps(board))
+    second = cli("storyboard", "render", str(board_file), "--out", str(film), "--export", str(tmp_path / "x"),
+                 "--json")
+    assert second.returncode == 0, second.stderr
+    assert second.json["rendered_shots"] == [2] and second.json["reused_shots"] == [1]
+    assert (tmp_path / "x/harbour/film.edl").is_file()
+    jobs = cli("history", "--json").json["jobs"]
+    assert [j["prompt"] for j in jobs] == ["a gull takes off. Soft light.", "a gull on a post. Soft light.",
+                                           "boats in a harbour. Soft light."]
+
+
+def test_bad_input_names_the_field(cli, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"shots": []}')
+    cases = [(["storyboard", "split", str(empty)], "script"),
+             (["storyboard", "split", str(tmp_path / "none.txt")], "script"),
+             (["storyboard", "render", str(bad_json), "--out", str(tmp_path / "f.mp4")], "shots"),
+             (["storyboard", "render", str(bad_json), "--out", str(tmp_path / "f.avi")], "shots")]
+    for args, field in cases:
+        r = cli(*args, "--json")
+        assert r.returncode == 2 and r.json["field"] == field, (args, r.stdout, r.stderr)
