@@ -199,6 +199,25 @@ def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple
                     + (f"; exported to {exported}" if exported else ""))
 
 
+def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio import atomic
+    from aiprod_studio.storyboard import storyboard_from_json
+    from aiprod_studio.vault import Vault
+    from engine.scenarist import enhance
+
+    try:
+        board = storyboard_from_json(Path(args.file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(f"storyboard file {args.file!r} cannot be read: {exc.strerror}", field="file") from None
+    enhanced, report = enhance(Vault(settings.models_dir), board, args.scenarist)
+    out = Path(args.out or args.file)
+    atomic.write_text(out, enhanced.to_json() + "\n")
+    lines = [f"{r['shot']:>3}. {'LLM  ' if r['used'] == 'llm' else 'rules'} {s.prompt}"
+             + (f"   ({r['reason']})" if r["reason"] else "") for r, s in zip(report, enhanced.shots)]
+    return {"storyboard": enhanced.model_dump(mode="json"), "report": report, "out": str(out)}, "\n".join(
+        lines + [f"written to {out}"])
+
+
 def register(reg: Any) -> None:
     p = reg.command("render", "render one clip (video + audio) to an MP4", cmd_render)
     p.add_argument("--prompt", help="what the clip shows (required unless --recipe gives it)")
@@ -240,6 +259,13 @@ def register(reg: Any) -> None:
     p.add_argument("--out", required=True, help="the film's MP4")
     p.add_argument("--export", metavar="DIR", help="also write DIR/<title>/ with the film, each shot's clip, "
                                                    "the storyboard JSON and an EDL")
+
+    p = reg.subcommand("storyboard", "enhance", "rewrite the shots' prompts with the vault's local LLM "
+                                                "(a shot keeps its prompt when the output is unusable)",
+                       cmd_storyboard_enhance)
+    p.add_argument("file", help="a storyboard JSON")
+    p.add_argument("--scenarist", help="the vault's scenarist entry (default: the first)")
+    p.add_argument("--out", help="where to write the result (default: over FILE)")
 
     p = reg.command("report", "the sovereignty report: models and their sources, licences, offline settings, "
                               "and a network self-test render", cmd_report)

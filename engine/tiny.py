@@ -61,7 +61,7 @@ is are was be being has have very small big large tiny huge old young new beauti
 """.split()
 
 
-def build_tokenizer():
+def build_tokenizer(max_length: int = MAX_TOKENS):
     """A word-level tokenizer trained with `tokenizers`, wrapped for transformers."""
     from transformers import PreTrainedTokenizerFast
 
@@ -75,7 +75,7 @@ def build_tokenizer():
                                                        special_tokens=[("<bos>", bos_id)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        padding_side="left", model_max_length=MAX_TOKENS,
+        padding_side="left", model_max_length=max_length,
     )
 
 
@@ -196,3 +196,36 @@ def make_tiny(vault, name: str = TINY_NAME, seed: int = 0):
         description="AIPROD tiny LTX-2 test model (random weights, built offline): proves the whole path, "
                     "renders noise-like clips.",
     )
+
+
+SCENARIST_NAME = "aiprod-tiny-scenarist"
+
+
+def make_tiny_scenarist(vault, name: str = SCENARIST_NAME, seed: int = 0):
+    """A tiny random causal LM (Llama layout, the word-level tokenizer) as a `scenarist` entry.
+
+    It writes fluent nonsense from the film vocabulary: enough to run the local-LLM path
+    of the storyboard (loading, constrained generation, validation, fallback) offline.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from aiprod_studio.vault import KIND_DIRS
+
+    tokenizer = build_tokenizer(max_length=256)
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config).eval()
+    rel = f"{KIND_DIRS['scenarist']}/{name}"
+    target = vault.root / rel
+    tmp = target.with_name(f".{name}.building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return vault.record(name, "scenarist", "llm", rel, license="Apache-2.0", test_model=True,
+                        description="AIPROD tiny random causal LM: exercises the local-LLM scenarist offline.")

@@ -47,3 +47,24 @@ def test_bad_input_names_the_field(cli, tmp_path):
     for args, field in cases:
         r = cli(*args, "--json")
         assert r.returncode == 2 and r.json["field"] == field, (args, r.stdout, r.stderr)
+
+
+def test_enhance_command_uses_the_vault_llm(cli, tiny_vault, tmp_path):
+    import shutil
+
+    from aiprod_studio.vault import Vault
+    from engine.tiny import make_tiny_scenarist
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_vault, models)
+    make_tiny_scenarist(Vault(models))
+    script = tmp_path / "s.txt"
+    script.write_text("Shot 1: a cat on a wall\nShot 2: a dog in the snow")
+    board = tmp_path / "b.json"
+    assert cli("storyboard", "split", str(script), "--out", str(board), models_dir=models).returncode == 0
+    r = cli("storyboard", "enhance", str(board), "--out", str(tmp_path / "e.json"), "--json", models_dir=models)
+    assert r.returncode == 0, r.stderr
+    assert [x["used"] for x in r.json["report"]] == ["llm", "llm"]
+    assert json.loads((tmp_path / "e.json").read_text())["shots"][0]["prompt"] != "a cat on a wall"
+    none = cli("storyboard", "enhance", str(board), "--json")  # the tiny vault has no scenarist
+    assert none.returncode == 2 and none.json["field"] == "scenarist"
