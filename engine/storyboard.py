@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,3 +234,57 @@ def export(board: Storyboard, plans: list[ShotPlan], film: Path, folder: Path | 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+@dataclass(frozen=True)
+class ShotsQueued:
+    job_ids: list[int]
+    to_render: list[int]  # shot numbers (1-based) that render now
+
+
+@dataclass(frozen=True)
+class ShotProgress:
+    shot: int  # 1-based
+    step: int
+    total: int
+    done: int  # shots finished so far
+    shots: int
+
+
+@dataclass(frozen=True)
+class FilmReady:
+    info: dict[str, Any]
+
+
+def render_queued(studio: Any, worker: Any, board: Storyboard, out: Path | None = None,
+                  only: int | None = None, poll_s: float = 0.2):
+    """Queue the shots that need it (all, or shot `only`), follow them, then assemble the film.
+
+    Yields `ShotsQueued`, `ShotProgress`… and finally `FilmReady` — or only `ShotsQueued`
+    and progress when `only` is given and other shots still miss a render. Raises
+    `Cancelled` when a shot job was cancelled, `StudioError` when one failed.
+    """
+    from aiprod_studio.errors import Cancelled, StudioError
+
+    plans = plan(studio, board)
+    chosen = plans if only is None else [plans[only - 1]]
+    ids = enqueue(worker, chosen)
+    yield ShotsQueued(ids, [p.index + 1 for p in chosen if p.job["status"] != "done"])
+    for p in chosen:
+        last = None
+        while True:
+            row = worker.status(p.job["id"])
+            if row["status"] == "done":
+                p.job = row
+                break
+            if row["status"] in ("failed", "cancelled", "interrupted"):
+                err = Cancelled if row["status"] != "failed" else StudioError
+                raise err(f"shot {p.index + 1} (job {row['id']}) {row['status']}: {row.get('error') or ''}".strip())
+            snapshot = (row["step"], row["status"])
+            if snapshot != last:
+                last = snapshot
+                yield ShotProgress(p.index + 1, row["step"] or 0, row["total_steps"] or 0,
+                                   sum(q.current for q in plans), len(plans))
+            time.sleep(poll_s)
+    if all(p.current for p in plans):
+        yield FilmReady(assemble(board, plans, out or film_path(studio, board)))

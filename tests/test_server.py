@@ -122,13 +122,24 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("request", lambda r: hosts.add(r.url.split("/")[2] if "://" in r.url else r.url))
             page.goto(f"http://127.0.0.1:{port}/", wait_until="load")  # the queue panel polls: never "idle"
+            page.get_by_role("button", name="Split into shots").wait_for(timeout=30_000)
+            page.get_by_label("Script").fill("Style: soft light\nShot 1: boats in a harbour (0.5s)\n"
+                                             "Shot 2: a gull on a post (0.5s)")
+            page.get_by_role("button", name="Split into shots").click()
+            page.wait_for_selector("text=2 shots, 1.00s", timeout=30_000)
+            page.get_by_role("button", name="Render storyboard").click()
+            page.wait_for_selector("text=Film: 24 frames", timeout=120_000)
+            page.get_by_test_id("Film-player").wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "tab-storyboard.png"))
+
+            page.get_by_role("tab", name="Render").click()
             page.get_by_role("button", name="Generate").wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "tab-render.png"))
 
             page.get_by_label("Prompt").first.fill("a red car drives through a rainy city at night")
             page.get_by_role("button", name="Generate").click()
             page.wait_for_selector("text=Done: job", timeout=90_000)
-            page.wait_for_selector("video", timeout=30_000)
+            page.locator("video:visible").first.wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "tab-render-done.png"))
 
             page.get_by_role("tab", name="History").click()
@@ -151,5 +162,7 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
     assert hosts == {f"127.0.0.1:{port}"}
     from aiprod_studio.history import History
 
-    [row] = History(data / "history.sqlite").jobs()
-    assert row["status"] == "done" and row["prompt"] == "a red car drives through a rainy city at night"
+    rows = History(data / "history.sqlite").jobs()
+    assert [(r["status"], r["prompt"]) for r in rows] == [
+        ("done", "a red car drives through a rainy city at night"), ("done", "a gull on a post. Soft light."),
+        ("done", "boats in a harbour. Soft light.")]

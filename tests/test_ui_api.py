@@ -214,3 +214,21 @@ def test_vault_list_and_verify_endpoints(client, tiny_vault):
     assert report["entries"][0]["hashed_files"] == len(entry["files"])
     with pytest.raises(Exception, match="'nope' is not an entry"):
         client.predict(name="nope", api_name="/vault_verify")
+
+
+def test_storyboard_split_and_render_endpoints(client, served):
+    studio = served[0]
+    board = client.predict(script="Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", base_seed=3,
+                           api_name="/storyboard_split")
+    assert [s["prompt"] for s in board["shots"]] == ["a lamp", "a door"] and board["shots"][1]["seed"] == 4
+    queued_only = client.predict(storyboard=json.dumps(board), wait=False, api_name="/storyboard_render")
+    film, info = queued_only
+    assert film is None and len(info["job_ids"]) == 2
+    film, info = client.predict(storyboard=json.dumps(board), api_name="/storyboard_render")
+    assert info["job_ids"] == queued_only[1]["job_ids"] and info["frames"] == 24
+    assert media.probe(film)["video"]["frames"] == 24 and len(info["chapters"]) == 2
+    assert all(studio.history.get(j)["status"] == "done" for j in info["job_ids"])
+    with pytest.raises(Exception, match="script is empty"):
+        client.predict(script=" ", api_name="/storyboard_split")
+    with pytest.raises(Exception, match="no shots"):
+        client.predict(storyboard='{"shots": []}', api_name="/storyboard_render")

@@ -1,7 +1,8 @@
 """The stable scripting API: named endpoints with few keyword parameters.
 
 `/render` (blocking: MP4 + record), `/enqueue` (job id), `/job` (status, progress,
-MP4 when done), `/cancel`, `/history`, `/vault_list`, `/vault_verify`. They are typed functions (`gr.api`), so
+MP4 when done), `/cancel`, `/history`, `/storyboard_split`, `/storyboard_render`,
+`/vault_list`, `/vault_verify`. They are typed functions (`gr.api`), so
 `gradio_client` sees named parameters with their defaults; the names are part of the
 contract (tests/snapshots/gradio_api.json pins them).
 """
@@ -14,6 +15,9 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from aiprod_studio.errors import StudioError
+from aiprod_studio.storyboard import split_script, storyboard_from_json
+from aiprod_studio.storyboard_db import StoryboardStore
+from engine import storyboard as sb
 from aiprod_studio.verify import last_results, verify
 from engine.studio import Studio
 from engine.worker import QueueWorker
@@ -98,5 +102,37 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
 
-    for fn in (render, enqueue, job, cancel, history, vault_list, vault_verify):
+    def storyboard_split(script: str, fps: int = 24, target_s: float | None = None, base_seed: int = 0,
+                         model: str = "", preset: str = "", crossfade_s: float = 0.0) -> dict:
+        """A script → a storyboard (title, style, settings, shots with prompt, duration_s and seed) as JSON."""
+        try:
+            board = split_script(script, fps=fps, target_s=target_s or None, base_seed=base_seed,
+                                 model=model or None, preset=preset or None, crossfade_s=crossfade_s)
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        return board.model_dump(mode="json")
+
+    def storyboard_render(storyboard: str, wait: bool = True) -> tuple[FileData | None, dict]:
+        """Queue the shots of a storyboard (JSON) that have no current render. With wait (default), follow
+        them and return the assembled film and its facts; without, return at once with the job ids."""
+        try:
+            board = storyboard_from_json(storyboard)
+            if board.id is None:
+                board = StoryboardStore(studio.history).save(board)
+            if not wait:
+                ids = sb.enqueue(worker, sb.plan(studio, board))
+                return None, {"storyboard_id": board.id, "job_ids": ids, "film": None}
+            info: dict[str, Any] = {"storyboard_id": board.id}
+            for event in sb.render_queued(studio, worker, board):
+                if isinstance(event, sb.ShotsQueued):
+                    info |= {"job_ids": event.job_ids, "rendered_shots": event.to_render}
+                elif isinstance(event, sb.FilmReady):
+                    info |= {"film": event.info["path"], "frames": event.info["frames"],
+                             "seconds": event.info["seconds"], "chapters": event.info["chapters"]}
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        return FileData(path=info["film"]), info
+
+    for fn in (render, enqueue, job, cancel, history, storyboard_split, storyboard_render, vault_list,
+               vault_verify):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

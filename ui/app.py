@@ -23,7 +23,7 @@ from aiprod_studio.errors import BadInput  # noqa: E402
 from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
 from engine.studio import Studio  # noqa: E402
 from engine.worker import QueueWorker  # noqa: E402
-from ui import api, history_tab, render_tab, vault_tab  # noqa: E402
+from ui import api, history_tab, render_tab, storyboard_tab, vault_tab  # noqa: E402
 from ui.render_tab import FIELDS  # noqa: E402
 from ui.security import StudioGuard  # noqa: E402
 
@@ -37,6 +37,8 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\nLocal, offline video generation — nothing leaves this machine.")
         with gr.Tabs() as tabs:
+            with gr.Tab("Storyboard", id="storyboard"):
+                storyboard_tab.build(studio, worker)
             with gr.Tab("Render", id="render"):
                 form = render_tab.build(studio, worker)
             with gr.Tab("History", id="history"):
