@@ -76,6 +76,12 @@ def test_render_all_then_edit_one_shot_renders_one_job_and_a_new_film(handlers, 
     assert opened[0]["shots"][0]["prompt"] == "boats leave the harbour at dawn" and len(opened[-1]) == 2
 
 
+def test_page_load_lists_saved_storyboards(handlers):
+    split(handlers)
+    saved, models = handlers["on_sb_page_load"]()
+    assert saved["choices"] == ["1: Harbour"] and models["choices"] == ["aiprod-tiny-ltx2"]
+
+
 def test_cancel_and_export_messages(handlers, tmp_path):
     assert handlers["on_sb_cancel"]() == "Nothing is rendering."
     board, table, title = split(handlers)

@@ -38,7 +38,7 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
         gr.Markdown(f"# {TITLE}\nLocal, offline video generation — nothing leaves this machine.")
         with gr.Tabs() as tabs:
             with gr.Tab("Storyboard", id="storyboard"):
-                storyboard_tab.build(studio, worker)
+                refresh_storyboards, storyboard_outputs = storyboard_tab.build(studio, worker)
             with gr.Tab("Render", id="render"):
                 form = render_tab.build(studio, worker)
             with gr.Tab("History", id="history"):
@@ -47,6 +47,7 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
                 refresh_vault, vault_outputs = vault_tab.build(studio, form.components[FIELDS.index("model")])
         # a reload shows models added since the app was built (CLI imports, quantized copies)
         app.load(refresh_vault, outputs=vault_outputs, api_visibility="private")
+        app.load(refresh_storyboards, outputs=storyboard_outputs, api_visibility="private")
         api.build(studio, worker)
     return app
 

@@ -66,7 +66,8 @@ def thumbnails(studio: Studio, board: Storyboard) -> list[tuple[Any, str]]:
     return out
 
 
-def build(studio: Studio, worker: QueueWorker) -> None:
+def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
+    """Build the tab; returns its page-load refresh (saved storyboards, model menu) and outputs."""
     store = StoryboardStore(studio.history)
     running: dict[str, list[int]] = {"jobs": []}
     pipelines = [e.name for e in studio.pipelines()]
@@ -240,3 +241,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     render_one.click(render(1), inputs=[shot_no, *form], outputs=render_outs, **private)
     cancel.click(on_sb_cancel, outputs=status, **private)
     export_btn.click(on_sb_export, inputs=[export_dir, *form], outputs=status, **private)
+
+    def on_sb_page_load():
+        return gr.update(choices=saved_choices()), gr.update(choices=[e.name for e in studio.pipelines()])
+
+    return on_sb_page_load, [saved, model]
