@@ -49,7 +49,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         values = recipe_from_json(text).model_dump(exclude={"model_digest", "versions"})
     flags = {"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed, "width": args.width,
              "height": args.height, "num_frames": args.frames, "fps": args.fps, "steps": args.steps,
-             "guidance": args.guidance, "model": args.model, "quantization": args.quantize, "offload": args.offload}
+             "guidance": args.guidance, "model": args.model, "quantization": args.quantize, "offload": args.offload,
+             "loras": args.lora}
     values.update({k: v for k, v in flags.items() if v is not None})
     if "prompt" not in values:
         raise BadInput("prompt is required (--prompt TEXT or --recipe FILE)", field="prompt")
@@ -232,6 +233,8 @@ def register(reg: Any) -> None:
     p.add_argument("--model", help="vault pipeline name (default: the first in the vault)")
     p.add_argument("--quantize", choices=QUANTIZATIONS, help="transformer weights: none, int8 or fp8")
     p.add_argument("--offload", choices=OFFLOADS, help="CUDA memory saving: none, model or sequential")
+    p.add_argument("--lora", action="append", metavar="NAME[:STRENGTH]",
+                   help="apply a vault LoRA (strength −2…2, default 1); repeat for several")
     p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
     p.add_argument("--out", help="where to write the MP4 (default: the outputs folder)")
 

@@ -53,9 +53,6 @@ class ShotPlan:
 def shot_recipe(studio: Any, board: Storyboard, index: int) -> Recipe:
     """The recipe of shot `index`: preset < storyboard settings < the shot's own values."""
     shot = board.shots[index]
-    if shot.loras:
-        raise BadInput(f"shot {index + 1}: loras cannot be rendered by this version of the studio yet",
-                       field="loras")
     values: dict[str, Any] = {}
     if board.preset:
         presets = {p.id: p for p in load_presets()}
@@ -67,7 +64,8 @@ def shot_recipe(studio: Any, board: Storyboard, index: int) -> Recipe:
                    if v is not None})
     frames = shot_frames(shot.duration_s, board.fps)
     values.update(prompt=shot.prompt, negative_prompt=shot.negative_prompt or values.get("negative_prompt"),
-                  model=board.model, seed=shot.seed, fps=board.fps, num_frames=render_frames(frames))
+                  model=board.model, seed=shot.seed, fps=board.fps, num_frames=render_frames(frames),
+                  loras=list(shot.loras))
     try:
         return studio.stamp(studio.build_recipe(values))
     except BadInput as exc:

@@ -21,7 +21,7 @@ from aiprod_studio.history import History
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
 from aiprod_studio.vault import Entry, Vault
-from engine import media
+from engine import loras, media
 from engine.device import DevicePlan, resolve
 from engine.pipelines import PipelineCache
 from engine.render import ProgressFn, render_to_file
@@ -88,7 +88,8 @@ class Studio:
         model_defaults = {k: v for k, v in entry.defaults.items() if k != "advanced"}
         advanced = {**entry.defaults.get("advanced", {}), **given.get("advanced", {})}
         data = {**RECIPE_DEFAULTS, **model_defaults, **given, "model": model, "model_digest": entry.digest,
-                "advanced": advanced, "versions": {**library_versions(), "device": self.plan.label}}
+                "advanced": advanced, "versions": {**library_versions(), "device": self.plan.label},
+                "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])]}
         return make_recipe(data)
 
     # -- rendering ---------------------------------------------------------------------------
@@ -138,6 +139,8 @@ class Studio:
                 history.mark_running(job_id)
                 started = time.perf_counter()
                 pipe = self.cache.get(self.vault, entry, self.plan, recipe.quantization, recipe.offload)
+                loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
+                loras.apply(pipe, self.vault, recipe.loras)
 
                 def on_progress(step: int, total: int) -> None:
                     history.set_progress(job_id, step, total)

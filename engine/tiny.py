@@ -229,3 +229,29 @@ def make_tiny_scenarist(vault, name: str = SCENARIST_NAME, seed: int = 0):
     tmp.rename(target)
     return vault.record(name, "scenarist", "llm", rel, license="Apache-2.0", test_model=True,
                         description="AIPROD tiny random causal LM: exercises the local-LLM scenarist offline.")
+
+
+def make_tiny_lora(vault, base_name: str = TINY_NAME, name: str = "aiprod-tiny-lora", rank: int = 4, seed: int = 1):
+    """A random (non-zero) LoRA for a tiny pipeline, recorded as a vault `lora` entry for that base."""
+    import tempfile
+
+    from diffusers import LTX2Pipeline, LTX2VideoTransformer3DModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from aiprod_studio.vault import KIND_DIRS
+
+    base = vault.get(base_name, kind="pipeline")
+    transformer = LTX2VideoTransformer3DModel.from_pretrained(vault.entry_dir(base) / "transformer",
+                                                              local_files_only=True, use_safetensors=True)
+    torch.manual_seed(seed)
+    transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
+                                       target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        LTX2Pipeline.save_lora_weights(tmp, transformer_lora_layers=get_peft_model_state_dict(transformer),
+                                       transformer_lora_adapter_metadata=transformer.peft_config["default"].to_dict())
+        rel = f"{KIND_DIRS['lora']}/{name}.safetensors"
+        (vault.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(Path(tmp) / "pytorch_lora_weights.safetensors", vault.root / rel)
+    return vault.record(name, "lora", base.family, rel, derived_from=f"{base.name}@{base.digest}", test_model=True,
+                        license=base.license, description=f"random rank-{rank} LoRA for {base.name} (tests)")

@@ -25,9 +25,10 @@ def handlers(studio, worker):
 
 
 def form(prompt="a lighthouse in a storm", steps=8, num_frames=17):
-    # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed
+    # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
+    # loras
     return [prompt, "", "aiprod-tiny-ltx2", "none", "none", 64.0, 64.0, float(num_frames), 24.0, float(steps), 3.0,
-            5.0]
+            5.0, []]
 
 
 def test_generate_streams_progress_then_the_video(handlers, studio):
@@ -133,3 +134,13 @@ def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker):
     assert f"job {a} is done" in text
     _, text = handlers["on_queue_resume"](None)
     assert text.startswith("Pick a job")
+
+
+def test_lora_menu_values_and_restore():
+    from ui.render_tab import RenderForm, values
+
+    v = values(*form()[:-1], ["style-a:0.5", "style-b", " "])
+    assert v["loras"] == ["style-a:0.5", "style-b"]
+    updates = RenderForm(components=[None] * 13).updates_from_recipe(
+        {"loras": [{"name": "style-a", "scale": 0.5, "sha256": "x"}, {"name": "style-b", "scale": 1.0}]})
+    assert updates[-1]["value"] == ["style-a:0.5", "style-b"]

@@ -50,10 +50,11 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     def render(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
                offload: str = "none", width: int | None = None, height: int | None = None,
                num_frames: int | None = None, fps: int | None = None, steps: int | None = None,
-               guidance: float | None = None, seed: int = 0) -> tuple[FileData, dict]:
-        """Render one clip through the queue and wait: returns the MP4 and its history record."""
+               guidance: float | None = None, seed: int = 0, loras: list[str] | None = None) -> tuple[FileData, dict]:
+        """Render one clip through the queue and wait: returns the MP4 and its history record.
+        `loras`: vault LoRA names, each optionally `name:strength` (−2…2)."""
         job_id = _enqueue(values(prompt, negative_prompt, model, quantization, offload, width, height, num_frames,
-                                 fps, steps, guidance, seed))
+                                 fps, steps, guidance, seed, loras))
         row = worker.wait(job_id)
         if row["status"] != "done":
             raise gr.Error(f"job {job_id} {row['status']}: {row.get('error') or ''}".strip())
@@ -62,10 +63,10 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     def enqueue(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
                 offload: str = "none", width: int | None = None, height: int | None = None,
                 num_frames: int | None = None, fps: int | None = None, steps: int | None = None,
-                guidance: float | None = None, seed: int = 0) -> dict:
+                guidance: float | None = None, seed: int = 0, loras: list[str] | None = None) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position)."""
         job_id = _enqueue(values(prompt, negative_prompt, model, quantization, offload, width, height, num_frames,
-                                 fps, steps, guidance, seed))
+                                 fps, steps, guidance, seed, loras))
         return record(_status(job_id))
 
     def job(job_id: int) -> tuple[dict, FileData | None]:

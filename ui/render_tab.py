@@ -28,7 +28,7 @@ TEST_MODEL_NOTE = (
     "(see the README, *Models*) and pick them here."
 )
 FIELDS = ("prompt", "negative_prompt", "model", "quantization", "offload", "width", "height", "num_frames", "fps",
-          "steps", "guidance", "seed")
+          "steps", "guidance", "seed", "loras")
 
 
 @dataclass
@@ -38,13 +38,24 @@ class RenderForm:
     components: list[Any]
 
     def updates_from_recipe(self, recipe: dict[str, Any]) -> list[Any]:
-        return [gr.update(value=recipe[f]) if f in recipe else gr.update() for f in FIELDS]
+        shown = dict(recipe)
+        if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
+            shown["loras"] = [lora_label(r) for r in shown["loras"]]
+        return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
+
+
+def lora_label(ref: Any) -> str:
+    name, scale = (ref["name"], ref.get("scale", 1.0)) if isinstance(ref, dict) else (ref.name, ref.scale)
+    return name if float(scale) == 1.0 else f"{name}:{float(scale):g}"
 
 
 def values(*args: Any) -> dict[str, Any]:
     """Widget values (in `FIELDS` order) → recipe values; Gradio numbers arrive as floats."""
     out = {}
     for name, value in zip(FIELDS, args):
+        if name == "loras":
+            out[name] = [v for v in ([value] if isinstance(value, str) else value or []) if str(v).strip()]
+            continue
         if isinstance(value, float) and value.is_integer() and name != "guidance":
             value = int(value)
         out[name] = None if value == "" and name not in ("prompt", "negative_prompt") else value
@@ -119,6 +130,9 @@ def build(studio: Studio, worker: QueueWorker) -> RenderForm:
                 with gr.Column(min_width=120, scale=0):
                     lock_seed = gr.Checkbox(label="Lock seed", value=True)
                     dice = gr.Button("Random seed", size="sm")
+            lora_names = [e.name for e in studio.vault.entries("lora")]
+            loras = gr.Dropdown(label="LoRAs", choices=lora_names, value=[], multiselect=True, allow_custom_value=True,
+                                info="several at once; strength 1, or type name:0.6 (−2…2)", elem_id="render-loras")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
                 add = gr.Button("Add to queue")
@@ -131,7 +145,7 @@ def build(studio: Studio, worker: QueueWorker) -> RenderForm:
             recipe_view = gr.JSON(label="Recipe")
 
     form = RenderForm([prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps,
-                       guidance, seed])
+                       guidance, seed, loras])
     inputs = form.components
     queue_view = queue_panel.build(worker)
 
@@ -168,10 +182,10 @@ def build(studio: Studio, worker: QueueWorker) -> RenderForm:
             raise gr.Error(str(exc)) from None
 
     def on_generate(prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps,
-                    guidance, seed, request: gr.Request):
+                    guidance, seed, loras, request: gr.Request):
         # (explicit parameters: Gradio only injects `request` next to named positional ones)
         job_id = enqueue(prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps,
-                         steps, guidance, seed)
+                         steps, guidance, seed, loras)
         session = request.session_hash or "default"
         followed.set(session, job_id)
         try:
