@@ -73,7 +73,15 @@ def _m002_storyboards(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_shots_board ON shots (storyboard_id, position)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards]
+def _m003_training(db: sqlite_utils.Database) -> None:
+    """Jobs get a kind (`render` or `train`: a LoRA training run shares the queue and the GPU);
+    training runs record their loss curve."""
+    db["jobs"].add_column("kind", str, not_null_default="render")
+    db["train_metrics"].create({"job_id": int, "step": int, "loss": float, "lr": float, "seconds": float},
+                               pk=("job_id", "step"), foreign_keys=[("job_id", "jobs", "id")])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards, _m003_training]
 
 
 class History:
@@ -140,6 +148,26 @@ class History:
             )
             return int(table.last_pk)
 
+    def create_train_job(self, config: Any, status: str = "queued") -> int:
+        """Insert a LoRA training run (a `TrainConfig`) into the queue; returns its id."""
+        with self._lock:
+            table = self.db["jobs"]
+            table.insert({"kind": "train", "status": status, "prompt": f"Train LoRA {config.name}",
+                          "model": config.model, "model_digest": "", "seed": config.seed,
+                          "recipe": config.model_dump_json(), "created_at": _now(), "total_steps": config.steps})
+            return int(table.last_pk)
+
+    def add_metrics(self, job_id: int, rows: list[tuple[int, float, float, float]]) -> None:
+        """(step, loss, lr, seconds) rows of a training run (a resumed run rewrites its later steps)."""
+        with self._lock:
+            self.db.conn.executemany("INSERT OR REPLACE INTO train_metrics (job_id, step, loss, lr, seconds) "
+                                "VALUES (?, ?, ?, ?, ?)", [(job_id, *r) for r in rows])
+
+    def metrics(self, job_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self.db.query("SELECT step, loss, lr, seconds FROM train_metrics WHERE "
+                                                   "job_id = ? ORDER BY step", [job_id])]
+
     def mark_running(self, job_id: int) -> None:
         self._update(job_id, status="running", started_at=_now(), step=0, error=None)
 
@@ -178,6 +206,9 @@ class History:
                 "output_path = NULL, wall_s = NULL, step = 0 "
                 "WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')", [job_id])
             return cur.rowcount == 1
+
+    def set_model_digest(self, job_id: int, digest: str) -> None:
+        self._update(job_id, model_digest=digest)
 
     def next_queued(self) -> int | None:
         with self._lock:

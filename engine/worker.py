@@ -106,6 +106,15 @@ class QueueWorker:
         self._notify()
         return job_id
 
+    def enqueue_training(self, config: Any) -> int:
+        """Queue a LoRA training run (a `TrainConfig`); it runs between renders, one job at a time."""
+        history = self.studio.history
+        if history.count("queued") >= self.max_size:
+            raise QueueFull(self.max_size)
+        job_id = history.create_train_job(config)
+        self._notify()
+        return job_id
+
     def cancel(self, job_id: int) -> str:
         """Cancel a queued job (it never starts) or a running one (stops at the next step)."""
         history = self.studio.history
@@ -207,7 +216,12 @@ class QueueWorker:
             try:
                 if not history.claim(job_id):  # cancelled (or taken) in the meantime
                     continue
-                self.studio.run_job(job_id, cancel=cancel)
+                if history.get(job_id).get("kind") == "train":  # a LoRA training run shares the queue
+                    from engine.lora_train import run_job as run_training
+
+                    run_training(self.studio, job_id, cancel=cancel)
+                else:
+                    self.studio.run_job(job_id, cancel=cancel)
             except Cancelled:
                 if self._stop:  # the studio is shutting down: the job can be resumed later
                     history.mark_failed(job_id, "the studio stopped while this job was running",

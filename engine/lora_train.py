@@ -1,0 +1,399 @@
+"""LoRA training on a vault pipeline's transformer: preprocess once, train, checkpoint, export.
+
+1. The dataset is validated and bucketed; its canonical `dataset.jsonl` goes into the run
+   folder (`<data>/training/<job>-<name>/`).
+2. Preprocess: VAE latents for every clip, then text embeddings for every caption (one
+   model in use at a time), cached as `.precomputed/<key>.<kind>.safetensors`, written
+   atomically. A cache file is reused only when its key (model digest, bucket, trigger,
+   the clip's sha256 and caption) matches.
+3. Train: peft LoRA on the video attention (`to_q`, `to_k`, `to_v`, `to_out.0`, feed-forward
+   optional) with the flow-matching loss — `x_t = (1-σ)x0 + σε`, the transformer predicts
+   `ε - x0`, MSE — σ from a shifted logit-normal; AdamW with warmup then constant or
+   cosine; through `accelerate`. Data order, σ and noise all come from one seeded
+   generator, so a resumed run follows the same loss curve.
+4. Every checkpoint holds the LoRA and the whole state (optimizer, scheduler, generators,
+   step) and is written to a temp folder then renamed; it is refused when a weight is
+   NaN/Inf or every `lora_B` is still zero.
+5. Export: diffusers' `transformer.` naming plus metadata (base digest, rank, alpha,
+   targets, trigger, steps, dataset fingerprint), loaded back into a fresh pipeline to count
+   every module, then recorded in the vault; a ComfyUI copy (`diffusion_model.` keys, alpha
+   folded into `lora_B`) is written beside it in the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aiprod_studio import atomic
+from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.training import TrainConfig
+from engine import lora_dataset as ds
+from engine.device import free_memory
+from engine.loras import BASE_DIGEST_KEY
+from engine.pipelines import load_pipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    phase: str  # preprocess | train | export
+    step: int
+    total: int
+    loss: float | None = None
+    lr: float | None = None
+    s_per_step: float | None = None
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.s_per_step * (self.total - self.step) if self.s_per_step else None
+
+
+def run_dir_for(settings: Any, job_id: int, name: str) -> Path:
+    return settings.data_dir / "training" / f"{job_id:06d}-{name}"
+
+
+def _target_regex(config: TrainConfig) -> str:
+    modules = "|".join(t.replace(".", r"\.") for t in config.targets)
+    return rf"^transformer_blocks\.\d+\.(attn1|attn2|ff)\.({modules}|net\.0\.proj|net\.2)$" if \
+        config.train_feed_forward else rf"^transformer_blocks\.\d+\.(attn1|attn2)\.({modules})$"
+
+
+def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    atomic.replace_durably(tmp, path)
+
+
+def _cached(path: Path, key: str) -> dict[str, torch.Tensor] | None:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            if (f.metadata() or {}).get("key") != key:
+                return None
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except Exception:  # noqa: BLE001 - a damaged cache file is simply rebuilt
+        return None
+
+
+def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, int, int], trigger: str,
+               digest: str, cache: Path, max_tokens: int, progress: Callable[[TrainProgress], None],
+               cancel: threading.Event | None) -> list[tuple[Path, Path]]:
+    """Cache latents then text embeddings; returns (latents file, text file) per item."""
+    cache.mkdir(parents=True, exist_ok=True)
+    device = pipe._execution_device if hasattr(pipe, "_execution_device") else torch.device("cpu")
+    keys = [ds.item_key(i, bucket, trigger, digest) for i in items]
+    files = [(cache / f"{k[:32]}.latents.safetensors", cache / f"{k[:32]}.text.safetensors") for k in keys]
+    total = 2 * len(items)
+    with torch.no_grad():
+        for n, (item, key, (lat_file, _)) in enumerate(zip(items, keys, files)):  # 1. the VAE only
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("preprocessing cancelled")
+            if _cached(lat_file, key) is None:
+                x = ds.load_clip(root, item, bucket).unsqueeze(0).to(device, pipe.vae.dtype)
+                lat = pipe.vae.encode(x).latent_dist.mode()
+                lat = pipe._normalize_latents(lat, pipe.vae.latents_mean, pipe.vae.latents_std,
+                                              pipe.vae.config.scaling_factor)
+                _save_tensors(lat_file, {"latents": lat[0].float()}, {"key": key, "media": item.path})
+            progress(TrainProgress("preprocess", n + 1, total))
+        for n, (item, key, (_, txt_file)) in enumerate(zip(items, keys, files)):  # 2. the text encoder only
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("preprocessing cancelled")
+            if _cached(txt_file, key) is None:
+                embeds, mask, _, _ = pipe.encode_prompt(ds.caption_with_trigger(item.caption, trigger),
+                                                        do_classifier_free_guidance=False,
+                                                        max_sequence_length=max_tokens, device=device)
+                video_ctx, audio_ctx, ctx_mask = pipe.connectors(embeds, mask, padding_side="left")
+                _save_tensors(txt_file, {"video": video_ctx[0].float(), "audio": audio_ctx[0].float(),
+                                         "mask": ctx_mask[0].float()}, {"key": key, "caption": item.caption})
+            progress(TrainProgress("preprocess", len(items) + n + 1, total))
+    return files
+
+
+def _lora_tensors(model: Any) -> dict[str, torch.Tensor]:
+    from peft.utils import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(model)
+
+
+def check_lora(tensors: dict[str, torch.Tensor], step: int) -> None:
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    if bad:
+        raise IntegrityError(f"training diverged at step {step}: {len(bad)} LoRA weights are NaN/Inf "
+                             f"(e.g. {bad[0]}); lower the learning rate and resume from an earlier checkpoint")
+    b = [v for k, v in tensors.items() if "lora_B" in k]
+    if step > 0 and b and all(float(v.abs().max()) == 0.0 for v in b):
+        raise IntegrityError(f"every lora_B weight is still zero at step {step}: the LoRA learned nothing "
+                             "(learning rate too low, or the targets miss the model's layers)")
+
+
+def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[TrainProgress], None] | None = None,
+          cancel: threading.Event | None = None, stop_at: int | None = None) -> dict[str, Any]:
+    """Run (or resume) the training of job `job_id`; returns the exported LoRA's facts."""
+    from accelerate import Accelerator
+    from diffusers.optimization import get_scheduler
+    from peft import LoraConfig, set_peft_model_state_dict
+
+    report = progress or (lambda p: None)
+    history, vault = studio.history, studio.vault
+
+    # 1. Model, dataset, bucket, run folder.
+    entry = vault.get(config.model or studio.default_model() or "", kind="pipeline")
+    if any(e.name == config.name for e in vault.entries()):
+        raise BadInput(f"name {config.name!r} is already an entry of the vault; choose another LoRA name",
+                       field="name")
+    history.set_model_digest(job_id, entry.digest)
+    memory = (torch.cuda.get_device_properties(studio.plan.device).total_memory / 2**30
+              if studio.plan.device.type == "cuda" else None)
+    first = ds.validate(config.dataset)
+    proposed = ds.propose_bucket(first.items, memory)
+    bucket = (config.width or proposed[0], config.height or proposed[1], config.num_frames or proposed[2])
+    data = ds.validate(config.dataset, bucket_frames=bucket[2])
+    if not data.items:
+        raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in data.findings), field="dataset")
+    fp = ds.fingerprint(data.items, bucket, config.trigger, entry.digest)
+    run = run_dir_for(studio.settings, job_id, config.name)
+    run.mkdir(parents=True, exist_ok=True)
+    ds.write_canonical(data, run)
+    atomic.write_text(run / "config.json", config.model_dump_json(indent=1))
+
+    # 2. Pipeline and cache (the text encoder and VAE are dropped before training).
+    pipe = load_pipeline(vault, entry, studio.plan, config.quantization)
+    max_tokens = int(entry.defaults.get("advanced", {}).get("max_sequence_length", 256))
+    files = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest, run / ".precomputed",
+                       max_tokens, report, cancel)
+    samples = []
+    for lat_file, txt_file in files:
+        samples.append({**_cached(lat_file, ds.item_key(data.items[len(samples)], bucket, config.trigger,
+                                                        entry.digest)),
+                        **_cached(txt_file, ds.item_key(data.items[len(samples)], bucket, config.trigger,
+                                                        entry.digest))})
+    transformer = pipe.transformer
+    geometry = {"audio_sr": pipe.audio_sampling_rate, "hop": pipe.audio_hop_length,
+                "a_ratio": pipe.audio_vae_temporal_compression_ratio,
+                "a_channels": pipe.audio_vae.config.latent_channels * (pipe.audio_vae.config.mel_bins
+                                                                        // pipe.audio_vae_mel_compression_ratio),
+                "patch": pipe.transformer_spatial_patch_size, "patch_t": pipe.transformer_temporal_patch_size,
+                "t_ratio": pipe.vae_temporal_compression_ratio, "pack": pipe._pack_latents}
+    pipe.text_encoder = pipe.vae = pipe.audio_vae = pipe.vocoder = None
+    free_memory(studio.plan.device)
+
+    # 3. LoRA, optimizer, schedule, generators.
+    transformer.requires_grad_(False)
+    with torch.random.fork_rng(devices=[]):  # the LoRA's initial weights depend on the seed alone
+        torch.manual_seed(config.seed)
+        transformer.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, init_lora_weights=True,
+                                           target_modules=_target_regex(config)))
+    if config.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    if not params:
+        raise IntegrityError("the LoRA targets matched no layer of the transformer")
+    for p in params:
+        p.data = p.data.float()
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise BadInput("optimizer adamw8bit needs bitsandbytes, which is not installed", field="optimizer") from None
+        optimizer = bnb.optim.AdamW8bit(params, lr=config.lr)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+    schedule = get_scheduler("constant_with_warmup" if config.schedule == "constant" else "cosine", optimizer,
+                             num_warmup_steps=min(config.warmup_steps, config.steps), num_training_steps=config.steps)
+    accelerator = Accelerator(cpu=studio.plan.device.type == "cpu",
+                              mixed_precision="bf16" if studio.plan.device.type == "cuda" else "no")
+    transformer, optimizer, schedule = accelerator.prepare(transformer, optimizer, schedule)
+    gen = torch.Generator("cpu").manual_seed(config.seed)
+    order: list[int] = []
+    step = 0
+    checkpoints = run / "checkpoints"
+    latest = max(checkpoints.glob("step-*"), default=None, key=lambda p: int(p.name.split("-")[1]))
+    if latest is not None:  # resume: the exact state of the last checkpoint
+        from safetensors.torch import load_file
+
+        state = torch.load(latest / "state.pt", weights_only=True)
+        if state["fingerprint"] != fp:
+            raise BadInput(f"the dataset or settings changed since {latest.name} (fingerprint differs): start a new "
+                           "run", field="resume")
+        set_peft_model_state_dict(accelerator.unwrap_model(transformer), load_file(str(latest / "lora.safetensors")))
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        order, step = list(state["order"]), int(state["step"])
+        log.info("resuming %s from %s", config.name, latest.name)
+
+    def save_checkpoint(at: int) -> None:
+        tensors = {k: v.detach().float() for k, v in _lora_tensors(accelerator.unwrap_model(transformer)).items()}
+        check_lora(tensors, at)
+        tmp = checkpoints / f".step-{at:06d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        _save_tensors(tmp / "lora.safetensors", tensors, {"step": str(at)})
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "order": order, "step": at, "fingerprint": fp},
+                   tmp / "state.pt")
+        atomic.fsync_tree(tmp)
+        final = checkpoints / f"step-{at:06d}"
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+
+    # 4. The loop.
+    device = accelerator.device
+    transformer.train()
+    pending: list[tuple[int, float, float, float]] = []
+    end = min(config.steps, stop_at or config.steps)
+    while step < end:
+        started = time.perf_counter()
+        if not order:
+            order = torch.randperm(len(samples), generator=gen).tolist()
+        batch = [samples[order.pop(0)] for _ in range(min(config.batch_size, len(samples)))]
+        x0 = torch.stack([b["latents"] for b in batch]).to(device)  # B,C,F,H,W
+        _, _, f_lat, h_lat, w_lat = x0.shape
+        x0 = geometry["pack"](x0, geometry["patch"], geometry["patch_t"])
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
+        sigma = (config.timestep_shift * sigma / (1 + (config.timestep_shift - 1) * sigma)).to(device)
+        x_t = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
+        frames = (f_lat - 1) * geometry["t_ratio"] + 1
+        a_frames = max(1, round(frames / config.fps * geometry["audio_sr"] / geometry["hop"] / geometry["a_ratio"]))
+        unwrapped = accelerator.unwrap_model(transformer)
+        with accelerator.autocast():
+            pred, _ = transformer(
+                hidden_states=x_t, audio_hidden_states=torch.zeros(x0.shape[0], a_frames, geometry["a_channels"],
+                                                                   device=device),
+                encoder_hidden_states=torch.stack([b["video"] for b in batch]).to(device),
+                audio_encoder_hidden_states=torch.stack([b["audio"] for b in batch]).to(device),
+                timestep=sigma * 1000, sigma=sigma * 1000,
+                encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
+                audio_encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
+                num_frames=f_lat, height=h_lat, width=w_lat, fps=float(config.fps), audio_num_frames=a_frames,
+                video_coords=unwrapped.rope.prepare_video_coords(x0.shape[0], f_lat, h_lat, w_lat, device,
+                                                                 fps=float(config.fps)),
+                audio_coords=unwrapped.audio_rope.prepare_audio_coords(x0.shape[0], a_frames, device),
+                isolate_modalities=True, use_cross_timestep=True, return_dict=False)
+            loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, config.max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        seconds = time.perf_counter() - started
+        lr = float(schedule.get_last_lr()[0])
+        value = loss.detach().item()
+        if not math.isfinite(value):
+            raise IntegrityError(f"the loss is {value} at step {step}: lower the learning rate")
+        pending.append((step, value, lr, seconds))
+        history.set_progress(job_id, step, config.steps)
+        report(TrainProgress("train", step, config.steps, value, lr, seconds))
+        if len(pending) >= 10 or step == end:
+            history.add_metrics(job_id, pending)
+            pending = []
+        if step % config.save_every == 0 or step == config.steps:
+            save_checkpoint(step)
+        if cancel is not None and cancel.is_set() and step < config.steps:
+            history.add_metrics(job_id, pending)
+            save_checkpoint(step)
+            raise Cancelled(f"training stopped at step {step}; resume it to continue")
+    if step < config.steps:  # stop_at: a partial run (tests, previews)
+        return {"step": step, "run_dir": str(run)}
+
+    # 5. Export and record.
+    report(TrainProgress("export", step, config.steps))
+    lora = {k: v.detach().float() for k, v in _lora_tensors(accelerator.unwrap_model(transformer)).items()}
+    check_lora(lora, step)
+    del transformer, pipe, optimizer
+    free_memory(studio.plan.device)
+    result = export(studio, entry, config, lora, run, fp, step, len(data.items))
+    return result | {"step": step, "run_dir": str(run), "bucket": list(bucket), "items": len(data.items)}
+
+
+def export(studio: Any, entry: Any, config: TrainConfig, lora: dict[str, torch.Tensor], run: Path, fp: str,
+           steps: int, items: int) -> dict[str, Any]:
+    """Write the diffusers and ComfyUI files, load the first back to count modules, record it in the vault."""
+    import diffusers
+    from safetensors import safe_open
+
+    out = run / "export"
+    out.mkdir(exist_ok=True)
+    meta = {BASE_DIGEST_KEY: entry.digest, "aiprod.base_model": entry.name, "aiprod.rank": str(config.rank),
+            "aiprod.alpha": str(config.lora_alpha), "aiprod.targets": json.dumps(list(config.targets)),
+            "aiprod.trigger": config.trigger, "aiprod.steps": str(steps), "aiprod.dataset_fingerprint": fp}
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter_meta = {"r": config.rank, "lora_alpha": config.lora_alpha, "target_modules": _target_regex(config),
+                        "peft_type": "LORA", "use_dora": False, "use_rslora": False}
+        diffusers.LTX2Pipeline.save_lora_weights(tmp, transformer_lora_layers=lora,
+                                                 transformer_lora_adapter_metadata=adapter_meta)
+        with safe_open(f"{tmp}/pytorch_lora_weights.safetensors", "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            saved_meta = f.metadata() or {}
+    main = out / f"{config.name}.safetensors"
+    _save_tensors(main, tensors, saved_meta | meta)
+    comfy = {}
+    scale = config.lora_alpha / config.rank
+    for k, v in lora.items():
+        comfy["diffusion_model." + k] = v * scale if "lora_B" in k else v
+    _save_tensors(out / f"{config.name}-comfyui.safetensors", comfy, meta)
+
+    # the file must load back into a fresh pipeline with every module injected
+    pipe = load_pipeline(studio.vault, entry, studio.plan)
+    try:
+        pipe.load_lora_weights(str(main), adapter_name="check")
+        injected = sum(1 for m in pipe.transformer.modules() if hasattr(m, "lora_A") and "check" in m.lora_A)
+    finally:
+        del pipe
+    expected = sum(1 for k in lora if "lora_A" in k)
+    if injected != expected:
+        raise IntegrityError(f"the exported LoRA loads into {injected} modules, {expected} were trained")
+    from aiprod_studio.transfer import import_path
+
+    recorded = import_path(studio.vault, main, config.name, kind="lora", family=entry.family,
+                           derived_from=f"{entry.name}@{entry.digest}", license=entry.license,
+                           description=f"LoRA trained on {entry.name}: rank {config.rank}, {steps} steps, "
+                                       f"{items} clips" + (f", trigger {config.trigger!r}" if config.trigger else ""))
+    return {"lora": recorded.name, "digest": recorded.digest, "file": str(studio.vault.file_path(recorded, main.name)),
+            "comfyui_file": str(out / f"{config.name}-comfyui.safetensors"), "modules": injected}
+
+
+def run_job(studio: Any, job_id: int, progress: Callable[[TrainProgress], None] | None = None,
+            cancel: threading.Event | None = None) -> dict[str, Any]:
+    """Run a `train` job whose row is already `running`; the row ends done / cancelled / failed."""
+    history = studio.history
+    row = history.get(job_id)
+    config = TrainConfig.model_validate(row["recipe"])
+    started = time.perf_counter()
+    history.mark_running(job_id)
+    try:
+        with studio._gpu_lock:
+            result = train(studio, job_id, config, progress, cancel)
+        history.mark_done(job_id, result["file"], time.perf_counter() - started)
+    except Cancelled as exc:
+        history.mark_failed(job_id, str(exc), status="cancelled")
+        raise
+    except KeyboardInterrupt:
+        history.mark_failed(job_id, "interrupted by the user; resume to continue from the last checkpoint",
+                            status="cancelled")
+        raise
+    except Exception as exc:
+        history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return history.get(job_id) | {"result": result}

@@ -1,0 +1,159 @@
+"""LoRA training on the tiny model (CPU): loss falls, export loads, resume is exact, datasets are checked."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from aiprod_studio.errors import BadInput, Cancelled
+from aiprod_studio.settings import load_settings
+from aiprod_studio.training import make_train_config
+from engine import lora_dataset as ds
+from engine import media
+from engine.lora_train import run_job
+from engine.studio import Studio
+
+COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 80, 230), "yellow": (230, 220, 40)}
+
+
+def make_dataset(folder: Path, n: int = 8, frames: int = 17, size: int = 64, seed: int = 0) -> Path:
+    """n clips of a coloured square moving over a dark background, each with its caption."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        name, rgb = list(COLOURS.items())[i % 4]
+        video = np.full((frames, size, size, 3), 20, np.uint8)
+        x0, y0 = rng.integers(0, size - 16, 2)
+        dx, dy = rng.choice([-2, -1, 1, 2], 2)
+        for f in range(frames):
+            x, y = (x0 + dx * f) % (size - 16), (y0 + dy * f) % (size - 16)
+            video[f, y:y + 16, x:x + 16] = rgb
+        media.encode_mp4(folder / f"clip{i:02d}.mp4", video, 24)
+        (folder / f"clip{i:02d}.txt").write_text(f"a {name} square moves across a dark background")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("dataset") / "squares")
+
+
+@pytest.fixture
+def train_studio(tiny_vault, tmp_path):
+    shutil.copytree(tiny_vault, tmp_path / "models")
+    studio = Studio(load_settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", device="cpu"))
+    yield studio
+    studio.close()
+
+
+def config(dataset, name, **kw):
+    return make_train_config({"dataset": str(dataset), "name": name, "rank": 8, "steps": 60, "save_every": 10,
+                              "lr": 1e-3, "warmup_steps": 5, "trigger": "sqz", **kw})
+
+
+def start(studio, cfg, **kw):
+    job_id = studio.history.create_train_job(cfg, status="running")
+    return job_id, run_job(studio, job_id, **kw)
+
+
+def test_training_lowers_the_loss_and_exports_a_loadable_lora(train_studio, dataset, tmp_path):
+    losses = []
+    job_id, row = start(train_studio, config(dataset, "squares"),
+                        progress=lambda p: losses.append(p.loss) if p.phase == "train" else None)
+    assert row["status"] == "done" and row["kind"] == "train" and len(losses) == 60
+    assert statistics.mean(losses[-10:]) < statistics.mean(losses[:10])
+    assert [m["step"] for m in train_studio.history.metrics(job_id)] == list(range(1, 61))
+    result = row["result"]
+    entry = train_studio.vault.get("squares", kind="lora")
+    base = train_studio.vault.get("aiprod-tiny-ltx2")
+    assert entry.derived_from == f"aiprod-tiny-ltx2@{base.digest}" and result["modules"] == 16
+    with safe_open(result["file"], "pt") as f:
+        meta = f.metadata()
+        keys = list(f.keys())
+    assert meta["aiprod.base_digest"] == base.digest and meta["aiprod.rank"] == "8" and meta["aiprod.trigger"] == "sqz"
+    assert all(k.startswith("transformer.transformer_blocks.") and (".attn1." in k or ".attn2." in k) for k in keys)
+    comfy = load_file(result["comfyui_file"])
+    assert all(k.startswith("diffusion_model.") for k in comfy) and len(comfy) == len(keys)
+    run = Path(result["run_dir"])
+    assert (run / "dataset.jsonl").read_text().count("\n") == 8
+    assert len(list((run / ".precomputed").glob("*.safetensors"))) == 16
+    # the LoRA renders: strength 0 is the base, strength 1 is not
+    render = lambda name, **v: train_studio.render(train_studio.build_recipe(  # noqa: E731
+        {"prompt": "sqz, a red square", "seed": 2, **v}), out_path=tmp_path / f"{name}.mp4")["output_path"]
+    base_clip, zero, one = render("base"), render("zero", loras=["squares:0"]), render("one", loras=["squares:1"])
+    assert media.compare(base_clip, zero)["identical"] and not media.compare(base_clip, one)["identical"]
+
+
+def test_a_stopped_run_resumes_to_the_same_lora(train_studio, dataset):
+    _, full = start(train_studio, config(dataset, "straight"))
+    stop = threading.Event()
+
+    def at_30(p):
+        if p.phase == "train" and p.step == 30:
+            stop.set()
+
+    job_id = train_studio.history.create_train_job(config(dataset, "resumed"), status="running")
+    with pytest.raises(Cancelled, match="step 30"):
+        run_job(train_studio, job_id, progress=at_30, cancel=stop)
+    assert train_studio.history.get(job_id)["status"] == "cancelled"
+    assert (Path(train_studio.history.get(job_id)["output_path"] or "none").name == "none")  # nothing exported yet
+    resumed = run_job(train_studio, job_id)
+    assert resumed["status"] == "done"
+    a, b = load_file(full["result"]["file"]), load_file(resumed["result"]["file"])
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    la = [m["loss"] for m in train_studio.history.metrics(full["id"])]
+    lb = [m["loss"] for m in train_studio.history.metrics(job_id)]
+    assert np.allclose(la, lb, rtol=1e-6, atol=1e-7)
+
+
+def test_dataset_problems_are_all_reported_at_once(dataset, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(dataset, bad)
+    (bad / "clip01.txt").unlink()  # missing caption
+    (bad / "clip02.mp4").write_bytes(b"not a video at all")  # corrupt
+    make_dataset(tmp_path / "short", n=1, frames=9)
+    shutil.copy(tmp_path / "short/clip00.mp4", bad / "short.mp4")  # too short for 17 frames
+    (bad / "short.txt").write_text("a short clip")
+    (bad / "clip03.txt").write_text("   ")  # empty caption
+    report = ds.validate(bad, bucket_frames=17)
+    found = {(f.media, f.problem) for f in report.findings}
+    assert found == {("clip01.mp4", "missing caption"), ("clip02.mp4", "unreadable media"),
+                     ("short.mp4", "too short"), ("clip03.mp4", "empty caption")}
+    assert [i.path for i in report.items] == ["clip00.mp4", "clip04.mp4", "clip05.mp4", "clip06.mp4", "clip07.mp4"]
+    assert [i.caption for i in report.items][0] == "a red square moves across a dark background"
+    assert (bad / "clip00.txt").read_text() == "a red square moves across a dark background"  # never rewritten
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BadInput, match="no usable items"):
+        ds.propose_bucket(ds.validate(empty).items, None)
+
+
+def test_bucket_proposal_and_jsonl_datasets(dataset, tmp_path):
+    report = ds.validate(dataset)
+    assert ds.propose_bucket(report.items, None) == (64, 64, 17)
+    assert ds.propose_bucket(report.items, 24.0) == (64, 64, 17)  # never larger than the clips
+    listed = tmp_path / "listed"
+    shutil.copytree(dataset, listed)
+    for p in listed.glob("*.txt"):
+        p.unlink()
+    (listed / "dataset.jsonl").write_text('{"media": "clip00.mp4", "caption": "first"}\n'
+                                          '{"media": "clip05.mp4", "caption": "second"}\n')
+    assert [(i.path, i.caption) for i in ds.validate(listed).items] == [("clip00.mp4", "first"), ("clip05.mp4", "second")]
+
+
+def test_bad_settings_name_the_field(train_studio, dataset):
+    for data, field in [({"rank": 0}, "rank"), ({"num_frames": 20}, "num_frames"), ({"name": "../x"}, "name"),
+                        ({"lr": -1}, "lr")]:
+        with pytest.raises(BadInput) as info:
+            make_train_config({"dataset": str(dataset), "name": "ok", **data})
+        assert info.value.field == field
+    with pytest.raises(BadInput, match="already an entry"):
+        start(train_studio, config(dataset, "aiprod-tiny-ltx2"))
