@@ -321,7 +321,7 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
     report(TrainProgress("export", step, config.steps))
     lora = {k: v.detach().float() for k, v in _lora_tensors(accelerator.unwrap_model(transformer)).items()}
     check_lora(lora, step)
-    del transformer, pipe, optimizer
+    transformer = pipe = optimizer = None  # freed before the export loads the base model again
     free_memory(studio.plan.device)
     result = export(studio, entry, config, lora, run, fp, step, len(data.items))
     return result | {"step": step, "run_dir": str(run), "bucket": list(bucket), "items": len(data.items)}
