@@ -274,3 +274,7 @@ def register(reg: Any) -> None:
                               "and a network self-test render", cmd_report)
     p.add_argument("--out", help="write the report to this .md file (default: print it)")
     p.add_argument("--no-self-test", action="store_true", help="skip the self-test render")
+
+    from engine import train_cli
+
+    train_cli.register(reg)
