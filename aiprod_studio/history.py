@@ -250,8 +250,11 @@ class History:
         return _decode(rows[0])
 
     def jobs(self, limit: int = 50, offset: int = 0, status: str | None = None, text: str | None = None,
-             model: str | None = None) -> list[dict[str, Any]]:
+             model: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         where, params = [], []
+        if kind:
+            where.append("kind = ?")
+            params.append(kind)
         if status:
             where.append("status = ?")
             params.append(status)

@@ -261,59 +261,63 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
     transformer.train()
     pending: list[tuple[int, float, float, float]] = []
     end = min(config.steps, stop_at or config.steps)
-    while step < end:
-        started = time.perf_counter()
-        if not order:
-            order = torch.randperm(len(samples), generator=gen).tolist()
-        batch = [samples[order.pop(0)] for _ in range(min(config.batch_size, len(samples)))]
-        x0 = torch.stack([b["latents"] for b in batch]).to(device)  # B,C,F,H,W
-        _, _, f_lat, h_lat, w_lat = x0.shape
-        x0 = geometry["pack"](x0, geometry["patch"], geometry["patch_t"])
-        noise = torch.randn(x0.shape, generator=gen).to(device)
-        sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
-        sigma = (config.timestep_shift * sigma / (1 + (config.timestep_shift - 1) * sigma)).to(device)
-        x_t = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
-        frames = (f_lat - 1) * geometry["t_ratio"] + 1
-        a_frames = max(1, round(frames / config.fps * geometry["audio_sr"] / geometry["hop"] / geometry["a_ratio"]))
-        unwrapped = accelerator.unwrap_model(transformer)
-        with accelerator.autocast():
-            pred, _ = transformer(
-                hidden_states=x_t, audio_hidden_states=torch.zeros(x0.shape[0], a_frames, geometry["a_channels"],
-                                                                   device=device),
-                encoder_hidden_states=torch.stack([b["video"] for b in batch]).to(device),
-                audio_encoder_hidden_states=torch.stack([b["audio"] for b in batch]).to(device),
-                timestep=sigma * 1000, sigma=sigma * 1000,
-                encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
-                audio_encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
-                num_frames=f_lat, height=h_lat, width=w_lat, fps=float(config.fps), audio_num_frames=a_frames,
-                video_coords=unwrapped.rope.prepare_video_coords(x0.shape[0], f_lat, h_lat, w_lat, device,
-                                                                 fps=float(config.fps)),
-                audio_coords=unwrapped.audio_rope.prepare_audio_coords(x0.shape[0], a_frames, device),
-                isolate_modalities=True, use_cross_timestep=True, return_dict=False)
-            loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        seconds = time.perf_counter() - started
-        lr = float(schedule.get_last_lr()[0])
-        value = loss.detach().item()
-        if not math.isfinite(value):
-            raise IntegrityError(f"the loss is {value} at step {step}: lower the learning rate")
-        pending.append((step, value, lr, seconds))
-        history.set_progress(job_id, step, config.steps)
-        report(TrainProgress("train", step, config.steps, value, lr, seconds))
-        if len(pending) >= 10 or step == end:
+    try:
+        while step < end:
+            started = time.perf_counter()
+            if not order:
+                order = torch.randperm(len(samples), generator=gen).tolist()
+            batch = [samples[order.pop(0)] for _ in range(min(config.batch_size, len(samples)))]
+            x0 = torch.stack([b["latents"] for b in batch]).to(device)  # B,C,F,H,W
+            _, _, f_lat, h_lat, w_lat = x0.shape
+            x0 = geometry["pack"](x0, geometry["patch"], geometry["patch_t"])
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
+            sigma = (config.timestep_shift * sigma / (1 + (config.timestep_shift - 1) * sigma)).to(device)
+            x_t = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
+            frames = (f_lat - 1) * geometry["t_ratio"] + 1
+            a_frames = max(1, round(frames / config.fps * geometry["audio_sr"] / geometry["hop"] / geometry["a_ratio"]))
+            unwrapped = accelerator.unwrap_model(transformer)
+            with accelerator.autocast():
+                pred, _ = transformer(
+                    hidden_states=x_t, audio_hidden_states=torch.zeros(x0.shape[0], a_frames, geometry["a_channels"],
+                                                                       device=device),
+                    encoder_hidden_states=torch.stack([b["video"] for b in batch]).to(device),
+                    audio_encoder_hidden_states=torch.stack([b["audio"] for b in batch]).to(device),
+                    timestep=sigma * 1000, sigma=sigma * 1000,
+                    encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
+                    audio_encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
+                    num_frames=f_lat, height=h_lat, width=w_lat, fps=float(config.fps), audio_num_frames=a_frames,
+                    video_coords=unwrapped.rope.prepare_video_coords(x0.shape[0], f_lat, h_lat, w_lat, device,
+                                                                     fps=float(config.fps)),
+                    audio_coords=unwrapped.audio_rope.prepare_audio_coords(x0.shape[0], a_frames, device),
+                    isolate_modalities=True, use_cross_timestep=True, return_dict=False)
+                loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seconds = time.perf_counter() - started
+            lr = float(schedule.get_last_lr()[0])
+            value = loss.detach().item()
+            if not math.isfinite(value):
+                raise IntegrityError(f"the loss is {value} at step {step}: lower the learning rate")
+            pending.append((step, value, lr, seconds))
+            history.set_progress(job_id, step, config.steps)
+            report(TrainProgress("train", step, config.steps, value, lr, seconds))
+            checkpoint = step % config.save_every == 0 or step == config.steps
+            stopping = cancel is not None and cancel.is_set() and step < config.steps
+            if len(pending) >= 10 or step == end or checkpoint or stopping:
+                history.add_metrics(job_id, pending)
+                pending = []
+            if checkpoint or stopping:
+                save_checkpoint(step)
+            if stopping:
+                raise Cancelled(f"training stopped at step {step}; resume it to continue")
+    finally:  # the loss curve up to the stop is kept, whatever stopped the loop
+        if pending:
             history.add_metrics(job_id, pending)
-            pending = []
-        if step % config.save_every == 0 or step == config.steps:
-            save_checkpoint(step)
-        if cancel is not None and cancel.is_set() and step < config.steps:
-            history.add_metrics(job_id, pending)
-            save_checkpoint(step)
-            raise Cancelled(f"training stopped at step {step}; resume it to continue")
     if step < config.steps:  # stop_at: a partial run (tests, previews)
         return {"step": step, "run_dir": str(run)}
 

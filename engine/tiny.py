@@ -242,8 +242,8 @@ def make_tiny_lora(vault, base_name: str = TINY_NAME, name: str = "aiprod-tiny-l
     from aiprod_studio.vault import KIND_DIRS
 
     base = vault.get(base_name, kind="pipeline")
-    transformer = LTX2VideoTransformer3DModel.from_pretrained(vault.entry_dir(base) / "transformer",
-                                                              local_files_only=True, use_safetensors=True)
+    folder = vault.entry_dir(base) / "transformer"
+    transformer = LTX2VideoTransformer3DModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
     torch.manual_seed(seed)
     transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
                                        target_modules=["to_q", "to_k", "to_v", "to_out.0"]))

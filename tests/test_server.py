@@ -150,6 +150,10 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
             assert "a red car drives" in table.inner_text()
             page.screenshot(path=str(ARTIFACTS / "tab-history.png"))
 
+            page.get_by_role("tab", name="Training").click()
+            page.get_by_role("button", name="Check dataset").wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "tab-training.png"))
+
             page.get_by_role("tab", name="Model Vault").click()
             page.get_by_role("radio", name="deep").check()
             page.get_by_role("button", name="Verify").click()

@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import shutil
+
 import pytest
 
 from engine import media
@@ -31,7 +33,9 @@ def served(tiny_vault, tmp_path_factory):
     from ui.app import build_app, gradio_cache_dir, launch_kwargs, prepare
 
     data = tmp_path_factory.mktemp("ui-data")
-    settings = load_settings(models_dir=tiny_vault, data_dir=data, device="cpu")
+    models = data / "models"  # a copy: /lora_train adds entries
+    shutil.copytree(tiny_vault, models)
+    settings = load_settings(models_dir=models, data_dir=data, device="cpu")
     old_tmp = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
     studio = Studio(settings)
@@ -160,7 +164,8 @@ def test_cross_site_upload_is_refused_and_writes_nothing(served):
 
 
 @pytest.mark.parametrize("target", ["db", "manifest", "weights", "dotdot", "encoded", "double-encoded"])
-def test_file_route_serves_only_outputs(served, tiny_vault, target):
+def test_file_route_serves_only_outputs(served, target):
+    tiny_vault = served[0].settings.models_dir
     studio, _, port = served
     weights = tiny_vault / "pipelines/aiprod-tiny-ltx2/transformer/diffusion_pytorch_model.safetensors"
     outputs = studio.settings.outputs_dir
@@ -205,8 +210,8 @@ def test_server_binds_loopback_even_if_the_environment_says_otherwise(served, mo
             socket.create_connection((address, port), timeout=1).close()
 
 
-def test_vault_list_and_verify_endpoints(client, tiny_vault):
-    [entry] = client.predict(api_name="/vault_list")
+def test_vault_list_and_verify_endpoints(client):
+    [entry] = client.predict(kind="pipeline", api_name="/vault_list")
     assert entry["name"] == "aiprod-tiny-ltx2" and entry["kind"] == "pipeline" and len(entry["digest"]) == 64
     assert all(len(f["sha256"]) == 64 for f in entry["files"].values())
     report = client.predict(name="aiprod-tiny-ltx2", deep=True, api_name="/vault_verify")
@@ -232,3 +237,24 @@ def test_storyboard_split_and_render_endpoints(client, served):
         client.predict(script=" ", api_name="/storyboard_split")
     with pytest.raises(Exception, match="no shots"):
         client.predict(storyboard='{"shots": []}', api_name="/storyboard_render")
+
+
+def test_lora_train_endpoint_queues_a_run_and_job_reports_it(client, served, tmp_path_factory):
+    from tests.test_lora_train import make_dataset
+
+    folder = make_dataset(tmp_path_factory.mktemp("api-ds") / "ds", n=2)
+    rec = client.predict(dataset=str(folder), name="api-lora", rank=4, steps=6, lr=1e-3, save_every=3,
+                         api_name="/lora_train")
+    assert rec["kind"] == "train" and rec["status"] in ("queued", "running")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        record, file = client.predict(job_id=rec["id"], api_name="/job")
+        if record["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    assert record["status"] == "done" and record["step"] == 6 and file is None
+    assert record["output_path"].endswith("api-lora.safetensors")
+    with pytest.raises(Exception, match="already an entry"):
+        client.predict(dataset=str(folder), name="api-lora", api_name="/lora_train")
+    with pytest.raises(Exception, match="rank"):
+        client.predict(dataset=str(folder), name="other", rank=0, api_name="/lora_train")

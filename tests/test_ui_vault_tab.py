@@ -70,7 +70,7 @@ def test_page_load_lists_models_added_since_the_app_was_built(handlers, vault_st
 
     bundle = export_bundle(vault_studio.vault, "aiprod-tiny-ltx2", tmp_path / "usb")
     import_path(vault_studio.vault, bundle, "added-by-cli")
-    table, target, export_menu, quantize_menu, render_menu = handlers["lists"]()
+    table, target, export_menu, quantize_menu, render_menu, lora_menu = handlers["lists"]()
     assert [r[1] for r in table["value"]] == ["added-by-cli", "aiprod-tiny-ltx2"]
     assert "added-by-cli" in render_menu["choices"] and "added-by-cli" in target["choices"]
 

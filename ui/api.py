@@ -2,19 +2,21 @@
 
 `/render` (blocking: MP4 + record), `/enqueue` (job id), `/job` (status, progress,
 MP4 when done), `/cancel`, `/history`, `/storyboard_split`, `/storyboard_render`,
-`/vault_list`, `/vault_verify`. They are typed functions (`gr.api`), so
+`/vault_list`, `/vault_verify`, `/lora_train`. They are typed functions (`gr.api`), so
 `gradio_client` sees named parameters with their defaults; the names are part of the
 contract (tests/snapshots/gradio_api.json pins them).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio.data_classes import FileData
 
-from aiprod_studio.errors import StudioError
+from aiprod_studio.errors import BadInput, StudioError
+from aiprod_studio.training import make_train_config
 from aiprod_studio.storyboard import split_script, storyboard_from_json
 from aiprod_studio.storyboard_db import StoryboardStore
 from engine import storyboard as sb
@@ -23,7 +25,7 @@ from engine.studio import Studio
 from engine.worker import QueueWorker
 from ui.render_tab import values
 
-RECORD_KEYS = ("id", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
+RECORD_KEYS = ("id", "kind", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
                "total_steps", "position", "progress", "wall_s", "created_at", "started_at", "finished_at", "recipe")
 
 
@@ -72,7 +74,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     def job(job_id: int) -> tuple[dict, FileData | None]:
         """A job's record (status, step/total_steps, progress 0–1, position, error) and its MP4 once done."""
         row = _status(job_id)
-        return record(row), FileData(path=row["output_path"]) if row["status"] == "done" else None
+        is_clip = row["status"] == "done" and row.get("kind", "render") == "render"
+        return record(row), FileData(path=row["output_path"]) if is_clip else None
 
     def cancel(job_id: int) -> dict:
         """Cancel a queued job (it never starts) or a running one (it stops at the next step)."""
@@ -134,6 +137,22 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             raise gr.Error(str(exc)) from None
         return FileData(path=info["film"]), info
 
+    def lora_train(dataset: str, name: str, model: str = "", rank: int = 32, steps: int = 1500, lr: float = 1e-4,
+                   trigger: str = "", save_every: int = 250, seed: int = 0) -> dict:
+        """Queue a LoRA training run on a dataset folder of this machine; returns its record (poll `/job` with its
+        `id` for step and loss progress; when done, the LoRA is in the vault under `name`)."""
+        try:
+            config = make_train_config({"dataset": dataset, "name": name, "model": model or None, "rank": rank,
+                                        "steps": steps, "lr": lr, "trigger": trigger, "save_every": save_every,
+                                        "seed": seed})
+            if any(e.name == config.name for e in studio.vault.entries()):
+                raise BadInput(f"name {config.name!r} is already an entry of the vault", field="name")
+            if not Path(config.dataset).is_dir():
+                raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
+            return record(_status(worker.enqueue_training(config)))
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+
     for fn in (render, enqueue, job, cancel, history, storyboard_split, storyboard_render, vault_list,
-               vault_verify):
+               vault_verify, lora_train):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

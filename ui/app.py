@@ -23,7 +23,7 @@ from aiprod_studio.errors import BadInput  # noqa: E402
 from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
 from engine.studio import Studio  # noqa: E402
 from engine.worker import QueueWorker  # noqa: E402
-from ui import api, history_tab, render_tab, storyboard_tab, vault_tab  # noqa: E402
+from ui import api, history_tab, render_tab, storyboard_tab, training_tab, vault_tab  # noqa: E402
 from ui.render_tab import FIELDS  # noqa: E402
 from ui.security import StudioGuard  # noqa: E402
 
@@ -41,10 +41,13 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
                 refresh_storyboards, storyboard_outputs = storyboard_tab.build(studio, worker)
             with gr.Tab("Render", id="render"):
                 form = render_tab.build(studio, worker)
+            with gr.Tab("Training", id="training"):
+                training_tab.build(studio, worker)
             with gr.Tab("History", id="history"):
                 history_tab.build(studio, worker, form, tabs)
             with gr.Tab("Model Vault", id="vault"):
-                refresh_vault, vault_outputs = vault_tab.build(studio, form.components[FIELDS.index("model")])
+                refresh_vault, vault_outputs = vault_tab.build(studio, form.components[FIELDS.index("model")],
+                                                               form.components[FIELDS.index("loras")])
         # a reload shows models added since the app was built (CLI imports, quantized copies)
         app.load(refresh_vault, outputs=vault_outputs, api_visibility="private")
         app.load(refresh_storyboards, outputs=storyboard_outputs, api_visibility="private")

@@ -22,7 +22,7 @@ COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created"]
 
 def page_rows(studio: Studio, text: str, status: str, model: str, page: int) -> list[dict[str, Any]]:
     return studio.history.jobs(limit=PAGE, offset=max(0, page - 1) * PAGE, status=status or None,
-                               text=text or None, model=model or None)
+                               text=text or None, model=model or None, kind="render")
 
 
 def details(row: dict[str, Any]) -> str:

@@ -86,10 +86,11 @@ class Tracked:
         return self._result.get("value")
 
 
-def build(studio: Studio, model_menu: Any) -> tuple[Callable[[], tuple], list[Any]]:
+def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[], tuple], list[Any]]:
     """Build the tab; returns its refresh function and the components it updates (for page load).
 
-    `model_menu` is the Render tab's model dropdown: imports and quantized copies appear there.
+    `model_menu` / `lora_menu` are the Render tab's menus: imports, quantized copies and trained
+    LoRAs appear there.
     """
     running: dict[str, threading.Event] = {}
     names = [e.name for e in studio.vault.entries()]
@@ -132,7 +133,8 @@ def build(studio: Studio, model_menu: Any) -> tuple[Callable[[], tuple], list[An
         all_names = [e.name for e in studio.vault.entries()]
         pipes = [e.name for e in studio.vault.entries("pipeline")]
         return (gr.update(value=rows(studio)), gr.update(choices=["(all)"] + all_names),
-                gr.update(choices=all_names), gr.update(choices=pipes), gr.update(choices=pipes))
+                gr.update(choices=all_names), gr.update(choices=pipes), gr.update(choices=pipes),
+                gr.update(choices=[e.name for e in studio.vault.entries("lora")]))
 
     def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
         running["cancel"] = cancel = threading.Event()
@@ -171,7 +173,7 @@ def build(studio: Studio, model_menu: Any) -> tuple[Callable[[], tuple], list[An
             link=hard_link, progress=progress, cancel=cancel, **fields))
         try:
             while True:
-                yield (next(job),) + (gr.update(),) * 5
+                yield (next(job),) + (gr.update(),) * 6
         except StopIteration as done:
             entry = done.value
         yield (f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
@@ -191,7 +193,7 @@ def build(studio: Studio, model_menu: Any) -> tuple[Callable[[], tuple], list[An
     def on_vault_quantize(name: str, to: str, new: str):
         from engine.quantized import save_quantized
 
-        yield (f"Quantizing {name} to {to}…",) + (gr.update(),) * 5
+        yield (f"Quantizing {name} to {to}…",) + (gr.update(),) * 6
         try:
             entry = save_quantized(studio.vault, name, to, (new or "").strip())
         except StudioError as exc:
@@ -212,7 +214,7 @@ def build(studio: Studio, model_menu: Any) -> tuple[Callable[[], tuple], list[An
     private = {"api_visibility": "private"}
     verify_btn.click(on_vault_verify, inputs=[target, mode], outputs=[status, table], **private)
     cancel_btn.click(on_vault_cancel, outputs=status, **private)
-    menus = [table, target, export_name, q_name, model_menu]
+    menus = [table, target, export_name, q_name, model_menu, lora_menu]
     refresh_btn.click(lists, outputs=menus, **private)
     import_btn.click(on_vault_import, inputs=[src, new_name, kind, license_, link], outputs=[status, *menus],
                      **private)

@@ -1,0 +1,179 @@
+"""The Training tab: the LoRA wizard — dataset → check → settings → train (live loss) → compare.
+
+Training runs go through the same queue as renders (one job at a time on the GPU). The
+tab follows the run it started: step, loss plot, seconds per step and ETA; Pause stops it
+at the next step with a checkpoint, Resume continues from there, Cancel stops it for good
+(its checkpoints stay in the run folder).
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pandas as pd
+
+from aiprod_studio.errors import StudioError
+from aiprod_studio.training import make_train_config
+from engine import lora_dataset as ds
+from engine.studio import Studio
+from engine.worker import QueueWorker
+
+PRESETS = {
+    "Quick test (60 steps, rank 8)": {"steps": 60, "rank": 8, "lr": 1e-3, "save_every": 20, "warmup": 5},
+    "Character or style (1500 steps, rank 32)": {"steps": 1500, "rank": 32, "lr": 1e-4, "save_every": 250,
+                                                 "warmup": 50},
+    "Motion (2500 steps, rank 64)": {"steps": 2500, "rank": 64, "lr": 5e-5, "save_every": 250, "warmup": 100},
+}
+
+
+def build(studio: Studio, worker: QueueWorker) -> None:
+    followed: dict[str, int] = {}
+    pipelines = [e.name for e in studio.pipelines()]
+    with gr.Row():
+        dataset = gr.Textbox(label="Dataset folder (clips or images + same-name .txt captions, or dataset.jsonl)",
+                             scale=4)
+        check_btn = gr.Button("Check dataset", scale=0)
+    report = gr.Markdown("")
+    with gr.Row():
+        name = gr.Textbox(label="LoRA name", scale=2)
+        base = gr.Dropdown(label="Base model", choices=pipelines, value=studio.default_model(), scale=2)
+        trigger = gr.Textbox(label="Trigger word (added to captions at encode time)", scale=2)
+        preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=list(PRESETS)[1], scale=3)
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            rank = gr.Number(label="Rank", value=32, precision=0, minimum=1, maximum=256)
+            lr = gr.Number(label="Learning rate", value=1e-4)
+            steps = gr.Number(label="Steps", value=1500, precision=0, minimum=1)
+            save_every = gr.Number(label="Save every", value=250, precision=0, minimum=1)
+            warmup = gr.Number(label="Warmup steps", value=50, precision=0, minimum=0)
+            seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
+        with gr.Row():
+            width = gr.Number(label="Bucket width (0: proposed)", value=0, precision=0, step=32)
+            height = gr.Number(label="Bucket height (0: proposed)", value=0, precision=0, step=32)
+            frames = gr.Number(label="Bucket frames (0: proposed)", value=0, precision=0, step=8)
+            schedule = gr.Radio(label="Schedule", choices=["constant", "cosine"], value="constant")
+            quantization = gr.Radio(label="Base weights", choices=["none", "int8", "fp8"], value="none")
+            checkpointing = gr.Checkbox(label="Gradient checkpointing", value=False)
+    with gr.Row():
+        start_btn = gr.Button("Start training", variant="primary")
+        pause_btn = gr.Button("Pause")
+        resume_btn = gr.Button("Resume")
+        cancel_btn = gr.Button("Cancel", variant="stop")
+    status = gr.Markdown("", elem_id="training-status")
+    plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=260)
+    with gr.Row():
+        sample_prompt = gr.Textbox(label="Sample prompt", scale=3)
+        sample_seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
+        compare_btn = gr.Button("Render base vs LoRA", scale=0)
+    with gr.Row():
+        base_video = gr.Video(label="Base model", interactive=False)
+        lora_video = gr.Video(label="With the LoRA", interactive=False)
+
+    def on_train_check(folder: str):
+        try:
+            first = ds.validate(folder)
+            bucket = ds.propose_bucket(first.items, None if studio.plan.device.type == "cpu" else 24.0)
+            rep = ds.validate(folder, bucket_frames=bucket[2])
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        lines = [f"**{len(rep.items)} usable items**; proposed bucket {bucket[0]}×{bucket[1]}, {bucket[2]} frames."]
+        lines += [f"- ⚠ {f}" for f in rep.findings]
+        return "\n".join(lines), bucket[0], bucket[1], bucket[2]
+
+    def on_train_preset(choice: str):
+        p = PRESETS.get(choice, {})
+        return [gr.update(value=p[k]) if k in p else gr.update() for k in ("rank", "lr", "steps", "save_every",
+                                                                           "warmup")]
+
+    def follow(job_id: int):
+        last = None
+        while True:
+            row = worker.status(job_id)
+            metrics = studio.history.metrics(job_id)
+            snapshot = (row["status"], len(metrics))
+            if snapshot != last:
+                last = snapshot
+                text = f"Run {job_id}: {row['status']}"
+                if metrics:
+                    m = metrics[-1]
+                    eta = m["seconds"] * (row["total_steps"] - m["step"])
+                    text += (f" · step {m['step']}/{row['total_steps']} · loss {m['loss']:.4f} · "
+                             f"{m['seconds']:.2f}s/step · about {eta:,.0f}s left")
+                if row["status"] == "queued":
+                    text += f" (position {row['position']} in the queue)"
+                if row["status"] == "done":
+                    text += f" — LoRA saved in the vault: `{row['output_path']}`"
+                elif row["status"] in ("failed", "cancelled", "interrupted"):
+                    text += f" — {row.get('error') or ''}"
+                yield text, pd.DataFrame(metrics or [], columns=["step", "loss", "lr", "seconds"])
+            if row["status"] in ("done", "failed", "cancelled", "interrupted"):
+                return
+            time.sleep(0.5)
+
+    def on_train_start(folder, lora_name, model, trig, rank_v, lr_v, steps_v, save_v, warm_v, seed_v, w, h, f,
+                       sched, quant, ckpt):
+        try:
+            config = make_train_config({
+                "dataset": folder, "name": (lora_name or "").strip(), "model": model or None, "trigger": trig or "",
+                "rank": int(rank_v), "lr": float(lr_v), "steps": int(steps_v), "save_every": int(save_v),
+                "warmup_steps": int(warm_v), "seed": int(seed_v), "width": int(w) or None, "height": int(h) or None,
+                "num_frames": int(f) or None, "schedule": sched, "quantization": quant,
+                "gradient_checkpointing": bool(ckpt)})
+            if any(e.name == config.name for e in studio.vault.entries()):
+                raise gr.Error(f"name: {config.name!r} is already an entry of the vault")
+            job_id = worker.enqueue_training(config)
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        followed["job"] = job_id
+        yield from follow(job_id)
+
+    def stop(verb: str):
+        def handler():
+            job_id = followed.get("job")
+            if job_id is None:
+                return "No training run started from this page."
+            try:
+                return f"Run {job_id}: {worker.cancel(job_id)} ({verb}; Resume continues from the last checkpoint)."
+            except StudioError as exc:
+                return str(exc)
+
+        handler.__name__ = f"on_train_{verb}"
+        return handler
+
+    def on_train_resume():
+        job_id = followed.get("job")
+        if job_id is None:
+            raise gr.Error("resume: no training run started from this page")
+        try:
+            worker.resume(job_id)
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        yield from follow(job_id)
+
+    def on_train_compare(prompt: str, seed_v: float):
+        job_id = followed.get("job")
+        row = studio.history.get(job_id) if job_id else None
+        if not row or row["status"] != "done":
+            raise gr.Error("loras: finish a training run first")
+        lora = row["recipe"]["name"]
+        try:
+            values = {"prompt": prompt or row["recipe"].get("trigger") or "a sample", "seed": int(seed_v or 0),
+                      "model": row["model"]}
+            a = worker.enqueue(studio.build_recipe(values))
+            b = worker.enqueue(studio.build_recipe(values | {"loras": [lora]}))
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        return worker.wait(a)["output_path"], worker.wait(b)["output_path"]
+
+    private = {"api_visibility": "private"}
+    check_btn.click(on_train_check, inputs=dataset, outputs=[report, width, height, frames], **private)
+    preset.change(on_train_preset, inputs=preset, outputs=[rank, lr, steps, save_every, warmup], **private)
+    start_btn.click(on_train_start, inputs=[dataset, name, base, trigger, rank, lr, steps, save_every, warmup, seed,
+                                            width, height, frames, schedule, quantization, checkpointing],
+                    outputs=[status, plot], **private)
+    pause_btn.click(stop("paused"), outputs=status, **private)
+    cancel_btn.click(stop("cancelled"), outputs=status, **private)
+    resume_btn.click(on_train_resume, outputs=[status, plot], **private)
+    compare_btn.click(on_train_compare, inputs=[sample_prompt, sample_seed], outputs=[base_video, lora_video],
+                      **private)
