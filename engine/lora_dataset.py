@@ -166,9 +166,14 @@ def fingerprint(items: list[Item], bucket: tuple[int, int, int], trigger: str, m
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def item_key(item: Item, bucket: tuple[int, int, int], trigger: str, model_digest: str) -> str:
-    data = [item.sha256, item.caption, list(bucket), trigger, model_digest]
-    return hashlib.sha256(json.dumps(data).encode()).hexdigest()
+def latent_key(item: Item, bucket: tuple[int, int, int], model_digest: str) -> str:
+    """What a cached latent depends on: the clip's bytes, the bucket, the model."""
+    return hashlib.sha256(json.dumps(["latents", item.sha256, list(bucket), model_digest]).encode()).hexdigest()
+
+
+def text_key(item: Item, trigger: str, model_digest: str) -> str:
+    """What a cached text embedding depends on: the caption, the trigger, the model."""
+    return hashlib.sha256(json.dumps(["text", item.caption, trigger, model_digest]).encode()).hexdigest()
 
 
 def write_canonical(report: DatasetReport, run_dir: Path) -> Path:

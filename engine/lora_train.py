@@ -3,9 +3,9 @@
 1. The dataset is validated and bucketed; its canonical `dataset.jsonl` goes into the run
    folder (`<data>/training/<job>-<name>/`).
 2. Preprocess: VAE latents for every clip, then text embeddings for every caption (one
-   model in use at a time), cached as `.precomputed/<key>.<kind>.safetensors`, written
-   atomically. A cache file is reused only when its key (model digest, bucket, trigger,
-   the clip's sha256 and caption) matches.
+   model in use at a time), cached as `<data>/training/.precomputed/<key>.<kind>.safetensors`,
+   written atomically and shared by runs. A cache file is reused only when its key (model
+   digest, bucket, trigger, the clip's sha256 and caption) matches.
 3. Train: peft LoRA on the video attention (`to_q`, `to_k`, `to_v`, `to_out.0`, feed-forward
    optional) with the flow-matching loss — `x_t = (1-σ)x0 + σε`, the transformer predicts
    `ε - x0`, MSE — σ from a shifted logit-normal; AdamW with warmup then constant or
@@ -61,6 +61,11 @@ class TrainProgress:
         return self.s_per_step * (self.total - self.step) if self.s_per_step else None
 
 
+def cache_dir(settings: Any) -> Path:
+    """Shared by every run: an entry is keyed by model, bucket, trigger, clip and caption."""
+    return settings.data_dir / "training" / ".precomputed"
+
+
 def run_dir_for(settings: Any, job_id: int, name: str) -> Path:
     return settings.data_dir / "training" / f"{job_id:06d}-{name}"
 
@@ -99,11 +104,11 @@ def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, i
     """Cache latents then text embeddings; returns (latents file, text file) per item."""
     cache.mkdir(parents=True, exist_ok=True)
     device = pipe._execution_device if hasattr(pipe, "_execution_device") else torch.device("cpu")
-    keys = [ds.item_key(i, bucket, trigger, digest) for i in items]
-    files = [(cache / f"{k[:32]}.latents.safetensors", cache / f"{k[:32]}.text.safetensors") for k in keys]
+    keys = [(ds.latent_key(i, bucket, digest), ds.text_key(i, trigger, digest)) for i in items]
+    files = [(cache / f"{lk[:32]}.latents.safetensors", cache / f"{tk[:32]}.text.safetensors") for lk, tk in keys]
     total = 2 * len(items)
     with torch.no_grad():
-        for n, (item, key, (lat_file, _)) in enumerate(zip(items, keys, files)):  # 1. the VAE only
+        for n, (item, (key, _), (lat_file, _)) in enumerate(zip(items, keys, files)):  # 1. the VAE only
             if cancel is not None and cancel.is_set():
                 raise Cancelled("preprocessing cancelled")
             if _cached(lat_file, key) is None:
@@ -113,7 +118,7 @@ def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, i
                                               pipe.vae.config.scaling_factor)
                 _save_tensors(lat_file, {"latents": lat[0].float()}, {"key": key, "media": item.path})
             progress(TrainProgress("preprocess", n + 1, total))
-        for n, (item, key, (_, txt_file)) in enumerate(zip(items, keys, files)):  # 2. the text encoder only
+        for n, (item, (_, key), (_, txt_file)) in enumerate(zip(items, keys, files)):  # 2. the text encoder only
             if cancel is not None and cancel.is_set():
                 raise Cancelled("preprocessing cancelled")
             if _cached(txt_file, key) is None:
@@ -177,14 +182,11 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
     # 2. Pipeline and cache (the text encoder and VAE are dropped before training).
     pipe = load_pipeline(vault, entry, studio.plan, config.quantization)
     max_tokens = int(entry.defaults.get("advanced", {}).get("max_sequence_length", 256))
-    files = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest, run / ".precomputed",
-                       max_tokens, report, cancel)
-    samples = []
-    for lat_file, txt_file in files:
-        samples.append({**_cached(lat_file, ds.item_key(data.items[len(samples)], bucket, config.trigger,
-                                                        entry.digest)),
-                        **_cached(txt_file, ds.item_key(data.items[len(samples)], bucket, config.trigger,
-                                                        entry.digest))})
+    files = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
+                       cache_dir(studio.settings), max_tokens, report, cancel)
+    samples = [{**_cached(lat, ds.latent_key(item, bucket, entry.digest)),
+                **_cached(txt, ds.text_key(item, config.trigger, entry.digest))}
+               for item, (lat, txt) in zip(data.items, files)]
     transformer = pipe.transformer
     geometry = {"audio_sr": pipe.audio_sampling_rate, "hop": pipe.audio_hop_length,
                 "a_ratio": pipe.audio_vae_temporal_compression_ratio,

@@ -84,7 +84,9 @@ def test_training_lowers_the_loss_and_exports_a_loadable_lora(train_studio, data
     assert all(k.startswith("diffusion_model.") for k in comfy) and len(comfy) == len(keys)
     run = Path(result["run_dir"])
     assert (run / "dataset.jsonl").read_text().count("\n") == 8
-    assert len(list((run / ".precomputed").glob("*.safetensors"))) == 16
+    cache = run.parent / ".precomputed"
+    assert len(list(cache.glob("*.latents.safetensors"))) == 8  # one per clip
+    assert len(list(cache.glob("*.text.safetensors"))) == 4  # one per distinct caption
     # the LoRA renders: strength 0 is the base, strength 1 is not
     render = lambda name, **v: train_studio.render(train_studio.build_recipe(  # noqa: E731
         {"prompt": "sqz, a red square", "seed": 2, **v}), out_path=tmp_path / f"{name}.mp4")["output_path"]
@@ -157,3 +159,33 @@ def test_bad_settings_name_the_field(train_studio, dataset):
         assert info.value.field == field
     with pytest.raises(BadInput, match="already an entry"):
         start(train_studio, config(dataset, "aiprod-tiny-ltx2"))
+
+
+def test_cache_is_reused_only_while_its_key_matches(train_studio, dataset):
+    start(train_studio, config(dataset, "first", steps=2, save_every=2))
+    cache = train_studio.settings.data_dir / "training" / ".precomputed"
+    before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    start(train_studio, config(dataset, "second", steps=2, save_every=2))
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == before  # nothing re-encoded
+    start(train_studio, config(dataset, "third", steps=2, save_every=2, trigger="other"))
+    after = {p.name for p in cache.iterdir()}
+    assert len(after) == 16 and set(before) < after  # a new trigger: only the 4 text embeddings are new
+    assert all(n.endswith(".text.safetensors") for n in after - set(before))
+
+
+def test_training_on_a_quantized_base(train_studio, dataset):
+    _, row = start(train_studio, config(dataset, "q-lora", steps=4, save_every=4, quantization="int8"))
+    assert row["status"] == "done" and row["result"]["modules"] == 16
+
+
+def test_bad_checkpoints_are_refused():
+    from aiprod_studio.errors import IntegrityError
+    from engine.lora_train import check_lora
+
+    good = {"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.ones(2, 2)}
+    check_lora(good, 10)
+    with pytest.raises(IntegrityError, match="NaN/Inf"):
+        check_lora(good | {"b.lora_A.weight": torch.tensor([float("nan")])}, 10)
+    with pytest.raises(IntegrityError, match="still zero at step 10"):
+        check_lora({"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.zeros(2, 2)}, 10)
+    check_lora({"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.zeros(2, 2)}, 0)  # before step 1
