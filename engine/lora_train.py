@@ -149,15 +149,30 @@ def check_lora(tensors: dict[str, torch.Tensor], step: int) -> None:
                              "(learning rate too low, or the targets miss the model's layers)")
 
 
-def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[TrainProgress], None] | None = None,
-          cancel: threading.Event | None = None, stop_at: int | None = None) -> dict[str, Any]:
-    """Run (or resume) the training of job `job_id`; returns the exported LoRA's facts."""
+def train(studio: Any, job_id: int | None, config: TrainConfig,
+          progress: Callable[[TrainProgress], None] | None = None, cancel: threading.Event | None = None,
+          stop_at: int | None = None) -> dict[str, Any]:
+    """Run (or resume) the training of job `job_id`; returns the exported LoRA's facts.
+
+    Under `accelerate launch` / `torchrun` every process runs this: the main one owns the
+    job row, the run folder, the cache, the checkpoints and the export (other processes
+    pass `job_id=None` and receive it); each process trains on its own share of every
+    batch and accelerate averages the gradients.
+    """
     from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list
     from diffusers.optimization import get_scheduler
     from peft import LoraConfig, set_peft_model_state_dict
 
-    report = progress or (lambda p: None)
+    accelerator = Accelerator(cpu=studio.plan.device.type == "cpu",
+                              mixed_precision="bf16" if studio.plan.device.type == "cuda" else "no")
+    main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
+    if world > 1:
+        job_id = broadcast_object_list([job_id])[0]
+    report = progress if (progress is not None and main) else (lambda p: None)
     history, vault = studio.history, studio.vault
+    if not main:  # only the main process writes the database
+        history = _NoWrites(history)
 
     # 1. Model, dataset, bucket, run folder.
     entry = vault.get(config.model or studio.default_model() or "", kind="pipeline")
@@ -175,15 +190,20 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
         raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in data.findings), field="dataset")
     fp = ds.fingerprint(data.items, bucket, config.trigger, entry.digest)
     run = run_dir_for(studio.settings, job_id, config.name)
-    run.mkdir(parents=True, exist_ok=True)
-    ds.write_canonical(data, run)
-    atomic.write_text(run / "config.json", config.model_dump_json(indent=1))
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        ds.write_canonical(data, run)
+        atomic.write_text(run / "config.json", config.model_dump_json(indent=1))
 
     # 2. Pipeline and cache (the text encoder and VAE are dropped before training).
     pipe = load_pipeline(vault, entry, studio.plan, config.quantization)
     max_tokens = int(entry.defaults.get("advanced", {}).get("max_sequence_length", 256))
+    if not main:
+        accelerator.wait_for_everyone()  # the main process fills the cache first; the others then only read it
     files = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
                        cache_dir(studio.settings), max_tokens, report, cancel)
+    if main:
+        accelerator.wait_for_everyone()
     samples = [{**_cached(lat, ds.latent_key(item, bucket, entry.digest)),
                 **_cached(txt, ds.text_key(item, config.trigger, entry.digest))}
                for item, (lat, txt) in zip(data.items, files)]
@@ -220,8 +240,6 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
     schedule = get_scheduler("constant_with_warmup" if config.schedule == "constant" else "cosine", optimizer,
                              num_warmup_steps=min(config.warmup_steps, config.steps), num_training_steps=config.steps)
-    accelerator = Accelerator(cpu=studio.plan.device.type == "cpu",
-                              mixed_precision="bf16" if studio.plan.device.type == "cuda" else "no")
     transformer, optimizer, schedule = accelerator.prepare(transformer, optimizer, schedule)
     gen = torch.Generator("cpu").manual_seed(config.seed)
     order: list[int] = []
@@ -246,6 +264,8 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
     def save_checkpoint(at: int) -> None:
         tensors = {k: v.detach().float() for k, v in _lora_tensors(accelerator.unwrap_model(transformer)).items()}
         check_lora(tensors, at)
+        if not main:
+            return
         tmp = checkpoints / f".step-{at:06d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -266,14 +286,16 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
     try:
         while step < end:
             started = time.perf_counter()
-            if not order:
-                order = torch.randperm(len(samples), generator=gen).tolist()
-            batch = [samples[order.pop(0)] for _ in range(min(config.batch_size, len(samples)))]
+            per, need = config.batch_size, config.batch_size * world  # every process draws the same numbers
+            while len(order) < need:
+                order += torch.randperm(len(samples), generator=gen).tolist()
+            picked = [order.pop(0) for _ in range(need)]
+            batch = [samples[i] for i in picked[rank * per:(rank + 1) * per]]
             x0 = torch.stack([b["latents"] for b in batch]).to(device)  # B,C,F,H,W
             _, _, f_lat, h_lat, w_lat = x0.shape
             x0 = geometry["pack"](x0, geometry["patch"], geometry["patch_t"])
-            noise = torch.randn(x0.shape, generator=gen).to(device)
-            sigma = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
+            noise = torch.randn((need, *x0.shape[1:]), generator=gen)[rank * per:(rank + 1) * per].to(device)
+            sigma = torch.sigmoid(torch.randn(need, generator=gen))[rank * per:(rank + 1) * per]
             sigma = (config.timestep_shift * sigma / (1 + (config.timestep_shift - 1) * sigma)).to(device)
             x_t = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
             frames = (f_lat - 1) * geometry["t_ratio"] + 1
@@ -302,7 +324,7 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
             step += 1
             seconds = time.perf_counter() - started
             lr = float(schedule.get_last_lr()[0])
-            value = loss.detach().item()
+            value = accelerator.reduce(loss.detach(), reduction="mean").item() if world > 1 else loss.detach().item()
             if not math.isfinite(value):
                 raise IntegrityError(f"the loss is {value} at step {step}: lower the learning rate")
             pending.append((step, value, lr, seconds))
@@ -327,6 +349,9 @@ def train(studio: Any, job_id: int, config: TrainConfig, progress: Callable[[Tra
     report(TrainProgress("export", step, config.steps))
     lora = {k: v.detach().float() for k, v in _lora_tensors(accelerator.unwrap_model(transformer)).items()}
     check_lora(lora, step)
+    accelerator.wait_for_everyone()
+    if not main:
+        return {"step": step, "run_dir": str(run), "process": rank}
     transformer = pipe = optimizer = None  # freed before the export loads the base model again
     free_memory(studio.plan.device)
     result = export(studio, entry, config, lora, run, fp, step, len(data.items))
@@ -378,6 +403,18 @@ def export(studio: Any, entry: Any, config: TrainConfig, lora: dict[str, torch.T
                                        f"{items} clips" + (f", trigger {config.trigger!r}" if config.trigger else ""))
     return {"lora": recorded.name, "digest": recorded.digest, "file": str(studio.vault.file_path(recorded, main.name)),
             "comfyui_file": str(out / f"{config.name}-comfyui.safetensors"), "modules": injected}
+
+
+class _NoWrites:
+    """The history as seen by a secondary training process: reads pass, writes are dropped."""
+
+    def __init__(self, history: Any):
+        self._history = history
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("set_model_digest", "set_progress", "add_metrics"):
+            return lambda *a, **k: None
+        return getattr(self._history, name)
 
 
 def run_job(studio: Any, job_id: int, progress: Callable[[TrainProgress], None] | None = None,

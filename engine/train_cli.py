@@ -33,7 +33,10 @@ def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
     from engine.lora_train import run_job
     from engine.studio import Studio
 
+    import os
+
     studio = Studio(settings)
+    secondary = int(os.environ.get("RANK", "0")) != 0  # another process of `accelerate launch` / `torchrun`
     try:
         if args.resume is not None:
             try:
@@ -55,7 +58,12 @@ def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
                 "num_frames": args.frames, "trigger": args.trigger, "quantization": args.quantize,
                 "train_feed_forward": args.feed_forward or None,
                 "gradient_checkpointing": args.gradient_checkpointing or None, "batch_size": args.batch_size})
-            job_id = studio.history.create_train_job(config, status="running")
+            job_id = None if secondary else studio.history.create_train_job(config, status="running")
+        if secondary:  # the main process owns the run's row, checkpoints and export
+            from engine.lora_train import train
+
+            done = train(studio, None, config)
+            return done, f"process {done.get('process')}: trained {done['step']} steps with the main process"
         studio.history.requeue(job_id)  # a resumed run goes back through `running` like a new one
         studio.history.claim(job_id)
 

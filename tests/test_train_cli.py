@@ -58,3 +58,32 @@ def test_check_then_train_then_interrupt_and_resume(cli, tiny_vault, data_dir, t
     assert steps == list(range(1, 401))
     bad = cli("train", "lora", "--resume", str(run_id), "--json", models_dir=models)
     assert bad.returncode == 2 and bad.json["field"] == "resume"
+
+
+def test_two_processes_train_like_one_with_the_whole_batch(tiny_vault, tmp_path):
+    """`torchrun`/`accelerate launch` with 2 processes (gloo on the CPU) = 1 process with batch 2."""
+    import sqlite3
+
+    import torch
+    from safetensors.torch import load_file
+
+    dataset = make_dataset(tmp_path / "ds", n=4)
+    models = tmp_path / "models"
+    shutil.copytree(tiny_vault, models)
+    env = {**os.environ, "AIPROD_MODELS_DIR": str(models), "AIPROD_DATA_DIR": str(tmp_path / "data"),
+           "AIPROD_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
+    common = ["train", "lora", "--dataset", str(dataset), "--steps", "2", "--rank", "4", "--lr", "1e-3", "--warmup", "0",
+              "--save-every", "2", "--json"]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "aiprod_studio",
+                          *common, "--name", "two"], env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "aiprod_studio", *common, "--name", "one", "--batch-size", "2"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, b = load_file(models / "loras/two.safetensors"), load_file(models / "loras/one.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    with sqlite3.connect(tmp_path / "data/history.sqlite") as con:
+        rows = con.execute("SELECT prompt, status, step FROM jobs ORDER BY id").fetchall()
+        metrics = con.execute("SELECT job_id, count(*) FROM train_metrics GROUP BY job_id").fetchall()
+    assert rows == [("Train LoRA two", "done", 2), ("Train LoRA one", "done", 2)]  # one row for the 2 processes
+    assert [m[1] for m in metrics] == [2, 2]
