@@ -189,3 +189,20 @@ def test_bad_checkpoints_are_refused():
     with pytest.raises(IntegrityError, match="still zero at step 10"):
         check_lora({"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.zeros(2, 2)}, 10)
     check_lora({"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.zeros(2, 2)}, 0)  # before step 1
+
+
+def test_checkpoint_samples_beside_the_base(train_studio, dataset):
+    from engine.lora_train import checkpoint_steps, render_checkpoint_sample
+
+    job_id, _ = start(train_studio, config(dataset, "sampled", steps=20, save_every=10))
+    assert checkpoint_steps(train_studio.settings, job_id, "sampled") == [10, 20]
+    base, at10 = render_checkpoint_sample(train_studio, job_id, 10, "sqz, a blue square", seed=4)
+    _, at20 = render_checkpoint_sample(train_studio, job_id, 20, "sqz, a blue square", seed=4)
+    assert not media.compare(base, at10)["identical"] and not media.compare(at10, at20)["identical"]
+    # the final checkpoint is the exported LoRA: rendering it from the vault gives the same clip
+    final = train_studio.render(train_studio.build_recipe({"prompt": "sqz, a blue square", "seed": 4,
+                                                           "loras": ["sampled"]}))["output_path"]
+    assert media.compare(final, at20)["psnr"] > 40
+    with pytest.raises(BadInput) as info:
+        render_checkpoint_sample(train_studio, job_id, 15, "x")
+    assert info.value.field == "step"

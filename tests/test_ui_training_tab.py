@@ -40,10 +40,14 @@ def test_check_start_follow_and_compare(setup):
     text, plot = updates[-1]
     assert "done" in text and "LoRA saved in the vault" in text and list(plot["step"])[-1] == 30
     assert studio.vault.get("tab-lora", kind="lora").derived_from.startswith("aiprod-tiny-ltx2@")
-    base, lora = h["on_train_compare"]("sqz, a red square", 1)
+    steps = h["on_train_steps"]()
+    assert steps["choices"] == [10, 20, 30] and steps["value"] == 30
+    base, lora = h["on_train_compare"](10, "sqz, a red square", 1)
     from engine import media
 
     assert not media.compare(base, lora)["identical"]
+    with pytest.raises(gr.Error, match="no checkpoint at step 15"):
+        h["on_train_compare"](15, "x", 0)
     with pytest.raises(gr.Error, match="already an entry"):
         list(h["on_train_start"](*start_args(folder, "tab-lora")))
 

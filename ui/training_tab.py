@@ -1,9 +1,10 @@
-"""The Training tab: the LoRA wizard — dataset → check → settings → train (live loss) → compare.
+"""The Training tab: the LoRA wizard — dataset → check → settings → train (live loss) → samples.
 
 Training runs go through the same queue as renders (one job at a time on the GPU). The
 tab follows the run it started: step, loss plot, seconds per step and ETA; Pause stops it
 at the next step with a checkpoint, Resume continues from there, Cancel stops it for good
-(its checkpoints stay in the run folder).
+(its checkpoints stay in the run folder). Any checkpoint can be rendered beside the base
+model at the same seed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from aiprod_studio.errors import StudioError
 from aiprod_studio.training import make_train_config
 from engine import lora_dataset as ds
+from engine.lora_train import checkpoint_steps, render_checkpoint_sample
 from engine.studio import Studio
 from engine.worker import QueueWorker
 
@@ -63,12 +65,14 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     status = gr.Markdown("", elem_id="training-status")
     plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=260)
     with gr.Row():
+        sample_step = gr.Dropdown(label="Checkpoint step", choices=[], value=None, scale=1)
+        steps_btn = gr.Button("List checkpoints", scale=0)
         sample_prompt = gr.Textbox(label="Sample prompt", scale=3)
         sample_seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
-        compare_btn = gr.Button("Render base vs LoRA", scale=0)
+        compare_btn = gr.Button("Render base vs checkpoint", scale=0)
     with gr.Row():
         base_video = gr.Video(label="Base model", interactive=False)
-        lora_video = gr.Video(label="With the LoRA", interactive=False)
+        lora_video = gr.Video(label="With the LoRA at that step", interactive=False)
 
     def on_train_check(folder: str):
         try:
@@ -151,20 +155,22 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             raise gr.Error(str(exc)) from None
         yield from follow(job_id)
 
-    def on_train_compare(prompt: str, seed_v: float):
+    def on_train_steps():
         job_id = followed.get("job")
-        row = studio.history.get(job_id) if job_id else None
-        if not row or row["status"] != "done":
-            raise gr.Error("loras: finish a training run first")
-        lora = row["recipe"]["name"]
+        if job_id is None:
+            raise gr.Error("step: start a training run first")
+        found = checkpoint_steps(studio.settings, job_id, studio.history.get(job_id)["recipe"]["name"])
+        return gr.update(choices=found, value=found[-1] if found else None)
+
+    def on_train_compare(step_v, prompt: str, seed_v: float):
+        job_id = followed.get("job")
+        if job_id is None or step_v in (None, ""):
+            raise gr.Error("step: start a run and choose one of its checkpoints")
         try:
-            values = {"prompt": prompt or row["recipe"].get("trigger") or "a sample", "seed": int(seed_v or 0),
-                      "model": row["model"]}
-            a = worker.enqueue(studio.build_recipe(values))
-            b = worker.enqueue(studio.build_recipe(values | {"loras": [lora]}))
+            base_clip, sample = render_checkpoint_sample(studio, job_id, int(step_v), prompt, int(seed_v or 0))
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
-        return worker.wait(a)["output_path"], worker.wait(b)["output_path"]
+        return str(base_clip), str(sample)
 
     private = {"api_visibility": "private"}
     check_btn.click(on_train_check, inputs=dataset, outputs=[report, width, height, frames], **private)
@@ -175,5 +181,6 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     pause_btn.click(stop("paused"), outputs=status, **private)
     cancel_btn.click(stop("cancelled"), outputs=status, **private)
     resume_btn.click(on_train_resume, outputs=[status, plot], **private)
-    compare_btn.click(on_train_compare, inputs=[sample_prompt, sample_seed], outputs=[base_video, lora_video],
-                      **private)
+    steps_btn.click(on_train_steps, outputs=sample_step, **private)
+    compare_btn.click(on_train_compare, inputs=[sample_step, sample_prompt, sample_seed],
+                      outputs=[base_video, lora_video], **private)
