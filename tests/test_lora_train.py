@@ -206,3 +206,10 @@ def test_checkpoint_samples_beside_the_base(train_studio, dataset):
     with pytest.raises(BadInput) as info:
         render_checkpoint_sample(train_studio, job_id, 15, "x")
     assert info.value.field == "step"
+
+
+def test_gradient_checkpointing_gives_the_same_steps(train_studio, dataset):
+    _, plain = start(train_studio, config(dataset, "plain", steps=3, save_every=3))
+    _, saved = start(train_studio, config(dataset, "ckpt", steps=3, save_every=3, gradient_checkpointing=True))
+    a, b = load_file(plain["result"]["file"]), load_file(saved["result"]["file"])
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
