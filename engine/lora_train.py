@@ -14,7 +14,7 @@
 4. Every checkpoint holds the LoRA and the whole state (optimizer, scheduler, generators,
    step) and is written to a temp folder then renamed; it is refused when a weight is
    NaN/Inf or every `lora_B` is still zero.
-5. Export: diffusers' `transformer.` naming plus metadata (base digest, rank, alpha,
+5. Export (`engine/lora_export.py`): diffusers' `transformer.` naming plus metadata (base digest, rank, alpha,
    targets, trigger, steps, dataset fingerprint), loaded back into a fresh pipeline to count
    every module, then recorded in the vault; a ComfyUI copy (`diffusion_model.` keys, alpha
    folded into `lora_B`) is written beside it in the run folder.
@@ -22,11 +22,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +39,6 @@ from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.training import TrainConfig
 from engine import lora_dataset as ds
 from engine.device import free_memory
-from engine.loras import BASE_DIGEST_KEY
 from engine.pipelines import load_pipeline
 
 log = logging.getLogger(__name__)
@@ -70,13 +67,13 @@ def run_dir_for(settings: Any, job_id: int, name: str) -> Path:
     return settings.data_dir / "training" / f"{job_id:06d}-{name}"
 
 
-def _target_regex(config: TrainConfig) -> str:
+def target_regex(config: TrainConfig) -> str:
     modules = "|".join(t.replace(".", r"\.") for t in config.targets)
     return rf"^transformer_blocks\.\d+\.(attn1|attn2|ff)\.({modules}|net\.0\.proj|net\.2)$" if \
         config.train_feed_forward else rf"^transformer_blocks\.\d+\.(attn1|attn2)\.({modules})$"
 
 
-def _save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
     tmp = path.with_name(f".{path.name}.tmp")
@@ -116,7 +113,7 @@ def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, i
                 lat = pipe.vae.encode(x).latent_dist.mode()
                 lat = pipe._normalize_latents(lat, pipe.vae.latents_mean, pipe.vae.latents_std,
                                               pipe.vae.config.scaling_factor)
-                _save_tensors(lat_file, {"latents": lat[0].float()}, {"key": key, "media": item.path})
+                save_tensors(lat_file, {"latents": lat[0].float()}, {"key": key, "media": item.path})
             progress(TrainProgress("preprocess", n + 1, total))
         for n, (item, (_, key), (_, txt_file)) in enumerate(zip(items, keys, files)):  # 2. the text encoder only
             if cancel is not None and cancel.is_set():
@@ -126,7 +123,7 @@ def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, i
                                                         do_classifier_free_guidance=False,
                                                         max_sequence_length=max_tokens, device=device)
                 video_ctx, audio_ctx, ctx_mask = pipe.connectors(embeds, mask, padding_side="left")
-                _save_tensors(txt_file, {"video": video_ctx[0].float(), "audio": audio_ctx[0].float(),
+                save_tensors(txt_file, {"video": video_ctx[0].float(), "audio": audio_ctx[0].float(),
                                          "mask": ctx_mask[0].float()}, {"key": key, "caption": item.caption})
             progress(TrainProgress("preprocess", len(items) + n + 1, total))
     return files
@@ -222,7 +219,7 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     with torch.random.fork_rng(devices=[]):  # the LoRA's initial weights depend on the seed alone
         torch.manual_seed(config.seed)
         transformer.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, init_lora_weights=True,
-                                           target_modules=_target_regex(config)))
+                                           target_modules=target_regex(config)))
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     params = [p for p in transformer.parameters() if p.requires_grad]
@@ -269,7 +266,7 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
         tmp = checkpoints / f".step-{at:06d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        _save_tensors(tmp / "lora.safetensors", tensors, {"step": str(at)})
+        save_tensors(tmp / "lora.safetensors", tensors, {"step": str(at)})
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(), "order": order, "step": at, "fingerprint": fp},
                    tmp / "state.pt")
@@ -354,55 +351,10 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
         return {"step": step, "run_dir": str(run), "process": rank}
     transformer = pipe = optimizer = None  # freed before the export loads the base model again
     free_memory(studio.plan.device)
+    from engine.lora_export import export
+
     result = export(studio, entry, config, lora, run, fp, step, len(data.items))
     return result | {"step": step, "run_dir": str(run), "bucket": list(bucket), "items": len(data.items)}
-
-
-def export(studio: Any, entry: Any, config: TrainConfig, lora: dict[str, torch.Tensor], run: Path, fp: str,
-           steps: int, items: int) -> dict[str, Any]:
-    """Write the diffusers and ComfyUI files, load the first back to count modules, record it in the vault."""
-    import diffusers
-    from safetensors import safe_open
-
-    out = run / "export"
-    out.mkdir(exist_ok=True)
-    meta = {BASE_DIGEST_KEY: entry.digest, "aiprod.base_model": entry.name, "aiprod.rank": str(config.rank),
-            "aiprod.alpha": str(config.lora_alpha), "aiprod.targets": json.dumps(list(config.targets)),
-            "aiprod.trigger": config.trigger, "aiprod.steps": str(steps), "aiprod.dataset_fingerprint": fp}
-    with tempfile.TemporaryDirectory() as tmp:
-        adapter_meta = {"r": config.rank, "lora_alpha": config.lora_alpha, "target_modules": _target_regex(config),
-                        "peft_type": "LORA", "use_dora": False, "use_rslora": False}
-        diffusers.LTX2Pipeline.save_lora_weights(tmp, transformer_lora_layers=lora,
-                                                 transformer_lora_adapter_metadata=adapter_meta)
-        with safe_open(f"{tmp}/pytorch_lora_weights.safetensors", "pt") as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-            saved_meta = f.metadata() or {}
-    main = out / f"{config.name}.safetensors"
-    _save_tensors(main, tensors, saved_meta | meta)
-    comfy = {}
-    scale = config.lora_alpha / config.rank
-    for k, v in lora.items():
-        comfy["diffusion_model." + k] = v * scale if "lora_B" in k else v
-    _save_tensors(out / f"{config.name}-comfyui.safetensors", comfy, meta)
-
-    # the file must load back into a fresh pipeline with every module injected
-    pipe = load_pipeline(studio.vault, entry, studio.plan)
-    try:
-        pipe.load_lora_weights(str(main), adapter_name="check")
-        injected = sum(1 for m in pipe.transformer.modules() if hasattr(m, "lora_A") and "check" in m.lora_A)
-    finally:
-        del pipe
-    expected = sum(1 for k in lora if "lora_A" in k)
-    if injected != expected:
-        raise IntegrityError(f"the exported LoRA loads into {injected} modules, {expected} were trained")
-    from aiprod_studio.transfer import import_path
-
-    recorded = import_path(studio.vault, main, config.name, kind="lora", family=entry.family,
-                           derived_from=f"{entry.name}@{entry.digest}", license=entry.license,
-                           description=f"LoRA trained on {entry.name}: rank {config.rank}, {steps} steps, "
-                                       f"{items} clips" + (f", trigger {config.trigger!r}" if config.trigger else ""))
-    return {"lora": recorded.name, "digest": recorded.digest, "file": str(studio.vault.file_path(recorded, main.name)),
-            "comfyui_file": str(out / f"{config.name}-comfyui.safetensors"), "modules": injected}
 
 
 class _NoWrites:
@@ -440,54 +392,3 @@ def run_job(studio: Any, job_id: int, progress: Callable[[TrainProgress], None] 
         history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
         raise
     return history.get(job_id) | {"result": result}
-
-
-def checkpoint_steps(settings: Any, job_id: int, name: str) -> list[int]:
-    folder = run_dir_for(settings, job_id, name) / "checkpoints"
-    return sorted(int(p.name.split("-")[1]) for p in folder.glob("step-*")) if folder.is_dir() else []
-
-
-def render_checkpoint_sample(studio: Any, job_id: int, step: int, prompt: str, seed: int = 0,
-                             strength: float = 1.0) -> tuple[Path, Path]:
-    """The base model and the LoRA as saved at `step`, rendered at the same seed, side by side.
-
-    The base clip is an ordinary recorded render; the checkpoint clip is written to
-    `outputs/samples/` (a checkpoint is not a vault entry, so it is not in the history).
-    """
-    from safetensors.torch import load_file
-
-    from engine import loras
-    from engine.render import render_to_file
-
-    row = studio.history.get(job_id)
-    if row.get("kind") != "train":
-        raise BadInput(f"job_id {job_id} is not a training run", field="job_id")
-    config = TrainConfig.model_validate(row["recipe"])
-    if step not in checkpoint_steps(studio.settings, job_id, config.name):
-        raise BadInput(f"step: run {job_id} has no checkpoint at step {step} (saved: "
-                       f"{checkpoint_steps(studio.settings, job_id, config.name) or 'none yet'})", field="step")
-    recipe = studio.build_recipe({"prompt": prompt or config.trigger or "a sample", "seed": seed,
-                                  "model": config.model})
-    base = Path(studio.render(recipe)["output_path"])
-    # the checkpoint holds peft keys: diffusers wants them under `transformer.`, scaled by alpha/rank
-    tensors = load_file(str(run_dir_for(studio.settings, job_id, config.name) / "checkpoints" / f"step-{step:06d}"
-                            / "lora.safetensors"))
-    scale = config.lora_alpha / config.rank
-    state = {f"transformer.{k}": (v * scale if "lora_B" in k else v) for k, v in tensors.items()}
-    out = studio.settings.outputs_dir / "samples" / f"run{job_id:06d}-step{step:06d}-seed{seed}.mp4"
-    entry = studio.vault.get(recipe.model, kind="pipeline")
-    adapter = f"sample_{job_id}_{step}"
-    with studio._gpu_lock:
-        pipe = studio.cache.get(studio.vault, entry, studio.plan, recipe.quantization, recipe.offload)
-        loras.apply(pipe, studio.vault, [])
-        pipe.load_lora_weights(state, adapter_name=adapter)
-        try:
-            if loras.injected_modules(pipe.transformer, adapter) != sum(1 for k in state if "lora_A" in k):
-                raise IntegrityError(f"the checkpoint at step {step} does not fit {entry.name}")
-            pipe.enable_lora()
-            pipe.set_adapters([adapter], [strength])
-            render_to_file(pipe, recipe, out)
-        finally:
-            pipe.delete_adapters([adapter])
-            loras.apply(pipe, studio.vault, [])
-    return base, out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from typing import Any
 
 from aiprod_studio.errors import BadInput, IntegrityError
@@ -104,7 +105,9 @@ def apply(pipe: Any, vault: Vault, loras: list[LoraRef]) -> None:
         vault.require_ok(entry)
         path = vault.file_path(entry, next(iter(entry.files)))
         try:
-            pipe.load_lora_weights(str(path), adapter_name=adapter)
+            with warnings.catch_warnings():  # several adapters on one model is what we want
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                pipe.load_lora_weights(str(path), adapter_name=adapter)
         except (ValueError, RuntimeError, KeyError) as exc:
             raise BadInput(f"loras: {ref.name!r} does not fit this model: {str(exc)[:300]}", field="loras") from None
         if injected_modules(pipe.transformer, adapter) == 0:  # diffusers only warns when no key matched

@@ -192,7 +192,7 @@ def test_bad_checkpoints_are_refused():
 
 
 def test_checkpoint_samples_beside_the_base(train_studio, dataset):
-    from engine.lora_train import checkpoint_steps, render_checkpoint_sample
+    from engine.lora_export import checkpoint_steps, render_checkpoint_sample
 
     job_id, _ = start(train_studio, config(dataset, "sampled", steps=20, save_every=10))
     assert checkpoint_steps(train_studio.settings, job_id, "sampled") == [10, 20]

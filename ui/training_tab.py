@@ -17,7 +17,7 @@ import pandas as pd
 from aiprod_studio.errors import StudioError
 from aiprod_studio.training import make_train_config
 from engine import lora_dataset as ds
-from engine.lora_train import checkpoint_steps, render_checkpoint_sample
+from engine.lora_export import checkpoint_steps, render_checkpoint_sample
 from engine.studio import Studio
 from engine.worker import QueueWorker
 
