@@ -78,3 +78,19 @@ def test_cli_render_with_lora_and_recipe_round_trip(cli, lora_studio, tmp_path):
     assert media.compare(out, tmp_path / "again.mp4")["identical"]
     bad = cli("render", "--prompt", "x", "--lora", "for-other", "--json", models_dir=models)
     assert bad.returncode == 2 and bad.json["field"] == "loras" and "made for other-base" in bad.json["error"]
+
+
+def test_storyboard_shots_carry_their_loras(lora_studio):
+    from aiprod_studio.recipe import LoraRef
+    from aiprod_studio.storyboard import split_script
+    from engine import storyboard as sb
+
+    board = split_script("Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", fps=24)
+    board.model = "aiprod-tiny-ltx2"
+    board.shots[1] = board.shots[1].model_copy(update={"loras": [LoraRef(name="style-a", scale=0.7)]})
+    plans = sb.plan(lora_studio, board)
+    assert plans[0].recipe.loras == []
+    assert [(r.name, r.scale, r.sha256) for r in plans[1].recipe.loras] == [
+        ("style-a", 0.7, lora_studio.vault.get("style-a").digest)]
+    sb.render_now(lora_studio, plans)
+    assert plans[1].job["recipe"]["loras"][0]["name"] == "style-a"

@@ -30,7 +30,7 @@ def handlers(studio, worker):
 
 def split(handlers):
     board, table, title, saved, status = handlers["on_sb_split"](SCRIPT, "aiprod-tiny-ltx2", "", 24, 0, 5, 0)
-    return board, pd.DataFrame(table, columns=["#", "prompt", "duration (s)", "seed", "status"]), title
+    return board, pd.DataFrame(table, columns=["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]), title
 
 
 def form(board, table, title):
@@ -40,8 +40,8 @@ def form(board, table, title):
 def test_split_shows_shots_and_saves_the_storyboard(handlers, studio):
     board, table, title = split(handlers)
     assert title == "Harbour" and board["id"] is not None
-    assert table.values.tolist() == [[1, "boats in a harbour. Soft light.", 0.5, 5, "to render"],
-                                     [2, "a gull on a post. Soft light.", 0.5, 6, "to render"]]
+    assert table.values.tolist() == [[1, "boats in a harbour. Soft light.", 0.5, 5, "", "to render"],
+                                     [2, "a gull on a post. Soft light.", 0.5, 6, "", "to render"]]
     with pytest.raises(gr.Error, match="empty"):
         handlers["on_sb_split"]("  ", "aiprod-tiny-ltx2", "", 24, 0, 0, 0)
 
@@ -64,7 +64,7 @@ def test_render_all_then_edit_one_shot_renders_one_job_and_a_new_film(handlers, 
     board, table, title = split(handlers)
     *_, (state, rows, text, gallery, film) = list(handlers["on_sb_render"](1, *form(board, table, title)))
     assert text.startswith("Film: 24 frames") and media.probe(film)["video"]["frames"] == 24
-    assert [r[4] for r in rows] == ["rendered", "rendered"] and len(gallery) == 2
+    assert [r[5] for r in rows] == ["rendered", "rendered"] and len(gallery) == 2
     jobs = studio.history.count()
     table = pd.DataFrame(rows)
     table.iloc[0, 1] = "boats leave the harbour at dawn"
@@ -87,3 +87,13 @@ def test_cancel_and_export_messages(handlers, tmp_path):
     board, table, title = split(handlers)
     with pytest.raises(gr.Error, match="not been assembled"):
         handlers["on_sb_export"](str(tmp_path), *form(board, table, title))
+
+
+def test_a_shot_lora_from_the_table(handlers, studio):
+    board, table, title = split(handlers)
+    table.iloc[1, 4] = "nope:0.5"
+    with pytest.raises(gr.Error, match="'nope' is not a lora entry"):
+        list(handlers["on_sb_render"](1, *form(board, table, title)))
+    table.iloc[1, 4] = "x:9"
+    with pytest.raises(gr.Error, match="between -2 and 2"):
+        handlers["on_sb_save"](*form(board, table, title))

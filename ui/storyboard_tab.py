@@ -17,10 +17,12 @@ from aiprod_studio.storyboard import Shot, Storyboard, shot_frames, split_script
 from aiprod_studio.storyboard_db import StoryboardStore
 from engine import media
 from engine import storyboard as sb
+from engine.loras import parse_lora_spec
 from engine.studio import Studio
 from engine.worker import QueueWorker
+from ui.render_tab import lora_label
 
-COLUMNS = ["#", "prompt", "duration (s)", "seed", "status"]
+COLUMNS = ["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]
 EXAMPLE = ("Title: Night drive\nStyle: cinematic, film grain\n"
            "Shot 1: A red car drives through a rainy city at night (3s)\n"
            "Shot 2: Close up on the driver, neon lights on her face\n"
@@ -37,7 +39,8 @@ def table_rows(studio: Studio, board: Storyboard) -> list[list[Any]]:
         p = plans[i] if i < len(plans) else None
         status = ("rendered" if p and p.current else f"job {p.job['id']} {p.job['status']}" if p and p.job
                   else "to render")
-        rows.append([i + 1, shot.prompt, round(shot.duration_s, 3), shot.seed, status])
+        rows.append([i + 1, shot.prompt, round(shot.duration_s, 3), shot.seed,
+                     ", ".join(lora_label(r) for r in shot.loras), status])
     return rows
 
 
@@ -51,9 +54,11 @@ def read_table(board: Storyboard, table: Any) -> Storyboard:
         number = int(float(row[0])) if str(row[0]).strip() not in ("", "nan") else 0
         base = board.shots[number - 1] if 1 <= number <= len(board.shots) else None
         try:
-            data = {"prompt": str(row[1]), "duration_s": float(row[2]), "seed": int(float(row[3]))}
+            specs = [x for x in str(row[4] if len(row) > 5 and row[4] is not None else "").split(",") if x.strip()]
+            data = {"prompt": str(row[1]), "duration_s": float(row[2]), "seed": int(float(row[3])),
+                    "loras": [parse_lora_spec(x) for x in specs]}
             shots.append(base.model_copy(update=data) if base else Shot(**data))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, StudioError) as exc:
             raise gr.Error(f"shot {len(shots) + 1}: {exc}") from None
     return board.model_copy(update={"shots": [Shot.model_validate(s.model_dump()) for s in shots]})
 
@@ -94,8 +99,8 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
         split_btn = gr.Button("Split into shots", variant="primary")
         enhance_btn = gr.Button("Enhance with local LLM", visible=has_llm)
         save_btn = gr.Button("Save")
-    table = gr.Dataframe(headers=COLUMNS, datatype=["number", "str", "number", "number", "str"], interactive=True,
-                         wrap=True, elem_id="storyboard-table", column_count=5)
+    table = gr.Dataframe(headers=COLUMNS, datatype=["number", "str", "number", "number", "str", "str"],
+                         interactive=True, wrap=True, elem_id="storyboard-table", column_count=6)
     with gr.Row():
         shot_no = gr.Number(label="Shot #", value=1, precision=0, minimum=1, scale=1)
         ops = {name: gr.Button(name, scale=0) for name in ("Add after", "Duplicate", "Delete", "Move up", "Move down")}
