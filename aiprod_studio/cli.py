@@ -11,11 +11,13 @@ exactly one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiprod_studio import __version__, offline, storyboard_cli, vault_cli
@@ -102,6 +104,20 @@ def _register_core(reg: Registry) -> None:
     p.add_argument("--model", help="only jobs of this model")
     vault_cli.register(reg)
     storyboard_cli.register(reg)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM stops long work the way Ctrl-C does (cleanly, exit 4)."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load_plugins(reg: Registry) -> None:

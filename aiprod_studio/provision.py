@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
 from aiprod_studio.settings import PROJECT_ROOT
 from aiprod_studio.transfer import Meter
-from aiprod_studio.vault import (KIND_DIRS, KINDS, Entry, FileRecord, Source, Vault, check_name, check_weight_file,
+from aiprod_studio.vault import (KIND_DIRS, Entry, FileRecord, Source, Vault, check_kind, check_weight_file,
                                  hash_with_stat)
 
 log = logging.getLogger(__name__)
@@ -158,14 +158,8 @@ def provision(vault: Vault, repo: str, revision: str | None = None, name: str | 
                        field="revision")
     kind, family = kind or "pipeline", family or "ltx2"
     name = name or repo.split("/")[1]
-    try:
-        check_name(name)
-    except ValueError as exc:
-        raise BadInput(str(exc), field="name") from None
-    if kind not in KINDS:
-        raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
-    if any(e.name == name for e in vault.entries()):
-        raise BadInput(f"name {name!r} is already an entry of the vault", field="name")
+    vault.check_new_name(name)
+    check_kind(kind)
     hub = hub or HubClient()
 
     # 2. Resolve the revision to the commit everything is pinned to.

@@ -31,8 +31,8 @@ from typing import Any
 
 from aiprod_studio import atomic
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
-from aiprod_studio.vault import (CHECKSUMS_NAME, HASH_CHUNK, KIND_DIRS, KINDS, MANIFEST_NAME, Entry, FileRecord,
-                                 Manifest, Vault, check_name, check_weight_file, entry_digest, hash_with_stat,
+from aiprod_studio.vault import (CHECKSUMS_NAME, HASH_CHUNK, KIND_DIRS, MANIFEST_NAME, Entry, FileRecord,
+                                 Manifest, Vault, check_kind, check_weight_file, entry_digest, hash_with_stat,
                                  stat_key)
 from aiprod_studio.verify import VerifyProgress
 
@@ -169,18 +169,12 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
         files = []
     if not name:
         raise BadInput("name is required for a folder or file import (--name)", field="name")
-    try:
-        check_name(name)
-    except ValueError as exc:
-        raise BadInput(str(exc), field="name") from None
-    if kind not in KINDS:
-        raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
+    vault.check_new_name(name)
+    check_kind(kind)
     if bundle is None:
         if kind == "pipeline" and not (src.is_dir() and (src / "model_index.json").is_file()):
             raise BadInput(f"{src} is not a diffusers pipeline folder (no model_index.json)", field="path")
         files = _plain_files(src)
-    if any(e.name == name for e in vault.entries()):
-        raise BadInput(f"name {name!r} is already an entry of the vault", field="name")
     single = (bundle.single_file if bundle is not None else src.is_file())
     rel_target = f"{KIND_DIRS[kind]}/{name}" + (Path(files[0][0]).suffix if single else "")
     target = vault.root / rel_target

@@ -118,6 +118,12 @@ class Manifest(BaseModel):
     entries: list[Entry] = Field(default_factory=list)
 
 
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
+    return kind
+
+
 def check_name(name: str) -> str:
     """An entry name is a plain folder name: letters, digits, `.-_+`, not hidden, ≤ 100 chars."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}", name) or ".." in name:
@@ -258,6 +264,16 @@ class Vault:
         raise BadInput(f"{field} {name!r} is not a {what}entry of the vault {self.root} (known: {known})",
                        field=field)
 
+    def check_new_name(self, name: str, field: str = "name") -> str:
+        """A name a new entry may take: plain, and not already in the manifest."""
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise BadInput(str(exc).replace("name", field, 1), field=field) from None
+        if any(e.name == name for e in self.entries()):
+            raise BadInput(f"{field} {name!r} is already an entry of the vault", field=field)
+        return name
+
     def entry_dir(self, entry: Entry) -> Path:
         return self.root / entry.path
 
@@ -325,13 +341,6 @@ class Vault:
             raise BadInput(f"{base} holds no files", field="path")
         return files, stats
 
-    def import_folder(self, source: Path | str, name: str, kind: str = "pipeline", family: str = "ltx2",
-                      **fields: Any) -> Entry:
-        """Copy a model folder, one weights file or an exported bundle into the vault (see `transfer`)."""
-        from aiprod_studio.transfer import import_path
-
-        return import_path(self, source, name, kind=kind, family=family, **fields)
-
     def record(self, name: str, kind: str, family: str, rel_path: str, files: dict[str, FileRecord] | None = None,
                stats: dict[str, list[int]] | None = None, **fields: Any) -> Entry:
         """Add (or replace) the entry `name` for the files at `rel_path`.
@@ -339,8 +348,7 @@ class Vault:
         The files are hashed here unless the caller already hashed them (`files`, and the
         stat keys it saw in `stats`, which seed the quick-verify cache).
         """
-        if kind not in KINDS:
-            raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
+        check_kind(kind)
         try:
             check_name(name)
         except ValueError as exc:

@@ -331,9 +331,11 @@ def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, thr
             for name, res in results.items():
                 st["entries"][name] = {"status": "ok" if res.ok else "failed", "mode": mode, "checked": now(),
                                        "digest": digests[name], "problems": [str(p) for p in res.problems]}
-        live = {e.vault_path(r) for e in vault.entries() for r in e.files}
+        current = vault.entries()  # re-read under the lock: another process may have recorded meanwhile
+        live = {e.vault_path(r) for e in current for r in e.files}
+        names = {e.name for e in current}
         st["files"] = {k: v for k, v in st["files"].items() if k in live}
-        st["entries"] = {k: v for k, v in st["entries"].items() if k in {e.name for e in vault.entries()}}
+        st["entries"] = {k: v for k, v in st["entries"].items() if k in names}
 
     verdicts = {n: ("ok" if r.ok else "failed", [str(p) for p in r.problems]) for n, r in results.items()}
     stored = state["entries"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
 from aiprod_studio.settings import Settings
@@ -30,10 +30,6 @@ def _seed(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"seed must be an integer or 'random', got {text!r}") from None
-
-
-def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -67,11 +63,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
             if not args.json and sys.stderr.isatty():
                 print(f"\rstep {step}/{total}", end="" if step < total else "\n", file=sys.stderr, flush=True)
 
-        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-        try:
+        with sigterm_as_interrupt():
             row = studio.render(recipe, out_path=out, progress=progress)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
     finally:
         studio.close()
     result = {"id": row["id"], "status": row["status"], "output": row["output_path"], "seed": recipe.seed,
@@ -183,11 +176,8 @@ def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple
             if not args.json and sys.stderr.isatty():
                 print(f"\rshot {index + 1}/{len(plans)}: step {step}/{total}   ", end="", file=sys.stderr, flush=True)
 
-        previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-        try:
+        with sigterm_as_interrupt():
             sb.render_now(studio, plans, progress)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         film = sb.assemble(board, plans, out)
         exported = str(sb.export(board, plans, out, args.export)) if args.export else None
     finally:

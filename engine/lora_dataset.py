@@ -135,11 +135,17 @@ def validate(folder: Path | str, bucket_frames: int | None = None) -> DatasetRep
         report.findings.append(Finding("(dataset)", "mixed sizes", ", ".join(f"{w}×{h}" for w, h in sizes)
                                        + ": each clip is resized and centre-cropped to the bucket"))
     if bucket_frames:
-        short = [i for i in report.items if 1 < i.frames < bucket_frames]
-        for i in short:
-            report.findings.append(Finding(i.path, "too short", f"{i.frames} frames, the bucket needs "
-                                                                f"{bucket_frames}; dropped with its caption"))
-        report.items = [i for i in report.items if i not in short]
+        apply_bucket(report, bucket_frames)
+    return report
+
+
+def apply_bucket(report: DatasetReport, frames: int) -> DatasetReport:
+    """Drop the clips shorter than the bucket (with their captions), each as a finding."""
+    short = [i for i in report.items if 1 < i.frames < frames]
+    for i in short:
+        report.findings.append(Finding(i.path, "too short", f"{i.frames} frames, the bucket needs {frames}; "
+                                                            "dropped with its caption"))
+    report.items = [i for i in report.items if i not in short]
     return report
 
 

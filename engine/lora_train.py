@@ -97,36 +97,45 @@ def _cached(path: Path, key: str) -> dict[str, torch.Tensor] | None:
 
 def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, int, int], trigger: str,
                digest: str, cache: Path, max_tokens: int, progress: Callable[[TrainProgress], None],
-               cancel: threading.Event | None) -> list[tuple[Path, Path]]:
-    """Cache latents then text embeddings; returns (latents file, text file) per item."""
+               cancel: threading.Event | None) -> list[dict[str, torch.Tensor]]:
+    """Latents then text embeddings, from the cache or encoded into it; one training sample per item."""
     cache.mkdir(parents=True, exist_ok=True)
     device = pipe._execution_device if hasattr(pipe, "_execution_device") else torch.device("cpu")
-    keys = [(ds.latent_key(i, bucket, digest), ds.text_key(i, trigger, digest)) for i in items]
-    files = [(cache / f"{lk[:32]}.latents.safetensors", cache / f"{tk[:32]}.text.safetensors") for lk, tk in keys]
+    samples: list[dict[str, torch.Tensor]] = [{} for _ in items]
     total = 2 * len(items)
     with torch.no_grad():
-        for n, (item, (key, _), (lat_file, _)) in enumerate(zip(items, keys, files)):  # 1. the VAE only
+        for n, item in enumerate(items):  # 1. the VAE only
             if cancel is not None and cancel.is_set():
                 raise Cancelled("preprocessing cancelled")
-            if _cached(lat_file, key) is None:
+            key = ds.latent_key(item, bucket, digest)
+            path = cache / f"{key[:32]}.latents.safetensors"
+            found = _cached(path, key)
+            if found is None:
                 x = ds.load_clip(root, item, bucket).unsqueeze(0).to(device, pipe.vae.dtype)
                 lat = pipe.vae.encode(x).latent_dist.mode()
                 lat = pipe._normalize_latents(lat, pipe.vae.latents_mean, pipe.vae.latents_std,
                                               pipe.vae.config.scaling_factor)
-                save_tensors(lat_file, {"latents": lat[0].float()}, {"key": key, "media": item.path})
+                found = {"latents": lat[0].float().cpu()}
+                save_tensors(path, found, {"key": key, "media": item.path})
+            samples[n].update(found)
             progress(TrainProgress("preprocess", n + 1, total))
-        for n, (item, (_, key), (_, txt_file)) in enumerate(zip(items, keys, files)):  # 2. the text encoder only
+        for n, item in enumerate(items):  # 2. the text encoder only
             if cancel is not None and cancel.is_set():
                 raise Cancelled("preprocessing cancelled")
-            if _cached(txt_file, key) is None:
+            key = ds.text_key(item, trigger, digest)
+            path = cache / f"{key[:32]}.text.safetensors"
+            found = _cached(path, key)
+            if found is None:
                 embeds, mask, _, _ = pipe.encode_prompt(ds.caption_with_trigger(item.caption, trigger),
                                                         do_classifier_free_guidance=False,
                                                         max_sequence_length=max_tokens, device=device)
                 video_ctx, audio_ctx, ctx_mask = pipe.connectors(embeds, mask, padding_side="left")
-                save_tensors(txt_file, {"video": video_ctx[0].float(), "audio": audio_ctx[0].float(),
-                                         "mask": ctx_mask[0].float()}, {"key": key, "caption": item.caption})
+                found = {"video": video_ctx[0].float().cpu(), "audio": audio_ctx[0].float().cpu(),
+                         "mask": ctx_mask[0].float().cpu()}
+                save_tensors(path, found, {"key": key, "caption": item.caption})
+            samples[n].update(found)
             progress(TrainProgress("preprocess", len(items) + n + 1, total))
-    return files
+    return samples
 
 
 def _lora_tensors(model: Any) -> dict[str, torch.Tensor]:
@@ -173,16 +182,14 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
 
     # 1. Model, dataset, bucket, run folder.
     entry = vault.get(config.model or studio.default_model() or "", kind="pipeline")
-    if any(e.name == config.name for e in vault.entries()):
-        raise BadInput(f"name {config.name!r} is already an entry of the vault; choose another LoRA name",
-                       field="name")
+    vault.check_new_name(config.name)
     history.set_model_digest(job_id, entry.digest)
     memory = (torch.cuda.get_device_properties(studio.plan.device).total_memory / 2**30
               if studio.plan.device.type == "cuda" else None)
-    first = ds.validate(config.dataset)
-    proposed = ds.propose_bucket(first.items, memory)
+    data = ds.validate(config.dataset)
+    proposed = ds.propose_bucket(data.items, memory)
     bucket = (config.width or proposed[0], config.height or proposed[1], config.num_frames or proposed[2])
-    data = ds.validate(config.dataset, bucket_frames=bucket[2])
+    ds.apply_bucket(data, bucket[2])
     if not data.items:
         raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in data.findings), field="dataset")
     fp = ds.fingerprint(data.items, bucket, config.trigger, entry.digest)
@@ -197,13 +204,10 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     max_tokens = int(entry.defaults.get("advanced", {}).get("max_sequence_length", 256))
     if not main:
         accelerator.wait_for_everyone()  # the main process fills the cache first; the others then only read it
-    files = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
-                       cache_dir(studio.settings), max_tokens, report, cancel)
+    samples = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
+                         cache_dir(studio.settings), max_tokens, report, cancel)
     if main:
         accelerator.wait_for_everyone()
-    samples = [{**_cached(lat, ds.latent_key(item, bucket, entry.digest)),
-                **_cached(txt, ds.text_key(item, config.trigger, entry.digest))}
-               for item, (lat, txt) in zip(data.items, files)]
     transformer = pipe.transformer
     geometry = {"audio_sr": pipe.audio_sampling_rate, "hop": pipe.audio_hop_length,
                 "a_ratio": pipe.audio_vae_temporal_compression_ratio,

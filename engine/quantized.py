@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.vault import KIND_DIRS, Entry, Vault, check_name, stat_key
+from aiprod_studio.vault import KIND_DIRS, Entry, Vault, stat_key
 from aiprod_studio.verify import remember_hashes
 from engine.pipelines import quantize_transformer, weight_bytes
 
@@ -56,12 +56,7 @@ def save_quantized(vault: Vault, name: str, to: str, new_name: str, dtype: str |
     if entry.quantization:
         raise BadInput(f"{name!r} is already a {entry.quantization} copy; quantize its source "
                        f"{entry.derived_from!r} instead", field="name")
-    try:
-        check_name(new_name)
-    except ValueError as exc:
-        raise BadInput(str(exc), field="new_name") from None
-    if any(e.name == new_name for e in vault.entries()):
-        raise BadInput(f"name {new_name!r} is already an entry of the vault", field="new_name")
+    vault.check_new_name(new_name, field="new_name")
     dtype = dtype or ("bfloat16" if torch.cuda.is_available() else "float32")
     if dtype not in DTYPES:
         raise BadInput(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}", field="dtype")

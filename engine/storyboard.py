@@ -67,7 +67,7 @@ def shot_recipe(studio: Any, board: Storyboard, index: int) -> Recipe:
                   model=board.model, seed=shot.seed, fps=board.fps, num_frames=render_frames(frames),
                   loras=list(shot.loras))
     try:
-        return studio.stamp(studio.build_recipe(values))
+        return studio.build_recipe(values)  # (already carries the model's digest and the versions)
     except BadInput as exc:
         raise BadInput(f"shot {index + 1}: {exc}", field=exc.field) from None
 

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from typing import Any
 
+from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import Settings
-
-
-def _sigterm(_signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from engine import lora_dataset as ds
 
-    first = ds.validate(args.dataset)
-    bucket = ds.propose_bucket(first.items, args.memory_gb) if first.items else None
-    report = ds.validate(args.dataset, bucket_frames=bucket[2] if bucket else None)
+    report = ds.validate(args.dataset)
+    bucket = ds.propose_bucket(report.items, args.memory_gb) if report.items else None
+    if bucket:
+        ds.apply_bucket(report, bucket[2])
     report.bucket = bucket
     lines = [f"{len(report.items)} usable items in {report.folder}"
              + (f"; proposed bucket {bucket[0]}×{bucket[1]}, {bucket[2]} frames" if bucket else "")]
@@ -77,11 +74,8 @@ def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
             else:
                 print(f"\r{p.phase} {p.step}/{p.total}   ", end="", file=sys.stderr, flush=True)
 
-        previous = signal.signal(signal.SIGTERM, _sigterm)
-        try:
+        with sigterm_as_interrupt():
             row = run_job(studio, job_id, progress)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         metrics = studio.history.metrics(job_id)
     finally:
         studio.close()

@@ -108,6 +108,11 @@ class QueueWorker:
 
     def enqueue_training(self, config: Any) -> int:
         """Queue a LoRA training run (a `TrainConfig`); it runs between renders, one job at a time."""
+        from pathlib import Path
+
+        self.studio.vault.check_new_name(config.name)
+        if not Path(config.dataset).is_dir():
+            raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
         history = self.studio.history
         if history.count("queued") >= self.max_size:
             raise QueueFull(self.max_size)

@@ -72,6 +72,40 @@ def studio(tiny_vault, data_dir):
     s.close()
 
 
+@pytest.fixture
+def own_studio(tiny_vault, data_dir, tmp_path):
+    """A studio over a private copy of the tiny vault, for tests that add, change or damage entries."""
+    import shutil
+
+    from aiprod_studio.settings import load_settings
+    from engine.studio import Studio
+
+    root = tmp_path / "models"
+    shutil.copytree(tiny_vault, root)
+    s = Studio(load_settings(models_dir=root, data_dir=data_dir, device="cpu"))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def worker(studio):
+    """A started queue worker over `studio`."""
+    from engine.worker import QueueWorker
+
+    w = QueueWorker(studio).start()
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def handlers(studio, worker):
+    """The app's event handlers by function name, called the way Gradio calls them."""
+    from ui.app import build_app
+
+    app = build_app(studio, worker)
+    return {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
+
+
 class CliResult:
     def __init__(self, proc: subprocess.CompletedProcess):
         self.returncode = proc.returncode

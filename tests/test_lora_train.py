@@ -14,12 +14,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from aiprod_studio.errors import BadInput, Cancelled
-from aiprod_studio.settings import load_settings
 from aiprod_studio.training import make_train_config
 from engine import lora_dataset as ds
 from engine import media
 from engine.lora_train import run_job
-from engine.studio import Studio
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 80, 230), "yellow": (230, 220, 40)}
 
@@ -46,14 +44,6 @@ def dataset(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("dataset") / "squares")
 
 
-@pytest.fixture
-def train_studio(tiny_vault, tmp_path):
-    shutil.copytree(tiny_vault, tmp_path / "models")
-    studio = Studio(load_settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", device="cpu"))
-    yield studio
-    studio.close()
-
-
 def config(dataset, name, **kw):
     return make_train_config({"dataset": str(dataset), "name": name, "rank": 8, "steps": 60, "save_every": 10,
                               "lr": 1e-3, "warmup_steps": 5, "trigger": "sqz", **kw})
@@ -64,16 +54,16 @@ def start(studio, cfg, **kw):
     return job_id, run_job(studio, job_id, **kw)
 
 
-def test_training_lowers_the_loss_and_exports_a_loadable_lora(train_studio, dataset, tmp_path):
+def test_training_lowers_the_loss_and_exports_a_loadable_lora(own_studio, dataset, tmp_path):
     losses = []
-    job_id, row = start(train_studio, config(dataset, "squares"),
+    job_id, row = start(own_studio, config(dataset, "squares"),
                         progress=lambda p: losses.append(p.loss) if p.phase == "train" else None)
     assert row["status"] == "done" and row["kind"] == "train" and len(losses) == 60
     assert statistics.mean(losses[-10:]) < statistics.mean(losses[:10])
-    assert [m["step"] for m in train_studio.history.metrics(job_id)] == list(range(1, 61))
+    assert [m["step"] for m in own_studio.history.metrics(job_id)] == list(range(1, 61))
     result = row["result"]
-    entry = train_studio.vault.get("squares", kind="lora")
-    base = train_studio.vault.get("aiprod-tiny-ltx2")
+    entry = own_studio.vault.get("squares", kind="lora")
+    base = own_studio.vault.get("aiprod-tiny-ltx2")
     assert entry.derived_from == f"aiprod-tiny-ltx2@{base.digest}" and result["modules"] == 16
     with safe_open(result["file"], "pt") as f:
         meta = f.metadata()
@@ -88,31 +78,31 @@ def test_training_lowers_the_loss_and_exports_a_loadable_lora(train_studio, data
     assert len(list(cache.glob("*.latents.safetensors"))) == 8  # one per clip
     assert len(list(cache.glob("*.text.safetensors"))) == 4  # one per distinct caption
     # the LoRA renders: strength 0 is the base, strength 1 is not
-    render = lambda name, **v: train_studio.render(train_studio.build_recipe(  # noqa: E731
+    render = lambda name, **v: own_studio.render(own_studio.build_recipe(  # noqa: E731
         {"prompt": "sqz, a red square", "seed": 2, **v}), out_path=tmp_path / f"{name}.mp4")["output_path"]
     base_clip, zero, one = render("base"), render("zero", loras=["squares:0"]), render("one", loras=["squares:1"])
     assert media.compare(base_clip, zero)["identical"] and not media.compare(base_clip, one)["identical"]
 
 
-def test_a_stopped_run_resumes_to_the_same_lora(train_studio, dataset):
-    _, full = start(train_studio, config(dataset, "straight"))
+def test_a_stopped_run_resumes_to_the_same_lora(own_studio, dataset):
+    _, full = start(own_studio, config(dataset, "straight"))
     stop = threading.Event()
 
     def at_30(p):
         if p.phase == "train" and p.step == 30:
             stop.set()
 
-    job_id = train_studio.history.create_train_job(config(dataset, "resumed"), status="running")
+    job_id = own_studio.history.create_train_job(config(dataset, "resumed"), status="running")
     with pytest.raises(Cancelled, match="step 30"):
-        run_job(train_studio, job_id, progress=at_30, cancel=stop)
-    assert train_studio.history.get(job_id)["status"] == "cancelled"
-    assert (Path(train_studio.history.get(job_id)["output_path"] or "none").name == "none")  # nothing exported yet
-    resumed = run_job(train_studio, job_id)
+        run_job(own_studio, job_id, progress=at_30, cancel=stop)
+    assert own_studio.history.get(job_id)["status"] == "cancelled"
+    assert (Path(own_studio.history.get(job_id)["output_path"] or "none").name == "none")  # nothing exported yet
+    resumed = run_job(own_studio, job_id)
     assert resumed["status"] == "done"
     a, b = load_file(full["result"]["file"]), load_file(resumed["result"]["file"])
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    la = [m["loss"] for m in train_studio.history.metrics(full["id"])]
-    lb = [m["loss"] for m in train_studio.history.metrics(job_id)]
+    la = [m["loss"] for m in own_studio.history.metrics(full["id"])]
+    lb = [m["loss"] for m in own_studio.history.metrics(job_id)]
     assert np.allclose(la, lb, rtol=1e-6, atol=1e-7)
 
 
@@ -151,30 +141,30 @@ def test_bucket_proposal_and_jsonl_datasets(dataset, tmp_path):
     assert [(i.path, i.caption) for i in ds.validate(listed).items] == [("clip00.mp4", "first"), ("clip05.mp4", "second")]
 
 
-def test_bad_settings_name_the_field(train_studio, dataset):
+def test_bad_settings_name_the_field(own_studio, dataset):
     for data, field in [({"rank": 0}, "rank"), ({"num_frames": 20}, "num_frames"), ({"name": "../x"}, "name"),
                         ({"lr": -1}, "lr")]:
         with pytest.raises(BadInput) as info:
             make_train_config({"dataset": str(dataset), "name": "ok", **data})
         assert info.value.field == field
     with pytest.raises(BadInput, match="already an entry"):
-        start(train_studio, config(dataset, "aiprod-tiny-ltx2"))
+        start(own_studio, config(dataset, "aiprod-tiny-ltx2"))
 
 
-def test_cache_is_reused_only_while_its_key_matches(train_studio, dataset):
-    start(train_studio, config(dataset, "first", steps=2, save_every=2))
-    cache = train_studio.settings.data_dir / "training" / ".precomputed"
+def test_cache_is_reused_only_while_its_key_matches(own_studio, dataset):
+    start(own_studio, config(dataset, "first", steps=2, save_every=2))
+    cache = own_studio.settings.data_dir / "training" / ".precomputed"
     before = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
-    start(train_studio, config(dataset, "second", steps=2, save_every=2))
+    start(own_studio, config(dataset, "second", steps=2, save_every=2))
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == before  # nothing re-encoded
-    start(train_studio, config(dataset, "third", steps=2, save_every=2, trigger="other"))
+    start(own_studio, config(dataset, "third", steps=2, save_every=2, trigger="other"))
     after = {p.name for p in cache.iterdir()}
     assert len(after) == 16 and set(before) < after  # a new trigger: only the 4 text embeddings are new
     assert all(n.endswith(".text.safetensors") for n in after - set(before))
 
 
-def test_training_on_a_quantized_base(train_studio, dataset):
-    _, row = start(train_studio, config(dataset, "q-lora", steps=4, save_every=4, quantization="int8"))
+def test_training_on_a_quantized_base(own_studio, dataset):
+    _, row = start(own_studio, config(dataset, "q-lora", steps=4, save_every=4, quantization="int8"))
     assert row["status"] == "done" and row["result"]["modules"] == 16
 
 
@@ -191,25 +181,25 @@ def test_bad_checkpoints_are_refused():
     check_lora({"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.zeros(2, 2)}, 0)  # before step 1
 
 
-def test_checkpoint_samples_beside_the_base(train_studio, dataset):
+def test_checkpoint_samples_beside_the_base(own_studio, dataset):
     from engine.lora_export import checkpoint_steps, render_checkpoint_sample
 
-    job_id, _ = start(train_studio, config(dataset, "sampled", steps=20, save_every=10))
-    assert checkpoint_steps(train_studio.settings, job_id, "sampled") == [10, 20]
-    base, at10 = render_checkpoint_sample(train_studio, job_id, 10, "sqz, a blue square", seed=4)
-    _, at20 = render_checkpoint_sample(train_studio, job_id, 20, "sqz, a blue square", seed=4)
+    job_id, _ = start(own_studio, config(dataset, "sampled", steps=20, save_every=10))
+    assert checkpoint_steps(own_studio.settings, job_id, "sampled") == [10, 20]
+    base, at10 = render_checkpoint_sample(own_studio, job_id, 10, "sqz, a blue square", seed=4)
+    _, at20 = render_checkpoint_sample(own_studio, job_id, 20, "sqz, a blue square", seed=4)
     assert not media.compare(base, at10)["identical"] and not media.compare(at10, at20)["identical"]
     # the final checkpoint is the exported LoRA: rendering it from the vault gives the same clip
-    final = train_studio.render(train_studio.build_recipe({"prompt": "sqz, a blue square", "seed": 4,
+    final = own_studio.render(own_studio.build_recipe({"prompt": "sqz, a blue square", "seed": 4,
                                                            "loras": ["sampled"]}))["output_path"]
     assert media.compare(final, at20)["psnr"] > 40
     with pytest.raises(BadInput) as info:
-        render_checkpoint_sample(train_studio, job_id, 15, "x")
+        render_checkpoint_sample(own_studio, job_id, 15, "x")
     assert info.value.field == "step"
 
 
-def test_gradient_checkpointing_gives_the_same_steps(train_studio, dataset):
-    _, plain = start(train_studio, config(dataset, "plain", steps=3, save_every=3))
-    _, saved = start(train_studio, config(dataset, "ckpt", steps=3, save_every=3, gradient_checkpointing=True))
+def test_gradient_checkpointing_gives_the_same_steps(own_studio, dataset):
+    _, plain = start(own_studio, config(dataset, "plain", steps=3, save_every=3))
+    _, saved = start(own_studio, config(dataset, "ckpt", steps=3, save_every=3, gradient_checkpointing=True))
     a, b = load_file(plain["result"]["file"]), load_file(saved["result"]["file"])
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

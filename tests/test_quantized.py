@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.settings import load_settings
 from aiprod_studio.verify import verify
 from engine import media, pipelines
 from engine.quantized import QMAP_NAME, WEIGHTS_NAME, save_quantized
-from engine.studio import Studio
-
-
-@pytest.fixture
-def own_vault(tiny_vault, tmp_path):
-    root = tmp_path / "models"
-    shutil.copytree(tiny_vault, root)
-    studio = Studio(load_settings(models_dir=root, data_dir=tmp_path / "data", device="cpu"))
-    yield studio
-    studio.close()
 
 
 @pytest.mark.parametrize("to", ["int8", "fp8"])
-def test_quantized_copy_renders_like_on_the_fly_quantization(own_vault, tmp_path, monkeypatch, to):
-    studio = own_vault
+def test_quantized_copy_renders_like_on_the_fly_quantization(own_studio, tmp_path, monkeypatch, to):
+    studio = own_studio
     source = studio.vault.get("aiprod-tiny-ltx2")
     entry = save_quantized(studio.vault, "aiprod-tiny-ltx2", to, f"tiny-{to}")
     # 1. a new entry with its own hashes, recording where it came from
@@ -51,8 +39,8 @@ def test_quantized_copy_renders_like_on_the_fly_quantization(own_vault, tmp_path
     assert b["model_digest"] == entry.digest
 
 
-def test_bad_requests_are_refused(own_vault):
-    vault = own_vault.vault
+def test_bad_requests_are_refused(own_studio):
+    vault = own_studio.vault
     with pytest.raises(BadInput) as info:
         save_quantized(vault, "aiprod-tiny-ltx2", "int4", "x")
     assert info.value.field == "to"
@@ -65,9 +53,9 @@ def test_bad_requests_are_refused(own_vault):
     save_quantized(vault, "aiprod-tiny-ltx2", "int8", "q8")
     with pytest.raises(BadInput, match="already a int8 copy"):
         save_quantized(vault, "q8", "fp8", "q8-again")
-    recipe = own_vault.build_recipe({"prompt": "x", "model": "q8", "quantization": "fp8"})
+    recipe = own_studio.build_recipe({"prompt": "x", "model": "q8", "quantization": "fp8"})
     with pytest.raises(BadInput) as info:
-        own_vault.render(recipe)
+        own_studio.render(recipe)
     assert info.value.field == "quantization" and "stored quantized as int8" in str(info.value)
     assert [e.name for e in vault.entries()] == ["aiprod-tiny-ltx2", "q8"]
     assert not list((vault.root / "pipelines").glob(".*"))

@@ -7,23 +7,6 @@ from types import SimpleNamespace
 import pytest
 
 
-@pytest.fixture
-def worker(studio):
-    from engine.worker import QueueWorker
-
-    w = QueueWorker(studio).start()
-    yield w
-    w.stop()
-
-
-@pytest.fixture
-def handlers(studio, worker):
-    from ui.app import build_app
-
-    app = build_app(studio, worker)
-    return {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
-
-
 def form(prompt="a lighthouse in a storm", steps=8, num_frames=17):
     # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
     # loras

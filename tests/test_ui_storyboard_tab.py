@@ -11,23 +11,6 @@ from engine import media
 SCRIPT = "Title: Harbour\nStyle: soft light\nShot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)"
 
 
-@pytest.fixture
-def worker(studio):
-    from engine.worker import QueueWorker
-
-    w = QueueWorker(studio).start()
-    yield w
-    w.stop()
-
-
-@pytest.fixture
-def handlers(studio, worker):
-    from ui.app import build_app
-
-    app = build_app(studio, worker)
-    return {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
-
-
 def split(handlers):
     board, table, title, saved, status = handlers["on_sb_split"](SCRIPT, "aiprod-tiny-ltx2", "", 24, 0, 5, 0)
     return board, pd.DataFrame(table, columns=["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]), title

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import shutil
 
 import gradio as gr
 import pytest
 
-from aiprod_studio.settings import load_settings
 from tests.test_lora_train import make_dataset
 
 
 @pytest.fixture
-def setup(tiny_vault, tmp_path):
-    from engine.studio import Studio
+def setup(own_studio, tmp_path):
     from engine.worker import QueueWorker
     from ui.app import build_app
 
-    shutil.copytree(tiny_vault, tmp_path / "models")
-    studio = Studio(load_settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", device="cpu"))
-    worker = QueueWorker(studio).start()
-    app = build_app(studio, worker)
+    worker = QueueWorker(own_studio).start()
+    app = build_app(own_studio, worker)
     handlers = {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
-    yield studio, worker, handlers, make_dataset(tmp_path / "ds", n=4)
+    yield own_studio, worker, handlers, make_dataset(tmp_path / "ds", n=4)
     worker.stop()
-    studio.close()
 
 
 def start_args(folder, name, steps=30):

@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-import shutil
 
 import gradio as gr
 import pytest
 
-from aiprod_studio.settings import load_settings
 
 
 @pytest.fixture
-def vault_studio(tiny_vault, tmp_path):
-    from engine.studio import Studio
-
-    root = tmp_path / "models"
-    shutil.copytree(tiny_vault, root)
-    studio = Studio(load_settings(models_dir=root, data_dir=tmp_path / "data", device="cpu"))
-    yield studio
-    studio.close()
-
-
-@pytest.fixture
-def handlers(vault_studio):
+def handlers(own_studio):
     from engine.worker import QueueWorker
     from ui.app import build_app
 
-    worker = QueueWorker(vault_studio)
-    app = build_app(vault_studio, worker)
+    worker = QueueWorker(own_studio)
+    app = build_app(own_studio, worker)
     return {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
 
 
 W = "pipelines/aiprod-tiny-ltx2/transformer/diffusion_pytorch_model.safetensors"
 
 
-def test_verify_shows_badges_then_names_a_damaged_file(handlers, vault_studio):
+def test_verify_shows_badges_then_names_a_damaged_file(handlers, own_studio):
     *_, (text, table) = list(handlers["on_vault_verify"]("(all)", "deep"))
     assert "all ok" in text and table["value"][0][:2] == ["✔ ok", "aiprod-tiny-ltx2"]
-    with open(vault_studio.vault.root / W, "r+b") as f:
+    with open(own_studio.vault.root / W, "r+b") as f:
         f.seek(-1, 2)
         last = f.read(1)
         f.seek(-1, 2)
@@ -47,7 +34,7 @@ def test_verify_shows_badges_then_names_a_damaged_file(handlers, vault_studio):
     assert table["value"][0][0] == "✖ failed"
 
 
-def test_import_export_round_trip_through_the_tab(handlers, vault_studio, tmp_path):
+def test_import_export_round_trip_through_the_tab(handlers, own_studio, tmp_path):
     updates = list(handlers["on_vault_export"]("aiprod-tiny-ltx2", str(tmp_path / "usb")))
     assert "Exported **aiprod-tiny-ltx2**" in updates[-1]
     bundle = tmp_path / "usb/aiprod-tiny-ltx2"
@@ -65,21 +52,21 @@ def test_cancel_reports_when_nothing_runs(handlers):
     assert handlers["on_vault_cancel"]() == "Nothing is running."
 
 
-def test_page_load_lists_models_added_since_the_app_was_built(handlers, vault_studio, tmp_path):
+def test_page_load_lists_models_added_since_the_app_was_built(handlers, own_studio, tmp_path):
     from aiprod_studio.transfer import export_bundle, import_path
 
-    bundle = export_bundle(vault_studio.vault, "aiprod-tiny-ltx2", tmp_path / "usb")
-    import_path(vault_studio.vault, bundle, "added-by-cli")
+    bundle = export_bundle(own_studio.vault, "aiprod-tiny-ltx2", tmp_path / "usb")
+    import_path(own_studio.vault, bundle, "added-by-cli")
     table, target, export_menu, quantize_menu, render_menu, lora_menu = handlers["lists"]()
     assert [r[1] for r in table["value"]] == ["added-by-cli", "aiprod-tiny-ltx2"]
     assert "added-by-cli" in render_menu["choices"] and "added-by-cli" in target["choices"]
 
 
-def test_quantize_and_report(handlers, vault_studio):
+def test_quantize_and_report(handlers, own_studio):
     *_, final = list(handlers["on_vault_quantize"]("aiprod-tiny-ltx2", "int8", "tiny-q8"))
-    assert "Saved **tiny-q8**" in final[0] and vault_studio.vault.get("tiny-q8").quantization == "int8"
+    assert "Saved **tiny-q8**" in final[0] and own_studio.vault.get("tiny-q8").quantization == "int8"
     with pytest.raises(gr.Error, match="already an entry"):
         list(handlers["on_vault_quantize"]("aiprod-tiny-ltx2", "int8", "tiny-q8"))
     path, text = handlers["on_vault_report"](False)
-    assert path.startswith(str(vault_studio.settings.outputs_dir)) and path.endswith(".md")
+    assert path.startswith(str(own_studio.settings.outputs_dir)) and path.endswith(".md")
     assert "| tiny-q8 | pipeline/ltx2 |" in text and "Network self-test\n\nnot run" in text

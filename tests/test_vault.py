@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from aiprod_studio.errors import BadInput, IntegrityError
+from aiprod_studio.transfer import import_path
 from aiprod_studio.vault import Vault, check_safetensors, entry_digest
 
 
@@ -112,13 +113,13 @@ def test_import_folder_copies_hashes_and_records(tmp_path):
     make_entry(src_root, "downloaded")
     folder = src_root / "pipelines" / "downloaded"
     vault = Vault(tmp_path / "vault")
-    entry = vault.import_folder(folder, "ltx2-real", license="LTX-2 Community License")
+    entry = import_path(vault, folder, "ltx2-real", license="LTX-2 Community License")
     assert (tmp_path / "vault/pipelines/ltx2-real/unet/w.safetensors").read_bytes() == \
         (folder / "unet/w.safetensors").read_bytes()
     assert entry.license == "LTX-2 Community License" and set(entry.files) == {"model_index.json", "unet/w.safetensors"}
     assert vault.quick_check(vault.get("ltx2-real")) == []
     with pytest.raises(BadInput, match="already an entry"):
-        vault.import_folder(folder, "ltx2-real")
+        import_path(vault, folder, "ltx2-real")
 
 
 def test_import_refuses_unsafe_weights_and_leaves_no_half_entry(tmp_path):
@@ -128,7 +129,7 @@ def test_import_refuses_unsafe_weights_and_leaves_no_half_entry(tmp_path):
     (folder / "weights.safetensors").write_bytes(pickle.dumps([1, 2, 3]))
     vault = Vault(tmp_path / "vault")
     with pytest.raises(IntegrityError):
-        vault.import_folder(folder, "bad")
+        import_path(vault, folder, "bad")
     assert vault.entries() == []
     pipelines = tmp_path / "vault" / "pipelines"
     assert not pipelines.exists() or list(pipelines.iterdir()) == []
@@ -137,9 +138,9 @@ def test_import_refuses_unsafe_weights_and_leaves_no_half_entry(tmp_path):
 def test_import_needs_a_pipeline_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInput, match="no model_index.json"):
-        Vault(tmp_path / "vault").import_folder(tmp_path / "empty", "x")
+        import_path(Vault(tmp_path / "vault"), tmp_path / "empty", "x")
     with pytest.raises(BadInput, match="does not exist"):
-        Vault(tmp_path / "vault").import_folder(tmp_path / "nope", "x")
+        import_path(Vault(tmp_path / "vault"), tmp_path / "nope", "x")
 
 
 def test_pickles_and_torch_archives_are_refused_whatever_their_name(tmp_path):

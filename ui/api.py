@@ -9,13 +9,12 @@ contract (tests/snapshots/gradio_api.json pins them).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio.data_classes import FileData
 
-from aiprod_studio.errors import BadInput, StudioError
+from aiprod_studio.errors import StudioError
 from aiprod_studio.training import make_train_config
 from aiprod_studio.storyboard import split_script, storyboard_from_json
 from aiprod_studio.storyboard_db import StoryboardStore
@@ -145,10 +144,6 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             config = make_train_config({"dataset": dataset, "name": name, "model": model or None, "rank": rank,
                                         "steps": steps, "lr": lr, "trigger": trigger, "save_every": save_every,
                                         "seed": seed})
-            if any(e.name == config.name for e in studio.vault.entries()):
-                raise BadInput(f"name {config.name!r} is already an entry of the vault", field="name")
-            if not Path(config.dataset).is_dir():
-                raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
             return record(_status(worker.enqueue_training(config)))
         except StudioError as exc:
             raise gr.Error(str(exc)) from None

@@ -76,9 +76,9 @@ def build(studio: Studio, worker: QueueWorker) -> None:
 
     def on_train_check(folder: str):
         try:
-            first = ds.validate(folder)
-            bucket = ds.propose_bucket(first.items, None if studio.plan.device.type == "cpu" else 24.0)
-            rep = ds.validate(folder, bucket_frames=bucket[2])
+            rep = ds.validate(folder)
+            bucket = ds.propose_bucket(rep.items, None if studio.plan.device.type == "cpu" else 24.0)
+            ds.apply_bucket(rep, bucket[2])
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
         lines = [f"**{len(rep.items)} usable items**; proposed bucket {bucket[0]}×{bucket[1]}, {bucket[2]} frames."]
@@ -124,8 +124,6 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                 "warmup_steps": int(warm_v), "seed": int(seed_v), "width": int(w) or None, "height": int(h) or None,
                 "num_frames": int(f) or None, "schedule": sched, "quantization": quant,
                 "gradient_checkpointing": bool(ckpt)})
-            if any(e.name == config.name for e in studio.vault.entries()):
-                raise gr.Error(f"name: {config.name!r} is already an entry of the vault")
             job_id = worker.enqueue_training(config)
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
