@@ -1,8 +1,10 @@
 """Moving models in and out of the vault: import (copy or hard-link) and self-verifying bundles.
 
 An import copies every file to a hidden temp name inside the vault while hashing it,
-checks weights by content, and renames the finished folder into place before the
-manifest names it: an import that fails or is interrupted leaves no entry and no folder.
+checks weights by content, notes the pending record in a journal, renames the finished
+folder into place and then records it in the manifest. An import that fails leaves no
+entry and no folder; one that is killed leaves hidden leftovers that the next import of
+the same target, or the studio's start, clears or finishes (`aiprod_studio.staging`).
 
 `export` writes a *bundle* for an air-gapped transfer (a USB drive): a folder that is
 itself a one-entry vault,
@@ -17,7 +19,6 @@ registered. Paths in a bundle never leave it: absolute paths, `..` and symlinks 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
@@ -31,9 +32,11 @@ from typing import Any
 
 from aiprod_studio import atomic
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.staging import (BOOKKEEPING, clear_journal, import_lock, remove_path, resolve, staging_path,
+                                   write_journal)
 from aiprod_studio.vault import (CHECKSUMS_NAME, HASH_CHUNK, KIND_DIRS, MANIFEST_NAME, Entry, FileRecord,
-                                 Manifest, Vault, check_kind, check_weight_file, entry_digest, hash_with_stat,
-                                 stat_key)
+                                 Manifest, Vault, check_kind, check_name, check_weight_file, entry_digest,
+                                 hash_with_stat, stat_key)
 from aiprod_studio.verify import VerifyProgress
 
 log = logging.getLogger(__name__)
@@ -169,7 +172,10 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
         files = []
     if not name:
         raise BadInput("name is required for a folder or file import (--name)", field="name")
-    vault.check_new_name(name)
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise BadInput(str(exc), field="name") from None
     check_kind(kind)
     if bundle is None:
         if kind == "pipeline" and not (src.is_dir() and (src / "model_index.json").is_file()):
@@ -178,59 +184,83 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
     single = (bundle.single_file if bundle is not None else src.is_file())
     rel_target = f"{KIND_DIRS[kind]}/{name}" + (Path(files[0][0]).suffix if single else "")
     target = vault.root / rel_target
-    if target.exists() or target.is_symlink():
-        raise BadInput(f"{target} already exists but is not in the manifest; move it away first", field="name")
+    try:
+        pending = Entry(name=name, kind=kind, family=family, path=rel_target, **fields)
+    except ValueError as exc:
+        raise BadInput(f"cannot import {name!r}: {exc}") from None
+    source_id = str(src.resolve())
 
     # 2. Refuse unsafe weights before a byte is copied (checked again on the copy).
     for _, p in files:
         check_weight_file(p)
 
-    # 3. Copy (or link) into a hidden temp name, hashing every byte on the way.
-    tmp = target.with_name(f".{target.name}.importing")
+    # 3. Hold the target's import lock to the end (a second import of it is refused), and first
+    #    clear what a killed import of it left: a re-run of the same import finishes its record.
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove(tmp)
-    meter = Meter(sum(p.stat().st_size for _, p in files), progress, len(files), cancel)
-    records: dict[str, FileRecord] = {}
-    stats: dict[str, list[int]] = {}
-    try:
-        if not single:
-            tmp.mkdir()
-        for rel, p in files:
-            dst = tmp if single else tmp / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if link:
-                try:
-                    os.link(p, dst)
-                except OSError as exc:
-                    if exc.errno == errno.EXDEV:
-                        raise BadInput(f"--link needs the source on the vault's filesystem; {p} is not "
-                                       f"(copy without --link)", field="link") from None
-                    raise
-                digest, key = hash_with_stat(dst, on_bytes=meter.add, cancel=cancel)
+    with import_lock(target):
+        finished = resolve(vault, target)
+        if (finished is not None and finished.source == source_id
+                and finished.entry.model_dump(exclude=BOOKKEEPING) == pending.model_dump(exclude=BOOKKEEPING)):
+            log.info("the interrupted import of %s from %s was finished from its journal", name, src)
+            return finished.entry
+        vault.check_new_name(name)
+        if target.exists() or target.is_symlink():
+            raise BadInput(f"{target} already exists but is not in the manifest; move it away first", field="name")
+
+        # 4. Copy (or link) into a hidden temp name, hashing every byte on the way.
+        tmp = staging_path(target)
+        meter = Meter(sum(p.stat().st_size for _, p in files), progress, len(files), cancel)
+        records: dict[str, FileRecord] = {}
+        stats: dict[str, list[int]] = {}
+        try:
+            if not single:
+                tmp.mkdir()
+            for rel, p in files:
+                dst = tmp if single else tmp / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if link:
+                    try:
+                        os.link(p, dst)
+                    except OSError as exc:
+                        if exc.errno == errno.EXDEV:
+                            raise BadInput(f"--link needs the source on the vault's filesystem; {p} is not "
+                                           f"(copy without --link)", field="link") from None
+                        raise
+                    digest, key = hash_with_stat(dst, on_bytes=meter.add, cancel=cancel)
+                else:
+                    digest = copy_with_hash(p, dst, meter)
+                    key = stat_key(dst.stat())
+                check_weight_file(dst)
+                records[rel] = FileRecord(sha256=digest, size=dst.stat().st_size)
+                if key is not None:
+                    stats[rel] = key
+                meter.files_done += 1
+                if bundle is not None and (bundle.files[rel].sha256 != digest
+                                           or bundle.files[rel].size != records[rel].size):
+                    raise IntegrityError(f"bundle file {bundle.vault_path(rel)} does not match the bundle's manifest "
+                                         f"(sha256 {digest}, expected {bundle.files[rel].sha256}); nothing was "
+                                         "imported")
+            meter.emit()
+            if single:  # a one-file entry keeps its file name as the key
+                records = {target.name: records.popitem()[1]}
+                stats = {target.name: v for v in stats.values()}
+                atomic.fsync_dir(tmp.parent)
             else:
-                digest = copy_with_hash(p, dst, meter)
-                key = stat_key(dst.stat())
-            check_weight_file(dst)
-            records[rel] = FileRecord(sha256=digest, size=dst.stat().st_size)
-            if key is not None:
-                stats[rel] = key
-            meter.files_done += 1
-            if bundle is not None and (bundle.files[rel].sha256 != digest or bundle.files[rel].size != records[rel].size):
-                raise IntegrityError(f"bundle file {bundle.vault_path(rel)} does not match the bundle's manifest "
-                                     f"(sha256 {digest}, expected {bundle.files[rel].sha256}); nothing was imported")
-        meter.emit()
-        if single:
-            atomic.fsync_dir(tmp.parent)
-        else:
-            atomic.fsync_tree(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        raise
-    if single:  # a one-file entry keeps its file name as the key
-        records = {target.name: records.popitem()[1]}
-        stats = {target.name: v for v in stats.values()}
-    entry = vault.record(name, kind, family, rel_target, files=records, stats=stats, **fields)
+                atomic.fsync_tree(tmp)
+
+            # 5. Note the pending record, rename into place, record; a crash in between is
+            #    finished (or undone) by the next import of this target or the studio's start.
+            write_journal(target, pending.model_copy(update={"files": records}), stats, source_id)
+            os.replace(tmp, target)
+            atomic.fsync_dir(target.parent)
+            entry = vault.record(name, kind, family, rel_target, files=records, stats=stats, **fields)
+        except BaseException:
+            try:
+                resolve(vault, target, roll_forward=False)
+            except Exception:  # noqa: BLE001 - the original error matters more; the next run retries
+                log.warning("could not undo the failed import of %s", name, exc_info=True)
+            raise
+        clear_journal(target)
     log.info("imported %s from %s (%s, %d bytes)", name, src, "hard-linked" if link else "copied", entry.total_size)
     return entry
 
@@ -247,7 +277,7 @@ def export_bundle(vault: Vault, name: str, to: Path | str, progress: Callable[[V
         raise BadInput(f"{dest} already exists; choose another folder", field="to")
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = dest_root / f".{name}.exporting"
-    _remove(tmp)
+    remove_path(tmp)
     meter = Meter(entry.total_size, progress, len(entry.files), cancel)
     bundle_path = f"{BUNDLE_FILES}/{next(iter(entry.files))}" if entry.single_file else BUNDLE_FILES
     exported = entry.model_copy(update={"path": bundle_path})
@@ -269,15 +299,7 @@ def export_bundle(vault: Vault, name: str, to: Path | str, progress: Callable[[V
         atomic.fsync_tree(tmp)
         os.replace(tmp, dest)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     log.info("exported %s to %s (%d bytes)", name, dest, entry.total_size)
     return dest
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()

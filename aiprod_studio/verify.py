@@ -10,7 +10,8 @@ several at a time in threads, reports bytes/s and ETA, and can be cancelled.
 
 Problems reported per entry: missing file, size mismatch, hash mismatch, unsafe weights
 (not safetensors by content), unrecorded extra file, symlink (and whether it leaves the
-vault).
+vault). A whole-vault check also lists what no entry owns: stray items in the kind folders,
+and the hidden leftovers of an import that was killed (`staging`; see `aiprod_studio.staging`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from typing import Any
 
 from aiprod_studio import atomic
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.staging import stale_leftovers
 from aiprod_studio.vault import KIND_DIRS, Entry, Vault, check_weight_file, hash_with_stat, now, stat_key
 
 log = logging.getLogger(__name__)
 
-PROBLEM_KINDS = ("missing", "size", "hash", "unsafe", "unreadable", "extra", "symlink")
+PROBLEM_KINDS = ("missing", "size", "hash", "unsafe", "unreadable", "extra", "symlink", "staging")
 
 
 @dataclass
@@ -47,7 +49,8 @@ class Problem:
 
     def __str__(self) -> str:
         label = {"missing": "missing file", "size": "size mismatch", "hash": "hash mismatch",
-                 "unsafe": "unsafe weights", "unreadable": "unreadable file", "extra": "unrecorded extra file", "symlink": "symlink"}[self.kind]
+                 "unsafe": "unsafe weights", "unreadable": "unreadable file", "extra": "unrecorded extra file",
+                 "symlink": "symlink", "staging": "import leftover"}[self.kind]
         return f"{label} {self.path}" + (f": {self.detail}" if self.detail else "")
 
 
@@ -68,7 +71,7 @@ class EntryResult:
 class VerifyReport:
     mode: str
     entries: list[EntryResult]
-    unrecorded: list[Problem]  # items under the kind folders that no entry owns
+    unrecorded: list[Problem]  # items under the kind folders that no entry owns, import leftovers
     seconds: float
     hashed_bytes: int
 
@@ -178,7 +181,10 @@ def _link_detail(p: Path, root: Path) -> str:
 
 
 def _unrecorded(vault: Vault, entries: list[Entry]) -> list[Problem]:
-    """Top-level items of the kind folders that no entry owns (hidden temp names ignored)."""
+    """Top-level items of the kind folders that no entry owns, and leftovers of killed imports.
+
+    Other hidden names (temp names of work in progress) are not reported.
+    """
     owned = {e.path for e in entries}
     found = []
     for folder in sorted(set(KIND_DIRS.values())):
@@ -192,7 +198,7 @@ def _unrecorded(vault: Vault, entries: list[Entry]) -> list[Problem]:
             kind = "symlink" if p.is_symlink() else "extra"
             detail = _link_detail(p, vault.root.resolve()) if p.is_symlink() else "not an entry of the manifest"
             found.append(Problem(kind, rel, detail))
-    return found
+    return found + [Problem("staging", rel, detail) for rel, detail in stale_leftovers(vault)]
 
 
 # -- the check -----------------------------------------------------------------------------------

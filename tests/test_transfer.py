@@ -33,7 +33,8 @@ def lora_file(root, name="style.safetensors"):
 
 
 def leftovers(vault_root):
-    return sorted(p.name for p in vault_root.rglob(".*") if p.name.endswith((".importing", ".exporting")))
+    return sorted(p.name for p in vault_root.rglob(".*")
+                  if p.name.endswith((".importing", ".exporting", ".import.json", ".import.lock")))
 
 
 def test_import_copies_with_progress_and_seeds_the_quick_check(tmp_path):
@@ -97,6 +98,25 @@ def test_interrupted_import_leaves_nothing(tmp_path):
     (tmp_path / "vault/pipelines/.half.importing").mkdir()
     import_path(vault, src, "half")
     assert [e.name for e in vault.entries()] == ["half"] and leftovers(tmp_path / "vault") == []
+
+
+def test_import_whose_record_fails_leaves_nothing(tmp_path, monkeypatch):
+    src = pipeline_folder(tmp_path / "src")
+    vault = Vault(tmp_path / "vault")
+    with pytest.raises(BadInput, match="bogus"):  # a bad field is refused before a byte is copied
+        import_path(vault, src, "late", bogus=1)
+    assert leftovers(tmp_path / "vault") == [] and not (tmp_path / "vault/pipelines/late").exists()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Vault, "record", disk_full)  # fails after the copy is renamed into place
+    with pytest.raises(OSError, match="No space left"):
+        import_path(vault, src, "late")
+    assert not (tmp_path / "vault/pipelines/late").exists() and leftovers(tmp_path / "vault") == []
+    monkeypatch.undo()
+    assert vault.entries() == [] and verify(vault).ok
+    assert import_path(vault, src, "late").name == "late" and leftovers(tmp_path / "vault") == []
 
 
 def test_bad_names_and_paths(tmp_path):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +155,37 @@ def test_manifest_paths_cannot_leave_the_vault(tmp_path):
     vault.manifest_path.write_text(text)
     with pytest.raises(IntegrityError, match="not a plain relative path"):
         verify(vault)
+
+
+def test_leftovers_of_killed_imports_are_reported_as_staging(tmp_path):
+    vault = make_vault(tmp_path / "vault")
+    pipelines, loras = tmp_path / "vault/pipelines", tmp_path / "vault/loras"
+    (pipelines / ".half.importing/transformer").mkdir(parents=True)
+    (pipelines / ".half.importing/transformer/w.safetensors").write_bytes(b"\0" * 100)
+    (pipelines / ".half.import.lock").touch()  # its import is dead: nobody holds the lock
+    loras.mkdir()
+    (loras / ".style.safetensors.import.json").write_text("{}")
+    (loras / ".gone.safetensors.import.lock").touch()
+    (pipelines / ".live.importing").mkdir()  # an import running right now holds its lock
+    with open(pipelines / ".live.import.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for deep in (False, True):
+            report = verify(vault, deep=deep)
+            assert not report.ok and report.entries[0].ok
+            assert [(p.kind, p.path) for p in report.unrecorded] == [
+                ("staging", "loras/.gone.safetensors.import.lock"), ("staging", "loras/.style.safetensors.import.json"),
+                ("staging", "pipelines/.half.importing")]
+        assert "100 bytes" in report.unrecorded[2].detail and "re-running the import" in report.unrecorded[2].detail
+        assert str(report.unrecorded[2]).startswith("import leftover pipelines/.half.importing: partial copy")
+        assert verify(vault, ["a"]).ok  # as with stray folders, only a whole-vault check lists them
+        env = {**os.environ, "AIPROD_MODELS_DIR": str(tmp_path / "vault"), "AIPROD_DATA_DIR": str(tmp_path / "data")}
+        root = Path(__file__).resolve().parent.parent
+        proc = subprocess.run([sys.executable, "-m", "aiprod_studio", "vault", "verify", "--json"], env=env, cwd=root,
+                              capture_output=True, text=True, timeout=120)
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert proc.returncode == 3 and out["ok"] is False and out["entries"][0]["status"] == "ok"
+        assert [(p["kind"], p["file"]) for p in out["unrecorded"]] == [(p.kind, p.path) for p in report.unrecorded]
+        text = subprocess.run([sys.executable, "-m", "aiprod_studio", "vault", "verify"], env=env, cwd=root,
+                              capture_output=True, text=True, timeout=120)
+        assert text.returncode == 3 and "FAILED  import leftover pipelines/.half.importing: partial copy" in text.stdout
+        assert ".live" not in text.stdout and "3 problems" in text.stdout
