@@ -25,7 +25,7 @@ from engine.studio import Studio  # noqa: E402
 from engine.worker import QueueWorker  # noqa: E402
 from ui import api, history_tab, render_tab, storyboard_tab, training_tab, vault_tab  # noqa: E402
 from ui.render_tab import FIELDS  # noqa: E402
-from ui.security import StudioGuard  # noqa: E402
+from ui.security import StudioGuard, normalize_origin  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,15 @@ def parse_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]]
 
 
 def launch_kwargs(studio: Studio, port: int, listen: bool = False, auth: list[tuple[str, str]] | None = None,
-                  allow_hosts: tuple[str, ...] = ()) -> dict:
+                  allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = ()) -> dict:
     """The locked-down launch settings."""
     if listen and not auth:
         raise BadInput("--listen makes the studio reachable from the network: it needs --auth user:password "
                        "(or --auth-file FILE)", field="auth")
+    try:
+        origins = {normalize_origin(o) for o in allow_origins}
+    except ValueError as exc:
+        raise BadInput(f"allow_origin: {exc}", field="allow_origin") from None
     hosts = set(allow_hosts)
     if listen:
         hosts |= {socket.gethostname(), socket.getfqdn()}
@@ -101,7 +105,10 @@ def launch_kwargs(studio: Studio, port: int, listen: bool = False, auth: list[tu
         "blocked_paths": [str(studio.settings.models_dir), str(studio.settings.db_path)],
         "show_error": True,
         "footer_links": ["api"],
-        "app_kwargs": {"middleware": [Middleware(StudioGuard, allowed_hosts=hosts, file_roots=roots)]},
+        "run_history": False,  # its routes can save runs to, and fetch assets from, a remote bucket
+        "strict_cors": "null" not in origins,  # an allowed `null` page may also read the answers
+        "app_kwargs": {"middleware": [Middleware(StudioGuard, allowed_hosts=hosts, file_roots=roots,
+                                                 allowed_origins=origins)]},
     }
 
 
@@ -120,11 +127,13 @@ def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
 
 
 def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True, listen: bool = False,
-          auth: str | None = None, auth_file: str | None = None, allow_hosts: tuple[str, ...] = ()) -> None:
+          auth: str | None = None, auth_file: str | None = None, allow_hosts: tuple[str, ...] = (),
+          allow_origins: tuple[str, ...] = ()) -> None:
     credentials = parse_auth(auth, auth_file)
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
     studio = Studio(settings)
-    kwargs = launch_kwargs(studio, port, listen, credentials, allow_hosts)  # refuses --listen without auth
+    # refuses --listen without auth, and a malformed origin
+    kwargs = launch_kwargs(studio, port, listen, credentials, allow_hosts, allow_origins)
     prepare(studio, build_tiny_if_empty)
     worker = QueueWorker(studio).start()
     app = build_app(studio, worker)

@@ -12,7 +12,8 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any]
     from ui.app import serve
 
     serve(settings, port=args.port, build_tiny_if_empty=not args.no_tiny, listen=args.listen, auth=args.auth,
-          auth_file=args.auth_file, allow_hosts=tuple(args.allow_host or ()))
+          auth_file=args.auth_file, allow_hosts=tuple(args.allow_host or ()),
+          allow_origins=tuple(args.allow_origin or ()))
     return {"stopped": True}, "studio stopped"
 
 
@@ -24,4 +25,7 @@ def register(reg: Any) -> None:
     p.add_argument("--auth", help="user:password required to open the studio")
     p.add_argument("--auth-file", help="a file of user:password lines")
     p.add_argument("--allow-host", action="append", help="another host name the server answers to (repeatable)")
+    p.add_argument("--allow-origin", action="append",
+                   help="another origin allowed to upload and run jobs: 'null' (a sandboxed iframe or a file: page) "
+                        "or scheme://host[:port] (repeatable)")
     p.add_argument("--no-tiny", action="store_true", help="do not build the tiny test model into an empty vault")
