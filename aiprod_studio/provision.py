@@ -8,12 +8,14 @@ source and license. An interrupted download stays in `.<name>.provisioning` and 
 on the next run; a file that fails its check is deleted and nothing is registered.
 
 `models/catalog.json` names known-good models; `vault provision ltx-video` uses its repo,
-pinned revision, file patterns and license.
+pinned revision, file patterns and license. Without a network connection it says so (exit 2)
+and points to `vault export` / `vault import`, the way to bring a model to an offline machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import hashlib
 import json
@@ -21,13 +23,16 @@ import logging
 import os
 import re
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
+from aiprod_studio.offline import NetworkBlocked
 from aiprod_studio.settings import PROJECT_ROOT
 from aiprod_studio.transfer import Meter
 from aiprod_studio.vault import (KIND_DIRS, Entry, FileRecord, Source, Vault, check_kind, check_weight_file,
@@ -41,6 +46,13 @@ IGNORED_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle", "*.
                     "*.h5", "*.msgpack", "*.ot", "*.tflite", ".gitattributes")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# Errors (by class name, from the hub client's HTTP stack: httpx, requests, urllib3) that mean
+# "the hub could not be reached", as opposed to an answer from it.
+NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException",
+                  "NetworkError", "ConnectionError", "Timeout", "NewConnectionError", "MaxRetryError",
+                  "NameResolutionError", "ProxyError", "OfflineModeIsEnabled", "LocalEntryNotFoundError"}
+NETWORK_ERRNOS = {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ECONNREFUSED,
+                  errno.ECONNRESET, errno.ETIMEDOUT}
 
 
 class CatalogItem(BaseModel):
@@ -127,13 +139,32 @@ def _license_of(info: Any) -> str | None:
     return None
 
 
+def _network_cause(exc: BaseException | None) -> BaseException | None:
+    """The first error of `exc`'s chain saying the hub could not be reached, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, NetworkBlocked))
+                or (isinstance(exc, OSError) and exc.errno in NETWORK_ERRNOS)
+                or NETWORK_ERRORS & {c.__name__ for c in type(exc).__mro__}):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _explain(exc: Exception, repo: str, revision: str) -> StudioError:
     kind = type(exc).__name__
+    if (cause := _network_cause(exc)) is not None:
+        host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").netloc or "huggingface.co"
+        reason = ("the hub client is in offline mode" if type(cause).__name__ == "OfflineModeIsEnabled"
+                  else str(cause) or type(cause).__name__)
+        return BadInput(f"cannot reach {host}: {reason}; provision needs a network connection — run it on a "
+                        "connected machine and bring the model over with vault export/import")
     if "RevisionNotFound" in kind or "EntryNotFound" in kind:
         return BadInput(f"revision {revision!r} cannot be resolved to a commit of {repo}: {exc}", field="revision")
     if "RepositoryNotFound" in kind or "GatedRepo" in kind:
         return BadInput(f"repo {repo!r} is not on the hub or needs access rights: {exc}", field="repo")
-    return StudioError(f"cannot reach the hub for {repo}@{revision}: {type(exc).__name__}: {exc}")
+    return StudioError(f"the hub client failed on {repo}@{revision}: {type(exc).__name__}: {exc}")
 
 
 def provision(vault: Vault, repo: str, revision: str | None = None, name: str | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -55,6 +56,48 @@ RECIPE_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Characters no prompt, name or script may carry: lone surrogates (not text: they cannot be
+# written as UTF-8, so the database, JSON files and MP4 metadata would fail on them) and
+# control characters other than tab, newline, vertical tab, form feed and carriage return.
+_BAD_CHAR_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
+MAX_ECHO_CHARS = 120  # how much of a bad value an error message repeats
+
+
+def check_text(value: Any, where: str = "", surrogates_only: bool = False) -> Any:
+    """Refuse a lone surrogate or a control character anywhere in `value` (strings in lists and dicts too).
+
+    Raises `ValueError("contains an invalid character (lone surrogate U+D800 at position 3)")`;
+    pydantic validators prefix it with the field's name. `surrogates_only`: control
+    characters pass (for raw text that is cleaned afterwards, like a script).
+    """
+    if isinstance(value, str):
+        if m := (_SURROGATE_RE if surrogates_only else _BAD_CHAR_RE).search(value):
+            code = ord(m.group())
+            kind = ("lone surrogate" if 0xD800 <= code <= 0xDFFF else "NUL" if code == 0 else "control character")
+            raise ValueError(f"contains an invalid character ({kind} U+{code:04X} at position {m.start()}"
+                             f"{f' of {where}' if where else ''})")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, f"{where}[{k!r}]" if where else f"key {k!r}", surrogates_only)
+            check_text(v, f"{where}[{k!r}]", surrogates_only)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_text(v, f"{where}[{i}]", surrogates_only)
+    return value
+
+
+def text_fields(*fields: str) -> Any:
+    """A pydantic validator running `check_text` on the named fields."""
+    return field_validator(*fields)(lambda value: check_text(value))
+
+
+def echo(value: Any) -> str:
+    """`repr(value)`, cut short for an error message."""
+    text = repr(value)
+    return text if len(text) <= MAX_ECHO_CHARS else f"{text[:MAX_ECHO_CHARS - 1]}…"
+
+
 class LoraRef(BaseModel):
     """A LoRA applied to a render: vault name, its file's sha256, its strength."""
 
@@ -63,6 +106,8 @@ class LoraRef(BaseModel):
     name: str
     sha256: str = ""
     scale: float = 1.0
+
+    _text_fields = text_fields("name", "sha256")
 
     @field_validator("scale")
     @classmethod
@@ -92,6 +137,8 @@ class Recipe(BaseModel):
     scheduler: dict[str, Any] = Field(default_factory=dict)
     advanced: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
+
+    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "scheduler", "versions")
 
     @field_validator("prompt")
     @classmethod
@@ -187,7 +234,8 @@ class Recipe(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def _describe(err: dict) -> str:
+def describe_error(err: dict) -> str:
+    """One pydantic error as `field message, got value`."""
     field = ".".join(str(p) for p in err.get("loc", ())) or "recipe"
     kind = err.get("type", "")
     value = err.get("input")
@@ -198,11 +246,11 @@ def _describe(err: dict) -> str:
     msg = err.get("msg", "")
     if kind == "value_error":
         return f"{field} {msg.removeprefix('Value error, ')}"
-    return f"{field}: {msg.lower()}, got {value!r}"
+    return f"{field}: {msg.lower()}, got {echo(value)}"
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    return "; ".join(_describe(e) for e in exc.errors())
+    return "; ".join(describe_error(e) for e in exc.errors())
 
 
 def make_recipe(data: dict[str, Any]) -> Recipe:

@@ -11,9 +11,19 @@ from typing import Any
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.history import History, _now
-from aiprod_studio.storyboard import Shot, Storyboard, check_storyboard
+from aiprod_studio.numbers import whole_number
+from aiprod_studio.storyboard import MAX_ID, Shot, Storyboard, check_storyboard
 
 _SETTINGS_EXCLUDE = {"id", "title", "script", "shots"}
+
+
+def _check_id(board_id: object) -> int:
+    return whole_number(board_id, "id", high=MAX_ID, strict=True, what="storyboard id")
+
+
+def _missing(board_id: int) -> BadInput:
+    return BadInput(f"storyboard id {board_id} does not exist; remove the id to save it as a new storyboard",
+                    field="id")
 
 
 class StoryboardStore:
@@ -22,8 +32,13 @@ class StoryboardStore:
         self.db = history.db
 
     def save(self, board: Storyboard) -> Storyboard:
-        """Insert or update the storyboard and replace its shots; returns it with its id."""
+        """Insert or update the storyboard and replace its shots; returns it with its id.
+
+        A storyboard with an id that is not in the database is refused (`BadInput`, field `id`).
+        """
         check_storyboard(board)
+        if board.id is not None:
+            _check_id(board.id)
         settings = json.dumps(board.model_dump(mode="json", exclude=_SETTINGS_EXCLUDE), sort_keys=True)
         with self.history._lock:
             self.db.execute("BEGIN IMMEDIATE")
@@ -36,7 +51,7 @@ class StoryboardStore:
                     cur = self.db.execute("UPDATE storyboards SET title = ?, script = ?, settings = ?, updated_at = ? "
                                           "WHERE id = ?", [board.title, board.script, settings, _now(), board.id])
                     if cur.rowcount != 1:
-                        raise BadInput(f"storyboard id {board.id} does not exist", field="id")
+                        raise _missing(board.id)
                 old = {r[0]: r[1] for r in self.db.execute(
                     "SELECT data, job_id FROM shots WHERE storyboard_id = ?", [board.id]).fetchall()}
                 self.db.execute("DELETE FROM shots WHERE storyboard_id = ?", [board.id])
@@ -50,7 +65,15 @@ class StoryboardStore:
                 raise
         return board
 
+    def check_exists(self, board_id: int) -> None:
+        """`BadInput` (field `id`) unless a storyboard with this id is saved."""
+        _check_id(board_id)
+        with self.history._lock:
+            if self.db.execute("SELECT 1 FROM storyboards WHERE id = ?", [board_id]).fetchone() is None:
+                raise _missing(board_id)
+
     def load(self, board_id: int) -> Storyboard:
+        _check_id(board_id)
         with self.history._lock:
             row = self.db.execute("SELECT title, script, settings FROM storyboards WHERE id = ?", [board_id]).fetchone()
             if row is None:

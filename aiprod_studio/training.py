@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import format_validation_error
+from aiprod_studio.recipe import format_validation_error, text_fields
 from aiprod_studio.vault import check_name
 
 VIDEO_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
@@ -45,6 +45,8 @@ class TrainConfig(BaseModel):
     optimizer: Literal["adamw", "adamw8bit"] = "adamw"
     timestep_shift: float = Field(default=1.0, gt=0, le=20)
     max_grad_norm: float = Field(default=1.0, gt=0)
+
+    _text_fields = text_fields("dataset", "name", "model", "trigger")
 
     @field_validator("name")
     @classmethod

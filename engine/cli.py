@@ -74,9 +74,12 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    """A clip's recipe, or the storyboard a film was assembled from (each renderable again as printed)."""
     import json
 
+    from aiprod_studio.storyboard import Storyboard
     from engine import media
+    from engine.storyboard import STORYBOARD_TAG
 
     path = Path(args.file)
     if not path.is_file():
@@ -85,12 +88,18 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
         info = media.probe(path)
     except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable video"
         raise BadInput(f"file {str(path)!r} is not a readable video: {exc}", field="file") from None
-    recipe = media.read_metadata_json(path)
-    if recipe is None:
-        raise BadInput(f"file {str(path)!r} carries no AIPROD recipe", field="file")
     info.pop("metadata", None)
-    text = json.dumps(recipe, indent=2, sort_keys=True)
-    return {"file": str(path), "recipe": recipe, "streams": info}, text
+    recipe = media.read_metadata_json(path)
+    if recipe is not None:
+        text = json.dumps(recipe, indent=2, sort_keys=True)
+        return {"file": str(path), "recipe": recipe, "streams": info}, text
+    record = media.read_metadata_json(path, STORYBOARD_TAG)
+    if record is None or not isinstance(record.get("shots"), list):
+        raise BadInput(f"file {str(path)!r} carries no AIPROD recipe or storyboard", field="file")
+    # A film: its storyboard as `storyboard render` takes it; the jobs behind its shots beside it.
+    board = {k: v for k, v in record.items() if k in Storyboard.model_fields}
+    text = json.dumps(board, indent=1, ensure_ascii=False)
+    return {"file": str(path), "storyboard": board, "shot_jobs": record.get("shot_jobs"), "streams": info}, text
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -156,19 +165,19 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 
 def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.storyboard import storyboard_from_json
+    from aiprod_studio.storyboard import read_storyboard_file
+    from aiprod_studio.storyboard_db import StoryboardStore
     from engine import storyboard as sb
     from engine.studio import Studio
 
-    try:
-        board = storyboard_from_json(Path(args.file).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInput(f"storyboard file {args.file!r} cannot be read: {exc.strerror}", field="file") from None
+    board = read_storyboard_file(args.file)  # a storyboard JSON, or what `storyboard split --json` printed
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise BadInput(f"out must end in .mp4, got {args.out!r}", field="out")
     studio = Studio(settings)
     try:
+        if board.id is not None:  # an id names a storyboard saved in this studio's database
+            StoryboardStore(studio.history).check_exists(board.id)
         plans = sb.plan(studio, board)
         todo = [p.index for p in plans if not p.current]
 
@@ -192,14 +201,11 @@ def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple
 
 def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio import atomic
-    from aiprod_studio.storyboard import storyboard_from_json
+    from aiprod_studio.storyboard import read_storyboard_file
     from aiprod_studio.vault import Vault
     from engine.scenarist import enhance
 
-    try:
-        board = storyboard_from_json(Path(args.file).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BadInput(f"storyboard file {args.file!r} cannot be read: {exc.strerror}", field="file") from None
+    board = read_storyboard_file(args.file)
     enhanced, report = enhance(Vault(settings.models_dir), board, args.scenarist)
     out = Path(args.out or args.file)
     atomic.write_text(out, enhanced.to_json() + "\n")

@@ -67,6 +67,10 @@ def test_rerender_from_an_inspected_recipe(cli, tmp_path):
         (["--prompt", "x", "--bogus"], "arguments", "unrecognized arguments: --bogus"),
         (["--prompt", "x", "--steps", "0"], "steps", "steps must be between 1 and 200, got 0"),
         (["--prompt", "x", "--out", "clip.avi"], "out", "out must end in .mp4"),
+        # bytes that are not UTF-8 arrive as lone surrogates: refused, not a crash in the database
+        (["--prompt", "a \udcff b"], "prompt",
+         "prompt contains an invalid character (lone surrogate U+DCFF at position 2)"),
+        (["--prompt", "a\x1b[2Jb"], "prompt", "prompt contains an invalid character (control character U+001B"),
     ],
 )
 def test_bad_input_exits_2_and_leaves_nothing(cli, data_dir, args, field, fragment):
@@ -76,6 +80,36 @@ def test_bad_input_exits_2_and_leaves_nothing(cli, data_dir, args, field, fragme
     assert cli("history", "--json").json["jobs"] == []
     outputs = data_dir / "outputs"
     assert not outputs.exists() or list(outputs.iterdir()) == []
+
+
+def test_a_recipe_file_with_a_lone_surrogate_is_refused(cli, data_dir, tmp_path):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text('{"prompt": "fog \\ud800 over hills", "model": "aiprod-tiny-ltx2"}',
+                      encoding="utf-8")
+    r = cli("render", "--recipe", str(recipe), "--out", str(tmp_path / "a.mp4"), "--json")
+    assert r.returncode == 2, r.stderr
+    assert r.json["field"] == "prompt" and "lone surrogate U+D800 at position 4" in r.json["error"]
+    assert cli("history", "--json").json["jobs"] == [] and not (tmp_path / "a.mp4").exists()
+
+
+def test_inspect_a_film_prints_its_storyboard(cli, studio, tmp_path):
+    from aiprod_studio.storyboard import split_script
+    from engine import storyboard as sb
+
+    board = split_script("Title: Two\nShot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", fps=24, base_seed=3)
+    plans = sb.plan(studio, board)
+    sb.render_now(studio, plans)
+    film = tmp_path / "film.mp4"
+    sb.assemble(board, plans, film)
+
+    printed = cli("inspect", str(film))
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout) == board.model_dump(mode="json")  # as `storyboard render` takes it
+    r = cli("inspect", str(film), "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.json["storyboard"]["title"] == "Two" and [s["seed"] for s in r.json["storyboard"]["shots"]] == [3, 4]
+    assert r.json["shot_jobs"] == [p.job["id"] for p in plans] and "recipe" not in r.json
+    assert r.json["file"] == str(film) and r.json["streams"]["video"]["frames"] == 24
 
 
 def test_commands_have_help(cli):
@@ -100,7 +134,7 @@ def test_inspect_and_compare_errors(cli, tmp_path):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     plain = media.encode_mp4(tmp_path / "plain.mp4", __import__("numpy").zeros((9, 64, 64, 3), "uint8"), 24)
     r = cli("inspect", str(plain))
-    assert r.returncode == 2 and "carries no AIPROD recipe" in r.stderr
+    assert r.returncode == 2 and "carries no AIPROD recipe or storyboard" in r.stderr
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])

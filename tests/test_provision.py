@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from aiprod_studio import offline
-from aiprod_studio.errors import BadInput, IntegrityError
+from aiprod_studio.errors import BadInput, IntegrityError, StudioError
 from aiprod_studio.provision import HubClient, load_catalog, provision
 from aiprod_studio.vault import Vault
 from aiprod_studio.verify import verify
@@ -145,3 +145,94 @@ def test_the_real_client_is_the_only_way_out_and_goes_back_offline(tmp_path, mon
 
     assert constants.HF_HUB_OFFLINE is True
     assert Vault(tmp_path).entries() == []
+
+
+class ConnectTimeout(Exception):
+    """Named like httpx's error for a connection that timed out."""
+
+
+def _offline_errors():
+    import httpx
+    import requests
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    def chained(outer, inner):
+        try:
+            raise inner
+        except Exception:  # noqa: BLE001
+            try:
+                raise outer  # raised while handling `inner`, the way the hub client wraps errors
+            except Exception as exc:  # noqa: BLE001
+                return exc
+
+    return [
+        ("connection refused", ConnectionRefusedError(111, "Connection refused"), "[Errno 111] Connection refused"),
+        ("dns", socket.gaierror(-3, "Temporary failure in name resolution"),
+         "[Errno -3] Temporary failure in name resolution"),
+        ("timeout", TimeoutError("timed out"), "timed out"),
+        ("connect timeout", ConnectTimeout("connect timed out"), "connect timed out"),
+        ("httpx", httpx.ConnectError("[Errno -2] Name or service not known"), "[Errno -2] Name or service not known"),
+        ("requests", requests.exceptions.ConnectionError("Max retries exceeded"), "Max retries exceeded"),
+        ("offline mode", OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode is enabled"),
+         "the hub client is in offline mode"),
+        ("no route", chained(RuntimeError("while resolving the revision"), OSError(101, "Network is unreachable")),
+         "[Errno 101] Network is unreachable"),
+        ("not cached", chained(LocalEntryNotFoundError("outgoing traffic has been disabled"),
+                               httpx.ConnectError("no route")), "outgoing traffic has been disabled"),
+        ("not a network error", RuntimeError("the hub answered nonsense"), None),
+    ]
+
+
+@pytest.mark.parametrize("step", ["model_info", "snapshot_download"])
+@pytest.mark.parametrize(("case", "error", "reason"), _offline_errors(), ids=[c[0] for c in _offline_errors()])
+def test_no_network_is_named_as_the_cause_with_the_way_out(tmp_path, step, case, error, reason):
+    hub = FakeHub(repo_files(), lfs=set())
+
+    def fail(*args, **kwargs):
+        raise error
+
+    setattr(hub, step, fail)
+    vault = Vault(tmp_path)
+    if reason is None:  # anything else stays an internal error (exit 1), not blamed on the network
+        with pytest.raises(StudioError) as info:
+            provision(vault, "Lightricks/LTX-2", revision=COMMIT, name="x", hub=hub)
+        assert info.value.exit_code == 1 and "cannot reach huggingface.co" not in str(info.value)
+        return
+    with pytest.raises(BadInput) as info:
+        provision(vault, "Lightricks/LTX-2", revision=COMMIT, name="x", hub=hub)
+    assert info.value.exit_code == 2
+    assert str(info.value) == (f"cannot reach huggingface.co: {reason}; provision needs a network connection — "
+                               "run it on a connected machine and bring the model over with vault export/import")
+    assert vault.entries() == [] and not (tmp_path / "pipelines/x").exists()
+
+
+def test_the_real_client_without_network_names_the_cause_and_goes_back_offline(tmp_path, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    offline.enforce()
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with offline.no_network():
+        with pytest.raises(BadInput) as info:
+            provision(Vault(tmp_path), "Lightricks/LTX-2", revision="main", name="x", hub=HubClient())
+    assert str(info.value).startswith("cannot reach huggingface.co: ")
+    assert "vault export/import" in str(info.value) and info.value.exit_code == 2
+    assert constants.HF_HUB_OFFLINE is True
+    assert Vault(tmp_path).entries() == []
+
+
+def test_the_cli_says_why_and_exits_2(cli, tmp_path, monkeypatch):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there: the connection is refused, nothing leaves the machine
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    r = cli("vault", "provision", "Lightricks/LTX-2", "--revision", "main", "--name", "x", "--json",
+            models_dir=tmp_path / "models")
+    assert r.returncode == 2, r.stderr
+    assert r.json["error"].startswith(f"cannot reach 127.0.0.1:{port}: ") and "internal error" not in r.stderr
+    assert "run it on a connected machine and bring the model over with vault export/import" in r.json["error"]
+    assert not (tmp_path / "models/pipelines/x").exists()

@@ -81,3 +81,55 @@ def test_recipe_from_json_rejects_non_objects():
 
 def test_schema_forbids_extra_fields():
     assert Recipe.model_config["extra"] == "forbid"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "fragment"),
+    [
+        ({"prompt": "a \ud800 car"}, "prompt",
+         "prompt contains an invalid character (lone surrogate U+D800 at position 2)"),
+        ({"prompt": "a car\udcff"}, "prompt", "(lone surrogate U+DCFF at position 5)"),
+        ({"prompt": "a\x00car"}, "prompt", "prompt contains an invalid character (NUL U+0000 at position 1)"),
+        ({"prompt": "a \x1b[31mcar"}, "prompt", "(control character U+001B at position 2)"),
+        ({"negative_prompt": "blur\ud83d"}, "negative_prompt", "negative_prompt contains an invalid character"),
+        ({"model": "m\x7f"}, "model", "(control character U+007F at position 1)"),
+        ({"loras": [{"name": "style\udc80"}]}, "loras", "loras.0.name contains an invalid character"),
+        ({"scheduler": {"shift": ["x", "\x00"]}}, "scheduler", "(NUL U+0000 at position 0 of ['shift'][1])"),
+    ],
+)
+def test_text_that_cannot_be_stored_is_refused_naming_field_and_position(changes, field, fragment):
+    err = error_for(**changes)
+    assert err.field == field and fragment in str(err) and err.exit_code == 2
+    str(err).encode("utf-8")  # the message itself is printable
+
+
+def test_ordinary_text_is_kept_exactly_and_serialises():
+    text = "Une fée\tdanse\r\nsous la pluie 🌧\u200b — 夜の街"
+    r = make_recipe({**BASE, "prompt": text, "negative_prompt": "flou\n"})
+    assert r.prompt == text and recipe_from_json(r.to_json()) == r
+    r.to_json().encode("utf-8")
+
+
+def test_a_surrogate_escape_in_recipe_json_is_refused():
+    with pytest.raises(BadInput) as info:
+        recipe_from_json(json.dumps({**BASE, "prompt": "x\ud800"}))  # json writes it as the escape \ud800
+    assert info.value.field == "prompt" and "lone surrogate U+D800 at position 1" in str(info.value)
+
+
+def test_a_huge_bad_value_is_not_echoed_whole():
+    err = error_for(width="w" * 100_000)
+    assert err.field == "width" and len(str(err)) < 300
+
+
+def test_the_training_config_refuses_the_same_characters():
+    from aiprod_studio.training import make_train_config
+
+    for key, value, fragment in [
+        ("trigger", "sks\ud800", "trigger contains an invalid character (lone surrogate U+D800"),
+        ("dataset", "/data/clips\x00", "dataset contains an invalid character (NUL"),
+        ("model", "m\x1b", "model contains an invalid character (control character"),
+    ]:
+        with pytest.raises(BadInput) as info:
+            make_train_config({"dataset": "/data/clips", "name": "my-style", key: value})
+        assert info.value.field == key and fragment in str(info.value)
+    assert make_train_config({"dataset": "/data/clips", "name": "my-style", "trigger": "sks é"}).trigger == "sks é"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.storyboard import (Shot, Storyboard, render_frames, shot_frames, split_script,
-                                      storyboard_from_json)
+from aiprod_studio.storyboard import (Shot, Storyboard, read_storyboard_file, render_frames, shot_frames,
+                                      split_script, storyboard_from_json)
 
 MARKED = """Title: Night Drive
 Style: cinematic, film grain, teal and orange
@@ -130,3 +132,99 @@ def test_storyboard_json_round_trip_and_validation():
         storyboard_from_json(Storyboard(shots=[Shot(prompt="x", duration_s=100, seed=0)]).model_dump())
     with pytest.raises(BadInput, match="not valid JSON"):
         storyboard_from_json("{nope")
+
+
+SHOT = '{"prompt": "a lamp", "duration_s": 1, "seed": 0}'
+
+
+def refused(text) -> BadInput:
+    with pytest.raises(BadInput) as info:
+        storyboard_from_json(text)
+    return info.value
+
+
+def test_text_that_cannot_be_stored_is_refused_naming_shot_and_position():
+    err = refused('{"shots": [%s, {"prompt": "a \\ud800 lamp", "duration_s": 1, "seed": 1}]}' % SHOT)
+    assert err.field == "storyboard"
+    assert "shot 2: prompt contains an invalid character (lone surrogate U+D800 at position 2)" in str(err)
+    err = refused('{"script": "Shot 1: x\\u0000", "shots": [%s]}' % SHOT)
+    assert err.field == "script" and "script contains an invalid character (NUL U+0000 at position 9)" in str(err)
+    err = refused('{"title": "\\u001b[2J", "shots": [%s]}' % SHOT)
+    assert err.field == "title" and "control character U+001B at position 0" in str(err)
+    with pytest.raises(BadInput) as info:
+        split_script("Shot 1: a fox\nShot 2: a \udcff owl")
+    assert info.value.field == "script" and "lone surrogate U+DCFF at position 24" in str(info.value)
+    with pytest.raises(BadInput) as info:
+        split_script("Shot 1: a fox", model="ltx\x00")
+    assert info.value.field == "model" and "NUL" in str(info.value)
+    # stray control characters of a script are dropped, from the shots and from the stored script alike
+    noisy = split_script("\x00\x07Shot 1: a fox\u200b runs\r\nShot 2: snow falls\x1b\r\n")
+    assert noisy.script == "Shot 1: a fox\u200b runs\r\nShot 2: snow falls\r\n"
+    assert storyboard_from_json(noisy.to_json()) == noisy
+
+
+def test_deep_or_huge_json_is_refused_before_parsing():
+    err = refused('{"shots": ' + "[" * 10_000 + "]" * 10_000 + "}")
+    assert err.field == "storyboard" and "nests 10001 levels deep" in str(err)
+    err = refused('{"title": "' + "x" * 5_000_001 + '"}')
+    assert err.field == "storyboard" and "at most 5,000,000" in str(err)
+    brackets = "[{" * 100
+    board = storyboard_from_json('{"title": "%s\\"", "shots": [%s]}' % (brackets, SHOT))  # inside a string
+    assert board.title == brackets + '"'
+
+
+@pytest.mark.parametrize("value", ["1e308", "1e400", "Infinity", "NaN", "-1", "0", "60.5", "-Infinity"])
+def test_shot_durations_are_bounded_naming_the_shot(value):
+    err = refused('{"shots": [%s, {"prompt": "x", "duration_s": %s, "seed": 1}]}' % (SHOT, value))
+    assert err.field == "duration_s" and "shot 2: duration_s" in str(err), str(err)
+
+
+def test_film_length_and_split_targets_are_bounded():
+    long_film = '{"fps": 1, "shots": [%s]}' % ", ".join(['{"prompt": "x", "duration_s": 60, "seed": 0}'] * 61)
+    err = refused(long_film)
+    assert err.field == "duration_s" and "the film would last 3660.0s; at most 3600s" in str(err)
+    for target in (1e308, float("inf"), float("nan"), -1, 0, 3601):
+        with pytest.raises(BadInput) as info:
+            split_script("Shot 1: a\nShot 2: b", target_s=target)
+        assert info.value.field == "target_s"
+    for hint in ("(61s)", "(" + "9" * 400 + "s)"):
+        with pytest.raises(BadInput) as info:
+            split_script(f"Shot 1: a\nShot 2: b {hint}")
+        assert info.value.field == "duration_s" and "shot 2: duration_s must be at most 60 seconds" in str(info.value)
+    with pytest.raises(BadInput) as info:
+        split_script("Shot 1: a", crossfade_s=5)  # a bad setting is BadInput, not a raw validation error
+    assert info.value.field == "crossfade_s"
+
+
+@pytest.mark.parametrize("value", [str(2**70), "-1", "0", "3.0", "3.5", "true", '"3"'])
+def test_an_id_must_be_a_row_id(value):
+    err = refused('{"id": %s, "shots": [%s]}' % (value, SHOT))
+    assert err.field == "id" and "id must be a whole number from 1 to 9223372036854775807" in str(err)
+    assert storyboard_from_json('{"id": 12, "shots": [%s]}' % SHOT).id == 12
+
+
+def test_the_cli_json_output_is_a_storyboard_file():
+    board = split_script(MARKED)
+    printed = json.dumps({"ok": True, **board.model_dump(mode="json")})  # `storyboard split --json`
+    assert storyboard_from_json(printed) == board
+    enhanced = json.dumps({"ok": True, "storyboard": board.model_dump(mode="json"), "report": [], "out": "b.json"})
+    assert storyboard_from_json(enhanced) == board  # `storyboard enhance --json`, `inspect FILM --json`
+    err = refused(json.dumps({"ok": True, **board.model_dump(mode="json"), "colour": "red"}))
+    assert err.field == "storyboard" and "unknown field 'colour'" in str(err)  # the storyboard stays strict
+    err = refused('{"ok": false, "error": "script is empty", "field": "script", "exit_code": 2}')
+    assert err.field == "storyboard" and "output of a command that failed ('script is empty')" in str(err)
+
+
+def test_storyboard_files_are_read_within_bounds(tmp_path):
+    good = tmp_path / "board.json"
+    good.write_text(json.dumps({"ok": True, **split_script(MARKED).model_dump(mode="json")}), encoding="utf-8")
+    assert read_storyboard_file(good) == split_script(MARKED)
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes(b'{"title": "caf\xe9", "shots": []}')
+    huge = tmp_path / "huge.json"
+    huge.write_text(" " * 5_000_001)
+    for path, fragment in [(latin1, "cannot be read"), (tmp_path / "none.json", "cannot be read"),
+                           (huge, "over 5,000,000 characters")]:
+        with pytest.raises(BadInput) as info:
+            read_storyboard_file(path)
+        assert info.value.field == "file" and fragment in str(info.value)

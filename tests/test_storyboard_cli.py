@@ -68,3 +68,49 @@ def test_enhance_command_uses_the_vault_llm(cli, tiny_vault, tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())["shots"][0]["prompt"] != "a cat on a wall"
     none = cli("storyboard", "enhance", str(board), "--json")  # the tiny vault has no scenarist
     assert none.returncode == 2 and none.json["field"] == "scenarist"
+
+
+def test_what_split_json_and_inspect_print_renders_as_it_is(cli, tmp_path):
+    script = tmp_path / "script.txt"
+    script.write_text("Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)\n", encoding="utf-8")
+    split = cli("storyboard", "split", str(script), "--seed", "4", "--json")
+    assert split.returncode == 0, split.stderr
+    board_file = tmp_path / "board.json"
+    board_file.write_text(split.stdout, encoding="utf-8")  # `storyboard split --json > board.json`
+    film = tmp_path / "film.mp4"
+    first = cli("storyboard", "render", str(board_file), "--out", str(film), "--json")
+    assert first.returncode == 0, first.stderr
+    assert first.json["rendered_shots"] == [1, 2] and first.json["frames"] == 24
+
+    inspected = tmp_path / "from-film.json"
+    inspected.write_text(cli("inspect", str(film)).stdout, encoding="utf-8")  # `inspect film.mp4 > from-film.json`
+    again = cli("storyboard", "render", str(inspected), "--out", str(tmp_path / "again.mp4"), "--json")
+    assert again.returncode == 0, again.stderr
+    assert again.json["rendered_shots"] == [] and again.json["reused_shots"] == [1, 2]
+    assert media.read_frames(tmp_path / "again.mp4").tobytes() == media.read_frames(film).tobytes()
+
+
+def test_bad_storyboard_files_exit_2_and_leave_nothing(cli, data_dir, tmp_path):
+    shot = '{"prompt": "a lamp", "duration_s": 0.5, "seed": 0}'
+    files = {
+        "ghost.json": ('{"id": 999999, "shots": [%s]}' % shot, "id",
+                       "storyboard id 999999 does not exist; remove the id to save it as a new storyboard"),
+        "huge-id.json": ('{"id": %d, "shots": [%s]}' % (2**70, shot), "id", "id must be a whole number"),
+        "float-id.json": ('{"id": 2.0, "shots": [%s]}' % shot, "id", "got 2.0"),
+        "surrogate.json": ('{"shots": [{"prompt": "a \\ud800 lamp", "duration_s": 0.5, "seed": 0}]}', "storyboard",
+                           "shot 1: prompt contains an invalid character (lone surrogate U+D800 at position 2)"),
+        "deep.json": ('{"shots": ' + "[" * 10_000 + "]" * 10_000 + "}", "storyboard", "nests 10001 levels deep"),
+        "endless.json": ('{"shots": [{"prompt": "x", "duration_s": 1e308, "seed": 0}]}', "duration_s",
+                         "shot 1: duration_s must be at most 60 seconds"),
+    }
+    for name, (text, field, fragment) in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "latin1.json").write_bytes(b'{"title": "caf\xe9"}')
+    files["latin1.json"] = ("", "file", "cannot be read")
+    film = tmp_path / "film.mp4"
+    for name, (_, field, fragment) in files.items():
+        r = cli("storyboard", "render", str(tmp_path / name), "--out", str(film), "--json")
+        assert r.returncode == 2 and r.json["field"] == field and fragment in r.json["error"], (name, r.stderr)
+    assert cli("history", "--json").json["jobs"] == [] and not film.exists()
+    outputs = data_dir / "outputs"
+    assert not outputs.exists() or not any(p.is_file() for p in outputs.rglob("*"))

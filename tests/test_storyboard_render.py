@@ -169,3 +169,22 @@ def test_store_saves_loads_and_lists(studio):
     with pytest.raises(BadInput) as info:
         store.load(board.id)
     assert info.value.field == "id"
+
+
+def test_store_refuses_an_id_it_does_not_hold(studio):
+    store = StoryboardStore(studio.history)
+    board = split_script(SCRIPT, fps=24)
+    for bad_id in (999999, 2**70, -1, 0):
+        ghost = board.model_copy(update={"id": bad_id})  # (model_copy skips validation, like an edit in place)
+        for call in (lambda: store.save(ghost), lambda: store.check_exists(bad_id), lambda: store.load(bad_id)):
+            with pytest.raises(BadInput) as info:
+                call()
+            assert info.value.field == "id", (bad_id, str(info.value))
+    with pytest.raises(BadInput) as info:
+        store.save(board.model_copy(update={"id": 999999}))
+    assert str(info.value) == ("storyboard id 999999 does not exist; remove the id to save it as a new storyboard")
+    assert store.list() == []  # nothing half-written
+    saved = store.save(board)
+    store.check_exists(saved.id)
+    assert store.save(saved.model_copy(update={"title": "Again"})).id == saved.id
+    assert [b["title"] for b in store.list()] == ["Again"]
