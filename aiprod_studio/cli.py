@@ -22,6 +22,7 @@ from typing import Any
 
 from aiprod_studio import __version__, offline, storyboard_cli, vault_cli
 from aiprod_studio.errors import BadInput, Cancelled, StudioError
+from aiprod_studio.numbers import whole_number
 from aiprod_studio.settings import Settings, load_settings
 
 log = logging.getLogger("aiprod_studio")
@@ -83,7 +84,8 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
     history = History(settings.db_path)
     try:
-        rows = history.jobs(limit=args.limit, status=args.status, text=args.search, model=args.model)
+        rows = history.jobs(limit=whole_number(args.limit, "limit", high=100_000), status=args.status,
+                            text=args.search, model=args.model)
     finally:
         history.close()
     lines = [f"{'id':>6}  {'status':<11} {'model':<20} {'seed':>10}  {'wall_s':>7}  prompt"]

@@ -4,6 +4,10 @@ WAL journal, `synchronous=FULL`, one connection shared behind a lock (the design
 single writer). The schema changes only through the numbered migrations below, applied
 in order and remembered in `PRAGMA user_version`. The `jobs` table is also the render
 queue: queued → running → done | failed | cancelled | interrupted.
+
+A row is `running` only while its owner lives (`aiprod_studio/owner.py`): the process
+that claims or creates a running row records itself on it, and every reader turns a
+running row whose owner is gone into `interrupted`.
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ import datetime as dt
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from aiprod_studio.errors import BadInput
+from aiprod_studio.owner import Owner, is_alive, owner_of
+from aiprod_studio.recipe import check_text
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
@@ -81,7 +90,22 @@ def _m003_training(db: sqlite_utils.Database) -> None:
                                pk=("job_id", "step"), foreign_keys=[("job_id", "jobs", "id")])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards, _m003_training]
+def _m004_owners(db: sqlite_utils.Database) -> None:
+    """A running job records its owner (process, host, start token, heartbeat), the file it
+    is writing (so a crash's partial file can be found), and a cancel asked from elsewhere."""
+    table = db["jobs"]
+    table.add_column("owner_pid", int)
+    table.add_column("owner_host", str)
+    table.add_column("owner_start", str)
+    table.add_column("heartbeat", float)
+    table.add_column("target_path", str)
+    table.add_column("cancel_requested", int, not_null_default=0)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards, _m003_training,
+                                                             _m004_owners]
+OWNER_COLUMNS = ("owner_pid", "owner_host", "owner_start", "heartbeat")
+RELEASED = {"owner_pid": None, "owner_host": None, "owner_start": None}  # an ended job has no owner
 
 
 class History:
@@ -129,33 +153,25 @@ class History:
         with self._lock:
             self.db["jobs"].update(job_id, values)
 
-    def create_job(self, recipe: Any, status: str = "queued") -> int:
-        """Insert a job for a validated recipe (a `Recipe`); returns its id."""
+    def _insert_job(self, values: dict[str, Any], status: str) -> int:
+        owner = Owner.me().columns() if status == "running" else {}
         with self._lock:
             table = self.db["jobs"]
-            table.insert(
-                {
-                    "status": status,
-                    "prompt": recipe.prompt,
-                    "model": recipe.model,
-                    "model_digest": recipe.model_digest,
-                    "seed": recipe.seed,
-                    "recipe": recipe.to_json(),
-                    "render_key": recipe.render_key(),
-                    "created_at": _now(),
-                    "total_steps": recipe.steps,
-                }
-            )
+            table.insert({**values, "status": status, "created_at": _now(), **owner})
             return int(table.last_pk)
+
+    def create_job(self, recipe: Any, status: str = "queued") -> int:
+        """Insert a job for a validated recipe (a `Recipe`); returns its id. A job created
+        `running` is owned by this process from the first instant."""
+        return self._insert_job({"prompt": recipe.prompt, "model": recipe.model, "model_digest": recipe.model_digest,
+                                 "seed": recipe.seed, "recipe": recipe.to_json(), "render_key": recipe.render_key(),
+                                 "total_steps": recipe.steps}, status)
 
     def create_train_job(self, config: Any, status: str = "queued") -> int:
         """Insert a LoRA training run (a `TrainConfig`) into the queue; returns its id."""
-        with self._lock:
-            table = self.db["jobs"]
-            table.insert({"kind": "train", "status": status, "prompt": f"Train LoRA {config.name}",
-                          "model": config.model, "model_digest": "", "seed": config.seed,
-                          "recipe": config.model_dump_json(), "created_at": _now(), "total_steps": config.steps})
-            return int(table.last_pk)
+        return self._insert_job({"kind": "train", "prompt": f"Train LoRA {config.name}", "model": config.model,
+                                 "model_digest": "", "seed": config.seed, "recipe": config.model_dump_json(),
+                                 "total_steps": config.steps}, status)
 
     def add_metrics(self, job_id: int, rows: list[tuple[int, float, float, float]]) -> None:
         """(step, loss, lr, seconds) rows of a training run (a resumed run rewrites its later steps)."""
@@ -168,28 +184,59 @@ class History:
             return [dict(r) for r in self.db.query("SELECT step, loss, lr, seconds FROM train_metrics WHERE "
                                                    "job_id = ? ORDER BY step", [job_id])]
 
-    def mark_running(self, job_id: int) -> None:
-        self._update(job_id, status="running", started_at=_now(), step=0, error=None)
+    def mark_running(self, job_id: int, target: str | None = None) -> None:
+        """The job starts now, owned by this process; `target` is the file it will write."""
+        # (a cancel asked meanwhile stays asked: the flag is cleared only when the job is queued again)
+        self._update(job_id, status="running", started_at=_now(), step=0, error=None, target_path=target,
+                     **Owner.me().columns())
 
     def set_progress(self, job_id: int, step: int, total: int) -> None:
-        self._update(job_id, step=step, total_steps=total)
+        self._update(job_id, step=step, total_steps=total, heartbeat=time.time())
+
+    def beat(self, job_id: int) -> bool:
+        """The owner is alive: refresh the heartbeat. Returns True when the job should stop: a
+        cancel was asked from elsewhere, or the row is no longer this process's (deleted, or
+        queued again and taken by another process)."""
+        me = Owner.me()
+        with self._lock:
+            self.db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ? AND owner_pid = ? AND owner_host = ?",
+                            [time.time(), job_id, me.pid, me.host])
+            row = self.db.execute("SELECT cancel_requested, owner_pid, owner_host, status FROM jobs WHERE id = ?",
+                                  [job_id]).fetchone()
+        if row is None:
+            return True
+        cancel, pid, host, status = row
+        taken = status in ("queued", "running") and (pid, host) != (me.pid, me.host)
+        return bool(cancel) or taken
+
+    def request_cancel(self, job_id: int) -> bool:
+        """Ask the owner of a running job to stop (it sees this at its next heartbeat)."""
+        with self._lock:
+            cur = self.db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'",
+                                  [job_id])
+            return cur.rowcount == 1
 
     def set_recipe(self, job_id: int, recipe: Any) -> None:
         self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest, render_key=recipe.render_key())
 
     def mark_done(self, job_id: int, output_path: str, wall_s: float) -> None:
-        self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s)
+        self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s,
+                     target_path=None, **RELEASED)
 
     def mark_failed(self, job_id: int, error: str, status: str = "failed") -> None:
+        """The job ended (by its owner, or discarded): the row no longer belongs to a process."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
-        self._update(job_id, status=status, finished_at=_now(), error=error)
+        self._update(job_id, status=status, finished_at=_now(), error=error, **RELEASED)
 
     def claim(self, job_id: int) -> bool:
-        """queued → running, only if nobody cancelled or claimed it meanwhile."""
+        """queued → running (owned by this process), only if nobody cancelled or claimed it meanwhile."""
+        me = Owner.me()
         with self._lock:
-            cur = self.db.execute("UPDATE jobs SET status = 'running', started_at = ?, step = 0, error = NULL "
-                                  "WHERE id = ? AND status = 'queued'", [_now(), job_id])
+            cur = self.db.execute(
+                "UPDATE jobs SET status = 'running', started_at = ?, step = 0, error = NULL, cancel_requested = 0, "
+                "owner_pid = ?, owner_host = ?, owner_start = ?, heartbeat = ? WHERE id = ? AND status = 'queued'",
+                [_now(), me.pid, me.host, me.start, time.time(), job_id])
             return cur.rowcount == 1
 
     def cancel_if_queued(self, job_id: int, reason: str = "cancelled before it started") -> bool:
@@ -203,7 +250,8 @@ class History:
         with self._lock:
             cur = self.db.execute(
                 "UPDATE jobs SET status = 'queued', started_at = NULL, finished_at = NULL, error = NULL, "
-                "output_path = NULL, wall_s = NULL, step = 0 "
+                "output_path = NULL, wall_s = NULL, step = 0, cancel_requested = 0, target_path = NULL, "
+                "owner_pid = NULL, owner_host = NULL, owner_start = NULL, heartbeat = NULL "
                 "WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')", [job_id])
             return cur.rowcount == 1
 
@@ -231,26 +279,59 @@ class History:
         return row
 
     def recover_interrupted(self) -> list[int]:
-        """Rows left `running` by a crash become `interrupted`; returns their ids."""
+        """Rows left `running` by a process that is gone become `interrupted`; returns their ids.
+
+        A row whose owner still lives (a CLI render beside the studio) is left alone."""
         with self._lock:
-            ids = [r["id"] for r in self.db.query("SELECT id FROM jobs WHERE status = 'running'")]
-            if ids:
-                self.db.execute(
-                    "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = ? WHERE status = 'running'",
-                    [_now(), "the studio stopped while this job was running"],
-                )
-            return ids
+            rows = [dict(r) for r in self.db.query(
+                "SELECT id, owner_pid, owner_host, owner_start, heartbeat FROM jobs WHERE status = 'running'")]
+            orphaned = []
+            for row in rows:
+                if is_alive(row):
+                    continue
+                owner = owner_of(row)
+                who = f" ({owner.describe()})" if owner else ""
+                cur = self.db.execute(  # only if nothing changed since it was read (no new owner, no beat)
+                    "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND "
+                    "status = 'running' AND owner_pid IS ? AND owner_host IS ? AND owner_start IS ? "
+                    "AND heartbeat IS ?",
+                    [_now(), f"the process running this job stopped{who}", row["id"], row["owner_pid"],
+                     row["owner_host"], row["owner_start"], row["heartbeat"]])
+                if cur.rowcount:
+                    orphaned.append(row["id"])
+            return orphaned
+
+    def stale_targets(self) -> list[str]:
+        """The files that jobs no longer running were writing (their partial files may remain)."""
+        with self._lock:
+            return [r[0] for r in self.db.execute("SELECT target_path FROM jobs WHERE target_path IS NOT NULL "
+                                                  "AND status != 'running'").fetchall()]
+
+    def owner_alive(self, job_id: int) -> bool:
+        """Does the process recorded on this job (running, or marked interrupted too early) still live?"""
+        with self._lock:
+            row = self.db.execute("SELECT owner_pid, owner_host, owner_start, heartbeat FROM jobs WHERE id = ?",
+                                  [job_id]).fetchone()
+        return bool(row) and is_alive(dict(zip(OWNER_COLUMNS, row)))
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, job_id: int) -> dict[str, Any]:
         with self._lock:
             rows = list(self.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
+            if rows and rows[0]["status"] == "running" and not is_alive(rows[0]):
+                self.recover_interrupted()
+                rows = list(self.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
         if not rows:
             raise KeyError(job_id)
         return _decode(rows[0])
 
     def jobs(self, limit: int = 50, offset: int = 0, status: str | None = None, text: str | None = None,
              model: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        for name, value in (("text", text), ("model", model), ("status", status), ("kind", kind)):
+            try:
+                check_text(value)
+            except ValueError as exc:
+                raise BadInput(f"{name} {exc}", field=name) from None
         where, params = [], []
         if kind:
             where.append("kind = ?")
@@ -269,6 +350,7 @@ class History:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
         with self._lock:
+            self.recover_interrupted()  # a reader never shows a job running whose owner is gone
             return [_decode(r) for r in self.db.query(sql, [*params, limit, offset])]
 
     def latest_for_key(self, render_key: str, statuses: tuple[str, ...] = ("done",)) -> dict[str, Any] | None:
@@ -284,6 +366,8 @@ class History:
 
     def count(self, status: str | None = None) -> int:
         with self._lock:
+            if status in (None, "running", "interrupted"):
+                self.recover_interrupted()
             if status:
                 return self.db.execute("SELECT count(*) FROM jobs WHERE status = ?", [status]).fetchone()[0]
             return self.db.execute("SELECT count(*) FROM jobs").fetchone()[0]

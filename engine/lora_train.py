@@ -36,9 +36,12 @@ import torch
 
 from aiprod_studio import atomic
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.owner import Heartbeat
 from aiprod_studio.training import TrainConfig
 from engine import lora_dataset as ds
 from engine.device import free_memory
+from engine.interrupt import cancel_points
+from engine.lora_optim import LR_SCHEDULE, check_lora, lr_factor, target_regex
 from engine.pipelines import load_pipeline
 
 log = logging.getLogger(__name__)
@@ -65,12 +68,6 @@ def cache_dir(settings: Any) -> Path:
 
 def run_dir_for(settings: Any, job_id: int, name: str) -> Path:
     return settings.data_dir / "training" / f"{job_id:06d}-{name}"
-
-
-def target_regex(config: TrainConfig) -> str:
-    modules = "|".join(t.replace(".", r"\.") for t in config.targets)
-    return rf"^transformer_blocks\.\d+\.(attn1|attn2|ff)\.({modules}|net\.0\.proj|net\.2)$" if \
-        config.train_feed_forward else rf"^transformer_blocks\.\d+\.(attn1|attn2)\.({modules})$"
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
@@ -144,17 +141,6 @@ def _lora_tensors(model: Any) -> dict[str, torch.Tensor]:
     return get_peft_model_state_dict(model)
 
 
-def check_lora(tensors: dict[str, torch.Tensor], step: int) -> None:
-    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
-    if bad:
-        raise IntegrityError(f"training diverged at step {step}: {len(bad)} LoRA weights are NaN/Inf "
-                             f"(e.g. {bad[0]}); lower the learning rate and resume from an earlier checkpoint")
-    b = [v for k, v in tensors.items() if "lora_B" in k]
-    if step > 0 and b and all(float(v.abs().max()) == 0.0 for v in b):
-        raise IntegrityError(f"every lora_B weight is still zero at step {step}: the LoRA learned nothing "
-                             "(learning rate too low, or the targets miss the model's layers)")
-
-
 def train(studio: Any, job_id: int | None, config: TrainConfig,
           progress: Callable[[TrainProgress], None] | None = None, cancel: threading.Event | None = None,
           stop_at: int | None = None) -> dict[str, Any]:
@@ -167,7 +153,6 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     """
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list
-    from diffusers.optimization import get_scheduler
     from peft import LoraConfig, set_peft_model_state_dict
 
     accelerator = Accelerator(cpu=studio.plan.device.type == "cpu",
@@ -204,8 +189,10 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     max_tokens = int(entry.defaults.get("advanced", {}).get("max_sequence_length", 256))
     if not main:
         accelerator.wait_for_everyone()  # the main process fills the cache first; the others then only read it
-    samples = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
-                         cache_dir(studio.settings), max_tokens, report, cancel)
+    with cancel_points([pipe.vae, pipe.text_encoder], cancel if world == 1 else None,
+                       message="training stopped while preparing the dataset"):
+        samples = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
+                             cache_dir(studio.settings), max_tokens, report, cancel)
     if main:
         accelerator.wait_for_everyone()
     transformer = pipe.transformer
@@ -239,8 +226,8 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
         optimizer = bnb.optim.AdamW8bit(params, lr=config.lr)
     else:
         optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
-    schedule = get_scheduler("constant_with_warmup" if config.schedule == "constant" else "cosine", optimizer,
-                             num_warmup_steps=min(config.warmup_steps, config.steps), num_training_steps=config.steps)
+    rule = {"lr_schedule": LR_SCHEDULE}  # a run resumed from an older checkpoint keeps its own schedule
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(config, done, rule["lr_schedule"]))
     transformer, optimizer, schedule = accelerator.prepare(transformer, optimizer, schedule)
     gen = torch.Generator("cpu").manual_seed(config.seed)
     order: list[int] = []
@@ -260,6 +247,7 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         order, step = list(state["order"]), int(state["step"])
+        rule["lr_schedule"] = int(state.get("lr_schedule", 1))
         log.info("resuming %s from %s", config.name, latest.name)
 
     def save_checkpoint(at: int) -> None:
@@ -272,7 +260,8 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
         tmp.mkdir(parents=True)
         save_tensors(tmp / "lora.safetensors", tensors, {"step": str(at)})
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "order": order, "step": at, "fingerprint": fp},
+                    "torch_rng": torch.get_rng_state(), "order": order, "step": at, "fingerprint": fp,
+                    "lr_schedule": rule["lr_schedule"]},
                    tmp / "state.pt")
         atomic.fsync_tree(tmp)
         final = checkpoints / f"step-{at:06d}"
@@ -287,6 +276,8 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     try:
         while step < end:
             started = time.perf_counter()
+            # a cancel inside the step (within one block) leaves the state of the last whole step
+            before = (gen.get_state(), list(order), torch.get_rng_state())
             per, need = config.batch_size, config.batch_size * world  # every process draws the same numbers
             while len(order) < need:
                 order += torch.randperm(len(samples), generator=gen).tolist()
@@ -302,22 +293,34 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
             frames = (f_lat - 1) * geometry["t_ratio"] + 1
             a_frames = max(1, round(frames / config.fps * geometry["audio_sr"] / geometry["hop"] / geometry["a_ratio"]))
             unwrapped = accelerator.unwrap_model(transformer)
-            with accelerator.autocast():
-                pred, _ = transformer(
-                    hidden_states=x_t, audio_hidden_states=torch.zeros(x0.shape[0], a_frames, geometry["a_channels"],
-                                                                       device=device),
-                    encoder_hidden_states=torch.stack([b["video"] for b in batch]).to(device),
-                    audio_encoder_hidden_states=torch.stack([b["audio"] for b in batch]).to(device),
-                    timestep=sigma * 1000, sigma=sigma * 1000,
-                    encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
-                    audio_encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
-                    num_frames=f_lat, height=h_lat, width=w_lat, fps=float(config.fps), audio_num_frames=a_frames,
-                    video_coords=unwrapped.rope.prepare_video_coords(x0.shape[0], f_lat, h_lat, w_lat, device,
-                                                                     fps=float(config.fps)),
-                    audio_coords=unwrapped.audio_rope.prepare_audio_coords(x0.shape[0], a_frames, device),
-                    isolate_modalities=True, use_cross_timestep=True, return_dict=False)
-                loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
-            accelerator.backward(loss)
+            try:
+                with cancel_points([transformer], cancel if world == 1 else None,
+                                   message=f"training stopped in step {step + 1}"), accelerator.autocast():
+                    pred, _ = transformer(
+                        hidden_states=x_t, audio_hidden_states=torch.zeros(x0.shape[0], a_frames,
+                                                                           geometry["a_channels"], device=device),
+                        encoder_hidden_states=torch.stack([b["video"] for b in batch]).to(device),
+                        audio_encoder_hidden_states=torch.stack([b["audio"] for b in batch]).to(device),
+                        timestep=sigma * 1000, sigma=sigma * 1000,
+                        encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
+                        audio_encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
+                        num_frames=f_lat, height=h_lat, width=w_lat, fps=float(config.fps),
+                        audio_num_frames=a_frames,
+                        video_coords=unwrapped.rope.prepare_video_coords(x0.shape[0], f_lat, h_lat, w_lat, device,
+                                                                         fps=float(config.fps)),
+                        audio_coords=unwrapped.audio_rope.prepare_audio_coords(x0.shape[0], a_frames, device),
+                        isolate_modalities=True, use_cross_timestep=True, return_dict=False)
+                    loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+                with cancel_points([transformer], cancel if world == 1 else None):  # a checkpointed recompute
+                    accelerator.backward(loss)
+            except Cancelled:
+                gen.set_state(before[0])
+                order[:] = before[1]
+                torch.set_rng_state(before[2])
+                optimizer.zero_grad(set_to_none=True)
+                if step > 0:
+                    save_checkpoint(step)
+                raise Cancelled(f"training stopped at step {step}; resume it to continue") from None
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             schedule.step()
@@ -381,18 +384,20 @@ def run_job(studio: Any, job_id: int, progress: Callable[[TrainProgress], None] 
     config = TrainConfig.model_validate(row["recipe"])
     started = time.perf_counter()
     history.mark_running(job_id)
-    try:
-        with studio._gpu_lock:
-            result = train(studio, job_id, config, progress, cancel)
-        history.mark_done(job_id, result["file"], time.perf_counter() - started)
-    except Cancelled as exc:
-        history.mark_failed(job_id, str(exc), status="cancelled")
-        raise
-    except KeyboardInterrupt:
-        history.mark_failed(job_id, "interrupted by the user; resume to continue from the last checkpoint",
-                            status="cancelled")
-        raise
-    except Exception as exc:
-        history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
-        raise
+    cancel = cancel if cancel is not None else threading.Event()  # also set by a cancel from elsewhere
+    with Heartbeat(lambda: history.beat(job_id), cancel):  # the row shows this process is alive
+        try:
+            with studio._gpu_lock:
+                result = train(studio, job_id, config, progress, cancel)
+            history.mark_done(job_id, result["file"], time.perf_counter() - started)
+        except Cancelled as exc:
+            history.mark_failed(job_id, str(exc), status="cancelled")
+            raise
+        except KeyboardInterrupt:
+            history.mark_failed(job_id, "interrupted by the user; resume to continue from the last checkpoint",
+                                status="cancelled")
+            raise
+        except Exception as exc:
+            history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
+            raise
     return history.get(job_id) | {"result": result}

@@ -18,6 +18,7 @@ import av
 import numpy as np
 
 from aiprod_studio.atomic import replace_durably
+from aiprod_studio.partials import holding, temp_path_for
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,6 @@ def to_uint8_frames(frames: np.ndarray) -> np.ndarray:
     if frames.dtype == np.uint8:
         return frames
     return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-
-
-def temp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial")
 
 
 def encode_mp4(
@@ -61,44 +58,45 @@ def encode_mp4(
     n, h, w, _ = frames.shape
     tmp = temp_path_for(path)
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            for key, value in (metadata or {}).items():
-                container.metadata[key] = value
-            if chapters:
-                container.set_chapters([{"id": i, "start": a, "end": b, "time_base": Fraction(1, int(fps)),
-                                         "metadata": {"title": title}} for i, (title, a, b) in enumerate(chapters)])
-            video = container.add_stream("libx264", rate=Fraction(int(fps), 1))
-            video.width, video.height = w, h
-            video.pix_fmt = "yuv420p"
-            # x264's macroblock-tree pass gives different bytes from run to run on some
-            # AVX-512 CPUs; without it the same frames always encode to the same file.
-            video.options = {"crf": str(crf), "preset": "medium", "x264-params": "mbtree=0"}
-            audio_stream = None
-            if audio is not None:
-                audio = np.ascontiguousarray(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
-                if audio.ndim == 1:
-                    audio = audio[None, :]
-                channels = audio.shape[0]
-                audio_stream = container.add_stream("aac", rate=int(sample_rate))
-                audio_stream.layout = "stereo" if channels == 2 else "mono"
-                audio_stream.bit_rate = 128_000 if channels == 2 else 96_000
+        with holding(tmp):  # held through the rename: a sweep never takes a live render's file
+            with av.open(str(tmp), mode="w", format="mp4") as container:
+                for key, value in (metadata or {}).items():
+                    container.metadata[key] = value
+                if chapters:
+                    container.set_chapters([{"id": i, "start": a, "end": b, "time_base": Fraction(1, int(fps)),
+                                             "metadata": {"title": title}} for i, (title, a, b) in enumerate(chapters)])
+                video = container.add_stream("libx264", rate=Fraction(int(fps), 1))
+                video.width, video.height = w, h
+                video.pix_fmt = "yuv420p"
+                # x264's macroblock-tree pass gives different bytes from run to run on some
+                # AVX-512 CPUs; without it the same frames always encode to the same file.
+                video.options = {"crf": str(crf), "preset": "medium", "x264-params": "mbtree=0"}
+                audio_stream = None
+                if audio is not None:
+                    audio = np.ascontiguousarray(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
+                    if audio.ndim == 1:
+                        audio = audio[None, :]
+                    channels = audio.shape[0]
+                    audio_stream = container.add_stream("aac", rate=int(sample_rate))
+                    audio_stream.layout = "stereo" if channels == 2 else "mono"
+                    audio_stream.bit_rate = 128_000 if channels == 2 else 96_000
 
-            for i in range(n):
-                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
-                frame.pts = i
-                container.mux(video.encode(frame))
-            container.mux(video.encode(None))
+                for i in range(n):
+                    frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                    frame.pts = i
+                    container.mux(video.encode(frame))
+                container.mux(video.encode(None))
 
-            if audio_stream is not None:
-                total = audio.shape[1]
-                for start in range(0, total, AAC_FRAME):
-                    chunk = np.ascontiguousarray(audio[:, start:start + AAC_FRAME])
-                    aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_stream.layout.name)
-                    aframe.sample_rate = int(sample_rate)
-                    aframe.pts = start
-                    container.mux(audio_stream.encode(aframe))
-                container.mux(audio_stream.encode(None))
-        replace_durably(tmp, path)
+                if audio_stream is not None:
+                    total = audio.shape[1]
+                    for start in range(0, total, AAC_FRAME):
+                        chunk = np.ascontiguousarray(audio[:, start:start + AAC_FRAME])
+                        aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_stream.layout.name)
+                        aframe.sample_rate = int(sample_rate)
+                        aframe.pts = start
+                        container.mux(audio_stream.encode(aframe))
+                    container.mux(audio_stream.encode(None))
+            replace_durably(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -16,13 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiprod_studio import partials
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.history import History
+from aiprod_studio.owner import Heartbeat
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
+from aiprod_studio.staging import recover_staging
 from aiprod_studio.vault import Entry, Vault
-from engine import loras, media
+from engine import loras
 from engine.device import DevicePlan, resolve
+from engine.limits import check_limits
 from engine.pipelines import PipelineCache
 from engine.render import ProgressFn, render_to_file
 
@@ -67,6 +71,19 @@ class Studio:
             self._history.close()
             self._history = None
 
+    def recover(self) -> dict[str, Any]:
+        """After a crash: jobs whose process is gone become interrupted, the partial files
+        nobody is writing any more are removed, and killed vault imports are cleared. A render
+        or an import still running in another process (its owner lives, its files are
+        locked) is left alone."""
+        interrupted = self.history.recover_interrupted()
+        removed = partials.sweep_tree(self.settings.outputs_dir)
+        removed += partials.sweep(partials.temp_path_for(t) for t in self.history.stale_targets())
+        staging = recover_staging(self.vault)  # imports killed mid-copy or before their record
+        for problem in staging.errors:
+            log.warning("vault import leftover not cleared: %s", problem)
+        return {"interrupted": interrupted, "partials": [str(p) for p in removed], "vault": staging.to_json()}
+
     # -- models ------------------------------------------------------------------------------
     def pipelines(self) -> list[Entry]:
         return self.vault.entries(kind="pipeline")
@@ -90,7 +107,9 @@ class Studio:
         data = {**RECIPE_DEFAULTS, **model_defaults, **given, "model": model, "model_digest": entry.digest,
                 "advanced": advanced, "versions": {**library_versions(), "device": self.plan.label},
                 "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])]}
-        return make_recipe(data)
+        recipe = make_recipe(data)
+        check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
+        return recipe
 
     # -- rendering ---------------------------------------------------------------------------
     def output_path_for(self, job_id: int, recipe: Recipe) -> Path:
@@ -122,43 +141,44 @@ class Studio:
     ) -> dict[str, Any]:
         """Render a job whose row is already `running`; returns the finished row.
 
-        The row ends done, or failed/cancelled with the error; on any failure the partial
-        file is removed and the exception propagates.
+        The row ends done, or failed/cancelled with the error, and the exception propagates;
+        the encoder removes its own partial file on any failure (a kill leaves it to the next
+        start's sweep).
         """
         history = self.history
         row = history.get(job_id)
         recipe = Recipe.model_validate(row["recipe"])
         target = Path(out_path).resolve() if out_path else self.output_path_for(job_id, recipe)
-        try:
-            # 1. The model must still be in the vault, unchanged since the recipe was stamped.
-            entry = self.vault.get(recipe.model, kind="pipeline")
-            if entry.digest != recipe.model_digest:
-                recipe = self.stamp(recipe)
-                history.set_recipe(job_id, recipe)
-            with self._gpu_lock:
-                history.mark_running(job_id)
-                started = time.perf_counter()
-                pipe = self.cache.get(self.vault, entry, self.plan, recipe.quantization, recipe.offload)
-                loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
-                loras.apply(pipe, self.vault, recipe.loras)
+        cancel = cancel if cancel is not None else threading.Event()  # also set by a cancel from elsewhere
+        with Heartbeat(lambda: history.beat(job_id), cancel):  # the row shows this process is alive
+            try:
+                # 1. The model must still be in the vault, unchanged since the recipe was stamped.
+                entry = self.vault.get(recipe.model, kind="pipeline")
+                if entry.digest != recipe.model_digest:
+                    recipe = self.stamp(recipe)
+                    history.set_recipe(job_id, recipe)
+                check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
+                with self._gpu_lock:
+                    history.mark_running(job_id, target=str(target))
+                    started = time.perf_counter()
+                    pipe = self.cache.get(self.vault, entry, self.plan, recipe.quantization, recipe.offload)
+                    loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
+                    loras.apply(pipe, self.vault, recipe.loras)
 
-                def on_progress(step: int, total: int) -> None:
-                    history.set_progress(job_id, step, total)
-                    if progress is not None:
-                        progress(step, total)
+                    def on_progress(step: int, total: int) -> None:
+                        history.set_progress(job_id, step, total)
+                        if progress is not None:
+                            progress(step, total)
 
-                render_to_file(pipe, recipe, target, on_progress, cancel)
-                history.mark_done(job_id, str(target), time.perf_counter() - started)
-        except Cancelled as exc:
-            history.mark_failed(job_id, str(exc), status="cancelled")
-            raise
-        except KeyboardInterrupt:
-            history.mark_failed(job_id, "interrupted by the user", status="cancelled")
-            raise
-        except Exception as exc:
-            history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                media.temp_path_for(target).unlink()
+                    render_to_file(pipe, recipe, target, on_progress, cancel)
+                    history.mark_done(job_id, str(target), time.perf_counter() - started)
+            except Cancelled as exc:
+                history.mark_failed(job_id, str(exc), status="cancelled")
+                raise
+            except KeyboardInterrupt:
+                history.mark_failed(job_id, "interrupted by the user", status="cancelled")
+                raise
+            except Exception as exc:
+                history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
+                raise
         return history.get(job_id)

@@ -26,6 +26,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
 
 
 def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio.numbers import whole_number
     from aiprod_studio.training import TrainConfig, make_train_config
     from engine.lora_train import run_job
     from engine.studio import Studio
@@ -37,12 +38,15 @@ def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
     try:
         if args.resume is not None:
             try:
-                row = studio.history.get(args.resume)
+                row = studio.history.get(whole_number(args.resume, "resume", what="resume run"))
             except KeyError:
                 raise BadInput(f"resume: run {args.resume} does not exist", field="resume") from None
             if row.get("kind") != "train" or row["status"] not in ("cancelled", "interrupted", "failed"):
                 raise BadInput(f"resume: job {args.resume} is a {row.get('kind')} job that is {row['status']}; only a "
                                "stopped training run can be resumed", field="resume")
+            if studio.history.owner_alive(row["id"]):
+                raise BadInput(f"resume: run {args.resume} is still owned by process {row['owner_pid']}, which is "
+                               "alive; wait for it to stop", field="resume")
             job_id = args.resume
             config = TrainConfig.model_validate(row["recipe"])
         else:
@@ -61,8 +65,11 @@ def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
 
             done = train(studio, None, config)
             return done, f"process {done.get('process')}: trained {done['step']} steps with the main process"
-        studio.history.requeue(job_id)  # a resumed run goes back through `running` like a new one
-        studio.history.claim(job_id)
+        if args.resume is not None:  # a resumed run goes back through `running`, owned by this process
+            studio.history.requeue(job_id)
+            if not studio.history.claim(job_id):
+                raise BadInput(f"resume: the studio's queue took run {job_id} first; follow it in the Training tab",
+                               field="resume")
 
         def progress(p: Any) -> None:
             if args.json or not sys.stderr.isatty():

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from aiprod_studio import partials
 from aiprod_studio.errors import BadInput, Cancelled
+from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import Recipe
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,17 @@ class Stopped:
 
 
 Event = Progress | Done | Failed | Stopped
+
+
+def check_job_id(value: Any) -> int:
+    """A job id as given by a user or a script: a whole number ≥ 1 that SQLite can hold."""
+    return whole_number(value, "job_id")
+
+
+def _sweep_partial(row: dict[str, Any]) -> None:
+    """Remove the partial file a stopped job left (unless a live writer holds it)."""
+    if row.get("target_path"):
+        partials.sweep([partials.temp_path_for(row["target_path"])])
 
 
 class QueueFull(BadInput):
@@ -111,6 +124,9 @@ class QueueWorker:
         from pathlib import Path
 
         self.studio.vault.check_new_name(config.name)
+        if not str(config.dataset).strip():
+            raise BadInput("dataset is required: the folder of clips (or images) and captions to train on",
+                           field="dataset")
         if not Path(config.dataset).is_dir():
             raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
         history = self.studio.history
@@ -121,9 +137,11 @@ class QueueWorker:
         return job_id
 
     def cancel(self, job_id: int) -> str:
-        """Cancel a queued job (it never starts) or a running one (stops at the next step)."""
+        """Cancel a queued job (it never starts) or a running one (it stops within about a
+        second here; a job another process runs stops at that process's next heartbeat)."""
         history = self.studio.history
         row = self._row(job_id)
+        job_id = row["id"]
         if history.cancel_if_queued(job_id):
             return "cancelled"
         with self._lock:
@@ -131,14 +149,19 @@ class QueueWorker:
         if event is not None:
             event.set()
             return "cancelling"
+        if history.request_cancel(job_id):
+            return "cancelling"
         raise BadInput(f"job {job_id} is {row['status']}; only queued or running jobs can be cancelled",
                        field="job_id")
 
     def resume(self, job_id: int) -> int:
         """Put an interrupted, failed or cancelled job back in the queue with the same recipe."""
         row = self._row(job_id)
+        job_id = row["id"]
+        self._refuse_if_owner_alive(row, "resumed")
         if self.studio.history.count("queued") >= self.max_size:
             raise QueueFull(self.max_size)
+        _sweep_partial(row)
         if not self.studio.history.requeue(job_id):
             raise BadInput(f"job {job_id} is {row['status']}; only interrupted, failed or cancelled jobs can be "
                            "resumed", field="job_id")
@@ -148,15 +171,23 @@ class QueueWorker:
     def discard(self, job_id: int) -> None:
         """Drop an interrupted job from the queue for good (its row stays, as cancelled)."""
         row = self._row(job_id)
+        job_id = row["id"]
         if row["status"] != "interrupted":
             raise BadInput(f"job {job_id} is {row['status']}; only interrupted jobs can be discarded",
                            field="job_id")
+        self._refuse_if_owner_alive(row, "discarded")
         self.studio.history.mark_failed(job_id, "discarded after an interruption", status="cancelled")
+        _sweep_partial(row)
+
+    def _refuse_if_owner_alive(self, row: dict[str, Any], verb: str) -> None:
+        if row["status"] == "interrupted" and self.studio.history.owner_alive(row["id"]):
+            raise BadInput(f"job {row['id']} cannot be {verb}: process {row['owner_pid']} that ran it is still "
+                           "alive and may finish it; wait for it (or cancel the job first)", field="job_id")
 
     def status(self, job_id: int) -> dict[str, Any]:
         row = self._row(job_id)
         total = row["total_steps"] or 0
-        row["position"] = self.studio.history.queue_position(job_id)
+        row["position"] = self.studio.history.queue_position(row["id"])
         row["progress"] = 1.0 if row["status"] == "done" else (row["step"] or 0) / total if total else 0.0
         return row
 
@@ -200,11 +231,12 @@ class QueueWorker:
             final = event
         return final.row  # type: ignore[union-attr]
 
-    def _row(self, job_id: int) -> dict[str, Any]:
+    def _row(self, job_id: Any) -> dict[str, Any]:
+        number = check_job_id(job_id)
         try:
-            return self.studio.history.get(int(job_id))
-        except (KeyError, ValueError, TypeError):
-            raise BadInput(f"job_id {job_id!r} does not exist", field="job_id") from None
+            return self.studio.history.get(number)
+        except KeyError:
+            raise BadInput(f"job_id {number} does not exist", field="job_id") from None
 
     # -- the worker thread ---------------------------------------------------------------------------
     def _loop(self) -> None:

@@ -129,3 +129,50 @@ def cli(tiny_vault, data_dir):
         return CliResult(proc)
 
     return run
+
+
+@pytest.fixture
+def orphan():
+    """Make a `running` row look like what a crash leaves: owned by a process that has exited."""
+
+    def make(history, job_id: int) -> int:
+        from aiprod_studio.owner import host_id
+
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        with history._lock:
+            history.db.execute("UPDATE jobs SET owner_pid = ?, owner_host = ?, owner_start = '0' WHERE id = ?",
+                               [gone.pid, host_id(), job_id])
+        return job_id
+
+    return make
+
+
+@pytest.fixture
+def slow_cli(tiny_vault, data_dir):
+    """Start `aiprod-studio ARGS` in the background with every render step slowed by `step_s`
+    (so a test can act while it runs); returns the Popen."""
+    procs = []
+
+    def start(*args: str, step_s: float = 0.3) -> subprocess.Popen:
+        code = ("import sys, time\n"
+                "from aiprod_studio import history\n"
+                "original = history.History.set_progress\n"
+                "def slowed(self, *a, **k):\n"
+                "    original(self, *a, **k)\n"
+                f"    time.sleep({step_s})\n"
+                "history.History.set_progress = slowed\n"
+                "from aiprod_studio.cli import main\n"
+                "sys.exit(main(sys.argv[1:]))\n")
+        env = {**os.environ, "AIPROD_MODELS_DIR": str(tiny_vault), "AIPROD_DATA_DIR": str(data_dir),
+               "AIPROD_DEVICE": "cpu"}
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

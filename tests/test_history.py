@@ -64,13 +64,14 @@ def test_failed_and_cancelled_keep_the_error(history):
         history.mark_failed(a, "x", status="running")
 
 
-def test_running_rows_become_interrupted_on_recovery(tmp_path):
+def test_running_rows_become_interrupted_on_recovery(tmp_path, orphan):
     h = History(tmp_path / "h.sqlite")
     done, running = h.create_job(recipe()), h.create_job(recipe())
     h.mark_running(done)
     h.mark_done(done, "/x.mp4", 1.0)
     h.mark_running(running)
-    h.close()  # the process "dies" with one job running
+    orphan(h, running)  # the process "dies" with one job running
+    h.close()
     h2 = History(tmp_path / "h.sqlite")
     assert h2.recover_interrupted() == [running]
     assert h2.get(running)["status"] == "interrupted"

@@ -170,7 +170,7 @@ def test_training_on_a_quantized_base(own_studio, dataset):
 
 def test_bad_checkpoints_are_refused():
     from aiprod_studio.errors import IntegrityError
-    from engine.lora_train import check_lora
+    from engine.lora_optim import check_lora
 
     good = {"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.ones(2, 2)}
     check_lora(good, 10)
@@ -203,3 +203,51 @@ def test_gradient_checkpointing_gives_the_same_steps(own_studio, dataset):
     _, saved = start(own_studio, config(dataset, "ckpt", steps=3, save_every=3, gradient_checkpointing=True))
     a, b = load_file(plain["result"]["file"]), load_file(saved["result"]["file"])
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_pause_inside_a_step_acts_at_once_and_resumes_exactly(own_studio, dataset):
+    """Pause while the transformer is inside step 23: no block runs after it, the state of step 22
+    is checkpointed, and the resumed run ends with the very LoRA of an uninterrupted one."""
+    from diffusers.models.transformers.transformer_ltx2 import LTX2VideoTransformerBlock
+
+    _, full = start(own_studio, config(dataset, "whole", steps=30))
+    stop, armed, after = threading.Event(), threading.Event(), []
+
+    def arm_at_22(p):
+        if p.phase == "train" and p.step == 22:
+            armed.set()
+
+    def block_called(module, _args):
+        if isinstance(module, LTX2VideoTransformerBlock) and armed.is_set():
+            if stop.is_set():
+                after.append(module)
+            stop.set()  # the pause arrives while step 23 runs its first block
+
+    job_id = own_studio.history.create_train_job(config(dataset, "paused", steps=30), status="running")
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(block_called)
+    try:
+        with pytest.raises(Cancelled, match="step 22"):
+            run_job(own_studio, job_id, progress=arm_at_22, cancel=stop)
+    finally:
+        handle.remove()
+    assert after == []  # not one more block of step 23 ran
+    row = own_studio.history.get(job_id)
+    assert row["status"] == "cancelled" and row["step"] == 22
+    run = Path(full["result"]["run_dir"]).parent / f"{job_id:06d}-paused"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step-000022"
+    resumed = run_job(own_studio, job_id)
+    a, b = load_file(full["result"]["file"]), load_file(resumed["result"]["file"])
+    assert resumed["status"] == "done" and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_after_the_first_step_has_learned(own_studio, dataset):
+    """Warm-up starts above zero: with a checkpoint every step, step 1 already moved lora_B."""
+    from engine.lora_optim import lr_factor
+
+    cfg = config(dataset, "everystep", steps=3, save_every=1, warmup_steps=50)
+    assert 0 < lr_factor(cfg, 0) < lr_factor(cfg, 1) < lr_factor(cfg, 2) <= 1
+    assert lr_factor(cfg, 0, schedule=1) == 0  # a run checkpointed with the old schedule resumes on it
+    _, row = start(own_studio, cfg)
+    assert row["status"] == "done"
+    b = [v for k, v in load_file(row["result"]["file"]).items() if "lora_B" in k]
+    assert b and any(float(v.abs().max()) > 0 for v in b)

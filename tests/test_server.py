@@ -5,52 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from servers import free_port, start_server, stop
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(vault: Path, data: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "AIPROD_MODELS_DIR": str(vault), "AIPROD_DATA_DIR": str(data), "AIPROD_DEVICE": "cpu"}
-    log = open(data / f"server-{port}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "aiprod_studio", "ui", "--port", str(port), "--no-tiny"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError((data / f"server-{port}.log").read_text()[-3000:])
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("the studio did not start")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_sigkill_mid_render_then_restart_resumes(tiny_vault, tmp_path):
@@ -76,7 +41,8 @@ def test_sigkill_mid_render_then_restart_resumes(tiny_vault, tmp_path):
     finally:
         if server.poll() is None:
             server.kill()
-    assert History(data / "history.sqlite").get(job["id"])["status"] == "running"  # what the crash left
+    # the row the crash left says `running`, but its owner is gone: every reader sees it interrupted
+    assert History(data / "history.sqlite").get(job["id"])["status"] == "interrupted"
 
     port = free_port()
     server = start_server(tiny_vault, data, port)

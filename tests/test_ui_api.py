@@ -15,44 +15,18 @@ import shutil
 import pytest
 
 from engine import media
+from servers import free_port, serve_in_process
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "gradio_api.json"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tiny_vault, tmp_path_factory):
-    from aiprod_studio.settings import load_settings
-    from engine.studio import Studio
-    from engine.worker import QueueWorker
-    from ui.app import build_app, gradio_cache_dir, launch_kwargs, prepare
-
     data = tmp_path_factory.mktemp("ui-data")
     models = data / "models"  # a copy: /lora_train adds entries
     shutil.copytree(tiny_vault, models)
-    settings = load_settings(models_dir=models, data_dir=data, device="cpu")
-    old_tmp = os.environ.get("GRADIO_TEMP_DIR")
-    os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
-    studio = Studio(settings)
-    prepare(studio, build_tiny_if_empty=False)
-    worker = QueueWorker(studio).start()
-    app = build_app(studio, worker)
-    app.queue(default_concurrency_limit=4)
-    port = free_port()
-    app.launch(**launch_kwargs(studio, port), prevent_thread_lock=True, quiet=True)
-    yield studio, f"http://127.0.0.1:{port}/", port
-    app.close()
-    worker.stop()
-    studio.close()
-    if old_tmp is None:
-        os.environ.pop("GRADIO_TEMP_DIR", None)
-    else:
-        os.environ["GRADIO_TEMP_DIR"] = old_tmp
+    with serve_in_process(models, data) as s:
+        yield s.studio, s.url, s.port
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +85,57 @@ def test_bad_input_returns_an_error_naming_the_field(client):
         client.predict(prompt="x", num_frames=20, api_name="/enqueue")
     with pytest.raises(Exception, match="job_id 424242 does not exist"):
         client.predict(job_id=424242, api_name="/job")
+
+
+@pytest.mark.parametrize("job_id, message", [(2**70, "job_id must be a whole number from 1 to 9223372036854775807, "
+                                                      "got a 22-digit number"),
+                                             (1.5, "job_id must be a whole number, got 1.5"),
+                                             (-3, "job_id must be a whole number from 1 to .*, got -3"),
+                                             ("1; DROP", "job_id must be a whole"), ("²", "job_id must be a whole"),
+                                             (424242, "job_id 424242 does not exist")])
+def test_hostile_job_ids_are_refused_by_name(client, job_id, message):
+    for endpoint in ("/job", "/cancel"):
+        with pytest.raises(Exception, match=message):
+            client.predict(job_id=job_id, api_name=endpoint)
+
+
+def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(client, served):
+    studio = served[0]
+    before = studio.history.count()
+    with pytest.raises(Exception, match="dataset is required"):
+        client.predict(dataset="", name="nothing", steps=10, api_name="/lora_train")
+    with pytest.raises(Exception, match="dataset '   ' is|dataset is required"):
+        client.predict(dataset="   ", name="nothing", steps=10, api_name="/lora_train")
+    with pytest.raises(Exception, match="latent tokens"):
+        client.predict(prompt="too big", width=4096, height=4096, num_frames=481, api_name="/enqueue")
+    # a raw JSON escape: what a hostile script sends (gradio_client itself cannot encode the character)
+    answer = call_raw(served[1], "enqueue", '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, '
+                                            'null, null, null, 0, null]}')
+    assert "prompt contains an invalid character (lone surrogate U+D800" in answer, answer
+    with pytest.raises(Exception, match="offset must be a whole number"):
+        client.predict(offset=1.5, api_name="/history")
+    with pytest.raises(Exception, match="offset must be a whole number from 0 to .*, got a 22-digit number"):
+        client.predict(offset=2**70, api_name="/history")
+    with pytest.raises(Exception, match="text contains an invalid character"):
+        client.predict(text="\x00", api_name="/history")
+    board = {"title": "t", "shots": [{"prompt": "one", "duration_s": 1.0, "seed": 1}]}
+    with pytest.raises(Exception, match="storyboard id 999999 does not exist"):
+        client.predict(storyboard=json.dumps(board | {"id": 999999}), wait=False, api_name="/storyboard_render")
+    with pytest.raises(Exception, match="duration_s"):
+        client.predict(storyboard=json.dumps(board | {"shots": [{"prompt": "one", "duration_s": 1e308, "seed": 1}]}),
+                       wait=False, api_name="/storyboard_render")
+    with pytest.raises(Exception, match="storyboard"):
+        client.predict(storyboard='{"shots": ' + "[" * 10_000 + "]" * 10_000 + "}", wait=False,
+                       api_name="/storyboard_render")
+    assert studio.history.count() == before and studio.history.count("running") == 0
+
+
+def call_raw(base: str, endpoint: str, body: str) -> str:
+    """POST a hand-written JSON body to /gradio_api/call/ENDPOINT and return the event stream's text."""
+    request = urllib.request.Request(f"{base}gradio_api/call/{endpoint}", data=body.encode("ascii"),
+                                     headers={"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(request, timeout=30).read())["event_id"]
+    return urllib.request.urlopen(f"{base}gradio_api/call/{endpoint}/{event}", timeout=60).read().decode()
 
 
 def api_surface(info: dict) -> dict:
@@ -258,3 +283,11 @@ def test_lora_train_endpoint_queues_a_run_and_job_reports_it(client, served, tmp
         client.predict(dataset=str(folder), name="api-lora", api_name="/lora_train")
     with pytest.raises(Exception, match="rank"):
         client.predict(dataset=str(folder), name="other", rank=0, api_name="/lora_train")
+
+
+def test_job_does_not_serve_a_clip_written_outside_the_outputs_folder(client, served, tmp_path):
+    """A command-line render with --out elsewhere: /job reports it done, with its path, and serves no file."""
+    studio = served[0]
+    row = studio.render(studio.build_recipe({"prompt": "kept on my desk", "steps": 2}), out_path=tmp_path / "mine.mp4")
+    record, video = client.predict(job_id=row["id"], api_name="/job")
+    assert record["status"] == "done" and record["output_path"] == str(tmp_path / "mine.mp4") and video is None

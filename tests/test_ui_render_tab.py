@@ -101,10 +101,10 @@ def test_history_lists_shows_reuses_and_deletes(handlers, studio):
     assert not Path(row["output_path"]).exists()
 
 
-def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker):
+def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker, orphan):
     r = studio.stamp(studio.build_recipe({"prompt": "left running by a crash"}))
-    a = studio.history.create_job(r, status="running")
-    b = studio.history.create_job(r, status="running")
+    a = orphan(studio.history, studio.history.create_job(r, status="running"))
+    b = orphan(studio.history, studio.history.create_job(r, status="running"))
     studio.history.recover_interrupted()
     table = handlers["refresh"]()
     assert [row[:2] for row in table] == [[b, "interrupted"], [a, "interrupted"]]

@@ -66,10 +66,10 @@ def test_queue_is_bounded(studio):
     assert info.value.exit_code == 2 and studio.history.count() == 2
 
 
-def test_interrupted_job_resumes_and_can_be_discarded(studio):
+def test_interrupted_job_resumes_and_can_be_discarded(studio, orphan):
     r = studio.stamp(recipe(studio, "crashed render"))
-    crashed = studio.history.create_job(r, status="running")
-    other = studio.history.create_job(r, status="running")
+    crashed = orphan(studio.history, studio.history.create_job(r, status="running"))
+    other = orphan(studio.history, studio.history.create_job(r, status="running"))
     assert studio.history.recover_interrupted() == [crashed, other]
     w = QueueWorker(studio).start()
     try:
@@ -98,12 +98,39 @@ def test_stopping_the_studio_leaves_the_running_job_resumable(studio):
     assert isinstance(list(w.follow(job))[-1], Stopped)
 
 
-def test_active_lists_running_queued_and_interrupted(studio):
+def test_active_lists_running_queued_and_interrupted(studio, orphan):
     w = QueueWorker(studio)
     r = studio.stamp(recipe(studio, "x"))
-    broken = studio.history.create_job(r, status="running")
+    broken = orphan(studio.history, studio.history.create_job(r, status="running"))
     studio.history.recover_interrupted()
     q1, q2 = w.enqueue(r), w.enqueue(r)
     rows = w.active()
     assert [(x["id"], x["status"], x.get("position")) for x in rows] == \
         [(q1, "queued", 1), (q2, "queued", 2), (broken, "interrupted", None)]
+
+
+def test_a_job_queued_behind_a_cancelled_one_starts_and_finishes(studio):
+    w = QueueWorker(studio)  # not started yet: both jobs wait in the queue
+    first = w.enqueue(recipe(studio, "cancelled mid step", steps=8))
+    second = w.enqueue(recipe(studio, "the next one", seed=1))
+    entry = studio.vault.get(studio.default_model(), kind="pipeline")
+    pipe = studio.cache.get(studio.vault, entry, studio.plan, "none", "none")  # the worker renders with it
+    answers = []
+
+    def cancel_from_the_first_block(_module, _args, _out):
+        if not answers:  # inside the running job's first transformer block
+            answers.append(w.cancel(first))
+
+    handle = pipe.transformer.transformer_blocks[0].register_forward_hook(cancel_from_the_first_block)
+    try:
+        w.start()
+        done = w.wait(second, timeout_s=120)
+    finally:
+        handle.remove()
+        w.stop()
+    stopped = studio.history.get(first)
+    assert answers == ["cancelling"]
+    assert stopped["status"] == "cancelled" and not stopped["step"]  # stopped inside its first step
+    assert done["status"] == "done" and media.probe(done["output_path"])["video"]["frames"] == 17
+    assert [p.name for p in studio.settings.outputs_dir.iterdir()] == [done["output_path"].rsplit("/", 1)[1]]
+    assert sum(len(m._forward_pre_hooks) for m in pipe.transformer.modules()) == 0

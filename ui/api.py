@@ -9,12 +9,14 @@ contract (tests/snapshots/gradio_api.json pins them).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio.data_classes import FileData
 
 from aiprod_studio.errors import StudioError
+from aiprod_studio.numbers import whole_number
 from aiprod_studio.training import make_train_config
 from aiprod_studio.storyboard import split_script, storyboard_from_json
 from aiprod_studio.storyboard_db import StoryboardStore
@@ -71,13 +73,16 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         return record(_status(job_id))
 
     def job(job_id: int) -> tuple[dict, FileData | None]:
-        """A job's record (status, step/total_steps, progress 0–1, position, error) and its MP4 once done."""
+        """A job's record (status, step/total_steps, progress 0–1, position, error) and its MP4 once done (a clip
+        written outside the outputs folder by a command-line `--out` is not served: its path is in the record)."""
         row = _status(job_id)
         is_clip = row["status"] == "done" and row.get("kind", "render") == "render"
-        return record(row), FileData(path=row["output_path"]) if is_clip else None
+        served = is_clip and Path(row["output_path"]).resolve().is_relative_to(studio.settings.outputs_dir.resolve())
+        return record(row), FileData(path=row["output_path"]) if served else None
 
     def cancel(job_id: int) -> dict:
-        """Cancel a queued job (it never starts) or a running one (it stops at the next step)."""
+        """Cancel a queued job (it never starts) or a running one (it stops within about a second; a render another
+        process runs, within a few)."""
         try:
             return {"job_id": job_id, "result": worker.cancel(job_id)}
         except StudioError as exc:
@@ -85,8 +90,12 @@ def build(studio: Studio, worker: QueueWorker) -> None:
 
     def history(limit: int = 20, offset: int = 0, status: str = "", text: str = "", model: str = "") -> list[dict]:
         """Past and queued jobs as records, newest first; filter by status, prompt text, model."""
-        rows = studio.history.jobs(limit=max(1, min(limit, 500)), offset=max(0, offset), status=status or None,
-                                   text=text or None, model=model or None)
+        try:
+            rows = studio.history.jobs(limit=max(1, min(whole_number(limit, "limit", low=-2**63), 500)),
+                                       offset=whole_number(offset, "offset", low=0), status=status or None,
+                                       text=text or None, model=model or None)
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
         return [record(r) for r in rows]
 
     def vault_list(kind: str = "") -> list[dict]:
@@ -120,8 +129,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         them and return the assembled film and its facts; without, return at once with the job ids."""
         try:
             board = storyboard_from_json(storyboard)
-            if board.id is None:
-                board = StoryboardStore(studio.history).save(board)
+            board = StoryboardStore(studio.history).save(board)  # new, or an existing id (a missing one is refused)
             if not wait:
                 ids = sb.enqueue(worker, sb.plan(studio, board))
                 return None, {"storyboard_id": board.id, "job_ids": ids, "film": None}

@@ -119,11 +119,11 @@ def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
 
         print("The vault holds no pipeline: building the tiny test model…", flush=True)
         make_tiny(studio.vault)
-    interrupted = studio.history.recover_interrupted()
-    if interrupted:
-        log.warning("jobs %s were running when the studio stopped: marked interrupted (Resume them in the queue)",
-                    interrupted)
-    return interrupted
+    recovered = studio.recover()
+    if recovered["interrupted"]:
+        log.warning("jobs %s were running when their process stopped: marked interrupted (Resume them in the queue)",
+                    recovered["interrupted"])
+    return recovered["interrupted"]
 
 
 def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True, listen: bool = False,
