@@ -45,13 +45,16 @@ def test_table_edits_and_row_operations(handlers):
 
 def test_render_all_then_edit_one_shot_renders_one_job_and_a_new_film(handlers, studio):
     board, table, title = split(handlers)
-    *_, (state, rows, text, gallery, film) = list(handlers["on_sb_render"](1, *form(board, table, title)))
+    first, *_, (state, rows, text, gallery, film, _) = list(handlers["on_sb_render"](1, *form(board, table, title)))
+    shot_jobs = sorted(j["id"] for j in studio.history.jobs())
+    assert first[2] == "Rendering shots [1, 2]…" and sorted(first[5]) == shot_jobs  # the page's own jobs, kept
+    assert handlers["on_sb_cancel"](first[5]) == "Nothing is rendering from this page."  # …all done by now
     assert text.startswith("Film: 24 frames") and media.probe(film)["video"]["frames"] == 24
     assert [r[5] for r in rows] == ["rendered", "rendered"] and len(gallery) == 2
     jobs = studio.history.count()
     table = pd.DataFrame(rows)
     table.iloc[0, 1] = "boats leave the harbour at dawn"
-    *_, (state, rows, text, gallery, film2) = list(handlers["on_sb_render"](1, *form(state, table, title)))
+    *_, (state, rows, text, gallery, film2, _) = list(handlers["on_sb_render"](1, *form(state, table, title)))
     assert studio.history.count() == jobs + 1 and film2 == film and "Film: 24 frames" in text
     assert studio.history.jobs(limit=1)[0]["prompt"] == "boats leave the harbour at dawn"
     choice = f"{state['id']}: Harbour"
@@ -66,7 +69,7 @@ def test_page_load_lists_saved_storyboards(handlers):
 
 
 def test_cancel_and_export_messages(handlers, tmp_path):
-    assert handlers["on_sb_cancel"]() == "Nothing is rendering."
+    assert handlers["on_sb_cancel"]([]) == "Nothing is rendering from this page."
     board, table, title = split(handlers)
     with pytest.raises(gr.Error, match="not been assembled"):
         handlers["on_sb_export"](str(tmp_path), *form(board, table, title))

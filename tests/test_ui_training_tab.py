@@ -31,37 +31,50 @@ def test_check_start_follow_and_compare(setup):
     text, w, hh, f = h["on_train_check"](str(folder))
     assert text.startswith("**4 usable items**") and (w, hh, f) == (64, 64, 17)
     updates = list(h["on_train_start"](*start_args(folder, "tab-lora")))
-    text, plot = updates[-1]
+    run = updates[0][2]  # the page's Run box gets the run's id once, then is left to the user
+    assert studio.history.get(run)["kind"] == "train" and all(u[2] == gr.update() for u in updates[1:])
+    text, plot, _ = updates[-1]
     assert "done" in text and "LoRA saved in the vault" in text and list(plot["step"])[-1] == 30
     assert studio.vault.get("tab-lora", kind="lora").derived_from.startswith("aiprod-tiny-ltx2@")
-    steps = h["on_train_steps"]()
+    steps = h["on_train_steps"](run)
     assert steps["choices"] == [10, 20, 30] and steps["value"] == 30
-    base, lora = h["on_train_compare"](10, "sqz, a red square", 1)
+    base, lora = h["on_train_compare"](run, 10, "sqz, a red square", 1)
     from engine import media
 
     assert not media.compare(base, lora)["identical"]
     with pytest.raises(gr.Error, match="no checkpoint at step 15"):
-        h["on_train_compare"](15, "x", 0)
+        h["on_train_compare"](run, 15, "x", 0)
     with pytest.raises(gr.Error, match="already an entry"):
         list(h["on_train_start"](*start_args(folder, "tab-lora")))
 
 
-def test_pause_then_resume(setup):
+def test_take_over_by_run_id_pause_then_resume(setup):
     studio, worker, h, folder = setup
-    run = h["on_train_start"](*start_args(folder, "paused-lora", steps=300))
-    for text, plot in run:
+    page = h["on_train_start"](*start_args(folder, "paused-lora", steps=300))
+    _, _, run = next(page)
+    page.close()  # the page is reloaded: its Run box is empty, the run goes on
+    taken = h["on_train_resume"](run)  # the user types the run's id: Resume follows it without queueing it again
+    for text, plot, _ in taken:
         if len(plot) >= 5:
-            assert "paused" in h["on_train_paused"]()
+            assert "paused" in h["on_train_paused"](run)
             break
-    final = list(run)[-1][0]
+    final = list(taken)[-1][0]
     assert "cancelled" in final and "resume it to continue" in final
-    done = list(h["on_train_resume"]())[-1][0]
+    assert studio.history.count() == 1
+    done = list(h["on_train_resume"](run))[-1][0]
     assert "done" in done and "paused-lora" in done
 
 
 def test_bad_input_and_nothing_to_stop(setup):
     studio, worker, h, folder = setup
-    assert h["on_train_paused"]() == "No training run started from this page."
+    assert h["on_train_paused"](None) == "No training run started from this page."
+    with pytest.raises(gr.Error, match="there is no run 99"):
+        h["on_train_cancelled"](99)
+    render = studio.history.create_job(studio.stamp(studio.build_recipe({"prompt": "a render"})), status="done")
+    with pytest.raises(gr.Error, match=f"job {render} is a render, not a training run"):
+        h["on_train_paused"](render)
+    with pytest.raises(gr.Error, match="resume: no training run"):
+        list(h["on_train_resume"](None))
     with pytest.raises(gr.Error, match="rank"):
         list(h["on_train_start"](*(start_args(folder, "x")[:4] + [0] + start_args(folder, "x")[5:])))
     with pytest.raises(gr.Error, match="not a folder"):

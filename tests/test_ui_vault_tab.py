@@ -22,26 +22,27 @@ W = "pipelines/aiprod-tiny-ltx2/transformer/diffusion_pytorch_model.safetensors"
 
 
 def test_verify_shows_badges_then_names_a_damaged_file(handlers, own_studio):
-    *_, (text, table) = list(handlers["on_vault_verify"]("(all)", "deep"))
+    *_, (text, task, table) = list(handlers["on_vault_verify"]("(all)", "deep"))
+    assert task is None  # the page's task is forgotten once it is over
     assert "all ok" in text and table["value"][0][:2] == ["✔ ok", "aiprod-tiny-ltx2"]
     with open(own_studio.vault.root / W, "r+b") as f:
         f.seek(-1, 2)
         last = f.read(1)
         f.seek(-1, 2)
         f.write(bytes([last[0] ^ 0xFF]))
-    *_, (text, table) = list(handlers["on_vault_verify"]("aiprod-tiny-ltx2", "quick"))
+    *_, (text, _, table) = list(handlers["on_vault_verify"]("aiprod-tiny-ltx2", "quick"))
     assert "1 problem**" in text and f"hash mismatch {W}" in text
     assert table["value"][0][0] == "✖ failed"
 
 
 def test_import_export_round_trip_through_the_tab(handlers, own_studio, tmp_path):
     updates = list(handlers["on_vault_export"]("aiprod-tiny-ltx2", str(tmp_path / "usb")))
-    assert "Exported **aiprod-tiny-ltx2**" in updates[-1]
+    assert "Exported **aiprod-tiny-ltx2**" in updates[-1][0] and updates[-1][1] is None
     bundle = tmp_path / "usb/aiprod-tiny-ltx2"
     *_, final = list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
     assert "Imported **tiny-copy**" in final[0]
-    assert [r[1] for r in final[1]["value"]] == ["aiprod-tiny-ltx2", "tiny-copy"]
-    assert "tiny-copy" in final[4]["choices"] and "tiny-copy" in final[5]["choices"]  # quantize and Render menus
+    assert [r[1] for r in final[2]["value"]] == ["aiprod-tiny-ltx2", "tiny-copy"]
+    assert "tiny-copy" in final[5]["choices"] and "tiny-copy" in final[6]["choices"]  # quantize and Render menus
     with pytest.raises(gr.Error, match="already an entry"):
         list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
     with pytest.raises(gr.Error, match="path"):
@@ -49,7 +50,10 @@ def test_import_export_round_trip_through_the_tab(handlers, own_studio, tmp_path
 
 
 def test_cancel_reports_when_nothing_runs(handlers):
-    assert handlers["on_vault_cancel"]() == "Nothing is running."
+    assert handlers["on_vault_cancel"](None) == "Nothing is running from this page."
+    updates = list(handlers["on_vault_verify"]("(all)", "quick"))
+    assert updates[0][0] == "quick verify: starting…"
+    assert handlers["on_vault_cancel"](updates[0][1]) == "Nothing is running from this page."  # it is over
 
 
 def test_page_load_lists_models_added_since_the_app_was_built(handlers, own_studio, tmp_path):

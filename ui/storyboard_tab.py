@@ -51,16 +51,17 @@ def read_table(board: Storyboard, table: Any) -> Storyboard:
     for row in values:
         if not row or all(v in ("", None) for v in row[1:4]):
             continue
-        number = int(float(row[0])) if str(row[0]).strip() not in ("", "nan") else 0
-        base = board.shots[number - 1] if 1 <= number <= len(board.shots) else None
         try:
+            number = int(float(row[0])) if str(row[0]).strip() not in ("", "nan") else 0
+            base = board.shots[number - 1] if 1 <= number <= len(board.shots) else None
             specs = [x for x in str(row[4] if len(row) > 5 and row[4] is not None else "").split(",") if x.strip()]
             data = {"prompt": str(row[1]), "duration_s": float(row[2]), "seed": int(float(row[3])),
                     "loras": [parse_lora_spec(x) for x in specs]}
-            shots.append(base.model_copy(update=data) if base else Shot(**data))
-        except (ValueError, TypeError, StudioError) as exc:
+            shot = base.model_copy(update=data) if base else Shot(**data)
+            shots.append(Shot.model_validate(shot.model_dump()))  # a copy is not validated: check it here
+        except (ValueError, TypeError, OverflowError, StudioError) as exc:
             raise gr.Error(f"shot {len(shots) + 1}: {exc}") from None
-    return board.model_copy(update={"shots": [Shot.model_validate(s.model_dump()) for s in shots]})
+    return board.model_copy(update={"shots": shots})
 
 
 def thumbnails(studio: Studio, board: Storyboard) -> list[tuple[Any, str]]:
@@ -74,7 +75,6 @@ def thumbnails(studio: Studio, board: Storyboard) -> list[tuple[Any, str]]:
 def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
     """Build the tab; returns its page-load refresh (saved storyboards, model menu) and outputs."""
     store = StoryboardStore(studio.history)
-    running: dict[str, list[int]] = {"jobs": []}
     pipelines = [e.name for e in studio.pipelines()]
     presets = [""] + [p.id for p in load_presets() if p.kind == "render"]
     has_llm = bool(studio.vault.entries(kind="scenarist"))
@@ -83,6 +83,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
         return [f"{b['id']}: {b['title']}" for b in store.list()]
 
     state = gr.State(None)
+    jobs = gr.State([])  # the job ids of the render this browser session started: its Cancel stops only those
     with gr.Row():
         saved = gr.Dropdown(label="Saved storyboards", choices=saved_choices(), value=None, scale=3)
         open_btn = gr.Button("Open", scale=0)
@@ -194,32 +195,31 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
             try:
                 for event in sb.render_queued(studio, worker, board, only=int(number) if only else None):
                     if isinstance(event, sb.ShotsQueued):
-                        running["jobs"] = event.job_ids
                         text = (f"Rendering shots {event.to_render}…" if event.to_render
                                 else "Every shot is already rendered: assembling the film…")
-                        yield state_json, table_rows(studio, board), text, gr.update(), gr.update()
+                        yield state_json, table_rows(studio, board), text, gr.update(), gr.update(), event.job_ids
                     elif isinstance(event, sb.ShotProgress):
                         yield (gr.update(), gr.update(), f"Shot {event.shot}: step {event.step}/{event.total} · "
-                               f"{event.done} of {event.shots} shots done", gr.update(), gr.update())
+                               f"{event.done} of {event.shots} shots done", gr.update(), gr.update(), gr.update())
                     else:
                         store.set_film(board.id, event.info["path"])
                         yield (state_json, table_rows(studio, board), f"Film: {event.info['frames']} frames, "
                                f"{event.info['seconds']:.2f}s, {event.info['shots']} shots.",
-                               thumbnails(studio, board), event.info["path"])
+                               thumbnails(studio, board), event.info["path"], gr.update())
                         return
             except StudioError as exc:
                 raise gr.Error(str(exc)) from None
             yield state_json, table_rows(studio, board), "Shot rendered; render the storyboard to build the film.", \
-                thumbnails(studio, board), gr.update()
+                thumbnails(studio, board), gr.update(), gr.update()
 
         on_sb_render.__name__ = "on_sb_render_shot" if only else "on_sb_render"
         return on_sb_render
 
-    def on_sb_cancel() -> str:
-        stopped = [j for j in running["jobs"] if worker.status(j)["status"] in ("queued", "running")]
+    def on_sb_cancel(job_ids: list[int] | None) -> str:
+        stopped = [j for j in job_ids or [] if worker.status(j)["status"] in ("queued", "running")]
         for job_id in stopped:
             worker.cancel(job_id)
-        return f"Cancelling jobs {stopped}…" if stopped else "Nothing is rendering."
+        return f"Cancelling jobs {stopped}…" if stopped else "Nothing is rendering from this page."
 
     def on_sb_export(folder, *args):
         board = store.save(current(*args))
@@ -241,10 +241,10 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
                                                       crossfade, gallery], **private)
     for name, button in ops.items():
         button.click(row_op(name), inputs=[shot_no, *form], outputs=outs, **private)
-    render_outs = [state, table, status, gallery, film]
+    render_outs = [state, table, status, gallery, film, jobs]
     render_all.click(render(None), inputs=[shot_no, *form], outputs=render_outs, **private)
     render_one.click(render(1), inputs=[shot_no, *form], outputs=render_outs, **private)
-    cancel.click(on_sb_cancel, outputs=status, **private)
+    cancel.click(on_sb_cancel, inputs=jobs, outputs=status, **private)
     export_btn.click(on_sb_export, inputs=[export_dir, *form], outputs=status, **private)
 
     def on_sb_page_load():

@@ -2,19 +2,26 @@
 
 Training runs go through the same queue as renders (one job at a time on the GPU). The
 tab follows the run it started: step, loss plot, seconds per step and ETA; Pause stops it
-at the next step with a checkpoint, Resume continues from there, Cancel stops it for good
+at once (within one block) keeping the last whole step as a checkpoint, Resume continues
+from there, Cancel stops it for good
 (its checkpoints stay in the run folder). Any checkpoint can be rendered beside the base
 model at the same seed.
+
+The run a page follows is the one in its Run box (filled in by Start), so each browser
+session's buttons reach only its own run; typing another run's id there takes that run
+over (after a page reload, say), and Resume then follows it.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import gradio as gr
 import pandas as pd
 
-from aiprod_studio.errors import StudioError
+from aiprod_studio.errors import BadInput, StudioError
+from aiprod_studio.numbers import whole_number
 from aiprod_studio.training import make_train_config
 from engine import lora_dataset as ds
 from engine.lora_export import checkpoint_steps, render_checkpoint_sample
@@ -30,7 +37,6 @@ PRESETS = {
 
 
 def build(studio: Studio, worker: QueueWorker) -> None:
-    followed: dict[str, int] = {}
     pipelines = [e.name for e in studio.pipelines()]
     with gr.Row():
         dataset = gr.Textbox(label="Dataset folder (clips or images + same-name .txt captions, or dataset.jsonl)",
@@ -58,6 +64,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             quantization = gr.Radio(label="Base weights", choices=["none", "int8", "fp8"], value="none")
             checkpointing = gr.Checkbox(label="Gradient checkpointing", value=False)
     with gr.Row():
+        run = gr.Number(label="Run", value=None, precision=0, minimum=1, scale=0, min_width=110,
+                        info="filled in by Start; type an id to take a run over")
         start_btn = gr.Button("Start training", variant="primary")
         pause_btn = gr.Button("Pause")
         resume_btn = gr.Button("Resume")
@@ -90,8 +98,24 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         return [gr.update(value=p[k]) if k in p else gr.update() for k in ("rank", "lr", "steps", "save_every",
                                                                            "warmup")]
 
+    def run_id(value: float | None) -> int | None:
+        """The run in the page's Run box, checked to be a training run."""
+        if value in (None, ""):
+            return None
+        try:
+            number = whole_number(value, "run")
+            kind = studio.history.get(number)["kind"]
+        except StudioError as exc:
+            raise gr.Error(str(exc)) from None
+        except KeyError:
+            raise gr.Error(f"run: there is no run {number}") from None
+        if kind != "train":
+            raise gr.Error(f"run: job {number} is a render, not a training run")
+        return number
+
     def follow(job_id: int):
-        last = None
+        """(status text, loss table, Run box) while the run moves; the Run box is set once, at the start."""
+        last, run_box = None, job_id
         while True:
             row = worker.status(job_id)
             metrics = studio.history.metrics(job_id)
@@ -110,29 +134,35 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                     text += f" — LoRA saved in the vault: `{row['output_path']}`"
                 elif row["status"] in ("failed", "cancelled", "interrupted"):
                     text += f" — {row.get('error') or ''}"
-                yield text, pd.DataFrame(metrics or [], columns=["step", "loss", "lr", "seconds"])
+                yield text, pd.DataFrame(metrics or [], columns=["step", "loss", "lr", "seconds"]), run_box
+                run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
             if row["status"] in ("done", "failed", "cancelled", "interrupted"):
                 return
             time.sleep(0.5)
 
     def on_train_start(folder, lora_name, model, trig, rank_v, lr_v, steps_v, save_v, warm_v, seed_v, w, h, f,
                        sched, quant, ckpt):
+        def whole(field: str, value: float | None, empty: int | None = None) -> int:
+            return empty if value in (None, "") and empty is not None else whole_number(value, field, low=-2**63)
+
         try:
+            if isinstance(lr_v, bool) or not isinstance(lr_v, (int, float)) or not math.isfinite(lr_v):
+                raise BadInput(f"lr must be a number, got {lr_v!r}", field="lr")
             config = make_train_config({
                 "dataset": folder, "name": (lora_name or "").strip(), "model": model or None, "trigger": trig or "",
-                "rank": int(rank_v), "lr": float(lr_v), "steps": int(steps_v), "save_every": int(save_v),
-                "warmup_steps": int(warm_v), "seed": int(seed_v), "width": int(w) or None, "height": int(h) or None,
-                "num_frames": int(f) or None, "schedule": sched, "quantization": quant,
-                "gradient_checkpointing": bool(ckpt)})
+                "rank": whole("rank", rank_v), "lr": float(lr_v), "steps": whole("steps", steps_v),
+                "save_every": whole("save_every", save_v), "warmup_steps": whole("warmup_steps", warm_v, 0),
+                "seed": whole("seed", seed_v, 0), "width": whole("width", w, 0) or None,
+                "height": whole("height", h, 0) or None, "num_frames": whole("num_frames", f, 0) or None,
+                "schedule": sched, "quantization": quant, "gradient_checkpointing": bool(ckpt)})
             job_id = worker.enqueue_training(config)
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
-        followed["job"] = job_id
         yield from follow(job_id)
 
     def stop(verb: str):
-        def handler():
-            job_id = followed.get("job")
+        def handler(run_value: float | None):
+            job_id = run_id(run_value)
             if job_id is None:
                 return "No training run started from this page."
             try:
@@ -143,25 +173,26 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         handler.__name__ = f"on_train_{verb}"
         return handler
 
-    def on_train_resume():
-        job_id = followed.get("job")
+    def on_train_resume(run_value: float | None):
+        job_id = run_id(run_value)
         if job_id is None:
-            raise gr.Error("resume: no training run started from this page")
+            raise gr.Error("resume: no training run started from this page (type its id in the Run box)")
         try:
-            worker.resume(job_id)
+            if worker.status(job_id)["status"] not in ("queued", "running"):  # a run taken over: just follow it
+                worker.resume(job_id)
         except StudioError as exc:
             raise gr.Error(str(exc)) from None
         yield from follow(job_id)
 
-    def on_train_steps():
-        job_id = followed.get("job")
+    def on_train_steps(run_value: float | None):
+        job_id = run_id(run_value)
         if job_id is None:
             raise gr.Error("step: start a training run first")
         found = checkpoint_steps(studio.settings, job_id, studio.history.get(job_id)["recipe"]["name"])
         return gr.update(choices=found, value=found[-1] if found else None)
 
-    def on_train_compare(step_v, prompt: str, seed_v: float):
-        job_id = followed.get("job")
+    def on_train_compare(run_value: float | None, step_v, prompt: str, seed_v: float):
+        job_id = run_id(run_value)
         if job_id is None or step_v in (None, ""):
             raise gr.Error("step: start a run and choose one of its checkpoints")
         try:
@@ -175,10 +206,10 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     preset.change(on_train_preset, inputs=preset, outputs=[rank, lr, steps, save_every, warmup], **private)
     start_btn.click(on_train_start, inputs=[dataset, name, base, trigger, rank, lr, steps, save_every, warmup, seed,
                                             width, height, frames, schedule, quantization, checkpointing],
-                    outputs=[status, plot], **private)
-    pause_btn.click(stop("paused"), outputs=status, **private)
-    cancel_btn.click(stop("cancelled"), outputs=status, **private)
-    resume_btn.click(on_train_resume, outputs=[status, plot], **private)
-    steps_btn.click(on_train_steps, outputs=sample_step, **private)
-    compare_btn.click(on_train_compare, inputs=[sample_step, sample_prompt, sample_seed],
+                    outputs=[status, plot, run], **private)
+    pause_btn.click(stop("paused"), inputs=run, outputs=status, **private)
+    cancel_btn.click(stop("cancelled"), inputs=run, outputs=status, **private)
+    resume_btn.click(on_train_resume, inputs=run, outputs=[status, plot, run], **private)
+    steps_btn.click(on_train_steps, inputs=run, outputs=sample_step, **private)
+    compare_btn.click(on_train_compare, inputs=[run, sample_step, sample_prompt, sample_seed],
                       outputs=[base_video, lora_video], **private)

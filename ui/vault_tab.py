@@ -2,6 +2,7 @@
 
 Long work (hashing gigabytes, copying, quantizing) runs in a thread; the handler only turns
 its progress events into text, and Cancel sets the event the core checks between chunks.
+Each browser session keeps the task it started in a `gr.State`, so its Cancel stops only that.
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ def progress_text(label: str, p: Any) -> str:
 class Tracked:
     """Runs `fn(progress, cancel)` in a thread; `updates()` yields its progress events."""
 
-    def __init__(self, fn: Callable[[Callable[[Any], None], threading.Event], Any], cancel: threading.Event):
+    def __init__(self, fn: Callable[[Callable[[Any], None], threading.Event], Any]):
         self._events: queue.Queue = queue.Queue()
         self._result: dict[str, Any] = {}
-        self.cancel = cancel
+        self.cancel = cancel = threading.Event()
 
         def target() -> None:
             try:
@@ -68,6 +69,10 @@ class Tracked:
                 self._events.put(None)
 
         threading.Thread(target=target, daemon=True, name="vault-task").start()
+
+    @property
+    def running(self) -> bool:
+        return not self._result and not self.cancel.is_set()
 
     def updates(self) -> Iterator[Any]:
         while (item := self._events.get()) is not None:
@@ -92,7 +97,6 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
     `model_menu` / `lora_menu` are the Render tab's menus: imports, quantized copies and trained
     LoRAs appear there.
     """
-    running: dict[str, threading.Event] = {}
     names = [e.name for e in studio.vault.entries()]
     pipelines = [e.name for e in studio.vault.entries("pipeline")]
     table = gr.Dataframe(value=rows(studio), headers=COLUMNS, interactive=False, wrap=True, elem_id="vault-table")
@@ -103,6 +107,7 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
         cancel_btn = gr.Button("Cancel", scale=0)
         refresh_btn = gr.Button("Refresh", scale=0)
     status = gr.Markdown("", elem_id="vault-status")
+    task = gr.State(None)  # the `Tracked` task this browser session started, for its Cancel button
     with gr.Accordion("Import a model folder, a .safetensors file or a bundle", open=False):
         with gr.Row():
             src = gr.Textbox(label="Path on this machine", scale=3)
@@ -137,10 +142,11 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
                 gr.update(choices=[e.name for e in studio.vault.entries("lora")]))
 
     def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
-        running["cancel"] = cancel = threading.Event()
-        job = Tracked(fn, cancel)
+        """Yields (progress text, the task) — at once, so Cancel can reach it — and returns its result."""
+        job = Tracked(fn)
+        yield f"{label}: starting…", job
         for p in job.updates():
-            yield progress_text(label, p)
+            yield progress_text(label, p), job
         return job.result()
 
     def on_vault_verify(name: str, how: str):
@@ -149,19 +155,18 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
                                                                    progress=progress, cancel=cancel))
         try:
             while True:
-                yield next(job), gr.update()
+                yield *next(job), gr.update()
         except StopIteration as done:
             report = done.value
         lines = [f"**{report.mode} verify: {'all ok' if report.ok else plural(len(report.failures()), 'problem')}** "
                  f"({plural(len(report.entries), 'entry', 'entries')}, {human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)"]
         lines += [f"- ✖ {f}" for f in report.failures()]
-        yield "\n".join(lines), gr.update(value=rows(studio))
+        yield "\n".join(lines), None, gr.update(value=rows(studio))
 
-    def on_vault_cancel() -> str:
-        event = running.get("cancel")
-        if event is None or event.is_set():
-            return "Nothing is running."
-        event.set()
+    def on_vault_cancel(job: Tracked | None) -> str:
+        if job is None or not job.running:
+            return "Nothing is running from this page."
+        job.cancel.set()
         return "Cancelling…"
 
     def on_vault_import(path: str, name: str, kind_: str, license_text: str, hard_link: bool):
@@ -173,11 +178,11 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
             link=hard_link, progress=progress, cancel=cancel, **fields))
         try:
             while True:
-                yield (next(job),) + (gr.update(),) * 6
+                yield next(job) + (gr.update(),) * 6
         except StopIteration as done:
             entry = done.value
         yield (f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
-               f"digest `{entry.digest[:12]}`.",) + lists()
+               f"digest `{entry.digest[:12]}`.", None) + lists()
 
     def on_vault_export(name: str, folder: str):
         if not name or not (folder or "").strip():
@@ -188,7 +193,8 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
             while True:
                 yield next(job)
         except StopIteration as done:
-            yield f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`."
+            yield (f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`.",
+                   None)
 
     def on_vault_quantize(name: str, to: str, new: str):
         from engine.quantized import save_quantized
@@ -212,13 +218,13 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
         return str(out), text
 
     private = {"api_visibility": "private"}
-    verify_btn.click(on_vault_verify, inputs=[target, mode], outputs=[status, table], **private)
-    cancel_btn.click(on_vault_cancel, outputs=status, **private)
+    verify_btn.click(on_vault_verify, inputs=[target, mode], outputs=[status, task, table], **private)
+    cancel_btn.click(on_vault_cancel, inputs=task, outputs=status, **private)
     menus = [table, target, export_name, q_name, model_menu, lora_menu]
     refresh_btn.click(lists, outputs=menus, **private)
-    import_btn.click(on_vault_import, inputs=[src, new_name, kind, license_, link], outputs=[status, *menus],
+    import_btn.click(on_vault_import, inputs=[src, new_name, kind, license_, link], outputs=[status, task, *menus],
                      **private)
-    export_btn.click(on_vault_export, inputs=[export_name, export_dir], outputs=status, **private)
+    export_btn.click(on_vault_export, inputs=[export_name, export_dir], outputs=[status, task], **private)
     quantize_btn.click(on_vault_quantize, inputs=[q_name, q_to, q_new], outputs=[status, *menus], **private)
     report_btn.click(on_vault_report, inputs=self_test, outputs=[report_file, report_view], **private)
     return lists, menus
