@@ -253,6 +253,8 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
             write_journal(target, pending.model_copy(update={"files": records}), stats, source_id)
             os.replace(tmp, target)
             atomic.fsync_dir(target.parent)
+            if single and stats:  # renaming a file changes its ctime: the quick check's key is read again
+                stats = {target.name: stat_key(target.stat())}
             entry = vault.record(name, kind, family, rel_target, files=records, stats=stats, **fields)
         except BaseException:
             try:

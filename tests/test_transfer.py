@@ -69,6 +69,7 @@ def test_single_lora_file_import_and_checksums_path(tmp_path):
     f = lora_file(tmp_path / "src")
     vault = Vault(tmp_path / "vault")
     entry = import_path(vault, f, "style", kind="lora")
+    assert verify(vault).hashed_bytes == 0  # the quick check knows the imported file: nothing to re-hash
     assert entry.path == "loras/style.safetensors" and list(entry.files) == ["style.safetensors"]
     assert (tmp_path / "vault/loras/style.safetensors").is_file()
     line = (tmp_path / "vault/CHECKSUMS.sha256").read_text().strip()
