@@ -17,13 +17,15 @@ from gradio.data_classes import FileData
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.numbers import whole_number
-from aiprod_studio.training import make_train_config
 from aiprod_studio.storyboard import split_script, storyboard_from_json
 from aiprod_studio.storyboard_db import StoryboardStore
-from engine import storyboard as sb
+from aiprod_studio.training import make_train_config
+from aiprod_studio.vault import check_kind
 from aiprod_studio.verify import last_results, verify
+from engine import storyboard as sb
 from engine.studio import Studio
 from engine.worker import QueueWorker
+from ui.errors import refused
 from ui.render_tab import values
 
 RECORD_KEYS = ("id", "kind", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
@@ -42,13 +44,13 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         try:
             return worker.enqueue(studio.build_recipe(values_))
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
 
     def _status(job_id: int) -> dict[str, Any]:
         try:
             return worker.status(job_id)
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
 
     def render(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
                offload: str = "none", width: int | None = None, height: int | None = None,
@@ -60,7 +62,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                                  fps, steps, guidance, seed, loras))
         row = worker.wait(job_id)
         if row["status"] != "done":
-            raise gr.Error(f"job {job_id} {row['status']}: {row.get('error') or ''}".strip())
+            raise refused(f"job {job_id} {row['status']}: {row.get('error') or ''}".strip())
         return FileData(path=row["output_path"]), record(row)
 
     def enqueue(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
@@ -86,20 +88,24 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         try:
             return {"job_id": job_id, "result": worker.cancel(job_id)}
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
 
     def history(limit: int = 20, offset: int = 0, status: str = "", text: str = "", model: str = "") -> list[dict]:
         """Past and queued jobs as records, newest first; filter by status, prompt text, model."""
         try:
-            rows = studio.history.jobs(limit=max(1, min(whole_number(limit, "limit", low=-2**63), 500)),
+            rows = studio.history.jobs(limit=whole_number(limit, "limit", high=500),
                                        offset=whole_number(offset, "offset", low=0), status=status or None,
                                        text=text or None, model=model or None)
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         return [record(r) for r in rows]
 
     def vault_list(kind: str = "") -> list[dict]:
         """The vault's entries: name, kind, family, location, source, license, files (sha256, size), last check."""
+        try:
+            check_kind(kind) if kind else None
+        except StudioError as exc:
+            raise refused(exc) from None
         checks = last_results(studio.vault)
         out = []
         for e in studio.vault.entries(kind=kind or None):
@@ -112,7 +118,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
         try:
             return verify(studio.vault, [name] if name else None, deep=deep).to_json()
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
 
     def storyboard_split(script: str, fps: int = 24, target_s: float | None = None, base_seed: int = 0,
                          model: str = "", preset: str = "", crossfade_s: float = 0.0) -> dict:
@@ -121,7 +127,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             board = split_script(script, fps=fps, target_s=target_s or None, base_seed=base_seed,
                                  model=model or None, preset=preset or None, crossfade_s=crossfade_s)
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         return board.model_dump(mode="json")
 
     def storyboard_render(storyboard: str, wait: bool = True) -> tuple[FileData | None, dict]:
@@ -141,7 +147,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                     info |= {"film": event.info["path"], "frames": event.info["frames"],
                              "seconds": event.info["seconds"], "chapters": event.info["chapters"]}
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         return FileData(path=info["film"]), info
 
     def lora_train(dataset: str, name: str, model: str = "", rank: int = 32, steps: int = 1500, lr: float = 1e-4,
@@ -154,7 +160,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                                         "seed": seed})
             return record(_status(worker.enqueue_training(config)))
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
 
     for fn in (render, enqueue, job, cancel, history, storyboard_split, storyboard_render, vault_list,
                vault_verify, lora_train):

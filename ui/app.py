@@ -104,12 +104,26 @@ def launch_kwargs(studio: Studio, port: int, listen: bool = False, auth: list[tu
         "allowed_paths": [str(studio.settings.outputs_dir)],
         "blocked_paths": [str(studio.settings.models_dir), str(studio.settings.db_path)],
         "show_error": True,
+        "quiet": True,  # the studio prints its own address; Gradio's banner would suggest a share link
         "footer_links": ["api"],
         "run_history": False,  # its routes can save runs to, and fetch assets from, a remote bucket
         "strict_cors": "null" not in origins,  # an allowed `null` page may also read the answers
         "app_kwargs": {"middleware": [Middleware(StudioGuard, allowed_hosts=hosts, file_roots=roots,
                                                  allowed_origins=origins)]},
     }
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another program listens on, before any work starts."""
+    if not 1 <= port <= 65535:
+        raise BadInput(f"port must be 1…65535, got {port}", field="port")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise BadInput(f"port {port} is in use on {host} ({exc.strerror}): choose another with --port",
+                           field="port") from None
 
 
 def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
@@ -130,6 +144,7 @@ def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True, liste
           auth: str | None = None, auth_file: str | None = None, allow_hosts: tuple[str, ...] = (),
           allow_origins: tuple[str, ...] = ()) -> None:
     credentials = parse_auth(auth, auth_file)
+    check_port_free("0.0.0.0" if listen else DEFAULT_HOST, port)
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
     studio = Studio(settings)
     # refuses --listen without auth, and a malformed origin

@@ -14,6 +14,7 @@ from aiprod_studio.history import STATUSES
 from aiprod_studio.recipe import Recipe
 from engine.studio import Studio
 from engine.worker import QueueWorker
+from ui.errors import refused
 from ui.render_tab import RenderForm
 
 PAGE = 12
@@ -90,7 +91,7 @@ def build(studio: Studio, worker: QueueWorker, form: RenderForm, tabs: gr.Tabs) 
 
     def do_reuse(job_id):
         if job_id is None:
-            raise gr.Error("Select a render first.")
+            raise refused("Select a render first.")
         return form.updates_from_recipe(studio.history.get(job_id)["recipe"]) + [gr.Tabs(selected="render")]
 
     def do_rerender(job_id):

@@ -21,6 +21,7 @@ from engine import media
 from engine.studio import Studio
 from engine.worker import Done, Progress, QueueWorker, Stopped
 from ui import queue_panel
+from ui.errors import refused
 
 TEST_MODEL_NOTE = (
     "⚠️ **Test model.** `{name}` is the studio's tiny built-in LTX-2 model with random weights: it proves the "
@@ -169,7 +170,7 @@ def build(studio: Studio, worker: QueueWorker) -> RenderForm:
             return form.updates_from_recipe({}) + [gr.update()]
         recipe = media.read_metadata_json(path)
         if recipe is None:
-            raise gr.Error("That file carries no AIPROD recipe (was it made by the studio?)")
+            raise refused("That file carries no AIPROD recipe (was it made by the studio?)")
         return form.updates_from_recipe(recipe) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
 
     def next_seed(seed_value: float, locked: bool):
@@ -179,7 +180,7 @@ def build(studio: Studio, worker: QueueWorker) -> RenderForm:
         try:
             return worker.enqueue(studio.build_recipe(values(*args)))
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
 
     def on_generate(prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps,
                     guidance, seed, loras, request: gr.Request):

@@ -20,6 +20,7 @@ from engine import storyboard as sb
 from engine.loras import parse_lora_spec
 from engine.studio import Studio
 from engine.worker import QueueWorker
+from ui.errors import refused
 from ui.render_tab import lora_label
 
 COLUMNS = ["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]
@@ -60,7 +61,7 @@ def read_table(board: Storyboard, table: Any) -> Storyboard:
             shot = base.model_copy(update=data) if base else Shot(**data)
             shots.append(Shot.model_validate(shot.model_dump()))  # a copy is not validated: check it here
         except (ValueError, TypeError, OverflowError, StudioError) as exc:
-            raise gr.Error(f"shot {len(shots) + 1}: {exc}") from None
+            raise refused(f"shot {len(shots) + 1}: {exc}") from None
     return board.model_copy(update={"shots": shots})
 
 
@@ -119,7 +120,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
     def current(board_json: Any, table_value: Any, title_text: str, model_name: str, preset_id: str, fps_v: float,
                 crossfade_v: float) -> Storyboard:
         if not board_json:
-            raise gr.Error("shots: split a script first")
+            raise refused("shots: split a script first")
         board = Storyboard.model_validate(board_json)
         board = board.model_copy(update={"title": title_text or board.title, "model": model_name or None,
                                          "preset": preset_id or None, "fps": int(fps_v or 24),
@@ -137,7 +138,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
                                  base_seed=int(seed_v or 0), model=model_name or None, preset=preset_id or None,
                                  crossfade_s=float(crossfade_v or 0))
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         total = sum(shot_frames(s.duration_s, board.fps) for s in board.shots) / board.fps
         return shown(board, f"{len(board.shots)} shots, {total:.2f}s. Edit the table, then render.")
 
@@ -148,7 +149,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
         try:
             board, report = enhance(studio.vault, board)
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         kept = [str(r["shot"]) for r in report if r["used"] == "rules"]
         return shown(board, "Prompts rewritten by the local LLM" + (f"; shots {', '.join(kept)} kept their prompt "
                                                                     "(unusable output)" if kept else "."))
@@ -158,7 +159,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
 
     def on_sb_open(choice: str):
         if not choice:
-            raise gr.Error("id: choose a saved storyboard")
+            raise refused("id: choose a saved storyboard")
         board = store.load(int(choice.split(":")[0]))
         return (board.model_dump(mode="json"), table_rows(studio, board), board.title, board.script,
                 board.model or studio.default_model(), board.preset or "", board.fps, board.base_seed,
@@ -169,7 +170,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
             board = current(*args)
             shots, i = list(board.shots), int(number or 1) - 1
             if not 0 <= i < len(shots):
-                raise gr.Error(f"shot: choose 1–{len(shots)}, got {int(number or 0)}")
+                raise refused(f"shot: choose 1–{len(shots)}, got {int(number or 0)}")
             if name == "Add after":
                 shots.insert(i + 1, Shot(prompt="a new shot", duration_s=shots[i].duration_s,
                                          seed=max(s.seed for s in shots) + 1))
@@ -177,7 +178,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
                 shots.insert(i + 1, shots[i].model_copy())
             elif name == "Delete":
                 if len(shots) == 1:
-                    raise gr.Error("shots: a storyboard keeps at least one shot")
+                    raise refused("shots: a storyboard keeps at least one shot")
                 shots.pop(i)
             elif name == "Move up" and i > 0:
                 shots[i - 1], shots[i] = shots[i], shots[i - 1]
@@ -208,7 +209,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
                                thumbnails(studio, board), event.info["path"], gr.update())
                         return
             except StudioError as exc:
-                raise gr.Error(str(exc)) from None
+                raise refused(exc) from None
             yield state_json, table_rows(studio, board), "Shot rendered; render the storyboard to build the film.", \
                 thumbnails(studio, board), gr.update(), gr.update()
 
@@ -224,11 +225,11 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
     def on_sb_export(folder, *args):
         board = store.save(current(*args))
         if not (folder or "").strip():
-            raise gr.Error("folder: where should the export go?")
+            raise refused("folder: where should the export go?")
         try:
             dest = sb.export(board, sb.plan(studio, board), sb.film_path(studio, board), folder.strip())
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         return f"Exported to `{dest}`: film.mp4, clips/, storyboard.json, film.edl."
 
     private = {"api_visibility": "private"}

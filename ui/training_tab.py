@@ -27,6 +27,7 @@ from engine import lora_dataset as ds
 from engine.lora_export import checkpoint_steps, render_checkpoint_sample
 from engine.studio import Studio
 from engine.worker import QueueWorker
+from ui.errors import refused
 
 PRESETS = {
     "Quick test (60 steps, rank 8)": {"steps": 60, "rank": 8, "lr": 1e-3, "save_every": 20, "warmup": 5},
@@ -88,7 +89,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             bucket = ds.propose_bucket(rep.items, None if studio.plan.device.type == "cpu" else 24.0)
             ds.apply_bucket(rep, bucket[2])
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         lines = [f"**{len(rep.items)} usable items**; proposed bucket {bucket[0]}×{bucket[1]}, {bucket[2]} frames."]
         lines += [f"- ⚠ {f}" for f in rep.findings]
         return "\n".join(lines), bucket[0], bucket[1], bucket[2]
@@ -106,11 +107,11 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             number = whole_number(value, "run")
             kind = studio.history.get(number)["kind"]
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         except KeyError:
-            raise gr.Error(f"run: there is no run {number}") from None
+            raise refused(f"run: there is no run {number}") from None
         if kind != "train":
-            raise gr.Error(f"run: job {number} is a render, not a training run")
+            raise refused(f"run: job {number} is a render, not a training run")
         return number
 
     def follow(job_id: int):
@@ -157,7 +158,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                 "schedule": sched, "quantization": quant, "gradient_checkpointing": bool(ckpt)})
             job_id = worker.enqueue_training(config)
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         yield from follow(job_id)
 
     def stop(verb: str):
@@ -176,29 +177,29 @@ def build(studio: Studio, worker: QueueWorker) -> None:
     def on_train_resume(run_value: float | None):
         job_id = run_id(run_value)
         if job_id is None:
-            raise gr.Error("resume: no training run started from this page (type its id in the Run box)")
+            raise refused("resume: no training run started from this page (type its id in the Run box)")
         try:
             if worker.status(job_id)["status"] not in ("queued", "running"):  # a run taken over: just follow it
                 worker.resume(job_id)
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         yield from follow(job_id)
 
     def on_train_steps(run_value: float | None):
         job_id = run_id(run_value)
         if job_id is None:
-            raise gr.Error("step: start a training run first")
+            raise refused("step: start a training run first")
         found = checkpoint_steps(studio.settings, job_id, studio.history.get(job_id)["recipe"]["name"])
         return gr.update(choices=found, value=found[-1] if found else None)
 
     def on_train_compare(run_value: float | None, step_v, prompt: str, seed_v: float):
         job_id = run_id(run_value)
         if job_id is None or step_v in (None, ""):
-            raise gr.Error("step: start a run and choose one of its checkpoints")
+            raise refused("step: start a run and choose one of its checkpoints")
         try:
             base_clip, sample = render_checkpoint_sample(studio, job_id, int(step_v), prompt, int(seed_v or 0))
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         return str(base_clip), str(sample)
 
     private = {"api_visibility": "private"}

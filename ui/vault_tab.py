@@ -22,6 +22,7 @@ from aiprod_studio.transfer import export_bundle, import_path
 from aiprod_studio.vault_cli import human_bytes, plural
 from aiprod_studio.verify import last_results, verify
 from engine.studio import Studio
+from ui.errors import refused
 
 COLUMNS = ["status", "name", "kind", "family", "size", "source", "license", "digest", "last check"]
 BADGES = {"ok": "✔ ok", "failed": "✖ failed"}
@@ -87,7 +88,7 @@ class Tracked:
     def result(self) -> Any:
         if "error" in self._result:
             exc = self._result["error"]
-            raise gr.Error(str(exc)) if isinstance(exc, StudioError) else exc
+            raise refused(exc) if isinstance(exc, StudioError) else exc
         return self._result.get("value")
 
 
@@ -171,7 +172,7 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
 
     def on_vault_import(path: str, name: str, kind_: str, license_text: str, hard_link: bool):
         if not (path or "").strip():
-            raise gr.Error("path: give the folder, file or bundle to import")
+            raise refused("path: give the folder, file or bundle to import")
         fields = {"license": license_text.strip()} if (license_text or "").strip() else {}
         job = track("import", lambda progress, cancel: import_path(
             studio.vault, path.strip(), (name or "").strip() or None, kind=None if kind_ == "pipeline" else kind_,
@@ -186,7 +187,7 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
 
     def on_vault_export(name: str, folder: str):
         if not name or not (folder or "").strip():
-            raise gr.Error("to: choose an entry and a folder to write the bundle into")
+            raise refused("to: choose an entry and a folder to write the bundle into")
         job = track("export", lambda progress, cancel: export_bundle(studio.vault, name, folder.strip(),
                                                                     progress=progress, cancel=cancel))
         try:
@@ -203,7 +204,7 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
         try:
             entry = save_quantized(studio.vault, name, to, (new or "").strip())
         except StudioError as exc:
-            raise gr.Error(str(exc)) from None
+            raise refused(exc) from None
         yield (f"Saved **{entry.name}** ({human_bytes(entry.total_size)}); choose it in the Render tab.",) + lists()
 
     def on_vault_report(run_self_test: bool):
