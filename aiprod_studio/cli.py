@@ -15,6 +15,7 @@ import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -94,7 +95,7 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
         lines.append(f"{r['id']:>6}  {r['status']:<11} {str(r['model'])[:20]:<20} {r['seed']:>10}  {wall:>7}  "
                      f"{(r['prompt'] or '')[:60]}")
     if not rows:
-        lines.append("(no jobs yet)")
+        lines.append("(no matching jobs)" if args.status or args.search or args.model else "(no jobs yet)")
     return {"jobs": rows}, "\n".join(lines)
 
 
@@ -161,10 +162,10 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("internal error", exc_info=True)
         return _fail(exc, 1, want_json)
     code = result.pop("_exit", 0)  # a report that is itself a failure (e.g. verify: exit 3)
-    if args.json:
-        print(json.dumps({"ok": code == 0, **result}, default=str))
-    else:
-        print(text)
+    try:
+        print(json.dumps({"ok": code == 0, **result}, default=str) if args.json else text, flush=True)
+    except BrokenPipeError:  # `aiprod-studio history | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return code
 
 

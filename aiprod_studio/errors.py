@@ -33,3 +33,8 @@ class Cancelled(StudioError):
     """Work stopped because the user (or a signal) asked for it."""
 
     exit_code = 4
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a failed job's row says: the studio's own message as it is, anything else with its type."""
+    return str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"

@@ -29,6 +29,7 @@ from aiprod_studio.recipe import check_text
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
+KINDS = ("render", "train")
 
 
 def _now() -> str:
@@ -332,6 +333,10 @@ class History:
                 check_text(value)
             except ValueError as exc:
                 raise BadInput(f"{name} {exc}", field=name) from None
+        if status and status not in STATUSES:
+            raise BadInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
+        if kind and kind not in KINDS:
+            raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
         where, params = [], []
         if kind:
             where.append("kind = ?")

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from aiprod_studio import atomic
-from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.errors import BadInput, Cancelled, IntegrityError, failure_text
 from aiprod_studio.owner import Heartbeat
 from aiprod_studio.training import TrainConfig
 from engine import lora_dataset as ds
@@ -172,6 +172,8 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     memory = (torch.cuda.get_device_properties(studio.plan.device).total_memory / 2**30
               if studio.plan.device.type == "cuda" else None)
     data = ds.validate(config.dataset)
+    if not data.items:
+        raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in data.findings), field="dataset")
     proposed = ds.propose_bucket(data.items, memory)
     bucket = (config.width or proposed[0], config.height or proposed[1], config.num_frames or proposed[2])
     ds.apply_bucket(data, bucket[2])
@@ -398,6 +400,6 @@ def run_job(studio: Any, job_id: int, progress: Callable[[TrainProgress], None] 
                                 status="cancelled")
             raise
         except Exception as exc:
-            history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
+            history.mark_failed(job_id, failure_text(exc))
             raise
     return history.get(job_id) | {"result": result}

@@ -16,8 +16,10 @@ import re
 import warnings
 from typing import Any
 
+from pydantic import ValidationError
+
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.recipe import LoraRef
+from aiprod_studio.recipe import LoraRef, format_validation_error
 from aiprod_studio.vault import Entry, Vault
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,9 @@ def parse_lora_spec(spec: Any) -> LoraRef:
     if isinstance(spec, dict):
         try:
             return LoraRef.model_validate(spec)
-        except ValueError as exc:
-            raise BadInput(f"loras: {exc}", field="loras") from None
+        except ValidationError as exc:
+            raise BadInput(f"loras: {format_validation_error(exc)} (a LoRA is 'name', 'name:strength' or "
+                           "{\"name\", \"scale\"})", field="loras") from None
     name, _, strength = str(spec).strip().partition(":")
     try:
         scale = float(strength) if strength else 1.0

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aiprod_studio import partials
-from aiprod_studio.errors import BadInput, Cancelled
+from aiprod_studio.errors import BadInput, Cancelled, failure_text
 from aiprod_studio.history import History
 from aiprod_studio.owner import Heartbeat
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
@@ -179,6 +179,6 @@ class Studio:
                 history.mark_failed(job_id, "interrupted by the user", status="cancelled")
                 raise
             except Exception as exc:
-                history.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
+                history.mark_failed(job_id, failure_text(exc))
                 raise
         return history.get(job_id)

@@ -87,7 +87,7 @@ def serve_in_process(models: Path, data: Path, **launch: Any) -> Iterator[Served
     app = build_app(studio, worker)
     app.queue(default_concurrency_limit=4)
     port = free_port()
-    app.launch(**launch_kwargs(studio, port, **launch), prevent_thread_lock=True, quiet=True)
+    app.launch(**launch_kwargs(studio, port, **launch), prevent_thread_lock=True)
     try:
         yield Served(studio, worker, app, port)
     finally:

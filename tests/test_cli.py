@@ -174,3 +174,16 @@ def test_interrupting_a_render_cancels_it_cleanly(tiny_vault, data_dir, tmp_path
     h.close()
     assert row["status"] == "cancelled" and 1 <= row["step"] < 200
     assert not out.exists() and not (out.parent / ".long.mp4.partial").exists()
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tiny_vault, data_dir):
+    """`aiprod-studio history | head -1`: the pipe closes before the output is written; exit 0, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "AIPROD_MODELS_DIR": str(tiny_vault), "AIPROD_DATA_DIR": str(data_dir)}
+    proc = subprocess.run(["bash", "-c", f"'{sys.executable}' -m aiprod_studio history | true; "
+                                         "exit ${PIPESTATUS[0]}"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

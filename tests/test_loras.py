@@ -56,11 +56,13 @@ def test_two_loras_at_once(lora_studio, tmp_path):
 
 def test_refusals_name_the_field(lora_studio):
     cases = [(["for-other"], "made for other-base"), (["nope"], "not a lora entry"), (["style-a:3"], "between -2 and 2"),
-             (["style-a:x"], "must be a number"), (["style-a", "style-a:0.5"], "listed twice")]
+             (["style-a:x"], "must be a number"), (["style-a", "style-a:0.5"], "listed twice"),
+             ([{"a": 1}], "loras: name is required; unknown field 'a'")]
     for specs, message in cases:
         with pytest.raises(BadInput) as info:
             lora_studio.build_recipe({"prompt": "x", "model": "aiprod-tiny-ltx2", "loras": specs})
         assert info.value.field == "loras" and message in str(info.value), specs
+        assert "pydantic" not in str(info.value)
     assert parse_lora_spec("name:-1.5").scale == -1.5 and parse_lora_spec("name").scale == 1.0
 
 

@@ -112,6 +112,12 @@ def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(
     answer = call_raw(served[1], "enqueue", '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, '
                                             'null, null, null, 0, null]}')
     assert "prompt contains an invalid character (lone surrogate U+D800" in answer, answer
+    with pytest.raises(Exception, match="status must be one of queued, running"):
+        client.predict(status="bogus", api_name="/history")
+    with pytest.raises(Exception, match="limit must be a whole number from 1 to 500, got -1"):
+        client.predict(limit=-1, api_name="/history")
+    with pytest.raises(Exception, match="kind must be one of pipeline"):
+        client.predict(kind="bogus", api_name="/vault_list")
     with pytest.raises(Exception, match="offset must be a whole number"):
         client.predict(offset=1.5, api_name="/history")
     with pytest.raises(Exception, match="offset must be a whole number from 0 to .*, got a 22-digit number"):
@@ -217,6 +223,12 @@ def test_listen_without_auth_is_refused(cli):
     r = cli("ui", "--listen", "--port", str(free_port()), "--json")
     assert r.returncode == 2 and "--listen" in r.stderr and "--auth" in r.stderr
     assert r.json["field"] == "auth"
+
+
+def test_a_port_in_use_is_refused_by_name(cli, served):
+    r = cli("ui", "--port", str(served[2]), "--no-tiny", "--json")
+    assert r.returncode == 2 and r.json["field"] == "port" and f"port {served[2]} is in use" in r.json["error"]
+    assert "AIPROD Studio: http" not in r.stdout  # no banner for a studio that never served
 
 
 def test_server_binds_loopback_even_if_the_environment_says_otherwise(served, monkeypatch):
