@@ -10,11 +10,12 @@ render still running in another process is left alone.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from aiprod_studio import locks
 
 log = logging.getLogger(__name__)
 
@@ -29,40 +30,20 @@ def temp_path_for(path: Path | str) -> Path:
 @contextlib.contextmanager
 def holding(tmp: Path) -> Iterator[None]:
     """Create `tmp` and hold its lock until the block ends (the writer writes it meanwhile)."""
-    while True:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if _same_file(fd, tmp):
-            break
-        os.close(fd)  # a sweep removed it between the create and the lock: create it again
+    fd = locks.take(tmp)
     try:
         yield
     finally:
         os.close(fd)
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    """Is the file open as `fd` still the one named `path`?"""
-    try:
-        return os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
-    except FileNotFoundError:
-        return False
-
-
 def _remove_if_unheld(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return False  # gone already, a symlink, or unreadable: not ours to judge
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # a live writer holds it
-        if _same_file(fd, path):
-            path.unlink()
-            return True
+    fd = locks.take_if_unheld(path)  # None: gone, a symlink, unreadable, or a live writer holds it
+    if fd is None:
         return False
+    try:
+        path.unlink()
+        return True
     finally:
         os.close(fd)
 

@@ -33,12 +33,11 @@ import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiprod_studio import atomic
+from aiprod_studio import atomic, locks
 from aiprod_studio.errors import BadInput, StudioError
 from aiprod_studio.vault import KIND_DIRS, Entry, Vault, check_weight_file, stat_key
 
@@ -96,31 +95,6 @@ class Finished:
 
 
 # -- the lock --------------------------------------------------------------------------------------
-def _take(lock: Path, wait_s: float = 0.0) -> int | None:
-    """An fd holding the exclusive lock on `lock` (created if absent), or None if held past `wait_s`."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.05)
-            continue
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock))
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)  # its holder removed the file after we opened it: lock the one now there
-
-
 def _release(lock: Path, fd: int) -> None:
     """Remove the lock file while still holding it (a waiter then sees it gone and retries), then unlock."""
     try:
@@ -151,7 +125,7 @@ def _running(lock: Path) -> bool:
 def import_lock(target: Path, wait_s: float = 2.0) -> Iterator[None]:
     """Hold the import lock of `target` for the block; refuse if another import holds it past `wait_s`."""
     lock = lock_path(target)
-    fd = _take(lock, wait_s)
+    fd = locks.take(lock, wait_s)
     if fd is None:
         raise BadInput(f"an import into {target} is already running; wait for it to finish", field="name")
     try:
@@ -308,7 +282,7 @@ def recover_staging(vault: Vault) -> RecoveryReport:
     for target, present in sorted(_groups(vault).items()):
         rel = target.relative_to(vault.root).as_posix()
         try:
-            fd = _take(lock_path(target))
+            fd = locks.take(lock_path(target), wait_s=0.0)
             if fd is None:
                 report.busy.append(rel)
                 continue
