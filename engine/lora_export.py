@@ -17,8 +17,8 @@ import torch
 
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.training import TrainConfig
+from engine.lora_files import run_dir_for, save_tensors
 from engine.lora_optim import target_regex
-from engine.lora_train import run_dir_for, save_tensors
 from engine.loras import BASE_DIGEST_KEY
 from engine.pipelines import load_pipeline
 

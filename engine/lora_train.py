@@ -2,10 +2,8 @@
 
 1. The dataset is validated and bucketed; its canonical `dataset.jsonl` goes into the run
    folder (`<data>/training/<job>-<name>/`).
-2. Preprocess: VAE latents for every clip, then text embeddings for every caption (one
-   model in use at a time), cached as `<data>/training/.precomputed/<key>.<kind>.safetensors`,
-   written atomically and shared by runs. A cache file is reused only when its key (model
-   digest, bucket, trigger, the clip's sha256 and caption) matches.
+2. Preprocess (`engine/lora_files.py`): VAE latents and text embeddings, from the cache
+   that runs share or encoded into it.
 3. Train: peft LoRA on the video attention (`to_q`, `to_k`, `to_v`, `to_out.0`, feed-forward
    optional) with the flow-matching loss — `x_t = (1-σ)x0 + σε`, the transformer predicts
    `ε - x0`, MSE — σ from a shifted logit-normal; AdamW with warmup then constant or
@@ -41,6 +39,7 @@ from aiprod_studio.training import TrainConfig
 from engine import lora_dataset as ds
 from engine.device import free_memory
 from engine.interrupt import cancel_points
+from engine.lora_files import cache_dir, preprocess, run_dir_for, save_tensors
 from engine.lora_optim import LR_SCHEDULE, check_lora, lr_factor, target_regex
 from engine.pipelines import load_pipeline
 
@@ -59,80 +58,6 @@ class TrainProgress:
     @property
     def eta_s(self) -> float | None:
         return self.s_per_step * (self.total - self.step) if self.s_per_step else None
-
-
-def cache_dir(settings: Any) -> Path:
-    """Shared by every run: an entry is keyed by model, bucket, trigger, clip and caption."""
-    return settings.data_dir / "training" / ".precomputed"
-
-
-def run_dir_for(settings: Any, job_id: int, name: str) -> Path:
-    return settings.data_dir / "training" / f"{job_id:06d}-{name}"
-
-
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    atomic.replace_durably(tmp, path)
-
-
-def _cached(path: Path, key: str) -> dict[str, torch.Tensor] | None:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), "pt") as f:
-            if (f.metadata() or {}).get("key") != key:
-                return None
-            return {k: f.get_tensor(k) for k in f.keys()}
-    except Exception:  # noqa: BLE001 - a damaged cache file is simply rebuilt
-        return None
-
-
-def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, int, int], trigger: str,
-               digest: str, cache: Path, max_tokens: int, progress: Callable[[TrainProgress], None],
-               cancel: threading.Event | None) -> list[dict[str, torch.Tensor]]:
-    """Latents then text embeddings, from the cache or encoded into it; one training sample per item."""
-    cache.mkdir(parents=True, exist_ok=True)
-    device = pipe._execution_device if hasattr(pipe, "_execution_device") else torch.device("cpu")
-    samples: list[dict[str, torch.Tensor]] = [{} for _ in items]
-    total = 2 * len(items)
-    with torch.no_grad():
-        for n, item in enumerate(items):  # 1. the VAE only
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("preprocessing cancelled")
-            key = ds.latent_key(item, bucket, digest)
-            path = cache / f"{key[:32]}.latents.safetensors"
-            found = _cached(path, key)
-            if found is None:
-                x = ds.load_clip(root, item, bucket).unsqueeze(0).to(device, pipe.vae.dtype)
-                lat = pipe.vae.encode(x).latent_dist.mode()
-                lat = pipe._normalize_latents(lat, pipe.vae.latents_mean, pipe.vae.latents_std,
-                                              pipe.vae.config.scaling_factor)
-                found = {"latents": lat[0].float().cpu()}
-                save_tensors(path, found, {"key": key, "media": item.path})
-            samples[n].update(found)
-            progress(TrainProgress("preprocess", n + 1, total))
-        for n, item in enumerate(items):  # 2. the text encoder only
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("preprocessing cancelled")
-            key = ds.text_key(item, trigger, digest)
-            path = cache / f"{key[:32]}.text.safetensors"
-            found = _cached(path, key)
-            if found is None:
-                embeds, mask, _, _ = pipe.encode_prompt(ds.caption_with_trigger(item.caption, trigger),
-                                                        do_classifier_free_guidance=False,
-                                                        max_sequence_length=max_tokens, device=device)
-                video_ctx, audio_ctx, ctx_mask = pipe.connectors(embeds, mask, padding_side="left")
-                found = {"video": video_ctx[0].float().cpu(), "audio": audio_ctx[0].float().cpu(),
-                         "mask": ctx_mask[0].float().cpu()}
-                save_tensors(path, found, {"key": key, "caption": item.caption})
-            samples[n].update(found)
-            progress(TrainProgress("preprocess", len(items) + n + 1, total))
-    return samples
 
 
 def _lora_tensors(model: Any) -> dict[str, torch.Tensor]:
@@ -194,7 +119,8 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     with cancel_points([pipe.vae, pipe.text_encoder], cancel if world == 1 else None,
                        message="training stopped while preparing the dataset"):
         samples = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
-                             cache_dir(studio.settings), max_tokens, report, cancel)
+                             cache_dir(studio.settings), max_tokens,
+                             lambda done, total: report(TrainProgress("preprocess", done, total)), cancel)
     if main:
         accelerator.wait_for_everyone()
     transformer = pipe.transformer
