@@ -106,7 +106,8 @@ def _m004_owners(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards, _m003_training,
                                                              _m004_owners]
 OWNER_COLUMNS = ("owner_pid", "owner_host", "owner_start", "heartbeat")
-RELEASED = {"owner_pid": None, "owner_host": None, "owner_start": None}  # an ended job has no owner
+# an ended job has no owner, and no partial file of its own left (the writer removed it on failure)
+RELEASED = {"owner_pid": None, "owner_host": None, "owner_start": None, "target_path": None}
 
 
 class History:
@@ -221,8 +222,7 @@ class History:
         self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest, render_key=recipe.render_key())
 
     def mark_done(self, job_id: int, output_path: str, wall_s: float) -> None:
-        self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s,
-                     target_path=None, **RELEASED)
+        self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s, **RELEASED)
 
     def mark_failed(self, job_id: int, error: str, status: str = "failed") -> None:
         """The job ended (by its owner, or discarded): the row no longer belongs to a process."""
@@ -303,7 +303,7 @@ class History:
             return orphaned
 
     def stale_targets(self) -> list[str]:
-        """The files that jobs no longer running were writing (their partial files may remain)."""
+        """The files that jobs stopped by a crash were writing (their partial files may remain)."""
         with self._lock:
             return [r[0] for r in self.db.execute("SELECT target_path FROM jobs WHERE target_path IS NOT NULL "
                                                   "AND status != 'running'").fetchall()]

@@ -9,15 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiprod_studio.errors import BadInput
+from aiprod_studio.recipe import echo
 
 MAX_SQLITE_INT = 2**63 - 1
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, int) and abs(value) >= 10**20:
-        return f"a {len(str(abs(value)))}-digit number"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def whole_number(value: Any, field: str, low: int = 1, high: int = MAX_SQLITE_INT, strict: bool = False,
@@ -35,7 +29,7 @@ def whole_number(value: Any, field: str, low: int = 1, high: int = MAX_SQLITE_IN
         elif isinstance(value, float) and value.is_integer():
             value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInput(f"{name} must be a whole number, got {_shown(value)}", field=field)
+        raise BadInput(f"{name} must be a whole number, got {echo(value)}", field=field)
     if not low <= value <= high:
-        raise BadInput(f"{name} must be a whole number from {low} to {high}, got {_shown(value)}", field=field)
+        raise BadInput(f"{name} must be a whole number from {low} to {high}, got {echo(value)}", field=field)
     return value

@@ -93,7 +93,9 @@ def text_fields(*fields: str) -> Any:
 
 
 def echo(value: Any) -> str:
-    """`repr(value)`, cut short for an error message."""
+    """`repr(value)`, cut short for an error message (a huge number by its digit count)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"a {len(str(abs(value)))}-digit number"
     text = repr(value)
     return text if len(text) <= MAX_ECHO_CHARS else f"{text[:MAX_ECHO_CHARS - 1]}…"
 

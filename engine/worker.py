@@ -62,11 +62,6 @@ class Stopped:
 Event = Progress | Done | Failed | Stopped
 
 
-def check_job_id(value: Any) -> int:
-    """A job id as given by a user or a script: a whole number ≥ 1 that SQLite can hold."""
-    return whole_number(value, "job_id")
-
-
 def _sweep_partial(row: dict[str, Any]) -> None:
     """Remove the partial file a stopped job left (unless a live writer holds it)."""
     if row.get("target_path"):
@@ -232,7 +227,7 @@ class QueueWorker:
         return final.row  # type: ignore[union-attr]
 
     def _row(self, job_id: Any) -> dict[str, Any]:
-        number = check_job_id(job_id)
+        number = whole_number(job_id, "job_id")  # ≥ 1, one SQLite can hold: never 1.5 read as 1
         try:
             return self.studio.history.get(number)
         except KeyError:

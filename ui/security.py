@@ -46,13 +46,12 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _fully_unquoted(text: str) -> str:
-    for _ in range(5):  # %252e%252e → %2e%2e → ..
-        decoded = unquote(text)
-        if decoded == text:
-            break
-        text = decoded
-    return text
+def _decodings(text: str, most: int = 6) -> list[str]:
+    """`text` and each further percent-decoding of it (%252e%252e → %2e%2e → ..), at most `most` forms."""
+    forms = [text]
+    while len(forms) < most and unquote(forms[-1]) != forms[-1]:
+        forms.append(unquote(forms[-1]))
+    return forms
 
 
 def normalize_origin(origin: str) -> str:
@@ -179,9 +178,7 @@ class StudioGuard:
 
     def _allowed_value(self, value: str, kind: str) -> bool:
         """`value` (as the router passes it on) and each further decoding of it must be a safe path."""
-        forms = [value]
-        while len(forms) < 6 and unquote(forms[-1]) != forms[-1]:
-            forms.append(unquote(forms[-1]))
+        forms = _decodings(value)
         for form in forms:
             if (not form or _looks_like_url(form) or any(ord(c) < 32 for c in form)
                     or ".." in re.split(r"[\\/]", form)):
@@ -242,7 +239,7 @@ def _names_a_url(body: bytes) -> bool:
         item = stack.pop()
         if isinstance(item, dict):
             path = item.get("path")
-            if isinstance(path, str) and _looks_like_url(_fully_unquoted(path)):
+            if isinstance(path, str) and any(_looks_like_url(f) for f in _decodings(path)):
                 return True
             stack.extend(item.values())
         elif isinstance(item, list):
