@@ -79,3 +79,15 @@ def test_bad_input_and_nothing_to_stop(setup):
         list(h["on_train_start"](*(start_args(folder, "x")[:4] + [0] + start_args(folder, "x")[5:])))
     with pytest.raises(gr.Error, match="not a folder"):
         h["on_train_check"]("/nope")
+
+
+def test_the_loss_plot_is_numeric_from_the_first_update():
+    """Before the first step the plot gets an empty frame: its axes must already be numbers."""
+    import gradio as gr
+
+    from ui.training_tab import loss_frame
+
+    plot = gr.LinePlot(x="step", y="loss")
+    assert plot.postprocess(loss_frame([])).datatypes["loss"] == "quantitative"
+    assert plot.postprocess(loss_frame([{"step": 1, "loss": 0.5, "lr": 1e-4, "seconds": 0.1}])).datatypes == {
+        "step": "quantitative", "loss": "quantitative", "lr": "quantitative", "seconds": "quantitative"}

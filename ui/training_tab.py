@@ -37,6 +37,12 @@ PRESETS = {
 }
 
 
+def loss_frame(metrics: list[dict]) -> pd.DataFrame:
+    """The loss plot's data; numeric even before the first step, or the plot keeps a text axis
+    with a label per value for the whole run."""
+    return pd.DataFrame(metrics or [], columns=["step", "loss", "lr", "seconds"]).astype(float)
+
+
 def build(studio: Studio, worker: QueueWorker) -> None:
     pipelines = [e.name for e in studio.pipelines()]
     with gr.Row():
@@ -65,7 +71,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             quantization = gr.Radio(label="Base weights", choices=["none", "int8", "fp8"], value="none")
             checkpointing = gr.Checkbox(label="Gradient checkpointing", value=False)
     with gr.Row():
-        run = gr.Number(label="Run", value=None, precision=0, minimum=1, scale=0, min_width=110,
+        # (no precision or minimum: the handler names a bad run id itself, 1.5 is refused, not rounded)
+        run = gr.Number(label="Run", value=None, scale=0, min_width=170,
                         info="filled in by Start; type an id to take a run over")
         start_btn = gr.Button("Start training", variant="primary")
         pause_btn = gr.Button("Pause")
@@ -101,7 +108,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
 
     def run_id(value: float | None) -> int | None:
         """The run in the page's Run box, checked to be a training run."""
-        if value in (None, ""):
+        if value in (None, "", 0):  # an empty box (a reloaded page sends 0)
             return None
         try:
             number = whole_number(value, "run")
@@ -135,7 +142,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                     text += f" — LoRA saved in the vault: `{row['output_path']}`"
                 elif row["status"] in ("failed", "cancelled", "interrupted"):
                     text += f" — {row.get('error') or ''}"
-                yield text, pd.DataFrame(metrics or [], columns=["step", "loss", "lr", "seconds"]), run_box
+                yield text, loss_frame(metrics), run_box
                 run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
             if row["status"] in ("done", "failed", "cancelled", "interrupted"):
                 return

@@ -148,7 +148,11 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
         yield f"{label}: starting…", job
         for p in job.updates():
             yield progress_text(label, p), job
-        return job.result()
+        try:
+            return job.result()
+        except gr.Error as exc:  # the status says so too, not the last progress line
+            yield f"{label} failed: {exc.message}", None
+            raise
 
     def on_vault_verify(name: str, how: str):
         names_ = None if name in ("", "(all)", None) else [name]
