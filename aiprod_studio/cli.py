@@ -21,7 +21,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from aiprod_studio import __version__, offline, storyboard_cli, vault_cli
+from aiprod_studio import __version__, offline
+from aiprod_studio.storyboard import cli as storyboard_cli
+from aiprod_studio.vault import cli as vault_cli
 from aiprod_studio.errors import BadInput, Cancelled, StudioError
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.settings import Settings, load_settings
@@ -81,7 +83,7 @@ class Registry:
 
 # -- the core's own commands ------------------------------------------------------------------
 def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.history import History
+    from aiprod_studio.jobs.history import History
 
     history = History(settings.db_path)
     try:

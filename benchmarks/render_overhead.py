@@ -45,11 +45,11 @@ def main() -> int:
     from diffusers.utils.export_utils import encode_video
 
     from aiprod_studio.settings import load_settings
-    from aiprod_studio.vault import Vault
-    from engine.pipelines import quantize_transformer
-    from engine.render import pipeline_kwargs
+    from aiprod_studio.vault.store import Vault
+    from engine.models.pipelines import quantize_transformer
+    from engine.render.clip import pipeline_kwargs
     from engine.studio import Studio
-    from engine.tiny import make_tiny
+    from engine.models.tiny import make_tiny
 
     work = Path(tempfile.mkdtemp(prefix="aiprod-bench-"))
     models, data = work / "models", work / "data"

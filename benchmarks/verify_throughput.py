@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiprod_studio.vault import Vault  # noqa: E402
-from aiprod_studio.verify import verify  # noqa: E402
+from aiprod_studio.vault.store import Vault  # noqa: E402
+from aiprod_studio.vault.verify import verify  # noqa: E402
 
 
 def build(root: Path, total_gb: float, files: int) -> None:

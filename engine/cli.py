@@ -77,9 +77,9 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     """A clip's recipe, or the storyboard a film was assembled from (each renderable again as printed)."""
     import json
 
-    from aiprod_studio.storyboard import Storyboard
-    from engine import media
-    from engine.storyboard import STORYBOARD_TAG
+    from aiprod_studio.storyboard.board import Storyboard
+    from engine.render import media
+    from engine.film.shots import STORYBOARD_TAG
 
     path = Path(args.file)
     if not path.is_file():
@@ -103,7 +103,7 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
 
 
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from engine import media
+    from engine.render import media
 
     for name in (args.a, args.b):
         if not Path(name).is_file():
@@ -121,8 +121,8 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
 
 
 def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault import Vault
-    from engine.tiny import make_tiny
+    from aiprod_studio.vault.store import Vault
+    from engine.models.tiny import make_tiny
 
     entry = make_tiny(Vault(settings.ensure_dirs().models_dir), name=args.name)
     data = {"name": entry.name, "path": str(settings.models_dir / entry.path), "digest": entry.digest,
@@ -132,8 +132,8 @@ def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
 
 
 def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault import Vault
-    from engine.quantized import save_quantized
+    from aiprod_studio.vault.store import Vault
+    from engine.models.quantized import save_quantized
 
     entry = save_quantized(Vault(settings.models_dir), args.name, args.to, args.new_name, dtype=args.dtype)
     data = entry.model_dump(mode="json") | {"total_size": entry.total_size}
@@ -143,8 +143,8 @@ def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio import atomic
-    from aiprod_studio.report import build_report, to_markdown
+    from aiprod_studio.files import atomic
+    from aiprod_studio.vault.report import build_report, to_markdown
 
     self_test = None
     if not args.no_self_test:
@@ -165,9 +165,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 
 def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.storyboard import read_storyboard_file
-    from aiprod_studio.storyboard_db import StoryboardStore
-    from engine import storyboard as sb
+    from aiprod_studio.storyboard.board import read_storyboard_file
+    from aiprod_studio.storyboard.db import StoryboardStore
+    from engine.film import shots as sb
     from engine.studio import Studio
 
     board = read_storyboard_file(args.file)  # a storyboard JSON, or what `storyboard split --json` printed
@@ -200,10 +200,10 @@ def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple
 
 
 def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio import atomic
-    from aiprod_studio.storyboard import read_storyboard_file
-    from aiprod_studio.vault import Vault
-    from engine.scenarist import enhance
+    from aiprod_studio.files import atomic
+    from aiprod_studio.storyboard.board import read_storyboard_file
+    from aiprod_studio.vault.store import Vault
+    from engine.film.scenarist import enhance
 
     board = read_storyboard_file(args.file)
     enhanced, report = enhance(Vault(settings.models_dir), board, args.scenarist)
@@ -271,6 +271,6 @@ def register(reg: Any) -> None:
     p.add_argument("--out", help="write the report to this .md file (default: print it)")
     p.add_argument("--no-self-test", action="store_true", help="skip the self-test render")
 
-    from engine import train_cli
+    from engine.training import cli as train_cli
 
     train_cli.register(reg)

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiprod_studio import offline
 from aiprod_studio.settings import load_settings
-from aiprod_studio.vault import Vault
+from aiprod_studio.vault.store import Vault
 
 
 def network_self_test() -> dict[str, Any]:
@@ -24,9 +24,9 @@ def network_self_test() -> dict[str, Any]:
     result: dict[str, Any] = {"ok": False, "attempts": attempts, "model": None, "frames": 0}
     with tempfile.TemporaryDirectory(prefix="aiprod-selftest-") as tmp, offline.no_network(attempts):
         try:
-            from engine import media
+            from engine.render import media
             from engine.studio import Studio
-            from engine.tiny import make_tiny
+            from engine.models.tiny import make_tiny
 
             entry = make_tiny(Vault(Path(tmp) / "models"))
             studio = Studio(load_settings(models_dir=Path(tmp) / "models", data_dir=Path(tmp) / "data", device="cpu"))

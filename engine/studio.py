@@ -16,19 +16,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio import partials
+from aiprod_studio.files import partials
 from aiprod_studio.errors import BadInput, Cancelled, failure_text
-from aiprod_studio.history import History
-from aiprod_studio.owner import Heartbeat
+from aiprod_studio.jobs.history import History
+from aiprod_studio.jobs.owner import Heartbeat
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
-from aiprod_studio.staging import recover_staging
-from aiprod_studio.vault import Entry, Vault
-from engine import loras
-from engine.device import DevicePlan, resolve
-from engine.limits import check_limits
-from engine.pipelines import PipelineCache
-from engine.render import ProgressFn, render_to_file
+from aiprod_studio.vault.staging import recover_staging
+from aiprod_studio.vault.store import Entry, Vault
+from engine.models import loras
+from engine.device.plan import DevicePlan, resolve
+from engine.models.limits import check_limits
+from engine.models.pipelines import PipelineCache
+from engine.render.clip import ProgressFn, render_to_file
 
 log = logging.getLogger(__name__)
 

@@ -47,8 +47,8 @@ def _isolated_env(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_vault(tmp_path_factory) -> Path:
     """A vault holding only the tiny model, built once per test session."""
-    from aiprod_studio.vault import Vault
-    from engine.tiny import make_tiny
+    from aiprod_studio.vault.store import Vault
+    from engine.models.tiny import make_tiny
 
     root = tmp_path_factory.mktemp("vault")
     make_tiny(Vault(root))
@@ -90,7 +90,7 @@ def own_studio(tiny_vault, data_dir, tmp_path):
 @pytest.fixture
 def worker(studio):
     """A started queue worker over `studio`."""
-    from engine.worker import QueueWorker
+    from engine.jobs.queue import QueueWorker
 
     w = QueueWorker(studio).start()
     yield w
@@ -136,7 +136,7 @@ def orphan():
     """Make a `running` row look like what a crash leaves: owned by a process that has exited."""
 
     def make(history, job_id: int) -> int:
-        from aiprod_studio.owner import host_id
+        from aiprod_studio.jobs.owner import host_id
 
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
@@ -156,7 +156,7 @@ def slow_cli(tiny_vault, data_dir):
 
     def start(*args: str, step_s: float = 0.3) -> subprocess.Popen:
         code = ("import sys, time\n"
-                "from aiprod_studio import history\n"
+                "from aiprod_studio.jobs import history\n"
                 "original = history.History.set_progress\n"
                 "def slowed(self, *a, **k):\n"
                 "    original(self, *a, **k)\n"

@@ -75,7 +75,7 @@ def serve_in_process(models: Path, data: Path, **launch: Any) -> Iterator[Served
     """The real app (`build_app` + `launch_kwargs`, so the real middleware) served from this process."""
     from aiprod_studio.settings import load_settings
     from engine.studio import Studio
-    from engine.worker import QueueWorker
+    from engine.jobs.queue import QueueWorker
     from ui.app import build_app, gradio_cache_dir, launch_kwargs, prepare
 
     settings = load_settings(models_dir=models, data_dir=data, device="cpu")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from engine import media
+from engine.render import media
 
 from servers import free_port, start_server, stop
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine import media
+from engine.render import media
 
 
 def test_render_history_inspect(cli, data_dir, tmp_path):
@@ -93,8 +93,8 @@ def test_a_recipe_file_with_a_lone_surrogate_is_refused(cli, data_dir, tmp_path)
 
 
 def test_inspect_a_film_prints_its_storyboard(cli, studio, tmp_path):
-    from aiprod_studio.storyboard import split_script
-    from engine import storyboard as sb
+    from aiprod_studio.storyboard.board import split_script
+    from engine.film import shots as sb
 
     board = split_script("Title: Two\nShot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", fps=24, base_seed=3)
     plans = sb.plan(studio, board)
@@ -145,7 +145,7 @@ def test_interrupting_a_render_cancels_it_cleanly(tiny_vault, data_dir, tmp_path
     import sys
     import time
 
-    from aiprod_studio.history import History
+    from aiprod_studio.jobs.history import History
 
     out = tmp_path / "clips" / "long.mp4"
     env = {**os.environ, "AIPROD_MODELS_DIR": str(tiny_vault), "AIPROD_DATA_DIR": str(data_dir)}

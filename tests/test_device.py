@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aiprod_studio.errors import BadInput
-from engine.device import resolve
+from engine.device.plan import resolve
 
 
 def test_cpu_is_float32():

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from aiprod_studio.history import MIGRATIONS, History
+from aiprod_studio.jobs.history import MIGRATIONS, History
 from aiprod_studio.recipe import make_recipe
 
 
@@ -132,7 +132,7 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from aiprod_studio.history import History; h = History(sys.argv[1]); "
+    code = ("import sys; from aiprod_studio.jobs.history import History; h = History(sys.argv[1]); "
             "print(h.schema_version); h.close()")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "race.sqlite")], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(6)]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from aiprod_studio.errors import Cancelled
-from engine.interrupt import cancel_points, cancel_targets
+from engine.models.interrupt import cancel_points, cancel_targets
 
 
 class Block(torch.nn.Module):

@@ -62,7 +62,7 @@ def test_importing_the_core_loads_no_torch_or_gradio():
     import subprocess
     import sys
 
-    code = ("import sys, aiprod_studio.cli, aiprod_studio.history, aiprod_studio.vault, aiprod_studio.recipe;"
+    code = ("import sys, aiprod_studio.cli, aiprod_studio.jobs.history, aiprod_studio.vault.store, aiprod_studio.recipe;"
             "print(sorted(m for m in ('torch','gradio','diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"

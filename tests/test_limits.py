@@ -9,8 +9,8 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import make_recipe
-from aiprod_studio.vault import Vault
-from engine import limits
+from aiprod_studio.vault.store import Vault
+from engine.models import limits
 
 # The LTX-2 (19B) diffusers configs, as far as the limits read them.
 LTX2_SCHEDULER = {
@@ -135,7 +135,7 @@ def test_one_step_is_accepted_only_because_the_render_drops_the_terminal_stretch
     assert limits.schedule(grid, 320, 1).tolist() == [1.0, 0.0]
     assert limits.check_limits(vault, entry, one) == 320
     # The stretch as configured divides 0 by 0 at one step: the check then names `steps`.
-    monkeypatch.setattr("engine.render.scheduler_for_steps", lambda scheduler, steps: scheduler)
+    monkeypatch.setattr("engine.render.clip.scheduler_for_steps", lambda scheduler, steps: scheduler)
     assert np.isnan(limits.schedule(grid, 320, 1)[0])
     with pytest.raises(BadInput, match="steps 1 gives aiprod-tiny-ltx2 a broken noise schedule") as info:
         limits.check_limits(vault, entry, one)

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.training import make_train_config
-from engine import lora_dataset as ds
-from engine import media
-from engine.lora_train import run_job
+from engine.training import dataset as ds
+from engine.render import media
+from engine.training.loop import run_job
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 80, 230), "yellow": (230, 220, 40)}
 
@@ -170,7 +170,7 @@ def test_training_on_a_quantized_base(own_studio, dataset):
 
 def test_bad_checkpoints_are_refused():
     from aiprod_studio.errors import IntegrityError
-    from engine.lora_optim import check_lora
+    from engine.training.optim import check_lora
 
     good = {"a.lora_A.weight": torch.ones(2, 2), "a.lora_B.weight": torch.ones(2, 2)}
     check_lora(good, 10)
@@ -182,7 +182,7 @@ def test_bad_checkpoints_are_refused():
 
 
 def test_checkpoint_samples_beside_the_base(own_studio, dataset):
-    from engine.lora_export import checkpoint_steps, render_checkpoint_sample
+    from engine.training.export import checkpoint_steps, render_checkpoint_sample
 
     job_id, _ = start(own_studio, config(dataset, "sampled", steps=20, save_every=10))
     assert checkpoint_steps(own_studio.settings, job_id, "sampled") == [10, 20]
@@ -242,7 +242,7 @@ def test_a_pause_inside_a_step_acts_at_once_and_resumes_exactly(own_studio, data
 
 def test_a_checkpoint_after_the_first_step_has_learned(own_studio, dataset):
     """Warm-up starts above zero: with a checkpoint every step, step 1 already moved lora_B."""
-    from engine.lora_optim import lr_factor
+    from engine.training.optim import lr_factor
 
     cfg = config(dataset, "everystep", steps=3, save_every=1, warmup_steps=50)
     assert 0 < lr_factor(cfg, 0) < lr_factor(cfg, 1) < lr_factor(cfg, 2) <= 1

@@ -8,10 +8,10 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import load_settings
-from engine import media
-from engine.loras import parse_lora_spec
+from engine.render import media
+from engine.models.loras import parse_lora_spec
 from engine.studio import Studio
-from engine.tiny import make_tiny, make_tiny_lora
+from engine.models.tiny import make_tiny, make_tiny_lora
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,8 @@ def test_cli_render_with_lora_and_recipe_round_trip(cli, lora_studio, tmp_path):
 
 def test_storyboard_shots_carry_their_loras(lora_studio):
     from aiprod_studio.recipe import LoraRef
-    from aiprod_studio.storyboard import split_script
-    from engine import storyboard as sb
+    from aiprod_studio.storyboard.board import split_script
+    from engine.film import shots as sb
 
     board = split_script("Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", fps=24)
     board.model = "aiprod-tiny-ltx2"

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from engine import media
+from engine.render import media
 
 
 def clip(seed=0, n=17, size=64):

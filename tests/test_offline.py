@@ -53,7 +53,7 @@ GUARDED_RUN = textwrap.dedent(
         import diffusers, transformers, gradio, optimum.quanto  # import-time phoning home would show here
         from aiprod_studio.settings import load_settings
         from engine.studio import Studio
-        from engine.worker import QueueWorker
+        from engine.jobs.queue import QueueWorker
         from ui.app import build_app
         studio = Studio(load_settings(models_dir=sys.argv[1], data_dir=sys.argv[2], device="cpu"))
         worker = QueueWorker(studio).start()

@@ -7,8 +7,8 @@ import sys
 import threading
 import time
 
-from aiprod_studio.history import History
-from aiprod_studio.owner import STALE_AFTER_S, Heartbeat, Owner, host_id, is_alive, process_start
+from aiprod_studio.jobs.history import History
+from aiprod_studio.jobs.owner import STALE_AFTER_S, Heartbeat, Owner, host_id, is_alive, process_start
 from aiprod_studio.recipe import make_recipe
 
 
@@ -111,7 +111,7 @@ def test_a_cancel_asked_elsewhere_reaches_the_owner_through_its_heartbeat(tmp_pa
 def test_migration_4_adds_the_owner_columns_to_an_old_database(tmp_path):
     import sqlite3
 
-    from aiprod_studio import history as hmod
+    from aiprod_studio.jobs import history as hmod
 
     path = tmp_path / "old.sqlite"
     old = History.__new__(History)

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiprod_studio import partials
+from aiprod_studio.files import partials
 
 ROOT = Path(__file__).resolve().parent.parent
-SWEEP = "import sys; from aiprod_studio import partials; print(len(partials.sweep(sys.argv[1:])))"
+SWEEP = "import sys; from aiprod_studio.files import partials; print(len(partials.sweep(sys.argv[1:])))"
 
 
 def sweep_elsewhere(*paths: Path) -> int:
@@ -31,7 +31,7 @@ def test_a_held_partial_survives_a_sweep_and_goes_once_released(tmp_path):
 
 def test_a_writer_killed_with_sigkill_releases_its_partial(tmp_path):
     tmp = tmp_path / ".film.mp4.partial"
-    code = ("import sys, time; from pathlib import Path; from aiprod_studio import partials\n"
+    code = ("import sys, time; from pathlib import Path; from aiprod_studio.files import partials\n"
             "with partials.holding(Path(sys.argv[1])):\n"
             "    print('held', flush=True); time.sleep(60)\n")
     writer = subprocess.Popen([sys.executable, "-c", code, str(tmp)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -65,8 +65,8 @@ def test_encode_holds_its_partial_until_the_rename(tmp_path, monkeypatch):
     """While the MP4 is being written (and until it is renamed into place) a sweep leaves it."""
     import numpy as np
 
-    from aiprod_studio import atomic
-    from engine import media
+    from aiprod_studio.files import atomic
+    from engine.render import media
 
     seen = {}
     real_replace = atomic.replace_durably

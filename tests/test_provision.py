@@ -12,9 +12,9 @@ import pytest
 
 from aiprod_studio import offline
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
-from aiprod_studio.provision import HubClient, load_catalog, provision
-from aiprod_studio.vault import Vault
-from aiprod_studio.verify import verify
+from aiprod_studio.vault.provision import HubClient, load_catalog, provision
+from aiprod_studio.vault.store import Vault
+from aiprod_studio.vault.verify import verify
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine import media
-from engine.device import resolve
-from engine.pipelines import load_pipeline, weight_bytes
+from engine.render import media
+from engine.device.plan import resolve
+from engine.models.pipelines import load_pipeline, weight_bytes
 
 
 @pytest.mark.parametrize("mode", ["int8", "fp8"])

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.verify import verify
-from engine import media, pipelines
-from engine.quantized import QMAP_NAME, WEIGHTS_NAME, save_quantized
+from aiprod_studio.vault.verify import verify
+from engine.render import media
+from engine.models import pipelines
+from engine.models.quantized import QMAP_NAME, WEIGHTS_NAME, save_quantized
 
 
 @pytest.mark.parametrize("to", ["int8", "fp8"])

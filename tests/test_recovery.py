@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from aiprod_studio import partials
+from aiprod_studio.files import partials
 from aiprod_studio.errors import BadInput
-from aiprod_studio.owner import host_id, process_start
-from engine.worker import QueueWorker
+from aiprod_studio.jobs.owner import host_id, process_start
+from engine.jobs.queue import QueueWorker
 
 RENDER = ("render", "--prompt", "a slow lighthouse", "--width", "64", "--height", "64", "--frames", "17")
 
@@ -111,7 +111,7 @@ def test_start_removes_partials_nobody_writes_and_keeps_a_live_one(studio, tmp_p
     studio.history.mark_running(job, target=str(elsewhere))
     orphan(studio.history, job)
     live = out / ".000002-b-0.mp4.partial"
-    code = ("import sys, time; from pathlib import Path; from aiprod_studio import partials\n"
+    code = ("import sys, time; from pathlib import Path; from aiprod_studio.files import partials\n"
             "with partials.holding(Path(sys.argv[1])):\n"
             "    print('held', flush=True); time.sleep(60)\n")
     writer = subprocess.Popen([sys.executable, "-c", code, str(live)], stdout=subprocess.PIPE, text=True)

@@ -11,8 +11,8 @@ import torch
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.settings import load_settings
-from engine import media
-from engine.render import RenderNotFinite, check_finite, run_pipeline
+from engine.render import media
+from engine.render.clip import RenderNotFinite, check_finite, run_pipeline
 from engine.studio import Studio
 
 

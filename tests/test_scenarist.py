@@ -6,10 +6,10 @@ import pytest
 
 from aiprod_studio import offline
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.storyboard import split_script
-from aiprod_studio.vault import Vault
-from engine.scenarist import enhance
-from engine.tiny import make_tiny_scenarist
+from aiprod_studio.storyboard.board import split_script
+from aiprod_studio.vault.store import Vault
+from engine.film.scenarist import enhance
+from engine.models.tiny import make_tiny_scenarist
 
 SCRIPT = "Style: film noir\nShot 1: a man walks in the rain at night\nShot 2: a woman sings on a stage"
 

@@ -299,7 +299,7 @@ def test_origin_null_cannot_open_a_websocket():
 
 
 def test_allow_origin_flag_lets_the_named_origins_write(tiny_vault, tmp_path):
-    from aiprod_studio.history import History
+    from aiprod_studio.jobs.history import History
 
     data = tmp_path / "data"
     data.mkdir()

@@ -21,7 +21,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_sigkill_mid_render_then_restart_resumes(tiny_vault, tmp_path):
     from gradio_client import Client
 
-    from aiprod_studio.history import History
+    from aiprod_studio.jobs.history import History
 
     data = tmp_path / "data"
     data.mkdir()
@@ -130,7 +130,7 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
     finally:
         stop(server)
     assert hosts == {f"127.0.0.1:{port}"}
-    from aiprod_studio.history import History
+    from aiprod_studio.jobs.history import History
 
     rows = History(data / "history.sqlite").jobs()
     assert [(r["status"], r["prompt"]) for r in rows] == [

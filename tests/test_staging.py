@@ -16,10 +16,10 @@ import pytest
 from safetensors.numpy import save_file
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.staging import recover_staging
-from aiprod_studio.transfer import import_path
-from aiprod_studio.vault import Vault, sha256_file
-from aiprod_studio.verify import verify
+from aiprod_studio.vault.staging import recover_staging
+from aiprod_studio.vault.transfer import import_path
+from aiprod_studio.vault.store import Vault, sha256_file
+from aiprod_studio.vault.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STOP_MID_COPY = """
 import sys, time
 from pathlib import Path
-import aiprod_studio.transfer as transfer
+import aiprod_studio.vault.transfer as transfer
 real_add = transfer.Meter.add
 def add(self, n):
     real_add(self, n)
@@ -42,7 +42,7 @@ sys.exit(main(sys.argv[2:]))
 # This one dies (as abruptly as a kill) when the import is about to write the manifest.
 DIE_BEFORE_RECORD = """
 import os, sys
-from aiprod_studio.vault import Vault
+from aiprod_studio.vault.store import Vault
 Vault.record = lambda *args, **kwargs: os._exit(9)
 from aiprod_studio.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -222,7 +222,7 @@ def test_a_target_without_a_journal_is_left_alone_and_still_reported(tmp_path):
 
 
 def test_a_journal_left_after_the_record_is_only_removed(tmp_path, monkeypatch):
-    import aiprod_studio.transfer as transfer
+    import aiprod_studio.vault.transfer as transfer
 
     src = pipeline_folder(tmp_path, size=1000)
     vault = Vault(tmp_path / "vault")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.storyboard import (Shot, Storyboard, read_storyboard_file, render_frames, shot_frames,
+from aiprod_studio.storyboard.board import (Shot, Storyboard, read_storyboard_file, render_frames, shot_frames,
                                       split_script, storyboard_from_json)
 
 MARKED = """Title: Night Drive

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from engine import media
+from engine.render import media
 
 
 def test_split_then_render_then_rerender_only_the_edited_shot(cli, tmp_path):
@@ -52,8 +52,8 @@ def test_bad_input_names_the_field(cli, tmp_path):
 def test_enhance_command_uses_the_vault_llm(cli, tiny_vault, tmp_path):
     import shutil
 
-    from aiprod_studio.vault import Vault
-    from engine.tiny import make_tiny_scenarist
+    from aiprod_studio.vault.store import Vault
+    from engine.models.tiny import make_tiny_scenarist
 
     models = tmp_path / "models"
     shutil.copytree(tiny_vault, models)

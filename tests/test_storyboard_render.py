@@ -10,10 +10,10 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import make_recipe
-from aiprod_studio.storyboard import Shot, Storyboard, shot_frames, split_script
-from aiprod_studio.storyboard_db import StoryboardStore
-from engine import media
-from engine import storyboard as sb
+from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames, split_script
+from aiprod_studio.storyboard.db import StoryboardStore
+from engine.render import media
+from engine.film import shots as sb
 
 SCRIPT = "Style: film grain\nShot 1: a red car at night (0.5s)\nShot 2: a blue boat at dawn (0.75s)\n" \
          "Shot 3: a green forest in the wind (1s)"
@@ -70,7 +70,7 @@ def test_editing_one_shot_renders_only_that_shot(studio, tmp_path):
 
 
 def test_queue_path_enqueues_only_missing_shots(studio):
-    from engine.worker import QueueWorker
+    from engine.jobs.queue import QueueWorker
 
     worker = QueueWorker(studio).start()
     try:

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import torch
 
-from engine.tiny import build_pipeline, save_pipeline
+from engine.models.tiny import build_pipeline, save_pipeline
 
 
 def tree_hashes(root):

@@ -13,9 +13,9 @@ import pytest
 from safetensors.numpy import save_file
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
-from aiprod_studio.transfer import export_bundle, import_path
-from aiprod_studio.vault import Vault
-from aiprod_studio.verify import verify
+from aiprod_studio.vault.transfer import export_bundle, import_path
+from aiprod_studio.vault.store import Vault
+from aiprod_studio.vault.verify import verify
 
 
 def pipeline_folder(root, name="dl", size=1000):

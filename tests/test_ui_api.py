@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from engine import media
+from engine.render import media
 from servers import free_port, serve_in_process
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "gradio_api.json"

@@ -74,7 +74,7 @@ def test_dropping_a_studio_mp4_restores_its_recipe(handlers, studio, tmp_path):
     assert updates[0]["value"] == "restore me" and updates[11]["value"] == 99 and updates[9]["value"] == 3
     import gradio as gr
     import numpy as np
-    from engine import media
+    from engine.render import media
 
     plain = media.encode_mp4(tmp_path / "plain.mp4", np.zeros((9, 64, 64, 3), np.uint8), 24)
     with pytest.raises(gr.Error, match="no AIPROD recipe"):
@@ -120,7 +120,7 @@ def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker, orphan)
 
 
 def test_lora_menu_values_and_restore():
-    from ui.render_tab import RenderForm, values
+    from ui.tabs.render import RenderForm, values
 
     v = values(*form()[:-1], ["style-a:0.5", "style-b", " "])
     assert v["loras"] == ["style-a:0.5", "style-b"]

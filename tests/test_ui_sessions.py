@@ -159,7 +159,7 @@ def test_training_pause_reaches_only_the_run_of_its_own_session(served, tmp_path
 
 
 def test_vault_cancel_stops_only_the_verify_of_its_own_session(served, monkeypatch):
-    from aiprod_studio import verify
+    from aiprod_studio.vault import verify
 
     gate = threading.Event()  # holds each file's hashing until the test has pressed the buttons
     real = verify.hash_with_stat

@@ -6,7 +6,7 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from engine import media
+from engine.render import media
 
 SCRIPT = "Title: Harbour\nStyle: soft light\nShot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)"
 

@@ -11,7 +11,7 @@ from tests.test_lora_train import make_dataset
 
 @pytest.fixture
 def setup(own_studio, tmp_path):
-    from engine.worker import QueueWorker
+    from engine.jobs.queue import QueueWorker
     from ui.app import build_app
 
     worker = QueueWorker(own_studio).start()
@@ -39,7 +39,7 @@ def test_check_start_follow_and_compare(setup):
     steps = h["on_train_steps"](run)
     assert steps["choices"] == [10, 20, 30] and steps["value"] == 30
     base, lora = h["on_train_compare"](run, 10, "sqz, a red square", 1)
-    from engine import media
+    from engine.render import media
 
     assert not media.compare(base, lora)["identical"]
     with pytest.raises(gr.Error, match="no checkpoint at step 15"):
@@ -85,7 +85,7 @@ def test_the_loss_plot_is_numeric_from_the_first_update():
     """Before the first step the plot gets an empty frame: its axes must already be numbers."""
     import gradio as gr
 
-    from ui.training_tab import loss_frame
+    from ui.tabs.training import loss_frame
 
     plot = gr.LinePlot(x="step", y="loss")
     assert plot.postprocess(loss_frame([])).datatypes["loss"] == "quantitative"

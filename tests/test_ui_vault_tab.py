@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture
 def handlers(own_studio):
-    from engine.worker import QueueWorker
+    from engine.jobs.queue import QueueWorker
     from ui.app import build_app
 
     worker = QueueWorker(own_studio)
@@ -57,7 +57,7 @@ def test_cancel_reports_when_nothing_runs(handlers):
 
 
 def test_page_load_lists_models_added_since_the_app_was_built(handlers, own_studio, tmp_path):
-    from aiprod_studio.transfer import export_bundle, import_path
+    from aiprod_studio.vault.transfer import export_bundle, import_path
 
     bundle = export_bundle(own_studio.vault, "aiprod-tiny-ltx2", tmp_path / "usb")
     import_path(own_studio.vault, bundle, "added-by-cli")

@@ -11,8 +11,8 @@ import subprocess
 import pytest
 
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.transfer import import_path
-from aiprod_studio.vault import Vault, check_safetensors, entry_digest
+from aiprod_studio.vault.transfer import import_path
+from aiprod_studio.vault.store import Vault, check_safetensors, entry_digest
 
 
 def make_entry(root, name="demo"):

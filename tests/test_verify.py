@@ -15,8 +15,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
-from aiprod_studio.verify import last_results, load_state, verify
-from aiprod_studio.vault import Vault
+from aiprod_studio.vault.verify import last_results, load_state, verify
+from aiprod_studio.vault.store import Vault
 
 
 def make_vault(root, names=("a",), size=1000):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aiprod_studio.errors import BadInput
-from engine import media
-from engine.worker import Done, Progress, QueueFull, QueueWorker, Stopped
+from engine.render import media
+from engine.jobs.queue import Done, Progress, QueueFull, QueueWorker, Stopped
 
 
 @pytest.fixture

@@ -17,16 +17,16 @@ from gradio.data_classes import FileData
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.numbers import whole_number
-from aiprod_studio.storyboard import split_script, storyboard_from_json
-from aiprod_studio.storyboard_db import StoryboardStore
+from aiprod_studio.storyboard.board import split_script, storyboard_from_json
+from aiprod_studio.storyboard.db import StoryboardStore
 from aiprod_studio.training import make_train_config
-from aiprod_studio.vault import check_kind
-from aiprod_studio.verify import last_results, verify
-from engine import storyboard as sb
+from aiprod_studio.vault.store import check_kind
+from aiprod_studio.vault.verify import last_results, verify
+from engine.film import shots as sb
 from engine.studio import Studio
-from engine.worker import QueueWorker
+from engine.jobs.queue import QueueWorker
 from ui.errors import refused
-from ui.render_tab import values
+from ui.tabs.render import values
 
 RECORD_KEYS = ("id", "kind", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
                "total_steps", "position", "progress", "wall_s", "created_at", "started_at", "finished_at", "recipe")

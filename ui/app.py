@@ -22,9 +22,14 @@ from starlette.middleware import Middleware  # noqa: E402
 from aiprod_studio.errors import BadInput  # noqa: E402
 from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
 from engine.studio import Studio  # noqa: E402
-from engine.worker import QueueWorker  # noqa: E402
-from ui import api, history_tab, render_tab, storyboard_tab, training_tab, vault_tab  # noqa: E402
-from ui.render_tab import FIELDS  # noqa: E402
+from engine.jobs.queue import QueueWorker  # noqa: E402
+from ui import api
+from ui.tabs import history as history_tab
+from ui.tabs import render as render_tab
+from ui.tabs import storyboard as storyboard_tab
+from ui.tabs import training as training_tab
+from ui.tabs import vault as vault_tab  # noqa: E402
+from ui.tabs.render import FIELDS  # noqa: E402
 from ui.security import StudioGuard, normalize_origin  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -129,7 +134,7 @@ def check_port_free(host: str, port: int) -> None:
 def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
     """First-run work before serving: a test model if the vault is empty, crash recovery."""
     if build_tiny_if_empty and not studio.pipelines():
-        from engine.tiny import make_tiny
+        from engine.models.tiny import make_tiny
 
         print("The vault holds no pipeline: building the tiny test model…", flush=True)
         make_tiny(studio.vault)

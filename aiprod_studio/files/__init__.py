@@ -1,0 +1,1 @@
+"""Durable files: atomic replacement, locks that die with their process, partial outputs."""

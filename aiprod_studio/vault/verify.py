@@ -1,0 +1,359 @@
+"""Checking the vault against its manifest: quick (stat cache) and deep (re-hash everything).
+
+Every deep hash is remembered in `models/.verify-state.json` together with the file's
+stat key (size, mtime_ns, ctime_ns, inode, device). The quick check stats every file
+and re-hashes only those whose stat key moved since their last hash, so an unchanged
+50 GB vault is checked in milliseconds and a file edited in place is still caught. A
+hash mismatch found once stays recorded against that stat key, so the engine keeps
+refusing the entry until the file is replaced. The deep check re-hashes every file,
+several at a time in threads, reports bytes/s and ETA, and can be cancelled.
+
+Problems reported per entry: missing file, size mismatch, hash mismatch, unsafe weights
+(not safetensors by content), unrecorded extra file, symlink (and whether it leaves the
+vault). A whole-vault check also lists what no entry owns: stray items in the kind folders,
+and the hidden leftovers of an import that was killed (`staging`; see `aiprod_studio.vault.staging`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiprod_studio.files import atomic
+from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.vault.staging import stale_leftovers
+from aiprod_studio.vault.store import KIND_DIRS, Entry, Vault, check_weight_file, hash_with_stat, now, stat_key
+
+log = logging.getLogger(__name__)
+
+PROBLEM_KINDS = ("missing", "size", "hash", "unsafe", "unreadable", "extra", "symlink", "staging")
+
+
+@dataclass
+class Problem:
+    kind: str  # one of PROBLEM_KINDS
+    path: str  # vault-relative
+    detail: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        # "file", not "path": API clients treat any object with a "path" key as a file to download
+        return {"kind": self.kind, "file": self.path, "detail": self.detail}
+
+    def __str__(self) -> str:
+        label = {"missing": "missing file", "size": "size mismatch", "hash": "hash mismatch",
+                 "unsafe": "unsafe weights", "unreadable": "unreadable file", "extra": "unrecorded extra file",
+                 "symlink": "symlink", "staging": "import leftover"}[self.kind]
+        return f"{label} {self.path}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class EntryResult:
+    name: str
+    files: int
+    size: int
+    problems: list[Problem] = field(default_factory=list)
+    hashed_files: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class VerifyReport:
+    mode: str
+    entries: list[EntryResult]
+    unrecorded: list[Problem]  # items under the kind folders that no entry owns, import leftovers
+    seconds: float
+    hashed_bytes: int
+
+    @property
+    def ok(self) -> bool:
+        return all(e.ok for e in self.entries) and not self.unrecorded
+
+    def failures(self) -> list[str]:
+        out = [f"{e.name}: {p}" for e in self.entries for p in e.problems]
+        return out + [str(p) for p in self.unrecorded]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mode": self.mode, "ok": self.ok, "seconds": round(self.seconds, 4), "hashed_bytes": self.hashed_bytes,
+                "entries": [{"name": e.name, "status": "ok" if e.ok else "failed", "files": e.files, "size": e.size,
+                             "hashed_files": e.hashed_files, "problems": [p.to_json() for p in e.problems]}
+                            for e in self.entries],
+                "unrecorded": [p.to_json() for p in self.unrecorded]}
+
+
+@dataclass
+class VerifyProgress:
+    done_bytes: int
+    total_bytes: int
+    bytes_per_s: float
+    eta_s: float | None
+    files_done: int
+    files_total: int
+
+    @property
+    def fraction(self) -> float:
+        return self.done_bytes / self.total_bytes if self.total_bytes else 1.0
+
+
+# -- the state file ----------------------------------------------------------------------------
+def load_state(vault: Vault) -> dict[str, Any]:
+    try:
+        state = json.loads(vault.state_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"version": 1, "files": {}, "entries": {}}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable verify state %s: %s", vault.state_path, exc)
+        return {"version": 1, "files": {}, "entries": {}}
+    state.setdefault("files", {})
+    state.setdefault("entries", {})
+    return state
+
+
+def _save_state(vault: Vault, update: Callable[[dict[str, Any]], None]) -> None:
+    """Read-modify-write the state under the vault lock; a read-only vault only logs."""
+    try:
+        with vault.locked():
+            state = load_state(vault)
+            update(state)
+            atomic.write_text(vault.state_path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+    except OSError as exc:
+        log.warning("cannot write verify state %s: %s", vault.state_path, exc)
+
+
+def remember_hashes(vault: Vault, entry: Entry, stats: dict[str, list[int]]) -> None:
+    """Seed the stat cache with hashes just taken (at import or record time)."""
+
+    def update(state: dict[str, Any]) -> None:
+        for rel, key in stats.items():
+            state["files"][entry.vault_path(rel)] = {"stat": key, "sha256": entry.files[rel].sha256, "checked": now()}
+        state["entries"][entry.name] = {"status": "ok", "mode": "record", "checked": now(), "digest": entry.digest,
+                                        "problems": []}
+
+    _save_state(vault, update)
+
+
+def last_results(vault: Vault) -> dict[str, dict[str, Any]]:
+    """Per entry name: status, mode, checked (ISO time), problems, as of the last check.
+
+    A result recorded for other files than the entry has now (another digest) is dropped.
+    """
+    state = load_state(vault)
+    digests = {e.name: e.digest for e in vault.entries()}
+    return {n: r for n, r in state["entries"].items() if digests.get(n) == r.get("digest")}
+
+
+# -- walking -------------------------------------------------------------------------------------
+def _walk_extras(vault: Vault, entry: Entry) -> list[Problem]:
+    """Files under the entry's folder that the manifest does not list, and any symlink."""
+    problems = []
+    base = vault.entry_dir(entry)
+    root = vault.root.resolve()
+    if base.is_symlink():
+        return [Problem("symlink", entry.path, _link_detail(base, root))]
+    if entry.single_file or not base.is_dir():
+        return problems
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            rel = p.relative_to(base).as_posix()
+            if p.is_symlink():
+                problems.append(Problem("symlink", f"{entry.path}/{rel}", _link_detail(p, root)))
+            elif name in filenames and rel not in entry.files:
+                problems.append(Problem("extra", f"{entry.path}/{rel}", f"{p.stat().st_size} bytes, not in the manifest"))
+        dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
+    return problems
+
+
+def _link_detail(p: Path, root: Path) -> str:
+    target = os.readlink(p)
+    leaves = not p.resolve().is_relative_to(root)
+    return f"points to {target}" + (" (leaves the vault)" if leaves else "")
+
+
+def _unrecorded(vault: Vault, entries: list[Entry]) -> list[Problem]:
+    """Top-level items of the kind folders that no entry owns, and leftovers of killed imports.
+
+    Other hidden names (temp names of work in progress) are not reported.
+    """
+    owned = {e.path for e in entries}
+    found = []
+    for folder in sorted(set(KIND_DIRS.values())):
+        d = vault.root / folder
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            rel = f"{folder}/{p.name}"
+            if p.name.startswith(".") or rel in owned:
+                continue
+            kind = "symlink" if p.is_symlink() else "extra"
+            detail = _link_detail(p, vault.root.resolve()) if p.is_symlink() else "not an entry of the manifest"
+            found.append(Problem(kind, rel, detail))
+    return found + [Problem("staging", rel, detail) for rel, detail in stale_leftovers(vault)]
+
+
+# -- the check -----------------------------------------------------------------------------------
+@dataclass
+class _Job:
+    entry: str
+    rel: str  # entry-relative
+    vpath: str  # vault-relative
+    path: Path
+    size: int
+    expected: str
+    result: tuple[str, list[int] | None] | None = None
+    error: Problem | None = None
+
+
+def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, threads: int | None = None,
+           progress: Callable[[VerifyProgress], None] | None = None, cancel: threading.Event | None = None,
+           progress_every: float = 0.25, record_unchanged: bool = True) -> VerifyReport:
+    """Check entries (all, or those named) against the manifest and record the results.
+
+    `record_unchanged=False` (the engine's check before each load) writes the state file
+    only when something was learned or a verdict changed.
+    """
+    started = time.perf_counter()
+    all_entries = vault.entries()
+    if names:
+        by_name = {e.name: e for e in all_entries}
+        for n in names:
+            if n not in by_name:
+                known = ", ".join(by_name) or "none"
+                raise BadInput(f"name {n!r} is not an entry of the vault {vault.root} (known: {known})", field="name")
+        entries = [by_name[n] for n in dict.fromkeys(names)]
+    else:
+        entries = all_entries
+    state = load_state(vault)
+    cache = state["files"]
+
+    # 1. Stat every recorded file; decide which ones need hashing.
+    results = {e.name: EntryResult(e.name, len(e.files), e.total_size) for e in entries}
+    jobs: list[_Job] = []
+    for e in entries:
+        res = results[e.name]
+        for rel, rec in sorted(e.files.items()):
+            vpath = e.vault_path(rel)
+            p = vault.root / vpath
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                res.problems.append(Problem("missing", vpath, f"manifest says {rec.size} bytes"))
+                continue
+            if p.is_symlink():
+                res.problems.append(Problem("symlink", vpath, _link_detail(p, vault.root.resolve())))
+                continue
+            if st.st_size != rec.size:
+                res.problems.append(Problem("size", vpath, f"{st.st_size} bytes, manifest says {rec.size}"))
+                continue
+            cached = cache.get(vpath)
+            if not deep and cached and cached.get("stat") == stat_key(st):
+                if cached.get("sha256") != rec.sha256:
+                    res.problems.append(Problem("hash", vpath, f"sha256 {cached.get('sha256')}, manifest says "
+                                                               f"{rec.sha256} (found {cached.get('checked', '?')})"))
+                continue
+            jobs.append(_Job(e.name, rel, vpath, p, rec.size, rec.sha256))
+        res.problems.extend(_walk_extras(vault, e))
+
+    # 2. Hash what needs it, several files at once, largest first.
+    jobs.sort(key=lambda j: -j.size)
+    total = sum(j.size for j in jobs)
+    done = [0]
+    lock = threading.Lock()
+    stop = cancel or threading.Event()
+
+    def add(n: int) -> None:
+        with lock:
+            done[0] += n
+
+    def run(job: _Job) -> None:
+        try:
+            if job.path.suffix == ".safetensors" or deep:
+                check_weight_file(job.path)
+            job.result = hash_with_stat(job.path, on_bytes=add, cancel=stop)
+        except FileNotFoundError:
+            job.error = Problem("missing", job.vpath, "vanished while being checked")
+        except IntegrityError as exc:
+            job.error = Problem("unsafe", job.vpath, str(exc).split(": ", 1)[-1])
+        except OSError as exc:
+            job.error = Problem("unreadable", job.vpath, exc.strerror or str(exc))
+
+    workers = max(1, min(threads or min(4, os.cpu_count() or 1), len(jobs) or 1))
+    files_done = 0
+    hash_started = time.perf_counter()
+    cancelled = False
+    if jobs:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+            pending: set[Future] = {pool.submit(run, j) for j in jobs}
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=progress_every, return_when=FIRST_COMPLETED)
+                    files_done += len(finished)
+                    for f in finished:
+                        if isinstance(f.exception(), Cancelled):
+                            cancelled = True
+                        elif f.exception() is not None:
+                            raise f.exception()
+                    if progress is not None:
+                        elapsed = time.perf_counter() - hash_started
+                        rate = done[0] / elapsed if elapsed > 0 else 0.0
+                        eta = (total - done[0]) / rate if rate > 0 else None
+                        progress(VerifyProgress(done[0], total, rate, eta, files_done, len(jobs)))
+            except BaseException:
+                stop.set()
+                raise
+
+    # 3. Record what was learned (also for completed files of a cancelled run), then report.
+    hashed = 0
+    learned: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        res = results[j.entry]
+        if j.error is not None:
+            res.problems.append(j.error)
+        elif j.result is not None:
+            digest, key = j.result
+            res.hashed_files += 1
+            hashed += j.size
+            if key is not None:
+                learned[j.vpath] = {"stat": key, "sha256": digest, "checked": now()}
+            if digest != j.expected:
+                res.problems.append(Problem("hash", j.vpath, f"sha256 {digest}, manifest says {j.expected}"))
+    unrecorded = [] if names else _unrecorded(vault, all_entries)
+    digests = {e.name: e.digest for e in entries}
+    mode = "deep" if deep else "quick"
+
+    def update(st: dict[str, Any]) -> None:
+        st["files"].update(learned)
+        if not cancelled:
+            for name, res in results.items():
+                st["entries"][name] = {"status": "ok" if res.ok else "failed", "mode": mode, "checked": now(),
+                                       "digest": digests[name], "problems": [str(p) for p in res.problems]}
+        current = vault.entries()  # re-read under the lock: another process may have recorded meanwhile
+        live = {e.vault_path(r) for e in current for r in e.files}
+        names = {e.name for e in current}
+        st["files"] = {k: v for k, v in st["files"].items() if k in live}
+        st["entries"] = {k: v for k, v in st["entries"].items() if k in names}
+
+    verdicts = {n: ("ok" if r.ok else "failed", [str(p) for p in r.problems]) for n, r in results.items()}
+    stored = state["entries"]
+    unchanged = not learned and all(
+        (stored.get(n) or {}).get("digest") == digests[n]
+        and ((stored.get(n) or {}).get("status"), (stored.get(n) or {}).get("problems")) == v
+        for n, v in verdicts.items())
+    if record_unchanged or not unchanged:
+        _save_state(vault, update)
+    if cancelled:
+        raise Cancelled(f"verify cancelled after {files_done} of {len(jobs)} files")
+    report = VerifyReport(mode, [results[e.name] for e in entries], unrecorded, time.perf_counter() - started, hashed)
+    log.info("verify (%s): %d entries, %d files hashed, %s", mode, len(entries), len(jobs),
+             "ok" if report.ok else f"{len(report.failures())} problems")
+    return report

@@ -1,0 +1,1 @@
+"""The compute device: which device and dtype, and the one lease every GPU user takes."""

@@ -1,0 +1,266 @@
+"""The render queue: one worker thread over the SQLite `jobs` table.
+
+The UI and the API only enqueue and watch; the worker takes queued jobs oldest first and
+renders them one at a time (the GPU is used serially). Because the queue *is* the
+database, nothing is lost when the studio stops: rows left `running` become
+`interrupted` on the next start and can be resumed. `follow(job_id)` turns a job's
+progress into typed events (`Progress`, then one of `Done`, `Failed`, `Stopped`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiprod_studio.files import partials
+from aiprod_studio.errors import BadInput, Cancelled
+from aiprod_studio.numbers import whole_number
+from aiprod_studio.recipe import Recipe
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: int
+    status: str  # queued | running
+    step: int
+    total: int
+    position: int | None  # place in the queue while queued
+    elapsed_s: float
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.elapsed_s / self.step * (self.total - self.step) if self.step else None
+
+
+@dataclass(frozen=True)
+class Done:
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Failed:
+    row: dict[str, Any]
+
+    @property
+    def error(self) -> str:
+        return self.row.get("error") or "failed"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    row: dict[str, Any]
+
+
+Event = Progress | Done | Failed | Stopped
+
+
+def _sweep_partial(row: dict[str, Any]) -> None:
+    """Remove the partial file a stopped job left (unless a live writer holds it)."""
+    if row.get("target_path"):
+        partials.sweep([partials.temp_path_for(row["target_path"])])
+
+
+class QueueFull(BadInput):
+    def __init__(self, max_size: int):
+        super().__init__(f"queue full: {max_size} jobs are already waiting (max_size {max_size}); "
+                         "wait for some to finish or cancel some", field="queue")
+
+
+class QueueWorker:
+    def __init__(self, studio: Any, max_size: int = DEFAULT_MAX_SIZE):
+        self.studio = studio
+        self.max_size = max_size
+        self._wake = threading.Condition()
+        self._stop = False
+        self._cancels: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> "QueueWorker":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="aiprod-queue", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop taking jobs; a running one is cancelled (its row says so)."""
+        self._stop = True
+        with self._lock:
+            for event in self._cancels.values():
+                event.set()
+        self._notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    # -- what the UI and the API call --------------------------------------------------------------
+    def enqueue(self, recipe: Recipe) -> int:
+        history = self.studio.history
+        if history.count("queued") >= self.max_size:
+            raise QueueFull(self.max_size)
+        job_id = history.create_job(self.studio.stamp(recipe))
+        self._notify()
+        return job_id
+
+    def enqueue_training(self, config: Any) -> int:
+        """Queue a LoRA training run (a `TrainConfig`); it runs between renders, one job at a time."""
+        from pathlib import Path
+
+        self.studio.vault.check_new_name(config.name)
+        if not str(config.dataset).strip():
+            raise BadInput("dataset is required: the folder of clips (or images) and captions to train on",
+                           field="dataset")
+        if not Path(config.dataset).is_dir():
+            raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
+        history = self.studio.history
+        if history.count("queued") >= self.max_size:
+            raise QueueFull(self.max_size)
+        job_id = history.create_train_job(config)
+        self._notify()
+        return job_id
+
+    def cancel(self, job_id: int) -> str:
+        """Cancel a queued job (it never starts) or a running one (it stops within about a
+        second here; a job another process runs stops at that process's next heartbeat)."""
+        history = self.studio.history
+        row = self._row(job_id)
+        job_id = row["id"]
+        if history.cancel_if_queued(job_id):
+            return "cancelled"
+        with self._lock:
+            event = self._cancels.get(job_id)
+        if event is not None:
+            event.set()
+            return "cancelling"
+        if history.request_cancel(job_id):
+            return "cancelling"
+        raise BadInput(f"job {job_id} is {row['status']}; only queued or running jobs can be cancelled",
+                       field="job_id")
+
+    def resume(self, job_id: int) -> int:
+        """Put an interrupted, failed or cancelled job back in the queue with the same recipe."""
+        row = self._row(job_id)
+        job_id = row["id"]
+        self._refuse_if_owner_alive(row, "resumed")
+        if self.studio.history.count("queued") >= self.max_size:
+            raise QueueFull(self.max_size)
+        _sweep_partial(row)
+        if not self.studio.history.requeue(job_id):
+            raise BadInput(f"job {job_id} is {row['status']}; only interrupted, failed or cancelled jobs can be "
+                           "resumed", field="job_id")
+        self._notify()
+        return job_id
+
+    def discard(self, job_id: int) -> None:
+        """Drop an interrupted job from the queue for good (its row stays, as cancelled)."""
+        row = self._row(job_id)
+        job_id = row["id"]
+        if row["status"] != "interrupted":
+            raise BadInput(f"job {job_id} is {row['status']}; only interrupted jobs can be discarded",
+                           field="job_id")
+        self._refuse_if_owner_alive(row, "discarded")
+        self.studio.history.mark_failed(job_id, "discarded after an interruption", status="cancelled")
+        _sweep_partial(row)
+
+    def _refuse_if_owner_alive(self, row: dict[str, Any], verb: str) -> None:
+        if row["status"] == "interrupted" and self.studio.history.owner_alive(row["id"]):
+            raise BadInput(f"job {row['id']} cannot be {verb}: process {row['owner_pid']} that ran it is still "
+                           "alive and may finish it; wait for it (or cancel the job first)", field="job_id")
+
+    def status(self, job_id: int) -> dict[str, Any]:
+        row = self._row(job_id)
+        total = row["total_steps"] or 0
+        row["position"] = self.studio.history.queue_position(row["id"])
+        row["progress"] = 1.0 if row["status"] == "done" else (row["step"] or 0) / total if total else 0.0
+        return row
+
+    def active(self) -> list[dict[str, Any]]:
+        """What the queue panel shows: running, queued (in order) and interrupted jobs."""
+        history = self.studio.history
+        rows = history.jobs(limit=self.max_size + 50, status="running")
+        rows += sorted(history.jobs(limit=self.max_size, status="queued"), key=lambda r: r["id"])
+        rows += history.jobs(limit=50, status="interrupted")
+        for position, row in enumerate((r for r in rows if r["status"] == "queued"), start=1):
+            row["position"] = position
+        return rows
+
+    def follow(self, job_id: int, poll_s: float = 0.1, timeout_s: float | None = None) -> Iterator[Event]:
+        """Yield a `Progress` whenever the job moves, then its final event."""
+        started, last = time.perf_counter(), None
+        while True:
+            row = self.status(job_id)
+            status = row["status"]
+            if status == "done":
+                yield Done(row)
+                return
+            if status == "failed":
+                yield Failed(row)
+                return
+            if status in ("cancelled", "interrupted"):
+                yield Stopped(row)
+                return
+            snapshot = (status, row["step"], row["position"])
+            if snapshot != last:
+                last = snapshot
+                yield Progress(job_id, status, row["step"] or 0, row["total_steps"] or 0, row["position"],
+                               time.perf_counter() - started)
+            if timeout_s is not None and time.perf_counter() - started > timeout_s:
+                raise TimeoutError(f"job {job_id} still {status} after {timeout_s:.0f}s")
+            time.sleep(poll_s)
+
+    def wait(self, job_id: int, timeout_s: float | None = None) -> dict[str, Any]:
+        final = None
+        for event in self.follow(job_id, timeout_s=timeout_s):
+            final = event
+        return final.row  # type: ignore[union-attr]
+
+    def _row(self, job_id: Any) -> dict[str, Any]:
+        number = whole_number(job_id, "job_id")  # ≥ 1, one SQLite can hold: never 1.5 read as 1
+        try:
+            return self.studio.history.get(number)
+        except KeyError:
+            raise BadInput(f"job_id {number} does not exist", field="job_id") from None
+
+    # -- the worker thread ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        history = self.studio.history
+        while not self._stop:
+            job_id = history.next_queued()
+            if job_id is None:
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
+            cancel = threading.Event()
+            with self._lock:
+                self._cancels[job_id] = cancel
+            try:
+                if not history.claim(job_id):  # cancelled (or taken) in the meantime
+                    continue
+                if history.get(job_id).get("kind") == "train":  # a LoRA training run shares the queue
+                    from engine.training.loop import run_job as run_training
+
+                    run_training(self.studio, job_id, cancel=cancel)
+                else:
+                    self.studio.run_job(job_id, cancel=cancel)
+            except Cancelled:
+                if self._stop:  # the studio is shutting down: the job can be resumed later
+                    history.mark_failed(job_id, "the studio stopped while this job was running",
+                                        status="interrupted")
+                log.info("job %s stopped", job_id)
+            except Exception:  # noqa: BLE001 - the row holds the error; the queue goes on
+                log.exception("job %s failed", job_id)
+            finally:
+                with self._lock:
+                    self._cancels.pop(job_id, None)

@@ -1,0 +1,1 @@
+"""Models from the vault: pipeline loading, quantization, LoRAs at render time, size limits, the tiny model."""

@@ -1,0 +1,135 @@
+"""Loading diffusers pipelines from the vault, quantizing them, keeping one warm.
+
+A pipeline is loaded only from a vault entry whose files pass the manifest check, only
+from local files (`local_files_only=True`, safetensors only, no remote code), and with
+the pipeline class its family names — never whatever class a config file asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from aiprod_studio.errors import BadInput, IntegrityError
+from aiprod_studio.vault.store import Entry, Vault
+from engine.device.plan import DevicePlan, free_memory
+
+log = logging.getLogger(__name__)
+
+FAMILY_PIPELINES = {"ltx2": "LTX2Pipeline", "ltx": "LTXPipeline"}
+
+
+def weight_bytes(module: torch.nn.Module) -> int:
+    """Bytes of everything in the module's state dict (quantized weights count as stored)."""
+    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def quantize_transformer(transformer: torch.nn.Module, quantization: str) -> torch.nn.Module:
+    """Quantize the transformer's weights in place with optimum-quanto (`int8` or `fp8`)."""
+    if quantization == "none":
+        return transformer
+    from optimum.quanto import freeze, qfloat8, qint8, quantize
+
+    weights = {"int8": qint8, "fp8": qfloat8}.get(quantization)
+    if weights is None:
+        raise BadInput(f"quantization must be none, int8 or fp8, got {quantization!r}", field="quantization")
+    before = weight_bytes(transformer)
+    quantize(transformer, weights=weights)
+    freeze(transformer)
+    log.info("transformer quantized to %s: %d → %d bytes", quantization, before, weight_bytes(transformer))
+    return transformer
+
+
+def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: str = "none",
+                  offload: str = "none") -> Any:
+    """Load a vault pipeline entry on `plan.device` in `plan.dtype`, quantized and offloaded as asked.
+
+    `offload="model"` keeps each component on the CPU until it runs; `"sequential"` moves
+    weights layer by layer (least memory, slowest). Both only mean something on CUDA.
+    """
+    import diffusers
+
+    # 1. The entry must be a pipeline of a family we know, and pass its manifest check.
+    if entry.kind != "pipeline":
+        raise BadInput(f"model {entry.name!r} is a {entry.kind}, not a pipeline", field="model")
+    class_name = FAMILY_PIPELINES.get(entry.family)
+    if class_name is None:
+        raise BadInput(f"model {entry.name!r} has family {entry.family!r}; known: {', '.join(FAMILY_PIPELINES)}",
+                       field="model")
+    vault.require_ok(entry)
+    folder = vault.entry_dir(entry)
+    index = json.loads((folder / "model_index.json").read_text())
+    if index.get("_class_name") != class_name:
+        raise IntegrityError(f"{folder}/model_index.json names {index.get('_class_name')!r}, "
+                             f"but family {entry.family!r} needs {class_name}")
+
+    if entry.quantization and quantization not in ("none", entry.quantization):
+        raise BadInput(f"model {entry.name!r} is stored quantized as {entry.quantization}; choose quantization "
+                       f"none or {entry.quantization}, got {quantization!r}", field="quantization")
+
+    # 2. Load from local files only, safetensors only, quietly (progress goes through our events).
+    diffusers.utils.logging.disable_progress_bar()
+    started = time.perf_counter()
+    pipeline_cls = getattr(diffusers, class_name)
+    components = {}
+    if entry.quantization:  # a saved quantized copy: rebuilt as stored, never quantized again
+        from engine.models.quantized import load_quantized_transformer
+
+        components["transformer"] = load_quantized_transformer(folder / "transformer", plan.dtype)
+    pipe = pipeline_cls.from_pretrained(folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype,
+                                        **components)
+    pipe.set_progress_bar_config(disable=True)
+
+    # 3. Quantize the transformer (on the CPU, before it moves), then place everything.
+    if not entry.quantization:
+        quantize_transformer(pipe.transformer, quantization)
+    if plan.device.type == "cuda" and offload == "model":
+        pipe.enable_model_cpu_offload(device=plan.device)
+    elif plan.device.type == "cuda" and offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=plan.device)
+    else:
+        pipe.to(plan.device)
+    log.info("loaded %s (%s, %s) in %.2fs", entry.name, plan.label, quantization, time.perf_counter() - started)
+    return pipe
+
+
+@dataclass
+class _Loaded:
+    key: tuple
+    pipe: Any
+
+
+class PipelineCache:
+    """Keeps the most recently used pipeline; loading another one frees the first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+
+    def get(self, vault: Vault, entry: Entry, plan: DevicePlan, quantization: str, offload: str = "none") -> Any:
+        key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization, offload)
+        with self._lock:
+            if self._loaded is not None and self._loaded.key == key:
+                vault.require_ok(entry)  # a warm pipeline too is refused once its files fail the check
+                return self._loaded.pipe
+            self._drop(plan)
+            pipe = load_pipeline(vault, entry, plan, quantization, offload)
+            self._loaded = _Loaded(key, pipe)
+            return pipe
+
+    def _drop(self, plan: DevicePlan) -> None:
+        if self._loaded is not None:
+            self._loaded = None
+            free_memory(plan.device)
+
+    def clear(self) -> None:
+        with self._lock:
+            if self._loaded is not None:
+                self._loaded = None
+                free_memory(torch.device("cuda" if torch.cuda.is_available() else "cpu"))

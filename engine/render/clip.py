@@ -1,0 +1,172 @@
+"""One render: a validated recipe and a loaded pipeline in, an MP4 with sound out."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aiprod_studio.errors import BadInput, Cancelled
+from aiprod_studio.recipe import Recipe
+from engine.render import media
+from engine.models.interrupt import cancel_points
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+class RenderNotFinite(BadInput):
+    """The pipeline finished but its frames or audio hold NaN/Inf values (nothing is written).
+
+    Exit 2: the recipe (steps, seed, size) does not render on this model; a different one may.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message, field="recipe")
+
+
+@dataclass
+class RenderOutput:
+    path: Path
+    frames: int
+    width: int
+    height: int
+    sample_rate: int | None
+    audio_samples: int
+    seconds: float
+
+
+def pipeline_kwargs(pipe: Any, recipe: Recipe) -> dict[str, Any]:
+    """The pipeline call arguments a recipe stands for; unsupported settings are refused."""
+    kwargs: dict[str, Any] = {
+        "prompt": recipe.prompt,
+        "negative_prompt": recipe.negative_prompt,
+        "width": recipe.width,
+        "height": recipe.height,
+        "num_frames": recipe.num_frames,
+        "frame_rate": float(recipe.fps),
+        "num_inference_steps": recipe.steps,
+        "guidance_scale": recipe.guidance,
+    }
+    accepted = inspect.signature(pipe.__call__).parameters
+    for key, value in recipe.advanced.items():
+        if key not in accepted:
+            raise BadInput(f"advanced setting {key!r} is not supported by {type(pipe).__name__}", field="advanced")
+        kwargs[key] = value
+    return {k: v for k, v in kwargs.items() if k in accepted}
+
+
+def scheduler_for_steps(scheduler: Any, steps: int) -> Any:
+    """The scheduler a render of `steps` steps runs with: `scheduler` itself, except for one step.
+
+    A flow-matching schedule stretched to a terminal sigma (`shift_terminal`, as LTX-2's)
+    maps its last sigma onto that terminal value. With a single step the first sigma is
+    also the last: the stretch divides 0 by 0 (sigma NaN, NaN frames) or, for any sigma
+    list one could pass instead, starts denoising at the terminal sigma (0.1) from pure
+    noise. One step must go from sigma 1 to 0, which is the same schedule without the
+    stretch; so for one step the scheduler is a copy of `scheduler` with no terminal.
+    """
+    config = getattr(scheduler, "config", None)
+    if steps == 1 and config is not None and config.get("shift_terminal"):
+        return type(scheduler).from_config(config, shift_terminal=None)
+    return scheduler
+
+
+@contextlib.contextmanager
+def _schedule(pipe: Any, steps: int) -> Iterator[None]:
+    """Run the pipeline with `scheduler_for_steps`; the warm pipeline gets its own back after."""
+    original = getattr(pipe, "scheduler", None)
+    replacement = scheduler_for_steps(original, steps) if original is not None else None
+    if replacement is original:
+        yield
+        return
+    pipe.scheduler = replacement
+    try:
+        yield
+    finally:
+        pipe.scheduler = original
+
+
+def run_pipeline(
+    pipe: Any,
+    recipe: Recipe,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, int | None]:
+    """Denoise and decode; returns (frames F×H×W×3 float, audio C×S or None, sample rate).
+
+    A set `cancel` stops the render with `Cancelled` at the next block of any component
+    (text encoder, transformer, VAE decode, vocoder), not only at the end of a step.
+    """
+
+    def on_step_end(_pipe: Any, step: int, _t: Any, callback_kwargs: dict) -> dict:
+        if progress is not None:
+            progress(step + 1, recipe.steps)
+        if cancel is not None and cancel.is_set():
+            _pipe._interrupt = True  # diffusers' own flag, in case the exception below is swallowed
+            raise Cancelled("render cancelled")
+        return callback_kwargs
+
+    # Noise comes from a CPU generator, so a seed gives the same start on any device.
+    generator = torch.Generator("cpu").manual_seed(recipe.seed)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("render cancelled before it started")
+    components = getattr(pipe, "components", {}).values()
+    with torch.inference_mode(), _schedule(pipe, recipe.steps), cancel_points(components, cancel):
+        out = pipe(**pipeline_kwargs(pipe, recipe), generator=generator, output_type="np",
+                   callback_on_step_end=on_step_end, return_dict=True)
+    frames = np.asarray(out.frames[0])
+    audio = getattr(out, "audio", None)
+    sample_rate = None
+    if audio is not None:
+        audio = audio[0].float().cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio[0], dtype=np.float32)
+        vocoder = getattr(pipe, "vocoder", None)
+        sample_rate = int(getattr(vocoder.config, "output_sampling_rate", 0) or pipe.audio_sampling_rate)
+    return frames, audio, sample_rate
+
+
+def check_finite(frames: np.ndarray, audio: np.ndarray | None) -> None:
+    """Refuse a render whose frames (F×H×W×3) or audio hold NaN/Inf, naming how much."""
+    problems = []
+    bad_frames = int((~np.isfinite(frames.reshape(frames.shape[0], -1))).any(axis=1).sum()) if frames.size else 0
+    if bad_frames:
+        problems.append(f"{bad_frames} of {frames.shape[0]} frames (video)")
+    if audio is not None and audio.size:
+        bad_samples = int((~np.isfinite(audio)).sum())
+        if bad_samples:
+            problems.append(f"{bad_samples} of {audio.size} audio samples")
+    if problems:
+        raise RenderNotFinite(f"the render produced NaN/Inf values in {' and '.join(problems)}; nothing was written. "
+                              "Try more steps, another seed or another model")
+
+
+def render_to_file(
+    pipe: Any,
+    recipe: Recipe,
+    out_path: Path,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> RenderOutput:
+    """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag)."""
+    started = time.perf_counter()
+    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("render cancelled")
+    check_finite(frames, audio)
+    media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate,
+                     metadata={media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]})
+    return RenderOutput(
+        path=Path(out_path), frames=int(frames.shape[0]), width=int(frames.shape[2]), height=int(frames.shape[1]),
+        sample_rate=sample_rate, audio_samples=int(audio.shape[-1]) if audio is not None else 0,
+        seconds=time.perf_counter() - started,
+    )

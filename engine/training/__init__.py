@@ -1,0 +1,1 @@
+"""LoRA training: dataset, preprocessing, the flow-matching loop, checkpoints and export."""

@@ -1,0 +1,1 @@
+"""Pieces of the UI shared by several tabs."""

@@ -1,0 +1,1 @@
+"""The studio's tabs, one module each: a layout function, a wiring function, module-level handlers."""

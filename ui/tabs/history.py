@@ -1,0 +1,142 @@
+"""The History tab: past renders newest first, filters and paging, details and actions."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from aiprod_studio.errors import StudioError
+from aiprod_studio.jobs.history import STATUSES
+from aiprod_studio.recipe import Recipe
+from engine.studio import Studio
+from engine.jobs.queue import QueueWorker
+from ui.errors import refused
+from ui.tabs.render import RenderForm
+
+PAGE = 12
+COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created"]
+
+
+def page_rows(studio: Studio, text: str, status: str, model: str, page: int) -> list[dict[str, Any]]:
+    return studio.history.jobs(limit=PAGE, offset=max(0, page - 1) * PAGE, status=status or None,
+                               text=text or None, model=model or None, kind="render")
+
+
+def details(row: dict[str, Any]) -> str:
+    lines = [f"**Job {row['id']}** · {row['status']} · model `{row['model']}` · seed {row['seed']}"]
+    if row.get("wall_s") is not None:
+        lines.append(f"Rendered in {row['wall_s']:.2f}s (started {row['started_at']}, finished {row['finished_at']})")
+    if row.get("error"):
+        lines.append(f"Error: {row['error']}")
+    if row.get("output_path"):
+        lines.append(f"File: `{row['output_path']}`")
+    return "\n\n".join(lines)
+
+
+def build(studio: Studio, worker: QueueWorker, form: RenderForm, tabs: gr.Tabs) -> None:
+    with gr.Row():
+        text = gr.Textbox(label="Prompt contains", scale=3)
+        status = gr.Dropdown(label="Status", choices=[""] + list(STATUSES), value="", scale=1)
+        model = gr.Dropdown(label="Model", choices=[""] + [e.name for e in studio.pipelines()], value="", scale=1)
+        page = gr.Number(label="Page", value=1, precision=0, minimum=1, scale=1)
+        refresh = gr.Button("Refresh", scale=0)
+    gallery = gr.Gallery(label="Renders", columns=6, height=260, allow_preview=False)
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_id="history-table")
+    ids = gr.State([])
+    video_ids = gr.State([])
+    selected = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=2):
+            video = gr.Video(label="Selected render", interactive=False)
+        with gr.Column(scale=3):
+            info = gr.Markdown("Select a render above.")
+            recipe_view = gr.JSON(label="Recipe")
+            with gr.Row():
+                reuse = gr.Button("Re-use settings")
+                rerender = gr.Button("Re-render")
+                open_folder = gr.Button("Open folder")
+            with gr.Row():
+                confirm = gr.Checkbox(label="Yes, delete the row and its file", value=False)
+                delete = gr.Button("Delete", variant="stop")
+            message = gr.Markdown("")
+
+    def load(text_v, status_v, model_v, page_v):
+        rows = page_rows(studio, text_v, status_v, model_v, int(page_v or 1))
+        done = [r for r in rows if r["status"] == "done" and r["output_path"] and Path(r["output_path"]).exists()]
+        table_v = [[r["id"], r["status"], (r["prompt"] or "")[:80], r["model"], r["seed"],
+                    round(r["wall_s"], 2) if r["wall_s"] is not None else "", r["created_at"][:19]] for r in rows]
+        gallery_v = [(r["output_path"], f"#{r['id']} {(r['prompt'] or '')[:40]}") for r in done]
+        return gallery_v, table_v, [r["id"] for r in rows], [r["id"] for r in done]
+
+    def show(job_id: int | None):
+        if job_id is None:
+            return None, "Select a render above.", None, None
+        try:
+            row = studio.history.get(int(job_id))
+        except KeyError:
+            return None, f"Job {job_id} no longer exists.", None, None
+        path = row["output_path"] if row["status"] == "done" and row["output_path"] and \
+            Path(row["output_path"]).exists() else None
+        return path, details(row), row["recipe"], row["id"]
+
+    def pick_table(id_list, evt: gr.SelectData):
+        return show(id_list[evt.index[0]] if id_list and evt.index else None)
+
+    def pick_gallery(id_list, evt: gr.SelectData):
+        return show(id_list[evt.index] if id_list and evt.index is not None else None)
+
+    def do_reuse(job_id):
+        if job_id is None:
+            raise refused("Select a render first.")
+        return form.updates_from_recipe(studio.history.get(job_id)["recipe"]) + [gr.Tabs(selected="render")]
+
+    def do_rerender(job_id):
+        if job_id is None:
+            return "Select a render first."
+        try:
+            recipe = Recipe.model_validate(studio.history.get(job_id)["recipe"])
+            new_id = worker.enqueue(recipe)
+        except StudioError as exc:
+            return str(exc)
+        return f"Job {new_id} queued with the same recipe as job {job_id}."
+
+    def do_delete(job_id, confirmed, text_v, status_v, model_v, page_v):
+        if job_id is None:
+            return [gr.update()] * 4 + [None, "Select a render first.", None, job_id, False]
+        if not confirmed:
+            return [gr.update()] * 4 + [gr.update(), "Tick the box to confirm the deletion.", gr.update(), job_id,
+                                        False]
+        row = studio.history.get(job_id)
+        if row["status"] in ("queued", "running"):
+            return [gr.update()] * 4 + [gr.update(), "Cancel the job before deleting it.", gr.update(), job_id, False]
+        studio.history.delete(job_id)
+        if row["output_path"]:
+            Path(row["output_path"]).unlink(missing_ok=True)
+        return [*load(text_v, status_v, model_v, page_v), None, f"Job {job_id} and its file were deleted.", None,
+                None, False]
+
+    def do_open(job_id):
+        folder = studio.settings.outputs_dir
+        opener = shutil.which("xdg-open") or shutil.which("open")
+        if opener:
+            subprocess.Popen([opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return f"Opened `{folder}`."
+        return f"Outputs folder: `{folder}`"
+
+    private = {"api_visibility": "private"}
+    filters = [text, status, model, page]
+    listing = [gallery, table, ids, video_ids]
+    for trigger in (refresh.click, text.submit, status.change, model.change, page.change):
+        trigger(load, inputs=filters, outputs=listing, **private)
+    tabs.select(load, inputs=filters, outputs=listing, **private)
+    table.select(pick_table, inputs=ids, outputs=[video, info, recipe_view, selected], **private)
+    gallery.select(pick_gallery, inputs=video_ids, outputs=[video, info, recipe_view, selected], **private)
+    reuse.click(do_reuse, inputs=selected, outputs=form.components + [tabs], **private)
+    rerender.click(do_rerender, inputs=selected, outputs=message, **private)
+    delete.click(do_delete, inputs=[selected, confirm] + filters,
+                 outputs=listing + [video, message, recipe_view, selected, confirm], **private)
+    open_folder.click(do_open, inputs=selected, outputs=message, **private)

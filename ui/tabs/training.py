@@ -1,0 +1,223 @@
+"""The Training tab: the LoRA wizard — dataset → check → settings → train (live loss) → samples.
+
+Training runs go through the same queue as renders (one job at a time on the GPU). The
+tab follows the run it started: step, loss plot, seconds per step and ETA; Pause stops it
+at once (within one block) keeping the last whole step as a checkpoint, Resume continues
+from there, Cancel stops it for good
+(its checkpoints stay in the run folder). Any checkpoint can be rendered beside the base
+model at the same seed.
+
+The run a page follows is the one in its Run box (filled in by Start), so each browser
+session's buttons reach only its own run; typing another run's id there takes that run
+over (after a page reload, say), and Resume then follows it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import gradio as gr
+import pandas as pd
+
+from aiprod_studio.errors import BadInput, StudioError
+from aiprod_studio.numbers import whole_number
+from aiprod_studio.training import make_train_config
+from engine.training import dataset as ds
+from engine.training.export import checkpoint_steps, render_checkpoint_sample
+from engine.studio import Studio
+from engine.jobs.queue import QueueWorker
+from ui.errors import refused
+
+PRESETS = {
+    "Quick test (60 steps, rank 8)": {"steps": 60, "rank": 8, "lr": 1e-3, "save_every": 20, "warmup": 5},
+    "Character or style (1500 steps, rank 32)": {"steps": 1500, "rank": 32, "lr": 1e-4, "save_every": 250,
+                                                 "warmup": 50},
+    "Motion (2500 steps, rank 64)": {"steps": 2500, "rank": 64, "lr": 5e-5, "save_every": 250, "warmup": 100},
+}
+
+
+def loss_frame(metrics: list[dict]) -> pd.DataFrame:
+    """The loss plot's data; numeric even before the first step, or the plot keeps a text axis
+    with a label per value for the whole run."""
+    return pd.DataFrame(metrics or [], columns=["step", "loss", "lr", "seconds"]).astype(float)
+
+
+def build(studio: Studio, worker: QueueWorker) -> None:
+    pipelines = [e.name for e in studio.pipelines()]
+    with gr.Row():
+        dataset = gr.Textbox(label="Dataset folder (clips or images + same-name .txt captions, or dataset.jsonl)",
+                             scale=4)
+        check_btn = gr.Button("Check dataset", scale=0)
+    report = gr.Markdown("")
+    with gr.Row():
+        name = gr.Textbox(label="LoRA name", scale=2)
+        base = gr.Dropdown(label="Base model", choices=pipelines, value=studio.default_model(), scale=2)
+        trigger = gr.Textbox(label="Trigger word (added to captions at encode time)", scale=2)
+        preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=list(PRESETS)[1], scale=3)
+    with gr.Accordion("Advanced", open=False):
+        with gr.Row():
+            rank = gr.Number(label="Rank", value=32, precision=0, minimum=1, maximum=256)
+            lr = gr.Number(label="Learning rate", value=1e-4)
+            steps = gr.Number(label="Steps", value=1500, precision=0, minimum=1)
+            save_every = gr.Number(label="Save every", value=250, precision=0, minimum=1)
+            warmup = gr.Number(label="Warmup steps", value=50, precision=0, minimum=0)
+            seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
+        with gr.Row():
+            width = gr.Number(label="Bucket width (0: proposed)", value=0, precision=0, step=32)
+            height = gr.Number(label="Bucket height (0: proposed)", value=0, precision=0, step=32)
+            frames = gr.Number(label="Bucket frames (0: proposed)", value=0, precision=0, step=8)
+            schedule = gr.Radio(label="Schedule", choices=["constant", "cosine"], value="constant")
+            quantization = gr.Radio(label="Base weights", choices=["none", "int8", "fp8"], value="none")
+            checkpointing = gr.Checkbox(label="Gradient checkpointing", value=False)
+    with gr.Row():
+        # (no precision or minimum: the handler names a bad run id itself, 1.5 is refused, not rounded)
+        run = gr.Number(label="Run", value=None, scale=0, min_width=170,
+                        info="filled in by Start; type an id to take a run over")
+        start_btn = gr.Button("Start training", variant="primary")
+        pause_btn = gr.Button("Pause")
+        resume_btn = gr.Button("Resume")
+        cancel_btn = gr.Button("Cancel", variant="stop")
+    status = gr.Markdown("", elem_id="training-status")
+    plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=260)
+    with gr.Row():
+        sample_step = gr.Dropdown(label="Checkpoint step", choices=[], value=None, scale=1)
+        steps_btn = gr.Button("List checkpoints", scale=0)
+        sample_prompt = gr.Textbox(label="Sample prompt", scale=3)
+        sample_seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
+        compare_btn = gr.Button("Render base vs checkpoint", scale=0)
+    with gr.Row():
+        base_video = gr.Video(label="Base model", interactive=False)
+        lora_video = gr.Video(label="With the LoRA at that step", interactive=False)
+
+    def on_train_check(folder: str):
+        try:
+            rep = ds.validate(folder)
+            bucket = ds.propose_bucket(rep.items, None if studio.plan.device.type == "cpu" else 24.0)
+            ds.apply_bucket(rep, bucket[2])
+        except StudioError as exc:
+            raise refused(exc) from None
+        lines = [f"**{len(rep.items)} usable items**; proposed bucket {bucket[0]}×{bucket[1]}, {bucket[2]} frames."]
+        lines += [f"- ⚠ {f}" for f in rep.findings]
+        return "\n".join(lines), bucket[0], bucket[1], bucket[2]
+
+    def on_train_preset(choice: str):
+        p = PRESETS.get(choice, {})
+        return [gr.update(value=p[k]) if k in p else gr.update() for k in ("rank", "lr", "steps", "save_every",
+                                                                           "warmup")]
+
+    def run_id(value: float | None) -> int | None:
+        """The run in the page's Run box, checked to be a training run."""
+        if value in (None, "", 0):  # an empty box (a reloaded page sends 0)
+            return None
+        try:
+            number = whole_number(value, "run")
+            kind = studio.history.get(number)["kind"]
+        except StudioError as exc:
+            raise refused(exc) from None
+        except KeyError:
+            raise refused(f"run: there is no run {number}") from None
+        if kind != "train":
+            raise refused(f"run: job {number} is a render, not a training run")
+        return number
+
+    def follow(job_id: int):
+        """(status text, loss table, Run box) while the run moves; the Run box is set once, at the start."""
+        last, run_box = None, job_id
+        while True:
+            row = worker.status(job_id)
+            metrics = studio.history.metrics(job_id)
+            snapshot = (row["status"], len(metrics))
+            if snapshot != last:
+                last = snapshot
+                text = f"Run {job_id}: {row['status']}"
+                if metrics:
+                    m = metrics[-1]
+                    eta = m["seconds"] * (row["total_steps"] - m["step"])
+                    text += (f" · step {m['step']}/{row['total_steps']} · loss {m['loss']:.4f} · "
+                             f"{m['seconds']:.2f}s/step · about {eta:,.0f}s left")
+                if row["status"] == "queued":
+                    text += f" (position {row['position']} in the queue)"
+                if row["status"] == "done":
+                    text += f" — LoRA saved in the vault: `{row['output_path']}`"
+                elif row["status"] in ("failed", "cancelled", "interrupted"):
+                    text += f" — {row.get('error') or ''}"
+                yield text, loss_frame(metrics), run_box
+                run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
+            if row["status"] in ("done", "failed", "cancelled", "interrupted"):
+                return
+            time.sleep(0.5)
+
+    def on_train_start(folder, lora_name, model, trig, rank_v, lr_v, steps_v, save_v, warm_v, seed_v, w, h, f,
+                       sched, quant, ckpt):
+        def whole(field: str, value: float | None, empty: int | None = None) -> int:
+            return empty if value in (None, "") and empty is not None else whole_number(value, field, low=-2**63)
+
+        try:
+            if isinstance(lr_v, bool) or not isinstance(lr_v, (int, float)) or not math.isfinite(lr_v):
+                raise BadInput(f"lr must be a number, got {lr_v!r}", field="lr")
+            config = make_train_config({
+                "dataset": folder, "name": (lora_name or "").strip(), "model": model or None, "trigger": trig or "",
+                "rank": whole("rank", rank_v), "lr": float(lr_v), "steps": whole("steps", steps_v),
+                "save_every": whole("save_every", save_v), "warmup_steps": whole("warmup_steps", warm_v, 0),
+                "seed": whole("seed", seed_v, 0), "width": whole("width", w, 0) or None,
+                "height": whole("height", h, 0) or None, "num_frames": whole("num_frames", f, 0) or None,
+                "schedule": sched, "quantization": quant, "gradient_checkpointing": bool(ckpt)})
+            job_id = worker.enqueue_training(config)
+        except StudioError as exc:
+            raise refused(exc) from None
+        yield from follow(job_id)
+
+    def stop(verb: str):
+        def handler(run_value: float | None):
+            job_id = run_id(run_value)
+            if job_id is None:
+                return "No training run started from this page."
+            try:
+                return f"Run {job_id}: {worker.cancel(job_id)} ({verb}; Resume continues from the last checkpoint)."
+            except StudioError as exc:
+                return str(exc)
+
+        handler.__name__ = f"on_train_{verb}"
+        return handler
+
+    def on_train_resume(run_value: float | None):
+        job_id = run_id(run_value)
+        if job_id is None:
+            raise refused("resume: no training run started from this page (type its id in the Run box)")
+        try:
+            if worker.status(job_id)["status"] not in ("queued", "running"):  # a run taken over: just follow it
+                worker.resume(job_id)
+        except StudioError as exc:
+            raise refused(exc) from None
+        yield from follow(job_id)
+
+    def on_train_steps(run_value: float | None):
+        job_id = run_id(run_value)
+        if job_id is None:
+            raise refused("step: start a training run first")
+        found = checkpoint_steps(studio.settings, job_id, studio.history.get(job_id)["recipe"]["name"])
+        return gr.update(choices=found, value=found[-1] if found else None)
+
+    def on_train_compare(run_value: float | None, step_v, prompt: str, seed_v: float):
+        job_id = run_id(run_value)
+        if job_id is None or step_v in (None, ""):
+            raise refused("step: start a run and choose one of its checkpoints")
+        try:
+            base_clip, sample = render_checkpoint_sample(studio, job_id, int(step_v), prompt, int(seed_v or 0))
+        except StudioError as exc:
+            raise refused(exc) from None
+        return str(base_clip), str(sample)
+
+    private = {"api_visibility": "private"}
+    check_btn.click(on_train_check, inputs=dataset, outputs=[report, width, height, frames], **private)
+    preset.change(on_train_preset, inputs=preset, outputs=[rank, lr, steps, save_every, warmup], **private)
+    start_btn.click(on_train_start, inputs=[dataset, name, base, trigger, rank, lr, steps, save_every, warmup, seed,
+                                            width, height, frames, schedule, quantization, checkpointing],
+                    outputs=[status, plot, run], **private)
+    pause_btn.click(stop("paused"), inputs=run, outputs=status, **private)
+    cancel_btn.click(stop("cancelled"), inputs=run, outputs=status, **private)
+    resume_btn.click(on_train_resume, inputs=run, outputs=[status, plot, run], **private)
+    steps_btn.click(on_train_steps, inputs=run, outputs=sample_step, **private)
+    compare_btn.click(on_train_compare, inputs=[run, sample_step, sample_prompt, sample_seed],
+                      outputs=[base_video, lora_video], **private)

@@ -1,0 +1,235 @@
+"""The Model Vault tab: entries with their check status; verify, import, export, quantize, report.
+
+Long work (hashing gigabytes, copying, quantizing) runs in a thread; the handler only turns
+its progress events into text, and Cancel sets the event the core checks between chunks.
+Each browser session keeps the task it started in a `gr.State`, so its Cancel stops only that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+
+from aiprod_studio.files import atomic
+from aiprod_studio.errors import StudioError
+from aiprod_studio.vault.report import build_report, to_markdown
+from aiprod_studio.vault.transfer import export_bundle, import_path
+from aiprod_studio.vault.cli import human_bytes, plural
+from aiprod_studio.vault.verify import last_results, verify
+from engine.studio import Studio
+from ui.errors import refused
+
+COLUMNS = ["status", "name", "kind", "family", "size", "source", "license", "digest", "last check"]
+BADGES = {"ok": "✔ ok", "failed": "✖ failed"}
+PROVISION_HELP = (
+    "**Adding models.** Real weights are fetched once on a connected machine with "
+    "`aiprod-studio vault provision ltx-2 --revision <commit>` (see `models/catalog.json`), then carried here "
+    "as a bundle (`vault export`) or a folder and brought in below. Nothing on this page uses the network."
+)
+
+
+def rows(studio: Studio) -> list[list[Any]]:
+    checks = last_results(studio.vault)
+    out = []
+    for e in studio.vault.entries():
+        check = checks.get(e.name, {})
+        source = (f"{e.source.repo}@{e.source.revision[:10]}" if e.source else
+                  f"from {e.derived_from.split('@')[0]} ({e.quantization})" if e.derived_from else
+                  "built-in test model" if e.test_model else "imported")
+        out.append([BADGES.get(check.get("status", ""), "○ unchecked"), e.name, e.kind, e.family,
+                    human_bytes(e.total_size), source, e.license, e.digest[:12],
+                    f"{check.get('mode', '')} {check.get('checked', '')}".strip()])
+    return out
+
+
+def progress_text(label: str, p: Any) -> str:
+    eta = f", about {p.eta_s:,.0f}s left" if p.eta_s is not None else ""
+    return (f"{label}: {p.fraction:.0%} — {human_bytes(p.done_bytes)} of {human_bytes(p.total_bytes)}, "
+            f"{p.files_done}/{p.files_total} files, {human_bytes(p.bytes_per_s)}/s{eta}")
+
+
+class Tracked:
+    """Runs `fn(progress, cancel)` in a thread; `updates()` yields its progress events."""
+
+    def __init__(self, fn: Callable[[Callable[[Any], None], threading.Event], Any]):
+        self._events: queue.Queue = queue.Queue()
+        self._result: dict[str, Any] = {}
+        self.cancel = cancel = threading.Event()
+
+        def target() -> None:
+            try:
+                self._result["value"] = fn(self._events.put, cancel)
+            except BaseException as exc:  # noqa: BLE001 - handed to the handler thread below
+                self._result["error"] = exc
+            finally:
+                self._events.put(None)
+
+        threading.Thread(target=target, daemon=True, name="vault-task").start()
+
+    @property
+    def running(self) -> bool:
+        return not self._result and not self.cancel.is_set()
+
+    def updates(self) -> Iterator[Any]:
+        while (item := self._events.get()) is not None:
+            while not self._events.empty():  # skip to the newest event
+                nxt = self._events.get()
+                if nxt is None:
+                    yield item
+                    return
+                item = nxt
+            yield item
+
+    def result(self) -> Any:
+        if "error" in self._result:
+            exc = self._result["error"]
+            raise refused(exc) if isinstance(exc, StudioError) else exc
+        return self._result.get("value")
+
+
+def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[], tuple], list[Any]]:
+    """Build the tab; returns its refresh function and the components it updates (for page load).
+
+    `model_menu` / `lora_menu` are the Render tab's menus: imports, quantized copies and trained
+    LoRAs appear there.
+    """
+    names = [e.name for e in studio.vault.entries()]
+    pipelines = [e.name for e in studio.vault.entries("pipeline")]
+    table = gr.Dataframe(value=rows(studio), headers=COLUMNS, interactive=False, wrap=True, elem_id="vault-table")
+    with gr.Row():
+        target = gr.Dropdown(label="Entry", choices=["(all)"] + names, value="(all)", scale=2)
+        mode = gr.Radio(label="Check", choices=["quick", "deep"], value="quick", scale=1)
+        verify_btn = gr.Button("Verify", variant="primary", scale=0)
+        cancel_btn = gr.Button("Cancel", scale=0)
+        refresh_btn = gr.Button("Refresh", scale=0)
+    status = gr.Markdown("", elem_id="vault-status")
+    task = gr.State(None)  # the `Tracked` task this browser session started, for its Cancel button
+    with gr.Accordion("Import a model folder, a .safetensors file or a bundle", open=False):
+        with gr.Row():
+            src = gr.Textbox(label="Path on this machine", scale=3)
+            new_name = gr.Textbox(label="Name (not needed for a bundle)", scale=2)
+            kind = gr.Dropdown(label="Kind", choices=["pipeline", "lora", "qa", "scenarist"], value="pipeline", scale=1)
+        with gr.Row():
+            license_ = gr.Textbox(label="License", scale=2)
+            link = gr.Checkbox(label="Hard-link instead of copying (same disk only)", value=False, scale=2)
+            import_btn = gr.Button("Import", scale=0)
+    with gr.Accordion("Export a bundle for another machine", open=False), gr.Row():
+        export_name = gr.Dropdown(label="Entry", choices=names, value=names[0] if names else None, scale=2)
+        export_dir = gr.Textbox(label="Folder (e.g. a USB drive)", scale=3)
+        export_btn = gr.Button("Export", scale=0)
+    with gr.Accordion("Quantized copy (saved once, loads without re-quantizing)", open=False), gr.Row():
+        q_name = gr.Dropdown(label="Pipeline", choices=pipelines, value=pipelines[0] if pipelines else None, scale=2)
+        q_to = gr.Radio(label="Weights", choices=["int8", "fp8"], value="fp8", scale=1)
+        q_new = gr.Textbox(label="New name", scale=2)
+        quantize_btn = gr.Button("Quantize", scale=0)
+    with gr.Accordion("Sovereignty report", open=False):
+        with gr.Row():
+            self_test = gr.Checkbox(label="Run the network self-test (a render with the network blocked)", value=True)
+            report_btn = gr.Button("Build report", scale=0)
+        report_file = gr.File(label="Report (.md)", interactive=False)
+        report_view = gr.Markdown("")
+    gr.Markdown(PROVISION_HELP)
+
+    def lists() -> tuple[Any, ...]:
+        all_names = [e.name for e in studio.vault.entries()]
+        pipes = [e.name for e in studio.vault.entries("pipeline")]
+        return (gr.update(value=rows(studio)), gr.update(choices=["(all)"] + all_names),
+                gr.update(choices=all_names), gr.update(choices=pipes), gr.update(choices=pipes),
+                gr.update(choices=[e.name for e in studio.vault.entries("lora")]))
+
+    def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
+        """Yields (progress text, the task) — at once, so Cancel can reach it — and returns its result."""
+        job = Tracked(fn)
+        yield f"{label}: starting…", job
+        for p in job.updates():
+            yield progress_text(label, p), job
+        try:
+            return job.result()
+        except gr.Error as exc:  # the status says so too, not the last progress line
+            yield f"{label} failed: {exc.message}", None
+            raise
+
+    def on_vault_verify(name: str, how: str):
+        names_ = None if name in ("", "(all)", None) else [name]
+        job = track(f"{how} verify", lambda progress, cancel: verify(studio.vault, names_, deep=how == "deep",
+                                                                   progress=progress, cancel=cancel))
+        try:
+            while True:
+                yield *next(job), gr.update()
+        except StopIteration as done:
+            report = done.value
+        lines = [f"**{report.mode} verify: {'all ok' if report.ok else plural(len(report.failures()), 'problem')}** "
+                 f"({plural(len(report.entries), 'entry', 'entries')}, {human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)"]
+        lines += [f"- ✖ {f}" for f in report.failures()]
+        yield "\n".join(lines), None, gr.update(value=rows(studio))
+
+    def on_vault_cancel(job: Tracked | None) -> str:
+        if job is None or not job.running:
+            return "Nothing is running from this page."
+        job.cancel.set()
+        return "Cancelling…"
+
+    def on_vault_import(path: str, name: str, kind_: str, license_text: str, hard_link: bool):
+        if not (path or "").strip():
+            raise refused("path: give the folder, file or bundle to import")
+        fields = {"license": license_text.strip()} if (license_text or "").strip() else {}
+        job = track("import", lambda progress, cancel: import_path(
+            studio.vault, path.strip(), (name or "").strip() or None, kind=None if kind_ == "pipeline" else kind_,
+            link=hard_link, progress=progress, cancel=cancel, **fields))
+        try:
+            while True:
+                yield next(job) + (gr.update(),) * 6
+        except StopIteration as done:
+            entry = done.value
+        yield (f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
+               f"digest `{entry.digest[:12]}`.", None) + lists()
+
+    def on_vault_export(name: str, folder: str):
+        if not name or not (folder or "").strip():
+            raise refused("to: choose an entry and a folder to write the bundle into")
+        job = track("export", lambda progress, cancel: export_bundle(studio.vault, name, folder.strip(),
+                                                                    progress=progress, cancel=cancel))
+        try:
+            while True:
+                yield next(job)
+        except StopIteration as done:
+            yield (f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`.",
+                   None)
+
+    def on_vault_quantize(name: str, to: str, new: str):
+        from engine.models.quantized import save_quantized
+
+        yield (f"Quantizing {name} to {to}…",) + (gr.update(),) * 6
+        try:
+            entry = save_quantized(studio.vault, name, to, (new or "").strip())
+        except StudioError as exc:
+            raise refused(exc) from None
+        yield (f"Saved **{entry.name}** ({human_bytes(entry.total_size)}); choose it in the Render tab.",) + lists()
+
+    def on_vault_report(run_self_test: bool):
+        from engine.selftest import network_self_test
+
+        report = build_report(studio.settings, network_self_test() if run_self_test else None)
+        text = to_markdown(report)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = studio.settings.outputs_dir / "reports" / f"sovereignty-{stamp}.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(out, text)
+        return str(out), text
+
+    private = {"api_visibility": "private"}
+    verify_btn.click(on_vault_verify, inputs=[target, mode], outputs=[status, task, table], **private)
+    cancel_btn.click(on_vault_cancel, inputs=task, outputs=status, **private)
+    menus = [table, target, export_name, q_name, model_menu, lora_menu]
+    refresh_btn.click(lists, outputs=menus, **private)
+    import_btn.click(on_vault_import, inputs=[src, new_name, kind, license_, link], outputs=[status, task, *menus],
+                     **private)
+    export_btn.click(on_vault_export, inputs=[export_name, export_dir], outputs=[status, task], **private)
+    quantize_btn.click(on_vault_quantize, inputs=[q_name, q_to, q_new], outputs=[status, *menus], **private)
+    report_btn.click(on_vault_report, inputs=self_test, outputs=[report_file, report_view], **private)
+    return lists, menus
