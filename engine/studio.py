@@ -12,22 +12,22 @@ import importlib.metadata
 import logging
 import re
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from aiprod_studio.files import partials
-from aiprod_studio.errors import BadInput, Cancelled, failure_text
+from aiprod_studio.errors import BadInput
 from aiprod_studio.jobs.history import History
-from aiprod_studio.jobs.owner import Heartbeat
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
 from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.store import Entry, Vault
 from engine.models import loras
+from engine.device.lease import DeviceLease, DeviceOwner
 from engine.device.plan import DevicePlan, resolve
+from engine.jobs.lifecycle import job_lifecycle
 from engine.models.limits import check_limits
-from engine.models.pipelines import PipelineCache
+from engine.models.pipelines import warm_pipeline
 from engine.render.clip import ProgressFn, render_to_file
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,9 @@ class Studio:
         self.settings = settings.ensure_dirs()
         self.vault = Vault(settings.models_dir)
         self.plan: DevicePlan = resolve(settings.device)
-        self.cache = PipelineCache()
+        self.device = DeviceOwner(self.plan)  # renders, training, export, quantize: one at a time
         self._history: History | None = None
         self._history_lock = threading.Lock()
-        self._gpu_lock = threading.Lock()  # the device renders one job at a time
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -65,8 +64,13 @@ class Studio:
                 self._history = History(self.settings.db_path)
             return self._history
 
+    def device_lease(self, purpose: str) -> contextlib.AbstractContextManager[DeviceLease]:
+        """Hold the device until the block ends: every GPU user (render, training, export,
+        quantize) takes it, and it frees the warm pipeline when the next user needs another."""
+        return self.device.lease(purpose)
+
     def close(self) -> None:
-        self.cache.clear()
+        self.device.clear()
         if self._history is not None:
             self._history.close()
             self._history = None
@@ -150,35 +154,25 @@ class Studio:
         recipe = Recipe.model_validate(row["recipe"])
         target = Path(out_path).resolve() if out_path else self.output_path_for(job_id, recipe)
         cancel = cancel if cancel is not None else threading.Event()  # also set by a cancel from elsewhere
-        with Heartbeat(lambda: history.beat(job_id), cancel):  # the row shows this process is alive
-            try:
-                # 1. The model must still be in the vault, unchanged since the recipe was stamped.
-                entry = self.vault.get(recipe.model, kind="pipeline")
-                if entry.digest != recipe.model_digest:
-                    recipe = self.stamp(recipe)
-                    history.set_recipe(job_id, recipe)
-                check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
-                with self._gpu_lock:
-                    history.mark_running(job_id, target=str(target))
-                    started = time.perf_counter()
-                    pipe = self.cache.get(self.vault, entry, self.plan, recipe.quantization, recipe.offload)
-                    loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
-                    loras.apply(pipe, self.vault, recipe.loras)
+        with job_lifecycle(history, job_id, cancel) as run:
+            # 1. The model must still be in the vault, unchanged since the recipe was stamped.
+            entry = self.vault.get(recipe.model, kind="pipeline")
+            if entry.digest != recipe.model_digest:
+                recipe = self.stamp(recipe)
+                history.set_recipe(job_id, recipe)
+            check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
+            # 2. Wait for the device, then render.
+            with self.device_lease("render") as lease:
+                run.started(target=str(target))
+                pipe = warm_pipeline(lease, self.vault, entry, recipe.quantization, recipe.offload)
+                loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
+                loras.apply(pipe, self.vault, recipe.loras)
 
-                    def on_progress(step: int, total: int) -> None:
-                        history.set_progress(job_id, step, total)
-                        if progress is not None:
-                            progress(step, total)
+                def on_progress(step: int, total: int) -> None:
+                    history.set_progress(job_id, step, total)
+                    if progress is not None:
+                        progress(step, total)
 
-                    render_to_file(pipe, recipe, target, on_progress, cancel)
-                    history.mark_done(job_id, str(target), time.perf_counter() - started)
-            except Cancelled as exc:
-                history.mark_failed(job_id, str(exc), status="cancelled")
-                raise
-            except KeyboardInterrupt:
-                history.mark_failed(job_id, "interrupted by the user", status="cancelled")
-                raise
-            except Exception as exc:
-                history.mark_failed(job_id, failure_text(exc))
-                raise
+                render_to_file(pipe, recipe, target, on_progress, cancel)
+                run.done(str(target))
         return history.get(job_id)

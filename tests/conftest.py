@@ -90,9 +90,9 @@ def own_studio(tiny_vault, data_dir, tmp_path):
 @pytest.fixture
 def worker(studio):
     """A started queue worker over `studio`."""
-    from engine.jobs.queue import QueueWorker
+    from engine.runners import make_worker
 
-    w = QueueWorker(studio).start()
+    w = make_worker(studio).start()
     yield w
     w.stop()
 

@@ -75,7 +75,7 @@ def serve_in_process(models: Path, data: Path, **launch: Any) -> Iterator[Served
     """The real app (`build_app` + `launch_kwargs`, so the real middleware) served from this process."""
     from aiprod_studio.settings import load_settings
     from engine.studio import Studio
-    from engine.jobs.queue import QueueWorker
+    from engine.runners import make_worker
     from ui.app import build_app, gradio_cache_dir, launch_kwargs, prepare
 
     settings = load_settings(models_dir=models, data_dir=data, device="cpu")
@@ -83,7 +83,7 @@ def serve_in_process(models: Path, data: Path, **launch: Any) -> Iterator[Served
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
     studio = Studio(settings)
     prepare(studio, build_tiny_if_empty=False)
-    worker = QueueWorker(studio).start()
+    worker = make_worker(studio).start()
     app = build_app(studio, worker)
     app.queue(default_concurrency_limit=4)
     port = free_port()

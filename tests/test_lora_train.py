@@ -17,7 +17,7 @@ from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.training import make_train_config
 from engine.training import dataset as ds
 from engine.render import media
-from engine.training.loop import run_job
+from engine.training.jobs import run_training as run_job
 
 COLOURS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (40, 80, 230), "yellow": (230, 220, 40)}
 
@@ -182,7 +182,8 @@ def test_bad_checkpoints_are_refused():
 
 
 def test_checkpoint_samples_beside_the_base(own_studio, dataset):
-    from engine.training.export import checkpoint_steps, render_checkpoint_sample
+    from engine.training.checkpoints import checkpoint_steps
+    from engine.training.samples import render_checkpoint_sample
 
     job_id, _ = start(own_studio, config(dataset, "sampled", steps=20, save_every=10))
     assert checkpoint_steps(own_studio.settings, job_id, "sampled") == [10, 20]

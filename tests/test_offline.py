@@ -53,10 +53,10 @@ GUARDED_RUN = textwrap.dedent(
         import diffusers, transformers, gradio, optimum.quanto  # import-time phoning home would show here
         from aiprod_studio.settings import load_settings
         from engine.studio import Studio
-        from engine.jobs.queue import QueueWorker
+        from engine.runners import make_worker
         from ui.app import build_app
         studio = Studio(load_settings(models_dir=sys.argv[1], data_dir=sys.argv[2], device="cpu"))
-        worker = QueueWorker(studio).start()
+        worker = make_worker(studio).start()
         job = worker.enqueue(studio.build_recipe({"prompt": "guarded render", "quantization": "int8"}))
         row = worker.wait(job, timeout_s=120)
         build_app(studio, worker)

@@ -6,7 +6,8 @@ import pytest
 
 from engine.render import media
 from engine.device.plan import resolve
-from engine.models.pipelines import load_pipeline, weight_bytes
+from engine.models.pipelines import load_pipeline
+from engine.models.quantize import weight_bytes
 
 
 @pytest.mark.parametrize("mode", ["int8", "fp8"])

@@ -16,7 +16,7 @@ import pytest
 from aiprod_studio.files import partials
 from aiprod_studio.errors import BadInput
 from aiprod_studio.jobs.owner import host_id, process_start
-from engine.jobs.queue import QueueWorker
+from engine.runners import make_worker
 
 RENDER = ("render", "--prompt", "a slow lighthouse", "--width", "64", "--height", "64", "--frames", "17")
 
@@ -40,7 +40,7 @@ def test_a_cli_render_killed_with_sigkill_reads_as_interrupted(studio, slow_cli,
     listed = cli("history", "--json")
     assert listed.returncode == 0
     assert [j["status"] for j in listed.json["jobs"] if j["id"] == job] == ["interrupted"]
-    record = QueueWorker(studio).status(job)  # what /job and the queue panel read
+    record = make_worker(studio).status(job)  # what /job and the queue panel read
     assert record["status"] == "interrupted" and f"process {proc.pid}" in record["error"]
     assert studio.history.count("running") == 0
 
@@ -52,7 +52,7 @@ def test_starting_the_studio_leaves_a_live_cli_render_alone(studio, slow_cli):
     job = wait_for_step(studio, proc)["id"]
     assert prepare(studio, build_tiny_if_empty=False) == []  # what a studio start does
     assert studio.history.get(job)["status"] == "running"
-    worker = QueueWorker(studio)
+    worker = make_worker(studio)
     with pytest.raises(BadInput, match="only interrupted, failed or cancelled"):
         worker.resume(job)
     out, err = proc.communicate(timeout=120)
@@ -65,7 +65,7 @@ def test_starting_the_studio_leaves_a_live_cli_render_alone(studio, slow_cli):
 def test_a_cancel_from_the_studio_stops_a_cli_render(studio, slow_cli):
     proc = slow_cli(*RENDER, "--steps", "40")
     job = wait_for_step(studio, proc, step=1)["id"]
-    assert QueueWorker(studio).cancel(job) == "cancelling"
+    assert make_worker(studio).cancel(job) == "cancelling"
     proc.wait(timeout=60)
     assert proc.returncode == 4, proc.stderr.read()
     row = studio.history.get(job)
@@ -83,7 +83,7 @@ def test_resume_and_discard_refuse_a_job_whose_owner_lives(studio):
             studio.history.db.execute(
                 "UPDATE jobs SET status = 'interrupted', owner_pid = ?, owner_host = ?, owner_start = ? WHERE id = ?",
                 [sleeper.pid, host_id(), process_start(sleeper.pid), job])
-        worker = QueueWorker(studio)
+        worker = make_worker(studio)
         for act in (worker.resume, worker.discard):
             with pytest.raises(BadInput, match=f"process {sleeper.pid} that ran it is still alive") as info:
                 act(job)
@@ -134,6 +134,6 @@ def test_discard_removes_the_partial_file(studio, orphan):
     studio.history.mark_running(job, target=str(target))
     orphan(studio.history, job)
     partials.temp_path_for(target).write_bytes(b"half")
-    QueueWorker(studio).discard(job)
+    make_worker(studio).discard(job)
     assert studio.history.get(job)["status"] == "cancelled"
     assert not partials.temp_path_for(target).exists()

@@ -11,6 +11,7 @@ import torch
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.settings import load_settings
+from engine.models.pipelines import warm_pipeline
 from engine.render import media
 from engine.render.clip import RenderNotFinite, check_finite, run_pipeline
 from engine.studio import Studio
@@ -93,7 +94,8 @@ def test_a_damaged_model_is_refused_and_the_job_fails(tiny_vault, tmp_path):
 def warm_pipe(studio):
     """The pipeline `studio.render` will use for a default recipe (the cache's warm copy)."""
     entry = studio.vault.get(studio.default_model(), kind="pipeline")
-    return studio.cache.get(studio.vault, entry, studio.plan, "none", "none")
+    with studio.device_lease("test") as lease:
+        return warm_pipeline(lease, studio.vault, entry, "none", "none")
 
 
 def pre_hook_count(pipe) -> int:

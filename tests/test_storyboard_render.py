@@ -70,9 +70,9 @@ def test_editing_one_shot_renders_only_that_shot(studio, tmp_path):
 
 
 def test_queue_path_enqueues_only_missing_shots(studio):
-    from engine.jobs.queue import QueueWorker
+    from engine.runners import make_worker
 
-    worker = QueueWorker(studio).start()
+    worker = make_worker(studio).start()
     try:
         board = split_script("Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", fps=24)
         sb.render_now(studio, sb.plan(studio, board)[:1])  # shot 1 rendered before

@@ -11,10 +11,10 @@ from tests.test_lora_train import make_dataset
 
 @pytest.fixture
 def setup(own_studio, tmp_path):
-    from engine.jobs.queue import QueueWorker
+    from engine.runners import make_worker
     from ui.app import build_app
 
-    worker = QueueWorker(own_studio).start()
+    worker = make_worker(own_studio).start()
     app = build_app(own_studio, worker)
     handlers = {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
     yield own_studio, worker, handlers, make_dataset(tmp_path / "ds", n=4)

@@ -10,10 +10,10 @@ import pytest
 
 @pytest.fixture
 def handlers(own_studio):
-    from engine.jobs.queue import QueueWorker
+    from engine.runners import make_worker
     from ui.app import build_app
 
-    worker = QueueWorker(own_studio)
+    worker = make_worker(own_studio)
     app = build_app(own_studio, worker)
     return {f.fn.__name__: f.fn for f in app.fns.values() if f.fn is not None}
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 from aiprod_studio.errors import BadInput
+from engine.models.pipelines import warm_pipeline
 from engine.render import media
-from engine.jobs.queue import Done, Progress, QueueFull, QueueWorker, Stopped
+from engine.jobs.queue import Done, Progress, QueueFull, Stopped
+from engine.runners import make_worker
 
 
 @pytest.fixture
 def worker(studio):
-    w = QueueWorker(studio, max_size=5).start()
+    w = make_worker(studio, max_size=5).start()
     yield w
     w.stop()
 
@@ -58,7 +60,7 @@ def test_jobs_run_in_order_and_follow_reports_progress(studio, worker):
 
 
 def test_queue_is_bounded(studio):
-    w = QueueWorker(studio, max_size=2)  # not started: jobs stay queued
+    w = make_worker(studio, max_size=2)  # not started: jobs stay queued
     w.enqueue(recipe(studio, "a"))
     w.enqueue(recipe(studio, "b"))
     with pytest.raises(QueueFull, match="queue full: 2 jobs") as info:
@@ -71,7 +73,7 @@ def test_interrupted_job_resumes_and_can_be_discarded(studio, orphan):
     crashed = orphan(studio.history, studio.history.create_job(r, status="running"))
     other = orphan(studio.history, studio.history.create_job(r, status="running"))
     assert studio.history.recover_interrupted() == [crashed, other]
-    w = QueueWorker(studio).start()
+    w = make_worker(studio).start()
     try:
         w.discard(other)
         assert studio.history.get(other)["status"] == "cancelled"
@@ -89,7 +91,7 @@ def test_interrupted_job_resumes_and_can_be_discarded(studio, orphan):
 
 
 def test_stopping_the_studio_leaves_the_running_job_resumable(studio):
-    w = QueueWorker(studio).start()
+    w = make_worker(studio).start()
     job = w.enqueue(recipe(studio, "long", steps=200))
     wait_running(w, job)
     w.stop()
@@ -99,7 +101,7 @@ def test_stopping_the_studio_leaves_the_running_job_resumable(studio):
 
 
 def test_active_lists_running_queued_and_interrupted(studio, orphan):
-    w = QueueWorker(studio)
+    w = make_worker(studio)
     r = studio.stamp(recipe(studio, "x"))
     broken = orphan(studio.history, studio.history.create_job(r, status="running"))
     studio.history.recover_interrupted()
@@ -110,11 +112,12 @@ def test_active_lists_running_queued_and_interrupted(studio, orphan):
 
 
 def test_a_job_queued_behind_a_cancelled_one_starts_and_finishes(studio):
-    w = QueueWorker(studio)  # not started yet: both jobs wait in the queue
+    w = make_worker(studio)  # not started yet: both jobs wait in the queue
     first = w.enqueue(recipe(studio, "cancelled mid step", steps=8))
     second = w.enqueue(recipe(studio, "the next one", seed=1))
     entry = studio.vault.get(studio.default_model(), kind="pipeline")
-    pipe = studio.cache.get(studio.vault, entry, studio.plan, "none", "none")  # the worker renders with it
+    with studio.device_lease("test") as lease:  # the warm pipeline the worker renders with
+        pipe = warm_pipeline(lease, studio.vault, entry, "none", "none")
     answers = []
 
     def cancel_from_the_first_block(_module, _args, _out):

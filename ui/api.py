@@ -25,6 +25,7 @@ from aiprod_studio.vault.verify import last_results, verify
 from engine.film import shots as sb
 from engine.studio import Studio
 from engine.jobs.queue import QueueWorker
+from engine.training.jobs import queue_training
 from ui.errors import refused
 from ui.tabs.render import values
 
@@ -158,7 +159,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
             config = make_train_config({"dataset": dataset, "name": name, "model": model or None, "rank": rank,
                                         "steps": steps, "lr": lr, "trigger": trigger, "save_every": save_every,
                                         "seed": seed})
-            return record(_status(worker.enqueue_training(config)))
+            return record(_status(queue_training(worker, config)))
         except StudioError as exc:
             raise refused(exc) from None
 

@@ -23,6 +23,7 @@ from aiprod_studio.errors import BadInput  # noqa: E402
 from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
 from engine.studio import Studio  # noqa: E402
 from engine.jobs.queue import QueueWorker  # noqa: E402
+from engine.runners import make_worker
 from ui import api
 from ui.tabs import history as history_tab
 from ui.tabs import render as render_tab
@@ -155,7 +156,7 @@ def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True, liste
     # refuses --listen without auth, and a malformed origin
     kwargs = launch_kwargs(studio, port, listen, credentials, allow_hosts, allow_origins)
     prepare(studio, build_tiny_if_empty)
-    worker = QueueWorker(studio).start()
+    worker = make_worker(studio).start()
     app = build_app(studio, worker)
     app.queue(default_concurrency_limit=4, max_size=200)
     host = "0.0.0.0 (all interfaces)" if listen else DEFAULT_HOST

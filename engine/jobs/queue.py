@@ -1,10 +1,11 @@
-"""The render queue: one worker thread over the SQLite `jobs` table.
+"""The job queue: one worker thread over the SQLite `jobs` table.
 
 The UI and the API only enqueue and watch; the worker takes queued jobs oldest first and
-renders them one at a time (the GPU is used serially). Because the queue *is* the
-database, nothing is lost when the studio stops: rows left `running` become
-`interrupted` on the next start and can be resumed. `follow(job_id)` turns a job's
-progress into typed events (`Progress`, then one of `Done`, `Failed`, `Stopped`).
+runs them one at a time (the GPU is used serially) with the runner of the job's kind —
+a table the composition root hands in (`engine/runners.py`), so the queue itself knows
+no kind of work. Because the queue *is* the database, nothing is lost when the studio
+stops: rows left `running` become `interrupted` on the next start and can be resumed.
+`follow(job_id)` turns a job's progress into typed events (`engine/jobs/events.py`).
 """
 
 from __future__ import annotations
@@ -12,54 +13,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from aiprod_studio.files import partials
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.numbers import whole_number
+from aiprod_studio.jobs.history import History
 from aiprod_studio.recipe import Recipe
+from engine.jobs.events import Done, Event, Failed, Progress, Stopped, events
+
+if TYPE_CHECKING:
+    from engine.studio import Studio
+
+__all__ = ["Done", "Event", "Failed", "Progress", "QueueFull", "QueueWorker", "Runner", "Stopped"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIZE = 100
 
-
-@dataclass(frozen=True)
-class Progress:
-    job_id: int
-    status: str  # queued | running
-    step: int
-    total: int
-    position: int | None  # place in the queue while queued
-    elapsed_s: float
-
-    @property
-    def eta_s(self) -> float | None:
-        return self.elapsed_s / self.step * (self.total - self.step) if self.step else None
-
-
-@dataclass(frozen=True)
-class Done:
-    row: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Failed:
-    row: dict[str, Any]
-
-    @property
-    def error(self) -> str:
-        return self.row.get("error") or "failed"
-
-
-@dataclass(frozen=True)
-class Stopped:
-    row: dict[str, Any]
-
-
-Event = Progress | Done | Failed | Stopped
+Runner = Callable[[int, threading.Event], object]
+"""Runs the job whose row is already `running` (claimed by the worker) to its end; `Event` cancels it."""
 
 
 def _sweep_partial(row: dict[str, Any]) -> None:
@@ -75,8 +49,9 @@ class QueueFull(BadInput):
 
 
 class QueueWorker:
-    def __init__(self, studio: Any, max_size: int = DEFAULT_MAX_SIZE):
+    def __init__(self, studio: Studio, runners: Mapping[str, Runner], max_size: int = DEFAULT_MAX_SIZE):
         self.studio = studio
+        self.runners = dict(runners)
         self.max_size = max_size
         self._wake = threading.Condition()
         self._stop = False
@@ -106,30 +81,22 @@ class QueueWorker:
             self._wake.notify_all()
 
     # -- what the UI and the API call --------------------------------------------------------------
+    @property
+    def history(self) -> History:
+        return self.studio.history
+
+    def submit(self, create: Callable[[History], int]) -> int:
+        """Add a job: `create` writes its queued row (unless the queue is full); the worker wakes."""
+        if self.history.count("queued") >= self.max_size:
+            raise QueueFull(self.max_size)
+        job_id = create(self.history)
+        self._notify()
+        return job_id
+
     def enqueue(self, recipe: Recipe) -> int:
-        history = self.studio.history
-        if history.count("queued") >= self.max_size:
-            raise QueueFull(self.max_size)
-        job_id = history.create_job(self.studio.stamp(recipe))
-        self._notify()
-        return job_id
-
-    def enqueue_training(self, config: Any) -> int:
-        """Queue a LoRA training run (a `TrainConfig`); it runs between renders, one job at a time."""
-        from pathlib import Path
-
-        self.studio.vault.check_new_name(config.name)
-        if not str(config.dataset).strip():
-            raise BadInput("dataset is required: the folder of clips (or images) and captions to train on",
-                           field="dataset")
-        if not Path(config.dataset).is_dir():
-            raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
-        history = self.studio.history
-        if history.count("queued") >= self.max_size:
-            raise QueueFull(self.max_size)
-        job_id = history.create_train_job(config)
-        self._notify()
-        return job_id
+        """Queue a render of `recipe`, stamped with the model's current digest."""
+        stamped = self.studio.stamp(recipe)
+        return self.submit(lambda history: history.create_job(stamped))
 
     def cancel(self, job_id: int) -> str:
         """Cancel a queued job (it never starts) or a running one (it stops within about a
@@ -198,27 +165,8 @@ class QueueWorker:
 
     def follow(self, job_id: int, poll_s: float = 0.1, timeout_s: float | None = None) -> Iterator[Event]:
         """Yield a `Progress` whenever the job moves, then its final event."""
-        started, last = time.perf_counter(), None
-        while True:
-            row = self.status(job_id)
-            status = row["status"]
-            if status == "done":
-                yield Done(row)
-                return
-            if status == "failed":
-                yield Failed(row)
-                return
-            if status in ("cancelled", "interrupted"):
-                yield Stopped(row)
-                return
-            snapshot = (status, row["step"], row["position"])
-            if snapshot != last:
-                last = snapshot
-                yield Progress(job_id, status, row["step"] or 0, row["total_steps"] or 0, row["position"],
-                               time.perf_counter() - started)
-            if timeout_s is not None and time.perf_counter() - started > timeout_s:
-                raise TimeoutError(f"job {job_id} still {status} after {timeout_s:.0f}s")
-            time.sleep(poll_s)
+        number = self._row(job_id)["id"]
+        return events(lambda: self.status(number), poll_s=poll_s, timeout_s=timeout_s)
 
     def wait(self, job_id: int, timeout_s: float | None = None) -> dict[str, Any]:
         final = None
@@ -248,12 +196,12 @@ class QueueWorker:
             try:
                 if not history.claim(job_id):  # cancelled (or taken) in the meantime
                     continue
-                if history.get(job_id).get("kind") == "train":  # a LoRA training run shares the queue
-                    from engine.training.loop import run_job as run_training
-
-                    run_training(self.studio, job_id, cancel=cancel)
-                else:
-                    self.studio.run_job(job_id, cancel=cancel)
+                kind = history.get(job_id).get("kind") or "render"
+                runner = self.runners.get(kind)
+                if runner is None:
+                    history.mark_failed(job_id, f"this studio cannot run {kind} jobs")
+                    continue
+                runner(job_id, cancel)
             except Cancelled:
                 if self._stop:  # the studio is shutting down: the job can be resumed later
                     history.mark_failed(job_id, "the studio stopped while this job was running",

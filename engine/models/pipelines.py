@@ -1,4 +1,4 @@
-"""Loading diffusers pipelines from the vault, quantizing them, keeping one warm.
+"""Loading diffusers pipelines from the vault, quantized as asked, warm through the device lease.
 
 A pipeline is loaded only from a vault entry whose files pass the manifest check, only
 from local files (`local_files_only=True`, safetensors only, no remote code), and with
@@ -9,41 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.vault.store import Entry, Vault
-from engine.device.plan import DevicePlan, free_memory
+from engine.device.lease import DeviceLease
+from engine.device.plan import DevicePlan
+from engine.models.quantize import quantize_transformer
+from engine.models.quantized import load_quantized_transformer
 
 log = logging.getLogger(__name__)
 
 FAMILY_PIPELINES = {"ltx2": "LTX2Pipeline", "ltx": "LTXPipeline"}
-
-
-def weight_bytes(module: torch.nn.Module) -> int:
-    """Bytes of everything in the module's state dict (quantized weights count as stored)."""
-    return sum(t.numel() * t.element_size() for t in module.state_dict().values())
-
-
-def quantize_transformer(transformer: torch.nn.Module, quantization: str) -> torch.nn.Module:
-    """Quantize the transformer's weights in place with optimum-quanto (`int8` or `fp8`)."""
-    if quantization == "none":
-        return transformer
-    from optimum.quanto import freeze, qfloat8, qint8, quantize
-
-    weights = {"int8": qint8, "fp8": qfloat8}.get(quantization)
-    if weights is None:
-        raise BadInput(f"quantization must be none, int8 or fp8, got {quantization!r}", field="quantization")
-    before = weight_bytes(transformer)
-    quantize(transformer, weights=weights)
-    freeze(transformer)
-    log.info("transformer quantized to %s: %d → %d bytes", quantization, before, weight_bytes(transformer))
-    return transformer
 
 
 def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: str = "none",
@@ -79,8 +59,6 @@ def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: st
     pipeline_cls = getattr(diffusers, class_name)
     components = {}
     if entry.quantization:  # a saved quantized copy: rebuilt as stored, never quantized again
-        from engine.models.quantized import load_quantized_transformer
-
         components["transformer"] = load_quantized_transformer(folder / "transformer", plan.dtype)
     pipe = pipeline_cls.from_pretrained(folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype,
                                         **components)
@@ -99,37 +77,14 @@ def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: st
     return pipe
 
 
-@dataclass
-class _Loaded:
-    key: tuple
-    pipe: Any
+def warm_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str, offload: str = "none") -> Any:
+    """The lease's warm pipeline for this entry and settings, loaded if another one is warm."""
+    plan = lease.plan
+    key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization, offload)
+    return lease.warm(key, lambda: load_pipeline(vault, entry, plan, quantization, offload),
+                      still_ok=lambda: vault.require_ok(entry))  # a warm one too is refused once its files fail
 
 
-class PipelineCache:
-    """Keeps the most recently used pipeline; loading another one frees the first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loaded: _Loaded | None = None
-
-    def get(self, vault: Vault, entry: Entry, plan: DevicePlan, quantization: str, offload: str = "none") -> Any:
-        key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization, offload)
-        with self._lock:
-            if self._loaded is not None and self._loaded.key == key:
-                vault.require_ok(entry)  # a warm pipeline too is refused once its files fail the check
-                return self._loaded.pipe
-            self._drop(plan)
-            pipe = load_pipeline(vault, entry, plan, quantization, offload)
-            self._loaded = _Loaded(key, pipe)
-            return pipe
-
-    def _drop(self, plan: DevicePlan) -> None:
-        if self._loaded is not None:
-            self._loaded = None
-            free_memory(plan.device)
-
-    def clear(self) -> None:
-        with self._lock:
-            if self._loaded is not None:
-                self._loaded = None
-                free_memory(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+def own_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str = "none") -> Any:
+    """A pipeline the caller may take apart (training drops its encoders): the warm one is freed first."""
+    return lease.own(lambda: load_pipeline(vault, entry, lease.plan, quantization))

@@ -24,7 +24,7 @@ import torch
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.vault.store import KIND_DIRS, Entry, Vault, stat_key
 from aiprod_studio.vault.verify import remember_hashes
-from engine.models.pipelines import quantize_transformer, weight_bytes
+from engine.models.quantize import quantize_transformer, weight_bytes
 
 log = logging.getLogger(__name__)
 

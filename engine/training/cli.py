@@ -28,7 +28,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
 def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio.numbers import whole_number
     from aiprod_studio.training import TrainConfig, make_train_config
-    from engine.training.loop import run_job
+    from engine.training.jobs import run_training as run_job
     from engine.studio import Studio
 
     import os

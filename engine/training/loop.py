@@ -3,45 +3,50 @@
 1. The dataset is validated and bucketed; its canonical `dataset.jsonl` goes into the run
    folder (`<data>/training/<job>-<name>/`).
 2. Preprocess (`engine/training/files.py`): VAE latents and text embeddings, from the cache
-   that runs share or encoded into it.
+   that runs share or encoded into it. The pipeline is the device lease's own
+   (`Studio.device_lease`): the warm render pipeline is freed first.
 3. Train: peft LoRA on the video attention (`to_q`, `to_k`, `to_v`, `to_out.0`, feed-forward
-   optional) with the flow-matching loss — `x_t = (1-σ)x0 + σε`, the transformer predicts
-   `ε - x0`, MSE — σ from a shifted logit-normal; AdamW with warmup then constant or
-   cosine; through `accelerate`. Data order, σ and noise all come from one seeded
-   generator, so a resumed run follows the same loss curve.
-4. Every checkpoint holds the LoRA and the whole state (optimizer, scheduler, generators,
-   step) and is written to a temp folder then renamed; it is refused when a weight is
-   NaN/Inf or every `lora_B` is still zero.
-5. Export (`engine/training/export.py`): diffusers' `transformer.` naming plus metadata (base digest, rank, alpha,
-   targets, trigger, steps, dataset fingerprint), loaded back into a fresh pipeline to count
-   every module, then recorded in the vault; a ComfyUI copy (`diffusion_model.` keys, alpha
-   folded into `lora_B`) is written beside it in the run folder.
+   optional) with the flow-matching loss (`engine/training/loss.py`); AdamW with warmup then
+   constant or cosine; through `accelerate`. Data order, σ and noise all come from one
+   seeded generator, so a resumed run follows the same loss curve.
+4. Every checkpoint (`engine/training/checkpoints.py`) holds the LoRA and the whole state and
+   is written to a temp folder then renamed; it is refused when a weight is NaN/Inf or every
+   `lora_B` is still zero.
+5. Export (`engine/training/export.py`): diffusers' `transformer.` naming plus metadata,
+   loaded back into the trained transformer to count every module, recorded in the vault,
+   with a ComfyUI copy beside it in the run folder.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.files import atomic
-from aiprod_studio.errors import BadInput, Cancelled, IntegrityError, failure_text
-from aiprod_studio.jobs.owner import Heartbeat
 from aiprod_studio.training import TrainConfig
-from engine.training import dataset as ds
+from aiprod_studio.vault.store import Entry
+from engine.device.lease import DeviceLease
 from engine.device.plan import free_memory
 from engine.models.interrupt import cancel_points
-from engine.training.files import cache_dir, preprocess, run_dir_for, save_tensors
+from engine.models.pipelines import own_pipeline
+from engine.training import dataset as ds
+from engine.training.checkpoints import lora_tensors, read_latest, write_checkpoint
+from engine.training.export import export
+from engine.training.files import cache_dir, preprocess, run_dir_for
+from engine.training.loss import Geometry, flow_matching_loss, shifted_sigmas
 from engine.training.optim import LR_SCHEDULE, check_lora, lr_factor, target_regex
-from engine.models.pipelines import load_pipeline
+
+if TYPE_CHECKING:
+    from engine.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +65,31 @@ class TrainProgress:
         return self.s_per_step * (self.total - self.step) if self.s_per_step else None
 
 
-def _lora_tensors(model: Any) -> dict[str, torch.Tensor]:
-    from peft.utils import get_peft_model_state_dict
+@dataclass
+class _Prepared:
+    """A run after steps 1–2: its data, bucket, folder, and the transformer left to train."""
 
-    return get_peft_model_state_dict(model)
+    entry: Entry
+    bucket: tuple[int, int, int]
+    items: int
+    fingerprint: str
+    run: Path
+    samples: list[dict[str, torch.Tensor]]
+    transformer: Any
+    geometry: Geometry
 
 
-def train(studio: Any, job_id: int | None, config: TrainConfig,
+@dataclass
+class _State:
+    """What a checkpoint restores: the data order, the generator, the step."""
+
+    gen: torch.Generator
+    order: list[int] = field(default_factory=list)
+    step: int = 0
+    lr_schedule: int = LR_SCHEDULE  # a run resumed from an older checkpoint keeps its own schedule
+
+
+def train(studio: Studio, job_id: int | None, config: TrainConfig,
           progress: Callable[[TrainProgress], None] | None = None, cancel: threading.Event | None = None,
           stop_at: int | None = None) -> dict[str, Any]:
     """Run (or resume) the training of job `job_id`; returns the exported LoRA's facts.
@@ -78,19 +101,20 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     """
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list
-    from peft import LoraConfig, set_peft_model_state_dict
 
     accelerator = Accelerator(cpu=studio.plan.device.type == "cpu",
                               mixed_precision="bf16" if studio.plan.device.type == "cuda" else "no")
-    main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
-    if world > 1:
+    if accelerator.num_processes > 1:
         job_id = broadcast_object_list([job_id])[0]
-    report = progress if (progress is not None and main) else (lambda p: None)
-    history, vault = studio.history, studio.vault
-    if not main:  # only the main process writes the database
-        history = _NoWrites(history)
+    with studio.device_lease("train") as lease:
+        return _train(studio, lease, accelerator, job_id, config, progress, cancel, stop_at)
 
-    # 1. Model, dataset, bucket, run folder.
+
+def _prepare(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | None, config: TrainConfig,
+             report: Callable[[TrainProgress], None], cancel: threading.Event | None, history: Any) -> _Prepared:
+    """Steps 1–2: model, dataset, bucket and run folder; then the cached latents and embeddings."""
+    main, world = accelerator.is_main_process, accelerator.num_processes
+    vault = studio.vault
     entry = vault.get(config.model or studio.default_model() or "", kind="pipeline")
     vault.check_new_name(config.name)
     history.set_model_digest(job_id, entry.digest)
@@ -105,14 +129,14 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     if not data.items:
         raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in data.findings), field="dataset")
     fp = ds.fingerprint(data.items, bucket, config.trigger, entry.digest)
-    run = run_dir_for(studio.settings, job_id, config.name)
+    run = run_dir_for(studio.settings, job_id or 0, config.name)
     if main:
         run.mkdir(parents=True, exist_ok=True)
         ds.write_canonical(data, run)
         atomic.write_text(run / "config.json", config.model_dump_json(indent=1))
 
-    # 2. Pipeline and cache (the text encoder and VAE are dropped before training).
-    pipe = load_pipeline(vault, entry, studio.plan, config.quantization)
+    # the pipeline is this lease's own: its text encoder and VAE are dropped after preprocessing
+    pipe = own_pipeline(lease, vault, entry, config.quantization)
     max_tokens = int(entry.defaults.get("advanced", {}).get("max_sequence_length", 256))
     if not main:
         accelerator.wait_for_everyone()  # the main process fills the cache first; the others then only read it
@@ -123,17 +147,39 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
                              lambda done, total: report(TrainProgress("preprocess", done, total)), cancel)
     if main:
         accelerator.wait_for_everyone()
-    transformer = pipe.transformer
-    geometry = {"audio_sr": pipe.audio_sampling_rate, "hop": pipe.audio_hop_length,
-                "a_ratio": pipe.audio_vae_temporal_compression_ratio,
-                "a_channels": pipe.audio_vae.config.latent_channels * (pipe.audio_vae.config.mel_bins
-                                                                        // pipe.audio_vae_mel_compression_ratio),
-                "patch": pipe.transformer_spatial_patch_size, "patch_t": pipe.transformer_temporal_patch_size,
-                "t_ratio": pipe.vae_temporal_compression_ratio, "pack": pipe._pack_latents}
-    pipe.text_encoder = pipe.vae = pipe.audio_vae = pipe.vocoder = None
+    prepared = _Prepared(entry, bucket, len(data.items), fp, run, samples, pipe.transformer, Geometry.of(pipe))
+    pipe.text_encoder = pipe.vae = pipe.audio_vae = pipe.vocoder = pipe.transformer = None
+    del pipe
     free_memory(studio.plan.device)
+    return prepared
 
-    # 3. LoRA, optimizer, schedule, generators.
+
+def _optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise BadInput("optimizer adamw8bit needs bitsandbytes, which is not installed", field="optimizer") from None
+        return bnb.optim.AdamW8bit(params, lr=config.lr)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+
+
+def _train(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | None, config: TrainConfig,
+           progress: Callable[[TrainProgress], None] | None, cancel: threading.Event | None,
+           stop_at: int | None) -> dict[str, Any]:
+    # One function on purpose: the loop's numbered steps share the generator, the optimizer and
+    # the checkpoint state, and reading them in order is how a resumed run is seen to be exact.
+    from peft import LoraConfig, set_peft_model_state_dict
+
+    main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
+    report = progress if (progress is not None and main) else (lambda p: None)
+    history = studio.history if main else _NoWrites(studio.history)  # only the main process writes the database
+
+    # 1–2. Model, dataset, bucket, run folder, preprocessing.
+    prep = _prepare(studio, lease, accelerator, job_id, config, report, cancel, history)
+    transformer, samples, run = prep.transformer, prep.samples, prep.run
+
+    # 3. LoRA, optimizer, schedule, generators; the last checkpoint when resuming.
     transformer.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):  # the LoRA's initial weights depend on the seed alone
         torch.manual_seed(config.seed)
@@ -146,55 +192,34 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
         raise IntegrityError("the LoRA targets matched no layer of the transformer")
     for p in params:
         p.data = p.data.float()
-    if config.optimizer == "adamw8bit":
-        try:
-            import bitsandbytes as bnb
-        except ImportError:
-            raise BadInput("optimizer adamw8bit needs bitsandbytes, which is not installed", field="optimizer") from None
-        optimizer = bnb.optim.AdamW8bit(params, lr=config.lr)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
-    rule = {"lr_schedule": LR_SCHEDULE}  # a run resumed from an older checkpoint keeps its own schedule
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(config, done, rule["lr_schedule"]))
+    optimizer = _optimizer(config, params)
+    st = _State(torch.Generator("cpu").manual_seed(config.seed))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: lr_factor(config, done, st.lr_schedule))
     transformer, optimizer, schedule = accelerator.prepare(transformer, optimizer, schedule)
-    gen = torch.Generator("cpu").manual_seed(config.seed)
-    order: list[int] = []
-    step = 0
-    checkpoints = run / "checkpoints"
-    latest = max(checkpoints.glob("step-*"), default=None, key=lambda p: int(p.name.split("-")[1]))
+    unwrapped = accelerator.unwrap_model(transformer)
+    latest = read_latest(run)
     if latest is not None:  # resume: the exact state of the last checkpoint
-        from safetensors.torch import load_file
-
-        state = torch.load(latest / "state.pt", weights_only=True)
-        if state["fingerprint"] != fp:
-            raise BadInput(f"the dataset or settings changed since {latest.name} (fingerprint differs): start a new "
-                           "run", field="resume")
-        set_peft_model_state_dict(accelerator.unwrap_model(transformer), load_file(str(latest / "lora.safetensors")))
+        at, tensors, state = latest
+        if state["fingerprint"] != prep.fingerprint:
+            raise BadInput(f"the dataset or settings changed since step {at} (fingerprint differs): start a new run",
+                           field="resume")
+        set_peft_model_state_dict(unwrapped, tensors)
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
+        st.gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        order, step = list(state["order"]), int(state["step"])
-        rule["lr_schedule"] = int(state.get("lr_schedule", 1))
-        log.info("resuming %s from %s", config.name, latest.name)
+        st.order, st.step = list(state["order"]), int(state["step"])
+        st.lr_schedule = int(state.get("lr_schedule", 1))
+        log.info("resuming %s from step %d", config.name, at)
 
     def save_checkpoint(at: int) -> None:
-        tensors = {k: v.detach().float() for k, v in _lora_tensors(accelerator.unwrap_model(transformer)).items()}
+        tensors = lora_tensors(unwrapped)
         check_lora(tensors, at)
-        if not main:
-            return
-        tmp = checkpoints / f".step-{at:06d}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_tensors(tmp / "lora.safetensors", tensors, {"step": str(at)})
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(), "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "order": order, "step": at, "fingerprint": fp,
-                    "lr_schedule": rule["lr_schedule"]},
-                   tmp / "state.pt")
-        atomic.fsync_tree(tmp)
-        final = checkpoints / f"step-{at:06d}"
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        if main:
+            write_checkpoint(run, at, tensors, {
+                "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
+                "generator": st.gen.get_state(), "torch_rng": torch.get_rng_state(), "order": st.order, "step": at,
+                "fingerprint": prep.fingerprint, "lr_schedule": st.lr_schedule})
 
     # 4. The loop.
     device = accelerator.device
@@ -202,94 +227,75 @@ def train(studio: Any, job_id: int | None, config: TrainConfig,
     pending: list[tuple[int, float, float, float]] = []
     end = min(config.steps, stop_at or config.steps)
     try:
-        while step < end:
+        while st.step < end:
             started = time.perf_counter()
             # a cancel inside the step (within one block) leaves the state of the last whole step
-            before = (gen.get_state(), list(order), torch.get_rng_state())
+            before = (st.gen.get_state(), list(st.order), torch.get_rng_state())
             per, need = config.batch_size, config.batch_size * world  # every process draws the same numbers
-            while len(order) < need:
-                order += torch.randperm(len(samples), generator=gen).tolist()
-            picked = [order.pop(0) for _ in range(need)]
-            batch = [samples[i] for i in picked[rank * per:(rank + 1) * per]]
+            while len(st.order) < need:
+                st.order += torch.randperm(len(samples), generator=st.gen).tolist()
+            picked = [st.order.pop(0) for _ in range(need)]
+            mine = slice(rank * per, (rank + 1) * per)
+            batch = [samples[i] for i in picked[mine]]
             x0 = torch.stack([b["latents"] for b in batch]).to(device)  # B,C,F,H,W
-            _, _, f_lat, h_lat, w_lat = x0.shape
-            x0 = geometry["pack"](x0, geometry["patch"], geometry["patch_t"])
-            noise = torch.randn((need, *x0.shape[1:]), generator=gen)[rank * per:(rank + 1) * per].to(device)
-            sigma = torch.sigmoid(torch.randn(need, generator=gen))[rank * per:(rank + 1) * per]
-            sigma = (config.timestep_shift * sigma / (1 + (config.timestep_shift - 1) * sigma)).to(device)
-            x_t = (1 - sigma[:, None, None]) * x0 + sigma[:, None, None] * noise
-            frames = (f_lat - 1) * geometry["t_ratio"] + 1
-            a_frames = max(1, round(frames / config.fps * geometry["audio_sr"] / geometry["hop"] / geometry["a_ratio"]))
-            unwrapped = accelerator.unwrap_model(transformer)
+            latent_shape = tuple(x0.shape[2:])
+            x0 = prep.geometry.pack(x0, prep.geometry.patch, prep.geometry.patch_t)
+            noise = torch.randn((need, *x0.shape[1:]), generator=st.gen)[mine].to(device)
+            sigma = shifted_sigmas(st.gen, need, config.timestep_shift)[mine].to(device)
             try:
                 with cancel_points([transformer], cancel if world == 1 else None,
-                                   message=f"training stopped in step {step + 1}"), accelerator.autocast():
-                    pred, _ = transformer(
-                        hidden_states=x_t, audio_hidden_states=torch.zeros(x0.shape[0], a_frames,
-                                                                           geometry["a_channels"], device=device),
-                        encoder_hidden_states=torch.stack([b["video"] for b in batch]).to(device),
-                        audio_encoder_hidden_states=torch.stack([b["audio"] for b in batch]).to(device),
-                        timestep=sigma * 1000, sigma=sigma * 1000,
-                        encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
-                        audio_encoder_attention_mask=torch.stack([b["mask"] for b in batch]).to(device),
-                        num_frames=f_lat, height=h_lat, width=w_lat, fps=float(config.fps),
-                        audio_num_frames=a_frames,
-                        video_coords=unwrapped.rope.prepare_video_coords(x0.shape[0], f_lat, h_lat, w_lat, device,
-                                                                         fps=float(config.fps)),
-                        audio_coords=unwrapped.audio_rope.prepare_audio_coords(x0.shape[0], a_frames, device),
-                        isolate_modalities=True, use_cross_timestep=True, return_dict=False)
-                    loss = torch.nn.functional.mse_loss(pred.float(), (noise - x0).float())
+                                   message=f"training stopped in step {st.step + 1}"), accelerator.autocast():
+                    loss = flow_matching_loss(transformer, unwrapped, prep.geometry, x0, noise, sigma, batch,
+                                              latent_shape, config.fps)  # type: ignore[arg-type]
                 with cancel_points([transformer], cancel if world == 1 else None):  # a checkpointed recompute
                     accelerator.backward(loss)
             except Cancelled:
-                gen.set_state(before[0])
-                order[:] = before[1]
+                st.gen.set_state(before[0])
+                st.order[:] = before[1]
                 torch.set_rng_state(before[2])
                 optimizer.zero_grad(set_to_none=True)
-                if step > 0:
-                    save_checkpoint(step)
-                raise Cancelled(f"training stopped at step {step}; resume it to continue") from None
+                if st.step > 0:
+                    save_checkpoint(st.step)
+                raise Cancelled(f"training stopped at step {st.step}; resume it to continue") from None
             accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
-            step += 1
+            st.step += 1
             seconds = time.perf_counter() - started
             lr = float(schedule.get_last_lr()[0])
             value = accelerator.reduce(loss.detach(), reduction="mean").item() if world > 1 else loss.detach().item()
             if not math.isfinite(value):
-                raise IntegrityError(f"the loss is {value} at step {step}: lower the learning rate")
-            pending.append((step, value, lr, seconds))
-            history.set_progress(job_id, step, config.steps)
-            report(TrainProgress("train", step, config.steps, value, lr, seconds))
-            checkpoint = step % config.save_every == 0 or step == config.steps
-            stopping = cancel is not None and cancel.is_set() and step < config.steps
-            if len(pending) >= 10 or step == end or checkpoint or stopping:
+                raise IntegrityError(f"the loss is {value} at step {st.step}: lower the learning rate")
+            pending.append((st.step, value, lr, seconds))
+            history.set_progress(job_id, st.step, config.steps)
+            report(TrainProgress("train", st.step, config.steps, value, lr, seconds))
+            checkpoint = st.step % config.save_every == 0 or st.step == config.steps
+            stopping = cancel is not None and cancel.is_set() and st.step < config.steps
+            if len(pending) >= 10 or st.step == end or checkpoint or stopping:
                 history.add_metrics(job_id, pending)
                 pending = []
             if checkpoint or stopping:
-                save_checkpoint(step)
+                save_checkpoint(st.step)
             if stopping:
-                raise Cancelled(f"training stopped at step {step}; resume it to continue")
+                raise Cancelled(f"training stopped at step {st.step}; resume it to continue")
     finally:  # the loss curve up to the stop is kept, whatever stopped the loop
         if pending:
             history.add_metrics(job_id, pending)
-    if step < config.steps:  # stop_at: a partial run (tests, previews)
-        return {"step": step, "run_dir": str(run)}
+    if st.step < config.steps:  # stop_at: a partial run (tests, previews)
+        return {"step": st.step, "run_dir": str(run)}
 
-    # 5. Export and record.
-    report(TrainProgress("export", step, config.steps))
-    lora = {k: v.detach().float() for k, v in _lora_tensors(accelerator.unwrap_model(transformer)).items()}
-    check_lora(lora, step)
+    # 5. Export and record (the main process; the trained transformer checks the file loads back).
+    report(TrainProgress("export", st.step, config.steps))
+    lora = lora_tensors(unwrapped)
+    check_lora(lora, st.step)
     accelerator.wait_for_everyone()
     if not main:
-        return {"step": step, "run_dir": str(run), "process": rank}
-    transformer = pipe = optimizer = None  # freed before the export loads the base model again
+        return {"step": st.step, "run_dir": str(run), "process": rank}
+    transformer = optimizer = schedule = None
     free_memory(studio.plan.device)
-    from engine.training.export import export
-
-    result = export(studio, entry, config, lora, run, fp, step, len(data.items))
-    return result | {"step": step, "run_dir": str(run), "bucket": list(bucket), "items": len(data.items)}
+    result = export(studio, prep.entry, config, lora, run, prep.fingerprint, st.step, prep.items, unwrapped)
+    return result | {"step": st.step, "run_dir": str(run), "bucket": list(prep.bucket), "items": prep.items}
 
 
 class _NoWrites:
@@ -302,30 +308,3 @@ class _NoWrites:
         if name in ("set_model_digest", "set_progress", "add_metrics"):
             return lambda *a, **k: None
         return getattr(self._history, name)
-
-
-def run_job(studio: Any, job_id: int, progress: Callable[[TrainProgress], None] | None = None,
-            cancel: threading.Event | None = None) -> dict[str, Any]:
-    """Run a `train` job whose row is already `running`; the row ends done / cancelled / failed."""
-    history = studio.history
-    row = history.get(job_id)
-    config = TrainConfig.model_validate(row["recipe"])
-    started = time.perf_counter()
-    history.mark_running(job_id)
-    cancel = cancel if cancel is not None else threading.Event()  # also set by a cancel from elsewhere
-    with Heartbeat(lambda: history.beat(job_id), cancel):  # the row shows this process is alive
-        try:
-            with studio._gpu_lock:
-                result = train(studio, job_id, config, progress, cancel)
-            history.mark_done(job_id, result["file"], time.perf_counter() - started)
-        except Cancelled as exc:
-            history.mark_failed(job_id, str(exc), status="cancelled")
-            raise
-        except KeyboardInterrupt:
-            history.mark_failed(job_id, "interrupted by the user; resume to continue from the last checkpoint",
-                                status="cancelled")
-            raise
-        except Exception as exc:
-            history.mark_failed(job_id, failure_text(exc))
-            raise
-    return history.get(job_id) | {"result": result}

@@ -24,7 +24,9 @@ from aiprod_studio.errors import BadInput, StudioError
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.training import make_train_config
 from engine.training import dataset as ds
-from engine.training.export import checkpoint_steps, render_checkpoint_sample
+from engine.training.checkpoints import checkpoint_steps
+from engine.training.jobs import queue_training
+from engine.training.samples import render_checkpoint_sample
 from engine.studio import Studio
 from engine.jobs.queue import QueueWorker
 from ui.errors import refused
@@ -163,7 +165,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                 "seed": whole("seed", seed_v, 0), "width": whole("width", w, 0) or None,
                 "height": whole("height", h, 0) or None, "num_frames": whole("num_frames", f, 0) or None,
                 "schedule": sched, "quantization": quant, "gradient_checkpointing": bool(ckpt)})
-            job_id = worker.enqueue_training(config)
+            job_id = queue_training(worker, config)
         except StudioError as exc:
             raise refused(exc) from None
         yield from follow(job_id)

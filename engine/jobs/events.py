@@ -1,0 +1,95 @@
+"""Following a job: the one polling loop every watcher uses, and the typed events it yields.
+
+`watch(read)` re-reads a job's row until it reaches a final status and yields the row
+each time it changed (by `key`, status and step by default). The queue's `follow` turns
+those rows into events — `Progress` while the job waits or runs, then one of `Done`,
+`Failed`, `Stopped` — and the film and training watchers read the rows directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiprod_studio.jobs.history import FINAL_STATUSES
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: int
+    status: str  # queued | running
+    step: int
+    total: int
+    position: int | None  # place in the queue while queued
+    elapsed_s: float
+
+    @property
+    def eta_s(self) -> float | None:
+        return self.elapsed_s / self.step * (self.total - self.step) if self.step else None
+
+
+@dataclass(frozen=True)
+class Done:
+    row: Row
+
+
+@dataclass(frozen=True)
+class Failed:
+    row: Row
+
+    @property
+    def error(self) -> str:
+        return self.row.get("error") or "failed"
+
+
+@dataclass(frozen=True)
+class Stopped:
+    row: Row
+
+
+Event = Progress | Done | Failed | Stopped
+
+
+def _status_and_step(row: Row) -> Hashable:
+    return row["status"], row.get("step"), row.get("position")
+
+
+def watch(read: Callable[[], Row], key: Callable[[Row], Hashable] = _status_and_step, poll_s: float = 0.1,
+          timeout_s: float | None = None) -> Iterator[Row]:
+    """Yield the row from `read()` whenever `key(row)` changes, the last one in a final status.
+
+    Raises `TimeoutError` when the job is still queued or running after `timeout_s`."""
+    started, last = time.perf_counter(), None
+    first = True
+    while True:
+        row = read()
+        final = row["status"] in FINAL_STATUSES
+        seen = key(row)
+        if first or seen != last or final:
+            first, last = False, seen
+            yield row
+        if final:
+            return
+        if timeout_s is not None and time.perf_counter() - started > timeout_s:
+            raise TimeoutError(f"job {row['id']} still {row['status']} after {timeout_s:.0f}s")
+        time.sleep(poll_s)
+
+
+def events(read: Callable[[], Row], poll_s: float = 0.1, timeout_s: float | None = None) -> Iterator[Event]:
+    """`watch` as typed events: `Progress` whenever the job moves, then its final event."""
+    started = time.perf_counter()
+    for row in watch(read, poll_s=poll_s, timeout_s=timeout_s):
+        status = row["status"]
+        if status == "done":
+            yield Done(row)
+        elif status == "failed":
+            yield Failed(row)
+        elif status in FINAL_STATUSES:
+            yield Stopped(row)
+        else:
+            yield Progress(row["id"], status, row["step"] or 0, row["total_steps"] or 0, row.get("position"),
+                           time.perf_counter() - started)

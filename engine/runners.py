@@ -1,0 +1,28 @@
+"""The composition root of the queue: which code runs which kind of job.
+
+The queue (`engine/jobs/queue.py`) knows no kind of work; it is handed this table. A new
+kind of job (QA, upscaling) is one more line here and a runner in its own room.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from engine.jobs.queue import DEFAULT_MAX_SIZE, QueueWorker, Runner
+from engine.studio import Studio
+from engine.training.jobs import run_training
+
+
+def runners(studio: Studio) -> dict[str, Runner]:
+    def render(job_id: int, cancel: threading.Event) -> object:
+        return studio.run_job(job_id, cancel=cancel)
+
+    def training(job_id: int, cancel: threading.Event) -> object:
+        return run_training(studio, job_id, cancel=cancel)
+
+    return {"render": render, "train": training}
+
+
+def make_worker(studio: Studio, max_size: int = DEFAULT_MAX_SIZE) -> QueueWorker:
+    """The studio's queue worker with every kind of job it can run (not started yet)."""
+    return QueueWorker(studio, runners(studio), max_size=max_size)
