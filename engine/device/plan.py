@@ -40,6 +40,13 @@ def resolve(preference: str = "auto") -> DevicePlan:
     raise BadInput(f"device must be auto, cpu, cuda or cuda:N, got {preference!r}", field="device")
 
 
+def memory_gb(plan: DevicePlan) -> float | None:
+    """The device's total memory in GiB; None on the CPU (sizes are then the CPU's small ones)."""
+    if plan.device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(plan.device).total_memory / 2**30
+
+
 def free_memory(device: torch.device) -> None:
     """Give cached GPU memory back after a model is dropped."""
     import gc

@@ -14,11 +14,8 @@ from aiprod_studio.settings import Settings
 def cmd_check(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from engine.training import dataset as ds
 
-    report = ds.validate(args.dataset)
-    bucket = ds.propose_bucket(report.items, args.memory_gb) if report.items else None
-    if bucket:
-        ds.apply_bucket(report, bucket[2])
-    report.bucket = bucket
+    report = ds.check(args.dataset, args.memory_gb)
+    bucket = report.bucket
     lines = [f"{len(report.items)} usable items in {report.folder}"
              + (f"; proposed bucket {bucket[0]}×{bucket[1]}, {bucket[2]} frames" if bucket else "")]
     lines += [f"  - {f}" for f in report.findings]

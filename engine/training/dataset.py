@@ -165,6 +165,27 @@ def propose_bucket(items: list[Item], device_memory_gb: float | None) -> tuple[i
     return w, h, frames
 
 
+def check(folder: Path | str, memory_gb: float | None,
+          size: tuple[int | None, int | None, int | None] = (None, None, None)) -> DatasetReport:
+    """The one dataset check: validate the folder, propose a bucket for a device with `memory_gb`
+    of memory (None: a CPU-sized bucket), keep the `size` the user chose over the proposal, and
+    drop the clips shorter than the bucket. The report's `bucket` is None when nothing is usable."""
+    report = validate(folder)
+    if not report.items:
+        return report
+    proposed = propose_bucket(report.items, memory_gb)
+    report.bucket = (size[0] or proposed[0], size[1] or proposed[1], size[2] or proposed[2])
+    apply_bucket(report, report.bucket[2])
+    return report
+
+
+def require_items(report: DatasetReport) -> DatasetReport:
+    """The report, or a BadInput naming every finding when no item is usable."""
+    if not report.items or report.bucket is None:
+        raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in report.findings), field="dataset")
+    return report
+
+
 def fingerprint(items: list[Item], bucket: tuple[int, int, int], trigger: str, model_digest: str) -> str:
     """What a cached latent / text embedding depends on: model, bucket, trigger, the items."""
     data = {"model": model_digest, "bucket": list(bucket), "trigger": trigger,

@@ -35,7 +35,7 @@ from aiprod_studio.files import atomic
 from aiprod_studio.training import TrainConfig
 from aiprod_studio.vault.store import Entry
 from engine.device.lease import DeviceLease
-from engine.device.plan import free_memory
+from engine.device.plan import free_memory, memory_gb
 from engine.models.interrupt import cancel_points
 from engine.models.pipelines import own_pipeline
 from engine.training import dataset as ds
@@ -118,16 +118,10 @@ def _prepare(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int |
     entry = vault.get(config.model or studio.default_model() or "", kind="pipeline")
     vault.check_new_name(config.name)
     history.set_model_digest(job_id, entry.digest)
-    memory = (torch.cuda.get_device_properties(studio.plan.device).total_memory / 2**30
-              if studio.plan.device.type == "cuda" else None)
-    data = ds.validate(config.dataset)
-    if not data.items:
-        raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in data.findings), field="dataset")
-    proposed = ds.propose_bucket(data.items, memory)
-    bucket = (config.width or proposed[0], config.height or proposed[1], config.num_frames or proposed[2])
-    ds.apply_bucket(data, bucket[2])
-    if not data.items:
-        raise BadInput("dataset: no usable items: " + "; ".join(str(f) for f in data.findings), field="dataset")
+    data = ds.require_items(ds.check(config.dataset, memory_gb(studio.plan),
+                                     (config.width, config.height, config.num_frames)))
+    bucket = data.bucket
+    assert bucket is not None
     fp = ds.fingerprint(data.items, bucket, config.trigger, entry.digest)
     run = run_dir_for(studio.settings, job_id or 0, config.name)
     if main:
