@@ -1,145 +1,21 @@
-"""The engine's CLI commands: render, inspect, compare, report, vault make-tiny, vault quantize.
-
-Registered into `aiprod-studio` through the `aiprod_studio.commands` entry point.
-Nothing heavy is imported until a command actually runs.
+"""The engine's CLI commands, registered into `aiprod-studio` through the `aiprod_studio.commands`
+entry point: each room registers its own (render, vault make-tiny/quantize, storyboard
+render/enhance, train), and the sovereignty report is here. Nothing heavy is imported
+until a command actually runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import random
-import sys
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
 from aiprod_studio.settings import Settings
-
-
-def _json_float(x: float) -> float | str:
-    return "inf" if math.isinf(x) else round(x, 4)
-
-
-def _seed(text: str) -> int:
-    if text == "random":
-        return random.SystemRandom().randint(0, 2**32 - 1)
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer or 'random', got {text!r}") from None
-
-
-def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from engine.studio import Studio
-
-    # 1. Values from a recipe file (optional), overridden by explicit flags.
-    values: dict[str, Any] = {}
-    if args.recipe:
-        try:
-            text = Path(args.recipe).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BadInput(f"recipe file {args.recipe!r} cannot be read: {exc.strerror}", field="recipe") from None
-        values = recipe_from_json(text).model_dump(exclude={"model_digest", "versions"})
-    flags = {"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed, "width": args.width,
-             "height": args.height, "num_frames": args.frames, "fps": args.fps, "steps": args.steps,
-             "guidance": args.guidance, "model": args.model, "quantization": args.quantize, "offload": args.offload,
-             "loras": args.lora}
-    values.update({k: v for k, v in flags.items() if v is not None})
-    if "prompt" not in values:
-        raise BadInput("prompt is required (--prompt TEXT or --recipe FILE)", field="prompt")
-
-    # 2. Validate everything before anything is recorded or written.
-    studio = Studio(settings)
-    try:
-        recipe = studio.build_recipe(values)
-        out = Path(args.out) if args.out else None
-        if out is not None and out.suffix.lower() != ".mp4":
-            raise BadInput(f"out must end in .mp4, got {str(out)!r}", field="out")
-
-        def progress(step: int, total: int) -> None:
-            if not args.json and sys.stderr.isatty():
-                print(f"\rstep {step}/{total}", end="" if step < total else "\n", file=sys.stderr, flush=True)
-
-        with sigterm_as_interrupt():
-            row = studio.render(recipe, out_path=out, progress=progress)
-    finally:
-        studio.close()
-    result = {"id": row["id"], "status": row["status"], "output": row["output_path"], "seed": recipe.seed,
-              "model": recipe.model, "model_digest": row["model_digest"], "wall_s": round(row["wall_s"], 4),
-              "recipe": row["recipe"]}
-    return result, f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"
-
-
-def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    """A clip's recipe, or the storyboard a film was assembled from (each renderable again as printed)."""
-    import json
-
-    from aiprod_studio.storyboard.board import Storyboard
-    from engine.render import media
-    from engine.film.shots import STORYBOARD_TAG
-
-    path = Path(args.file)
-    if not path.is_file():
-        raise BadInput(f"file {str(path)!r} does not exist", field="file")
-    try:
-        info = media.probe(path)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable video"
-        raise BadInput(f"file {str(path)!r} is not a readable video: {exc}", field="file") from None
-    info.pop("metadata", None)
-    recipe = media.read_metadata_json(path)
-    if recipe is not None:
-        text = json.dumps(recipe, indent=2, sort_keys=True)
-        return {"file": str(path), "recipe": recipe, "streams": info}, text
-    record = media.read_metadata_json(path, STORYBOARD_TAG)
-    if record is None or not isinstance(record.get("shots"), list):
-        raise BadInput(f"file {str(path)!r} carries no AIPROD recipe or storyboard", field="file")
-    # A film: its storyboard as `storyboard render` takes it; the jobs behind its shots beside it.
-    board = {k: v for k, v in record.items() if k in Storyboard.model_fields}
-    text = json.dumps(board, indent=1, ensure_ascii=False)
-    return {"file": str(path), "storyboard": board, "shot_jobs": record.get("shot_jobs"), "streams": info}, text
-
-
-def cmd_compare(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from engine.render import media
-
-    for name in (args.a, args.b):
-        if not Path(name).is_file():
-            raise BadInput(f"file {name!r} does not exist", field="file")
-    try:
-        result = media.compare(Path(args.a), Path(args.b))
-    except ValueError as exc:
-        raise BadInput(str(exc), field="file") from None
-    per = [_json_float(x) for x in result["psnr_per_frame"]]
-    lines = [f"frame {i:>4}: PSNR {p} dB" for i, p in enumerate(per)]
-    lines.append(f"overall: PSNR {_json_float(result['psnr'])} dB over {result['frames']} frames"
-                 + (" (identical)" if result["identical"] else ""))
-    return {"a": args.a, "b": args.b, "frames": result["frames"], "psnr": _json_float(result["psnr"]),
-            "psnr_per_frame": per, "identical": result["identical"]}, "\n".join(lines)
-
-
-def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault.store import Vault
-    from engine.models.tiny import make_tiny
-
-    entry = make_tiny(Vault(settings.ensure_dirs().models_dir), name=args.name)
-    data = {"name": entry.name, "path": str(settings.models_dir / entry.path), "digest": entry.digest,
-            "files": len(entry.files), "total_size": entry.total_size}
-    return data, (f"built test model {entry.name} ({len(entry.files)} files, {entry.total_size:,d} bytes, "
-                  f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}")
-
-
-def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault.store import Vault
-    from engine.models.quantized import save_quantized
-
-    entry = save_quantized(Vault(settings.models_dir), args.name, args.to, args.new_name, dtype=args.dtype)
-    data = entry.model_dump(mode="json") | {"total_size": entry.total_size}
-    return data, (f"saved {entry.name}: {args.name} with its transformer stored {args.to} "
-                  f"({len(entry.files)} files, {entry.total_size:,d} bytes, digest {entry.digest[:12]}); "
-                  f"render with --model {entry.name}")
+from engine.film import cli as film_cli
+from engine.models import cli as models_cli
+from engine.render import cli as render_cli
+from engine.training import cli as train_cli
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -164,113 +40,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     return report | ({} if passed else {"_exit": 1}), (f"report written to {args.out}" if args.out else text)
 
 
-def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.storyboard.board import read_storyboard_file
-    from aiprod_studio.storyboard.db import StoryboardStore
-    from engine.film import shots as sb
-    from engine.studio import Studio
-
-    board = read_storyboard_file(args.file)  # a storyboard JSON, or what `storyboard split --json` printed
-    out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        raise BadInput(f"out must end in .mp4, got {args.out!r}", field="out")
-    studio = Studio(settings)
-    try:
-        if board.id is not None:  # an id names a storyboard saved in this studio's database
-            StoryboardStore(studio.history).check_exists(board.id)
-        plans = sb.plan(studio, board)
-        todo = [p.index for p in plans if not p.current]
-
-        def progress(index: int, step: int, total: int) -> None:
-            if not args.json and sys.stderr.isatty():
-                print(f"\rshot {index + 1}/{len(plans)}: step {step}/{total}   ", end="", file=sys.stderr, flush=True)
-
-        with sigterm_as_interrupt():
-            sb.render_now(studio, plans, progress)
-        film = sb.assemble(board, plans, out)
-        exported = str(sb.export(board, plans, out, args.export)) if args.export else None
-    finally:
-        studio.close()
-    result = film | {"rendered_shots": [i + 1 for i in todo], "reused_shots": [p.index + 1 for p in plans
-                                                                                if p.index not in todo],
-                     "export": exported}
-    return result, (f"film {out}: {film['shots']} shots, {film['frames']} frames ({film['seconds']:.2f}s); "
-                    f"rendered shots {result['rendered_shots'] or 'none'}, reused {result['reused_shots'] or 'none'}"
-                    + (f"; exported to {exported}" if exported else ""))
-
-
-def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.files import atomic
-    from aiprod_studio.storyboard.board import read_storyboard_file
-    from aiprod_studio.vault.store import Vault
-    from engine.film.scenarist import enhance
-
-    board = read_storyboard_file(args.file)
-    enhanced, report = enhance(Vault(settings.models_dir), board, args.scenarist)
-    out = Path(args.out or args.file)
-    atomic.write_text(out, enhanced.to_json() + "\n")
-    lines = [f"{r['shot']:>3}. {'LLM  ' if r['used'] == 'llm' else 'rules'} {s.prompt}"
-             + (f"   ({r['reason']})" if r["reason"] else "") for r, s in zip(report, enhanced.shots)]
-    return {"storyboard": enhanced.model_dump(mode="json"), "report": report, "out": str(out)}, "\n".join(
-        lines + [f"written to {out}"])
-
-
 def register(reg: Any) -> None:
-    p = reg.command("render", "render one clip (video + audio) to an MP4", cmd_render)
-    p.add_argument("--prompt", help="what the clip shows (required unless --recipe gives it)")
-    p.add_argument("--negative", help="what to avoid")
-    p.add_argument("--seed", type=_seed, help=f"0…{MAX_SEED}, or 'random' (default: 0)")
-    p.add_argument("--width", type=int, help="multiple of 32 (default: the model's)")
-    p.add_argument("--height", type=int, help="multiple of 32 (default: the model's)")
-    p.add_argument("--frames", type=int, help="8k+1 frames, e.g. 17, 121 (default: the model's)")
-    p.add_argument("--fps", type=int, help="1–60 (default: the model's)")
-    p.add_argument("--steps", type=int, help="denoising steps, 1–200")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance, ≥ 1")
-    p.add_argument("--model", help="vault pipeline name (default: the first in the vault)")
-    p.add_argument("--quantize", choices=QUANTIZATIONS, help="transformer weights: none, int8 or fp8")
-    p.add_argument("--offload", choices=OFFLOADS, help="CUDA memory saving: none, model or sequential")
-    p.add_argument("--lora", action="append", metavar="NAME[:STRENGTH]",
-                   help="apply a vault LoRA (strength −2…2, default 1); repeat for several")
-    p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
-    p.add_argument("--out", help="where to write the MP4 (default: the outputs folder)")
-
-    p = reg.command("inspect", "print the recipe embedded in an MP4 made by the studio", cmd_inspect)
-    p.add_argument("file")
-
-    p = reg.command("compare", "PSNR per frame and overall between two videos ('inf' when identical)", cmd_compare)
-    p.add_argument("a")
-    p.add_argument("b")
-
-    p = reg.subcommand("vault", "make-tiny", "build the studio's tiny LTX-2 test model into the vault", cmd_make_tiny)
-    p.add_argument("--name", default="aiprod-tiny-ltx2")
-
-    p = reg.subcommand("vault", "quantize", "save a copy of a pipeline with its transformer quantized once "
-                                            "(int8 or fp8), loadable without re-quantizing", cmd_quantize)
-    p.add_argument("name", help="the pipeline entry to quantize")
-    p.add_argument("--to", required=True, choices=("int8", "fp8"))
-    p.add_argument("--name", dest="new_name", required=True, help="the new entry's name")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
-                   help="dtype it will run in (default: bfloat16 with CUDA, else float32)")
-
-    p = reg.subcommand("storyboard", "render", "render the shots that changed and assemble the film",
-                       cmd_storyboard_render)
-    p.add_argument("file", help="a storyboard JSON (from `storyboard split --out`)")
-    p.add_argument("--out", required=True, help="the film's MP4")
-    p.add_argument("--export", metavar="DIR", help="also write DIR/<title>/ with the film, each shot's clip, "
-                                                   "the storyboard JSON and an EDL")
-
-    p = reg.subcommand("storyboard", "enhance", "rewrite the shots' prompts with the vault's local LLM "
-                                                "(a shot keeps its prompt when the output is unusable)",
-                       cmd_storyboard_enhance)
-    p.add_argument("file", help="a storyboard JSON")
-    p.add_argument("--scenarist", help="the vault's scenarist entry (default: the first)")
-    p.add_argument("--out", help="where to write the result (default: over FILE)")
-
+    render_cli.register(reg)
+    models_cli.register(reg)
+    film_cli.register(reg)
     p = reg.command("report", "the sovereignty report: models and their sources, licences, offline settings, "
                               "and a network self-test render", cmd_report)
     p.add_argument("--out", help="write the report to this .md file (default: print it)")
     p.add_argument("--no-self-test", action="store_true", help="skip the self-test render")
-
-    from engine.training import cli as train_cli
 
     train_cli.register(reg)

@@ -97,6 +97,15 @@ class Studio:
         entries = sorted(self.pipelines(), key=lambda e: (e.test_model, e.name))
         return entries[0].name if entries else None
 
+    def quantize(self, name: str, to: str, new_name: str, dtype: str | None = None) -> Entry:
+        """`vault quantize`: a copy of pipeline `name` with its transformer stored quantized, made
+        while holding the device (the warm pipeline is freed first: quantizing needs the memory)."""
+        from engine.models.quantized import save_quantized
+
+        with self.device_lease("quantize") as lease:
+            lease.free()
+            return save_quantized(self.vault, name, to, new_name, dtype=dtype)
+
     # -- recipes -----------------------------------------------------------------------------
     def build_recipe(self, values: dict[str, Any]) -> Recipe:
         """Validated recipe from user values (None = not given) over model and studio defaults."""

@@ -13,6 +13,7 @@ from aiprod_studio.recipe import make_recipe
 from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames, split_script
 from aiprod_studio.storyboard.db import StoryboardStore
 from engine.render import media
+from engine.film import assembly, edl
 from engine.film import shots as sb
 
 SCRIPT = "Style: film grain\nShot 1: a red car at night (0.5s)\nShot 2: a blue boat at dawn (0.75s)\n" \
@@ -29,7 +30,7 @@ def test_film_has_every_shot_its_sound_and_chapters(studio, tmp_path):
     assert [p.frames for p in plans] == [12, 18, 24] and [p.recipe.num_frames for p in plans] == [17, 25, 25]
     assert not any(p.current for p in plans)
     sb.render_now(studio, plans)
-    film = sb.assemble(board, plans, tmp_path / "film.mp4")
+    film = assembly.assemble(board, plans, tmp_path / "film.mp4")
     info = media.probe(tmp_path / "film.mp4")
     assert info["video"]["frames"] == film["frames"] == 12 + 18 + 24
     assert abs(info["audio"]["duration_s"] - 54 / 24) <= 1 / 24
@@ -65,7 +66,7 @@ def test_editing_one_shot_renders_only_that_shot(studio, tmp_path):
     new = studio.history.jobs(limit=1)[0]
     assert new["prompt"] == "a blue boat in a storm. Film grain." and new["status"] == "done"
     assert [p.job["id"] for p in plans] == [first_ids[0], new["id"], first_ids[2]]
-    film = sb.assemble(board, plans, tmp_path / "film.mp4")
+    film = assembly.assemble(board, plans, tmp_path / "film.mp4")
     assert film["frames"] == sum(shot_frames(s.duration_s, 24) for s in board.shots) == 14 + 18 + 24
 
 
@@ -105,7 +106,7 @@ def test_audio_joins_are_continuous_without_clicks(tmp_path, crossfade):
     board = Storyboard(fps=24, crossfade_s=crossfade,
                        shots=[Shot(prompt=f"shot {i}", duration_s=0.75, seed=i) for i in range(3)])
     plans = [fake_plan(i, c, 18) for i, c in enumerate(clips)]
-    film = sb.assemble(board, plans, tmp_path / "film.mp4")
+    film = assembly.assemble(board, plans, tmp_path / "film.mp4")
     fade = round(crossfade * 24)
     assert film["frames"] == 3 * 18 - 2 * fade
     audio, rate = media.read_audio(tmp_path / "film.mp4")
@@ -127,10 +128,10 @@ def test_assemble_refuses_unrendered_shots_and_mixed_sizes(tmp_path):
     not_done = fake_plan(1, clip, 12)
     not_done.job = None
     with pytest.raises(BadInput, match=r"shots \[2\] have no finished render"):
-        sb.assemble(board, [fake_plan(0, clip, 12), not_done], tmp_path / "f.mp4")
+        assembly.assemble(board, [fake_plan(0, clip, 12), not_done], tmp_path / "f.mp4")
     big = media.encode_mp4(tmp_path / "big.mp4", np.zeros((25, 96, 96, 3), np.uint8), 24)
     with pytest.raises(BadInput, match="same size"):
-        sb.assemble(board, [fake_plan(0, clip, 12), fake_plan(1, big, 12)], tmp_path / "f.mp4")
+        assembly.assemble(board, [fake_plan(0, clip, 12), fake_plan(1, big, 12)], tmp_path / "f.mp4")
     assert not (tmp_path / "f.mp4").exists()
 
 
@@ -139,8 +140,8 @@ def test_export_writes_film_clips_json_and_edl(studio, tmp_path):
     plans = sb.plan(studio, board)
     sb.render_now(studio, plans)
     film = tmp_path / "film.mp4"
-    sb.assemble(board, plans, film)
-    dest = sb.export(board, plans, film, tmp_path / "export")
+    assembly.assemble(board, plans, film)
+    dest = edl.export(board, plans, film, tmp_path / "export")
     assert dest.name == "two-shots"
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
         "clips/shot-01.mp4", "clips/shot-02.mp4", "film.edl", "film.mp4", "storyboard.json"]
@@ -150,7 +151,7 @@ def test_export_writes_film_clips_json_and_edl(studio, tmp_path):
     data = json.loads((dest / "storyboard.json").read_text())
     assert [s["frames"] for s in data["shots_rendered"]] == [12, 24] and data["title"] == "Two shots"
     with pytest.raises(BadInput, match="already exists"):
-        sb.export(board, plans, film, tmp_path / "export")
+        edl.export(board, plans, film, tmp_path / "export")
 
 
 def test_store_saves_loads_and_lists(studio):

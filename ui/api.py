@@ -22,6 +22,7 @@ from aiprod_studio.storyboard.db import StoryboardStore
 from aiprod_studio.training import make_train_config
 from aiprod_studio.vault.store import check_kind
 from aiprod_studio.vault.verify import last_results, verify
+from engine.film import produce
 from engine.film import shots as sb
 from engine.studio import Studio
 from engine.jobs.queue import QueueWorker
@@ -141,10 +142,10 @@ def build(studio: Studio, worker: QueueWorker) -> None:
                 ids = sb.enqueue(worker, sb.plan(studio, board))
                 return None, {"storyboard_id": board.id, "job_ids": ids, "film": None}
             info: dict[str, Any] = {"storyboard_id": board.id}
-            for event in sb.render_queued(studio, worker, board):
-                if isinstance(event, sb.ShotsQueued):
+            for event in produce.render_queued(studio, worker, board):
+                if isinstance(event, produce.ShotsQueued):
                     info |= {"job_ids": event.job_ids, "rendered_shots": event.to_render}
-                elif isinstance(event, sb.FilmReady):
+                elif isinstance(event, produce.FilmReady):
                     info |= {"film": event.info["path"], "frames": event.info["frames"],
                              "seconds": event.info["seconds"], "chapters": event.info["chapters"]}
         except StudioError as exc:

@@ -14,13 +14,16 @@ import json
 import logging
 import re
 import warnings
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.recipe import LoraRef, format_validation_error
 from aiprod_studio.vault.store import Entry, Vault
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline as Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def injected_modules(transformer: Any, adapter: str) -> int:
     return sum(1 for m in transformer.modules() if hasattr(m, "lora_A") and adapter in getattr(m, "lora_A", {}))
 
 
-def apply(pipe: Any, vault: Vault, loras: list[LoraRef]) -> None:
+def apply(pipe: Pipeline, vault: Vault, loras: list[LoraRef]) -> None:
     """Make exactly `loras` active on the pipeline (loading those not loaded yet)."""
     loaded: dict[str, str] = getattr(pipe, "_aiprod_loras", {})  # adapter name → LoRA digest
     wanted = {adapter_name(r.name): r for r in loras}

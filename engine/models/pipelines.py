@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
-import torch
 
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.vault.store import Entry, Vault
@@ -21,13 +20,16 @@ from engine.device.plan import DevicePlan
 from engine.models.quantize import quantize_transformer
 from engine.models.quantized import load_quantized_transformer
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline as Pipeline
+
 log = logging.getLogger(__name__)
 
 FAMILY_PIPELINES = {"ltx2": "LTX2Pipeline", "ltx": "LTXPipeline"}
 
 
 def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: str = "none",
-                  offload: str = "none") -> Any:
+                  offload: str = "none") -> Pipeline:
     """Load a vault pipeline entry on `plan.device` in `plan.dtype`, quantized and offloaded as asked.
 
     `offload="model"` keeps each component on the CPU until it runs; `"sequential"` moves
@@ -77,7 +79,7 @@ def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: st
     return pipe
 
 
-def warm_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str, offload: str = "none") -> Any:
+def warm_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str, offload: str = "none") -> Pipeline:
     """The lease's warm pipeline for this entry and settings, loaded if another one is warm."""
     plan = lease.plan
     key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization, offload)
@@ -85,6 +87,6 @@ def warm_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: 
                       still_ok=lambda: vault.require_ok(entry))  # a warm one too is refused once its files fail
 
 
-def own_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str = "none") -> Any:
+def own_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str = "none") -> Pipeline:
     """A pipeline the caller may take apart (training drops its encoders): the warm one is freed first."""
     return lease.own(lambda: load_pipeline(vault, entry, lease.plan, quantization))

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +19,9 @@ from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.recipe import Recipe
 from engine.render import media
 from engine.models.interrupt import cancel_points
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline as Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class RenderOutput:
     seconds: float
 
 
-def pipeline_kwargs(pipe: Any, recipe: Recipe) -> dict[str, Any]:
+def pipeline_kwargs(pipe: Pipeline, recipe: Recipe) -> dict[str, Any]:
     """The pipeline call arguments a recipe stands for; unsupported settings are refused."""
     kwargs: dict[str, Any] = {
         "prompt": recipe.prompt,
@@ -83,7 +86,7 @@ def scheduler_for_steps(scheduler: Any, steps: int) -> Any:
 
 
 @contextlib.contextmanager
-def _schedule(pipe: Any, steps: int) -> Iterator[None]:
+def _schedule(pipe: Pipeline, steps: int) -> Iterator[None]:
     """Run the pipeline with `scheduler_for_steps`; the warm pipeline gets its own back after."""
     original = getattr(pipe, "scheduler", None)
     replacement = scheduler_for_steps(original, steps) if original is not None else None
@@ -98,7 +101,7 @@ def _schedule(pipe: Any, steps: int) -> Iterator[None]:
 
 
 def run_pipeline(
-    pipe: Any,
+    pipe: Pipeline,
     recipe: Recipe,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
@@ -109,7 +112,7 @@ def run_pipeline(
     (text encoder, transformer, VAE decode, vocoder), not only at the end of a step.
     """
 
-    def on_step_end(_pipe: Any, step: int, _t: Any, callback_kwargs: dict) -> dict:
+    def on_step_end(_pipe: Pipeline, step: int, _t: Any, callback_kwargs: dict) -> dict:
         if progress is not None:
             progress(step + 1, recipe.steps)
         if cancel is not None and cancel.is_set():
@@ -151,7 +154,7 @@ def check_finite(frames: np.ndarray, audio: np.ndarray | None) -> None:
 
 
 def render_to_file(
-    pipe: Any,
+    pipe: Pipeline,
     recipe: Recipe,
     out_path: Path,
     progress: ProgressFn | None = None,

@@ -13,21 +13,25 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from aiprod_studio.files import atomic
 from aiprod_studio.errors import Cancelled
+from aiprod_studio.settings import Settings
 from engine.training import dataset as ds
 
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline as Pipeline
 
-def cache_dir(settings: Any) -> Path:
+
+def cache_dir(settings: Settings) -> Path:
     """Shared by every run: an entry is keyed by model, bucket, trigger, clip and caption."""
     return settings.data_dir / "training" / ".precomputed"
 
 
-def run_dir_for(settings: Any, job_id: int, name: str) -> Path:
+def run_dir_for(settings: Settings, job_id: int, name: str) -> Path:
     return settings.data_dir / "training" / f"{job_id:06d}-{name}"
 
 
@@ -53,7 +57,7 @@ def _cached(path: Path, key: str) -> dict[str, torch.Tensor] | None:
         return None
 
 
-def preprocess(pipe: Any, root: Path, items: list[ds.Item], bucket: tuple[int, int, int], trigger: str,
+def preprocess(pipe: Pipeline, root: Path, items: list[ds.Item], bucket: tuple[int, int, int], trigger: str,
                digest: str, cache: Path, max_tokens: int, progress: Callable[[int, int], None],
                cancel: threading.Event | None) -> list[dict[str, torch.Tensor]]:
     """Latents then text embeddings, from the cache or encoded into it; one training sample per item.

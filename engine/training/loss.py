@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from diffusers import DiffusionPipeline as Pipeline
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Geometry:
     pack: Callable[..., torch.Tensor]
 
     @classmethod
-    def of(cls, pipe: Any) -> Geometry:
+    def of(cls, pipe: Pipeline) -> Geometry:
         audio = pipe.audio_vae.config
         return cls(audio_sr=pipe.audio_sampling_rate, hop=pipe.audio_hop_length,
                    a_ratio=pipe.audio_vae_temporal_compression_ratio,

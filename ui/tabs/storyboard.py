@@ -16,6 +16,7 @@ from aiprod_studio.presets import load_presets
 from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames, split_script
 from aiprod_studio.storyboard.db import StoryboardStore
 from engine.render import media
+from engine.film import edl, produce
 from engine.film import shots as sb
 from engine.models.loras import parse_lora_spec
 from engine.studio import Studio
@@ -194,12 +195,12 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
             board = store.save(current(*args))
             state_json = board.model_dump(mode="json")
             try:
-                for event in sb.render_queued(studio, worker, board, only=int(number) if only else None):
-                    if isinstance(event, sb.ShotsQueued):
+                for event in produce.render_queued(studio, worker, board, only=int(number) if only else None):
+                    if isinstance(event, produce.ShotsQueued):
                         text = (f"Rendering shots {event.to_render}…" if event.to_render
                                 else "Every shot is already rendered: assembling the film…")
                         yield state_json, table_rows(studio, board), text, gr.update(), gr.update(), event.job_ids
-                    elif isinstance(event, sb.ShotProgress):
+                    elif isinstance(event, produce.ShotProgress):
                         yield (gr.update(), gr.update(), f"Shot {event.shot}: step {event.step}/{event.total} · "
                                f"{event.done} of {event.shots} shots done", gr.update(), gr.update(), gr.update())
                     else:
@@ -227,7 +228,7 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
         if not (folder or "").strip():
             raise refused("folder: where should the export go?")
         try:
-            dest = sb.export(board, sb.plan(studio, board), sb.film_path(studio, board), folder.strip())
+            dest = edl.export(board, sb.plan(studio, board), sb.film_path(studio, board), folder.strip())
         except StudioError as exc:
             raise refused(exc) from None
         return f"Exported to `{dest}`: film.mp4, clips/, storyboard.json, film.edl."

@@ -137,3 +137,30 @@ def test_a_job_queued_behind_a_cancelled_one_starts_and_finishes(studio):
     assert done["status"] == "done" and media.probe(done["output_path"])["video"]["frames"] == 17
     assert [p.name for p in studio.settings.outputs_dir.iterdir()] == [done["output_path"].rsplit("/", 1)[1]]
     assert sum(len(m._forward_pre_hooks) for m in pipe.transformer.modules()) == 0
+
+
+def test_the_queue_runs_each_kind_with_the_runner_it_was_handed(studio):
+    from engine.jobs.queue import QueueWorker
+
+    ran = []
+
+    def fake_render(job_id, cancel):
+        ran.append(("render", job_id))
+        studio.history.mark_done(job_id, "/made/by/the/table.mp4", 0.0)
+
+    w = QueueWorker(studio, {"render": fake_render}).start()  # no `train` runner in this table
+    try:
+        render = w.enqueue(recipe(studio, "by the table"))
+        train = w.submit(lambda history: history.create_train_job(_train_config(studio)))
+        assert w.wait(render, timeout_s=30)["output_path"] == "/made/by/the/table.mp4"
+        row = w.wait(train, timeout_s=30)
+    finally:
+        w.stop()
+    assert ran == [("render", render)]
+    assert (row["status"], row["error"]) == ("failed", "this studio cannot run train jobs")
+
+
+def _train_config(studio):
+    from aiprod_studio.training import make_train_config
+
+    return make_train_config({"dataset": str(studio.settings.data_dir), "name": "never-run"})

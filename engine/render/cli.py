@@ -1,0 +1,143 @@
+"""`render`, `inspect` and `compare`: one clip from the command line, and what is inside a clip."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiprod_studio.cli import sigterm_as_interrupt
+from aiprod_studio.errors import BadInput
+from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
+from aiprod_studio.settings import Settings
+
+
+def _json_float(x: float) -> float | str:
+    return "inf" if math.isinf(x) else round(x, 4)
+
+
+def _seed(text: str) -> int:
+    if text == "random":
+        return random.SystemRandom().randint(0, 2**32 - 1)
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer or 'random', got {text!r}") from None
+
+
+def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from engine.studio import Studio
+
+    # 1. Values from a recipe file (optional), overridden by explicit flags.
+    values: dict[str, Any] = {}
+    if args.recipe:
+        try:
+            text = Path(args.recipe).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"recipe file {args.recipe!r} cannot be read: {exc.strerror}", field="recipe") from None
+        values = recipe_from_json(text).model_dump(exclude={"model_digest", "versions"})
+    flags = {"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed, "width": args.width,
+             "height": args.height, "num_frames": args.frames, "fps": args.fps, "steps": args.steps,
+             "guidance": args.guidance, "model": args.model, "quantization": args.quantize, "offload": args.offload,
+             "loras": args.lora}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if "prompt" not in values:
+        raise BadInput("prompt is required (--prompt TEXT or --recipe FILE)", field="prompt")
+
+    # 2. Validate everything before anything is recorded or written.
+    studio = Studio(settings)
+    try:
+        recipe = studio.build_recipe(values)
+        out = Path(args.out) if args.out else None
+        if out is not None and out.suffix.lower() != ".mp4":
+            raise BadInput(f"out must end in .mp4, got {str(out)!r}", field="out")
+
+        def progress(step: int, total: int) -> None:
+            if not args.json and sys.stderr.isatty():
+                print(f"\rstep {step}/{total}", end="" if step < total else "\n", file=sys.stderr, flush=True)
+
+        with sigterm_as_interrupt():
+            row = studio.render(recipe, out_path=out, progress=progress)
+    finally:
+        studio.close()
+    result = {"id": row["id"], "status": row["status"], "output": row["output_path"], "seed": recipe.seed,
+              "model": recipe.model, "model_digest": row["model_digest"], "wall_s": round(row["wall_s"], 4),
+              "recipe": row["recipe"]}
+    return result, f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"
+
+
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    """A clip's recipe, or the storyboard a film was assembled from (each renderable again as printed)."""
+    import json
+
+    from aiprod_studio.storyboard.board import Storyboard
+    from engine.render import media
+    from engine.film.assembly import STORYBOARD_TAG
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise BadInput(f"file {str(path)!r} does not exist", field="file")
+    try:
+        info = media.probe(path)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable video"
+        raise BadInput(f"file {str(path)!r} is not a readable video: {exc}", field="file") from None
+    info.pop("metadata", None)
+    recipe = media.read_metadata_json(path)
+    if recipe is not None:
+        text = json.dumps(recipe, indent=2, sort_keys=True)
+        return {"file": str(path), "recipe": recipe, "streams": info}, text
+    record = media.read_metadata_json(path, STORYBOARD_TAG)
+    if record is None or not isinstance(record.get("shots"), list):
+        raise BadInput(f"file {str(path)!r} carries no AIPROD recipe or storyboard", field="file")
+    # A film: its storyboard as `storyboard render` takes it; the jobs behind its shots beside it.
+    board = {k: v for k, v in record.items() if k in Storyboard.model_fields}
+    text = json.dumps(board, indent=1, ensure_ascii=False)
+    return {"file": str(path), "storyboard": board, "shot_jobs": record.get("shot_jobs"), "streams": info}, text
+
+
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from engine.render import media
+
+    for name in (args.a, args.b):
+        if not Path(name).is_file():
+            raise BadInput(f"file {name!r} does not exist", field="file")
+    try:
+        result = media.compare(Path(args.a), Path(args.b))
+    except ValueError as exc:
+        raise BadInput(str(exc), field="file") from None
+    per = [_json_float(x) for x in result["psnr_per_frame"]]
+    lines = [f"frame {i:>4}: PSNR {p} dB" for i, p in enumerate(per)]
+    lines.append(f"overall: PSNR {_json_float(result['psnr'])} dB over {result['frames']} frames"
+                 + (" (identical)" if result["identical"] else ""))
+    return {"a": args.a, "b": args.b, "frames": result["frames"], "psnr": _json_float(result["psnr"]),
+            "psnr_per_frame": per, "identical": result["identical"]}, "\n".join(lines)
+
+
+def register(reg: Any) -> None:
+    p = reg.command("render", "render one clip (video + audio) to an MP4", cmd_render)
+    p.add_argument("--prompt", help="what the clip shows (required unless --recipe gives it)")
+    p.add_argument("--negative", help="what to avoid")
+    p.add_argument("--seed", type=_seed, help=f"0…{MAX_SEED}, or 'random' (default: 0)")
+    p.add_argument("--width", type=int, help="multiple of 32 (default: the model's)")
+    p.add_argument("--height", type=int, help="multiple of 32 (default: the model's)")
+    p.add_argument("--frames", type=int, help="8k+1 frames, e.g. 17, 121 (default: the model's)")
+    p.add_argument("--fps", type=int, help="1–60 (default: the model's)")
+    p.add_argument("--steps", type=int, help="denoising steps, 1–200")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance, ≥ 1")
+    p.add_argument("--model", help="vault pipeline name (default: the first in the vault)")
+    p.add_argument("--quantize", choices=QUANTIZATIONS, help="transformer weights: none, int8 or fp8")
+    p.add_argument("--offload", choices=OFFLOADS, help="CUDA memory saving: none, model or sequential")
+    p.add_argument("--lora", action="append", metavar="NAME[:STRENGTH]",
+                   help="apply a vault LoRA (strength −2…2, default 1); repeat for several")
+    p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
+    p.add_argument("--out", help="where to write the MP4 (default: the outputs folder)")
+
+    p = reg.command("inspect", "print the recipe embedded in an MP4 made by the studio", cmd_inspect)
+    p.add_argument("file")
+
+    p = reg.command("compare", "PSNR per frame and overall between two videos ('inf' when identical)", cmd_compare)
+    p.add_argument("a")
+    p.add_argument("b")
