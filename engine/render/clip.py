@@ -6,9 +6,7 @@ import contextlib
 import inspect
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TYPE_CHECKING
 
@@ -36,17 +34,6 @@ class RenderNotFinite(BadInput):
 
     def __init__(self, message: str):
         super().__init__(message, field="recipe")
-
-
-@dataclass
-class RenderOutput:
-    path: Path
-    frames: int
-    width: int
-    height: int
-    sample_rate: int | None
-    audio_samples: int
-    seconds: float
 
 
 def pipeline_kwargs(pipe: Pipeline, recipe: Recipe) -> dict[str, Any]:
@@ -159,17 +146,11 @@ def render_to_file(
     out_path: Path,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-) -> RenderOutput:
+) -> None:
     """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag)."""
-    started = time.perf_counter()
     frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)
     media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate,
                      metadata={media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]})
-    return RenderOutput(
-        path=Path(out_path), frames=int(frames.shape[0]), width=int(frames.shape[2]), height=int(frames.shape[1]),
-        sample_rate=sample_rate, audio_samples=int(audio.shape[-1]) if audio is not None else 0,
-        seconds=time.perf_counter() - started,
-    )
