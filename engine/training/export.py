@@ -60,14 +60,14 @@ def export(studio: Studio, entry: Entry, config: TrainConfig, lora: dict[str, to
 
     # the file must load back, every module injected (into the trained transformer: no second model)
     state, saved = diffusers.LTX2Pipeline.lora_state_dict(str(main), return_lora_metadata=True)
-    diffusers.LTX2Pipeline.load_lora_into_transformer(
-        {k: v for k, v in state.items() if k.startswith("transformer.")}, transformer=transformer,
-        adapter_name=CHECK_ADAPTER, metadata=saved)
-    try:
-        injected = injected_modules(transformer, CHECK_ADAPTER)
-    finally:
-        with warnings.catch_warnings():  # peft says the deleted check adapter was the active one: it was
-            warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings():  # peft warns that a second adapter joins the trained one: that is the check
+        warnings.simplefilter("ignore", UserWarning)
+        diffusers.LTX2Pipeline.load_lora_into_transformer(
+            {k: v for k, v in state.items() if k.startswith("transformer.")}, transformer=transformer,
+            adapter_name=CHECK_ADAPTER, metadata=saved)
+        try:
+            injected = injected_modules(transformer, CHECK_ADAPTER)
+        finally:
             transformer.delete_adapters([CHECK_ADAPTER])
     expected = sum(1 for k in lora if "lora_A" in k)
     if injected != expected:
