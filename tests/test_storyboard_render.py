@@ -145,7 +145,7 @@ def test_export_writes_film_clips_json_and_edl(studio, tmp_path):
     assert dest.name == "two-shots"
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
         "clips/shot-01.mp4", "clips/shot-02.mp4", "film.edl", "film.mp4", "storyboard.json"]
-    edl_text = (dest / "film.edl_text").read_text()
+    edl_text = (dest / "film.edl").read_text()
     assert "TITLE: Two shots" in edl_text
     assert "002  SHOT02   V     C        00:00:00:00 00:00:01:00 00:00:00:12 00:00:01:12" in edl_text
     data = json.loads((dest / "storyboard.json").read_text())
