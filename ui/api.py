@@ -27,7 +27,7 @@ from engine.studio import Studio
 from engine.jobs.queue import QueueWorker
 from engine.training.jobs import queue_training
 from ui.errors import refused
-from ui.tabs.render import values
+from ui.components.render_form import values
 
 RECORD_KEYS = ("id", "kind", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
                "total_steps", "position", "progress", "wall_s", "created_at", "started_at", "finished_at", "recipe")

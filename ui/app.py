@@ -30,7 +30,6 @@ from ui.tabs import render as render_tab
 from ui.tabs import storyboard as storyboard_tab
 from ui.tabs import training as training_tab
 from ui.tabs import vault as vault_tab  # noqa: E402
-from ui.tabs.render import FIELDS  # noqa: E402
 from ui.security import StudioGuard, normalize_origin  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -52,8 +51,7 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
             with gr.Tab("History", id="history"):
                 history_tab.build(studio, worker, form, tabs)
             with gr.Tab("Model Vault", id="vault"):
-                refresh_vault, vault_outputs = vault_tab.build(studio, form.components[FIELDS.index("model")],
-                                                               form.components[FIELDS.index("loras")])
+                refresh_vault, vault_outputs = vault_tab.build(studio, form.component("model"), form.component("loras"))
         # a reload shows models added since the app was built (CLI imports, quantized copies)
         app.load(refresh_vault, outputs=vault_outputs, api_visibility="private")
         app.load(refresh_storyboards, outputs=storyboard_outputs, api_visibility="private")

@@ -15,7 +15,7 @@ from aiprod_studio.recipe import Recipe
 from engine.studio import Studio
 from engine.jobs.queue import QueueWorker
 from ui.errors import refused
-from ui.tabs.render import RenderForm
+from ui.components.render_form import RenderForm
 
 PAGE = 12
 COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created"]

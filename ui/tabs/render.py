@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -21,6 +20,7 @@ from engine.render import media
 from engine.studio import Studio
 from engine.jobs.queue import Done, Progress, QueueWorker, Stopped
 from ui.components import queue_panel
+from ui.components.render_form import RenderForm, values
 from ui.errors import refused
 
 TEST_MODEL_NOTE = (
@@ -28,41 +28,6 @@ TEST_MODEL_NOTE = (
     "whole render path works offline, but its clips look like coloured noise. Put real LTX-2 weights in the vault "
     "(see the README, *Models*) and pick them here."
 )
-FIELDS = ("prompt", "negative_prompt", "model", "quantization", "offload", "width", "height", "num_frames", "fps",
-          "steps", "guidance", "seed", "loras")
-
-
-@dataclass
-class RenderForm:
-    """The tab's inputs, in `FIELDS` order, so other tabs can fill them."""
-
-    components: list[Any]
-
-    def updates_from_recipe(self, recipe: dict[str, Any]) -> list[Any]:
-        shown = dict(recipe)
-        if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
-            shown["loras"] = [lora_label(r) for r in shown["loras"]]
-        return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
-
-
-def lora_label(ref: Any) -> str:
-    name, scale = (ref["name"], ref.get("scale", 1.0)) if isinstance(ref, dict) else (ref.name, ref.scale)
-    return name if float(scale) == 1.0 else f"{name}:{float(scale):g}"
-
-
-def values(*args: Any) -> dict[str, Any]:
-    """Widget values (in `FIELDS` order) → recipe values; Gradio numbers arrive as floats."""
-    out = {}
-    for name, value in zip(FIELDS, args):
-        if name == "loras":
-            out[name] = [v for v in ([value] if isinstance(value, str) else value or []) if str(v).strip()]
-            continue
-        if isinstance(value, float) and value.is_integer() and name != "guidance":
-            value = int(value)
-        out[name] = None if value == "" and name not in ("prompt", "negative_prompt") else value
-    return out
-
-
 def status_text(event: Any) -> str:
     if isinstance(event, Progress):
         if event.status == "queued":

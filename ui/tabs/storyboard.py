@@ -20,8 +20,8 @@ from engine.film import shots as sb
 from engine.models.loras import parse_lora_spec
 from engine.studio import Studio
 from engine.jobs.queue import QueueWorker
+from ui.components.render_form import lora_label
 from ui.errors import refused
-from ui.tabs.render import lora_label
 
 COLUMNS = ["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]
 EXAMPLE = ("Title: Night drive\nStyle: cinematic, film grain\n"
