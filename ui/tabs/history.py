@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
-from aiprod_studio.jobs.history import STATUSES
+from aiprod_studio.jobs.history import FINAL_STATUSES, STATUSES
 from aiprod_studio.recipe import Recipe
 from engine.studio import Studio
 from ui.components.render_form import RenderForm, updates_from_recipe
@@ -154,7 +154,7 @@ def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, 
         return [gr.update()] * 4 + [gr.update(), "Tick the box to confirm the deletion.", gr.update(), job_id, False]
     history = services.studio.history
     row = history.get(job_id)
-    if row["status"] in ("queued", "running"):
+    if row["status"] not in FINAL_STATUSES:
         return [gr.update()] * 4 + [gr.update(), "Cancel the job before deleting it.", gr.update(), job_id, False]
     history.delete(job_id)
     if row["output_path"]:

@@ -13,6 +13,7 @@ from typing import Any
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
+from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.presets import load_presets
 from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames, split_script
 from aiprod_studio.storyboard.db import StoryboardStore
@@ -217,7 +218,7 @@ def on_sb_render(services: Services, only: bool, number, *args):
 
 def on_sb_cancel(services: Services, job_ids: list[int] | None) -> str:
     worker = services.worker
-    stopped = [j for j in job_ids or [] if worker.status(j)["status"] in ("queued", "running")]
+    stopped = [j for j in job_ids or [] if worker.status(j)["status"] not in FINAL_STATUSES]
     for job_id in stopped:
         worker.cancel(job_id)
     return f"Cancelling jobs {stopped}…" if stopped else "Nothing is rendering from this page."

@@ -23,7 +23,9 @@ import gradio as gr
 import pandas as pd
 
 from aiprod_studio.errors import BadInput, StudioError
+from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.numbers import whole_number
+from aiprod_studio.recipe import QUANTIZATIONS
 from aiprod_studio.training import make_train_config
 from engine.training import dataset as ds
 from engine.training.checkpoints import checkpoint_steps
@@ -115,7 +117,7 @@ def layout(services: Services) -> TrainingTab:
             height = gr.Number(label="Bucket height (0: proposed)", value=0, precision=0, step=32)
             frames = gr.Number(label="Bucket frames (0: proposed)", value=0, precision=0, step=8)
             schedule = gr.Radio(label="Schedule", choices=["constant", "cosine"], value="constant")
-            quantization = gr.Radio(label="Base weights", choices=["none", "int8", "fp8"], value="none")
+            quantization = gr.Radio(label="Base weights", choices=list(QUANTIZATIONS), value="none")
             checkpointing = gr.Checkbox(label="Gradient checkpointing", value=False)
     with gr.Row():
         # (no precision or minimum: the handler names a bad run id itself, 1.5 is refused, not rounded)
@@ -188,7 +190,7 @@ def run_text(job_id: int, row: dict[str, Any]) -> str:
         text += f" (position {row['position']} in the queue)"
     if row["status"] == "done":
         text += f" — LoRA saved in the vault: `{row['output_path']}`"
-    elif row["status"] in ("failed", "cancelled", "interrupted"):
+    elif row["status"] in FINAL_STATUSES:
         text += f" — {row.get('error') or ''}"
     return text
 
@@ -204,7 +206,7 @@ def follow(services: Services, job_id: int):
             last = snapshot
             yield run_text(job_id, row), loss_frame(row["metrics"]), run_box
             run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
-        if row["status"] in ("done", "failed", "cancelled", "interrupted"):
+        if row["status"] in FINAL_STATUSES:
             return
         time.sleep(0.5)
 
@@ -246,7 +248,7 @@ def on_train_resume(services: Services, run_value: float | None):
     if job_id is None:
         raise refused("resume: no training run started from this page (type its id in the Run box)")
     try:
-        if services.worker.status(job_id)["status"] not in ("queued", "running"):  # a run taken over: just follow it
+        if services.worker.status(job_id)["status"] in FINAL_STATUSES:  # else a run taken over: just follow it
             services.worker.resume(job_id)
     except StudioError as exc:
         raise refused(exc) from None

@@ -18,8 +18,10 @@ import gradio as gr
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.files import atomic
+from aiprod_studio.recipe import QUANTIZATIONS
 from aiprod_studio.vault.cli import human_bytes, plural
 from aiprod_studio.vault.report import build_report, to_markdown
+from aiprod_studio.vault.store import KINDS
 from aiprod_studio.vault.transfer import export_bundle, import_path
 from aiprod_studio.vault.verify import last_results, verify
 from engine.studio import Studio
@@ -127,6 +129,7 @@ def layout(services: Services) -> VaultTab:
     vault = services.studio.vault
     names = [e.name for e in vault.entries()]
     pipelines = [e.name for e in vault.entries("pipeline")]
+    stored = [q for q in QUANTIZATIONS if q != "none"]
     table = gr.Dataframe(value=rows(services.studio), headers=COLUMNS, interactive=False, wrap=True,
                          elem_id="vault-table")
     with gr.Row():
@@ -141,7 +144,7 @@ def layout(services: Services) -> VaultTab:
         with gr.Row():
             src = gr.Textbox(label="Path on this machine", scale=3)
             new_name = gr.Textbox(label="Name (not needed for a bundle)", scale=2)
-            kind = gr.Dropdown(label="Kind", choices=["pipeline", "lora", "qa", "scenarist"], value="pipeline", scale=1)
+            kind = gr.Dropdown(label="Kind", choices=list(KINDS), value="pipeline", scale=1)
         with gr.Row():
             license_ = gr.Textbox(label="License", scale=2)
             link = gr.Checkbox(label="Hard-link instead of copying (same disk only)", value=False, scale=2)
@@ -152,7 +155,7 @@ def layout(services: Services) -> VaultTab:
         export_btn = gr.Button("Export", scale=0)
     with gr.Accordion("Quantized copy (saved once, loads without re-quantizing)", open=False), gr.Row():
         q_name = gr.Dropdown(label="Pipeline", choices=pipelines, value=pipelines[0] if pipelines else None, scale=2)
-        q_to = gr.Radio(label="Weights", choices=["int8", "fp8"], value="fp8", scale=1)
+        q_to = gr.Radio(label="Weights", choices=stored, value="fp8", scale=1)
         q_new = gr.Textbox(label="New name", scale=2)
         quantize_btn = gr.Button("Quantize", scale=0)
     with gr.Accordion("Sovereignty report", open=False):
