@@ -15,7 +15,6 @@ over (after a page reload, say), and Resume then follows it.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,8 @@ from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import QUANTIZATIONS
 from aiprod_studio.training import make_train_config
+from engine.device.plan import memory_gb
+from engine.jobs.events import watch
 from engine.training import dataset as ds
 from engine.training.checkpoints import checkpoint_steps
 from engine.training.jobs import queue_training
@@ -146,12 +147,10 @@ def layout(services: Services) -> TrainingTab:
 
 def on_train_check(services: Services, folder: str):
     try:
-        rep = ds.validate(folder)
-        width, height, frames = ds.propose_bucket(rep.items, None if services.studio.plan.device.type == "cpu"
-                                                  else 24.0)
-        ds.apply_bucket(rep, frames)
+        rep = ds.require_items(ds.check(folder, memory_gb(services.studio.plan)))
     except StudioError as exc:
         raise refused(exc) from None
+    width, height, frames = rep.bucket
     lines = [f"**{len(rep.items)} usable items**; proposed bucket {width}×{height}, {frames} frames."]
     lines += [f"- ⚠ {f}" for f in rep.findings]
     return "\n".join(lines), width, height, frames
@@ -198,17 +197,11 @@ def run_text(job_id: int, row: dict[str, Any]) -> str:
 def follow(services: Services, job_id: int):
     """(status text, loss table, Run box) while the run moves; the Run box is set once, at the start."""
     studio, worker = services.studio, services.worker
-    last, run_box = None, job_id
-    while True:
-        row = worker.status(job_id) | {"metrics": studio.history.metrics(job_id)}
-        snapshot = (row["status"], len(row["metrics"]))
-        if snapshot != last:
-            last = snapshot
-            yield run_text(job_id, row), loss_frame(row["metrics"]), run_box
-            run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
-        if row["status"] in FINAL_STATUSES:
-            return
-        time.sleep(0.5)
+    run_box = job_id
+    for row in watch(lambda: worker.status(job_id) | {"metrics": studio.history.metrics(job_id)},
+                     key=lambda r: (r["status"], len(r["metrics"])), poll_s=0.5, timeout_s=None):
+        yield run_text(job_id, row), loss_frame(row["metrics"]), run_box
+        run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
 
 
 def _whole(field: str, value: float | None, empty: int | None = None) -> int:
