@@ -118,12 +118,3 @@ def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker, orphan)
     _, text = handlers["on_queue_resume"](None)
     assert text.startswith("Pick a job")
 
-
-def test_lora_menu_values_and_restore():
-    from ui.tabs.render import RenderForm, values
-
-    v = values(*form()[:-1], ["style-a:0.5", "style-b", " "])
-    assert v["loras"] == ["style-a:0.5", "style-b"]
-    updates = RenderForm(components=[None] * 13).updates_from_recipe(
-        {"loras": [{"name": "style-a", "scale": 0.5, "sha256": "x"}, {"name": "style-b", "scale": 1.0}]})
-    assert updates[-1]["value"] == ["style-a:0.5", "style-b"]

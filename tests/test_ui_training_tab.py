@@ -81,6 +81,26 @@ def test_bad_input_and_nothing_to_stop(setup):
         h["on_train_check"]("/nope")
 
 
+def test_the_check_sizes_the_bucket_for_the_devices_memory(setup, tmp_path, monkeypatch):
+    studio, worker, h, folder = setup
+    long_clips = make_dataset(tmp_path / "long", n=2, frames=33)
+    text, *bucket = h["on_train_check"](str(long_clips))  # this CPU: the small bucket, longer clips kept
+    assert bucket == [64, 64, 17] and "⚠" not in text
+    import ui.tabs.training as training_tab
+
+    monkeypatch.setattr(training_tab, "memory_gb", lambda plan: 12.0)  # a 12 GB GPU: longer clips fit
+    text, *bucket = h["on_train_check"](str(long_clips))
+    assert bucket == [64, 64, 33] and text.startswith("**2 usable items**; proposed bucket 64×64, 33 frames.")
+    (folder / "clip00.txt").unlink()
+    text, *_ = h["on_train_check"](str(folder))
+    assert text.startswith("**3 usable items**") and "- ⚠ clip00.mp4: missing caption (add clip00.txt)" in text
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (folder / "clip00.mp4").rename(bare / "clip00.mp4")
+    with pytest.raises(gr.Error, match=r"dataset: no usable items: clip00.mp4: missing caption \(add clip00.txt\)"):
+        h["on_train_check"](str(bare))
+
+
 def test_the_loss_plot_is_numeric_from_the_first_update():
     """Before the first step the plot gets an empty frame: its axes must already be numbers."""
     import gradio as gr

@@ -24,11 +24,11 @@ from aiprod_studio.vault.store import check_kind
 from aiprod_studio.vault.verify import last_results, verify
 from engine.film import produce
 from engine.film import shots as sb
-from engine.studio import Studio
 from engine.jobs.queue import QueueWorker
+from engine.studio import Studio
 from engine.training.jobs import queue_training
+from ui.components.render_form import values
 from ui.errors import refused
-from ui.tabs.render import values
 
 RECORD_KEYS = ("id", "kind", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
                "total_steps", "position", "progress", "wall_s", "created_at", "started_at", "finished_at", "recipe")
@@ -38,9 +38,13 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row.get(k) for k in RECORD_KEYS}
 
 
-def build(studio: Studio, worker: QueueWorker) -> None:
+def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, each a few lines
     """Register the typed API functions on the current Blocks (size, length and sampling
-    parameters default to None: the chosen model's own defaults)."""
+    parameters default to None: the chosen model's own defaults).
+
+    They are closures over `studio` and `worker` on purpose: `gr.api` reads each function's own
+    signature, return annotation and docstring as the published contract, exactly as written here.
+    """
 
     def _enqueue(values_: dict[str, Any]) -> int:
         try:

@@ -16,22 +16,22 @@ from aiprod_studio import offline
 
 offline.enforce()
 
-import gradio as gr  # noqa: E402
-from starlette.middleware import Middleware  # noqa: E402
+import gradio as gr
+from starlette.middleware import Middleware
 
-from aiprod_studio.errors import BadInput  # noqa: E402
-from aiprod_studio.settings import DEFAULT_HOST, Settings  # noqa: E402
-from engine.studio import Studio  # noqa: E402
-from engine.jobs.queue import QueueWorker  # noqa: E402
+from aiprod_studio.errors import BadInput
+from aiprod_studio.settings import DEFAULT_HOST, Settings
+from engine.jobs.queue import QueueWorker
 from engine.runners import make_worker
+from engine.studio import Studio
 from ui import api
+from ui.context import Services, bind
+from ui.security import StudioGuard, normalize_origin
 from ui.tabs import history as history_tab
 from ui.tabs import render as render_tab
 from ui.tabs import storyboard as storyboard_tab
 from ui.tabs import training as training_tab
-from ui.tabs import vault as vault_tab  # noqa: E402
-from ui.tabs.render import FIELDS  # noqa: E402
-from ui.security import StudioGuard, normalize_origin  # noqa: E402
+from ui.tabs import vault as vault_tab
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +40,29 @@ MAX_UPLOAD = "2gb"
 
 
 def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
+    """The page: each tab laid out, then wired to the services every browser session shares."""
+    services = Services(studio, worker)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\nLocal, offline video generation — nothing leaves this machine.")
         with gr.Tabs() as tabs:
             with gr.Tab("Storyboard", id="storyboard"):
-                refresh_storyboards, storyboard_outputs = storyboard_tab.build(studio, worker)
+                board = storyboard_tab.layout(services)
+                storyboard_tab.wire(board, services)
             with gr.Tab("Render", id="render"):
-                form = render_tab.build(studio, worker)
+                render = render_tab.layout(services)
+                render_tab.wire(render, services)
             with gr.Tab("Training", id="training"):
-                training_tab.build(studio, worker)
+                training_tab.wire(training_tab.layout(services), services)
             with gr.Tab("History", id="history"):
-                history_tab.build(studio, worker, form, tabs)
+                history_tab.wire(history_tab.layout(services), services, render.form, tabs)
             with gr.Tab("Model Vault", id="vault"):
-                refresh_vault, vault_outputs = vault_tab.build(studio, form.components[FIELDS.index("model")],
-                                                               form.components[FIELDS.index("loras")])
+                vault = vault_tab.layout(services)
+                menus = (render.field("model"), render.field("loras"))
+                vault_tab.wire(vault, services, *menus)
         # a reload shows models added since the app was built (CLI imports, quantized copies)
-        app.load(refresh_vault, outputs=vault_outputs, api_visibility="private")
-        app.load(refresh_storyboards, outputs=storyboard_outputs, api_visibility="private")
+        app.load(bind(vault_tab.lists, services), outputs=vault_tab.menus(vault, *menus), api_visibility="private")
+        app.load(bind(storyboard_tab.on_sb_page_load, services), outputs=[board.saved, board.model],
+                 api_visibility="private")
         api.build(studio, worker)
     return app
 

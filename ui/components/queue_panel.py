@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
 from engine.jobs.queue import QueueWorker
+from ui.context import Services, bind
 
 COLUMNS = ["job", "status", "position", "progress", "model", "prompt"]
+ACTIONS = ("cancel", "resume", "discard")
 
 
 @dataclass
-class QueueView:
-    refresh: Callable[[], Any]
-    outputs: list[Any]
+class QueuePanel:
+    table: Any
+    job: Any
+    cancel: Any
+    resume: Any
+    discard: Any
+    message: Any
+    timer: Any
 
 
 def rows(worker: QueueWorker) -> list[list[Any]]:
@@ -27,7 +34,7 @@ def rows(worker: QueueWorker) -> list[list[Any]]:
     return table
 
 
-def build(worker: QueueWorker) -> QueueView:
+def layout(worker: QueueWorker) -> QueuePanel:
     with gr.Accordion("Queue", open=True):
         table = gr.Dataframe(headers=COLUMNS, value=rows(worker), interactive=False, wrap=True,
                              label="Running, waiting and interrupted jobs")
@@ -38,35 +45,40 @@ def build(worker: QueueWorker) -> QueueView:
             discard = gr.Button("Discard", size="sm")
         message = gr.Markdown("")
         timer = gr.Timer(1.0)
+    return QueuePanel(table, job, cancel, resume, discard, message, timer)
 
-    def refresh():
-        return rows(worker)
 
-    def act(action: str):
-        def handler(job_id: float | None):
-            if not job_id:
-                return refresh(), "Pick a job number from the table first."
-            try:
-                if action == "cancel":
-                    text = f"Job {int(job_id)}: {worker.cancel(int(job_id))}."
-                elif action == "resume":
-                    text = f"Job {worker.resume(int(job_id))} is back in the queue."
-                else:
-                    worker.discard(int(job_id))
-                    text = f"Job {int(job_id)} discarded."
-            except StudioError as exc:
-                text = str(exc)
-            return refresh(), text
-        handler.__name__ = f"on_queue_{action}"
-        return handler
+def refresh(services: Services) -> list[list[Any]]:
+    return rows(services.worker)
 
-    def pick(evt: gr.SelectData):
-        return evt.row_value[0] if evt.row_value else None
 
+def on_queue_action(services: Services, action: str, job_id: float | None) -> tuple[list[list[Any]], str]:
+    worker = services.worker
+    if not job_id:
+        return refresh(services), "Pick a job number from the table first."
+    try:
+        if action == "cancel":
+            text = f"Job {int(job_id)}: {worker.cancel(int(job_id))}."
+        elif action == "resume":
+            text = f"Job {worker.resume(int(job_id))} is back in the queue."
+        else:
+            worker.discard(int(job_id))
+            text = f"Job {int(job_id)} discarded."
+    except StudioError as exc:
+        text = str(exc)
+    return refresh(services), text
+
+
+def pick(evt: gr.SelectData) -> Any:
+    return evt.row_value[0] if evt.row_value else None
+
+
+def wire(panel: QueuePanel, services: Services) -> None:
     private = {"api_visibility": "private"}
-    timer.tick(refresh, outputs=table, queue=False, **private)
-    table.select(pick, outputs=job, **private)
-    cancel.click(act("cancel"), inputs=job, outputs=[table, message], queue=False, **private)
-    resume.click(act("resume"), inputs=job, outputs=[table, message], **private)
-    discard.click(act("discard"), inputs=job, outputs=[table, message], **private)
-    return QueueView(refresh=refresh, outputs=[table])
+    act = {a: bind(on_queue_action, services, a, name=f"on_queue_{a}") for a in ACTIONS}
+    panel.timer.tick(bind(refresh, services), outputs=panel.table, queue=False, **private)
+    panel.table.select(pick, outputs=panel.job, **private)
+    outputs = [panel.table, panel.message]
+    panel.cancel.click(act["cancel"], inputs=panel.job, outputs=outputs, queue=False, **private)
+    panel.resume.click(act["resume"], inputs=panel.job, outputs=outputs, **private)
+    panel.discard.click(act["discard"], inputs=panel.job, outputs=outputs, **private)

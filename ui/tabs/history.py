@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
-from aiprod_studio.jobs.history import STATUSES
+from aiprod_studio.jobs.history import FINAL_STATUSES, STATUSES
 from aiprod_studio.recipe import Recipe
 from engine.studio import Studio
-from engine.jobs.queue import QueueWorker
+from ui.components.render_form import RenderForm, updates_from_recipe
+from ui.context import Services, bind
 from ui.errors import refused
-from ui.tabs.render import RenderForm
 
 PAGE = 12
 COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created"]
@@ -37,11 +38,43 @@ def details(row: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
-def build(studio: Studio, worker: QueueWorker, form: RenderForm, tabs: gr.Tabs) -> None:
+@dataclass
+class HistoryTab:
+    text: Any
+    status: Any
+    model: Any
+    page: Any
+    refresh: Any
+    gallery: Any
+    table: Any
+    ids: Any  # the job ids of the table's rows, per session
+    video_ids: Any  # … and of the gallery's clips
+    selected: Any
+    video: Any
+    info: Any
+    recipe_view: Any
+    reuse: Any
+    rerender: Any
+    open_folder: Any
+    confirm: Any
+    delete: Any
+    message: Any
+
+    @property
+    def filters(self) -> list[Any]:
+        return [self.text, self.status, self.model, self.page]
+
+    @property
+    def listing(self) -> list[Any]:
+        return [self.gallery, self.table, self.ids, self.video_ids]
+
+
+def layout(services: Services) -> HistoryTab:
     with gr.Row():
         text = gr.Textbox(label="Prompt contains", scale=3)
         status = gr.Dropdown(label="Status", choices=[""] + list(STATUSES), value="", scale=1)
-        model = gr.Dropdown(label="Model", choices=[""] + [e.name for e in studio.pipelines()], value="", scale=1)
+        model = gr.Dropdown(label="Model", choices=[""] + [e.name for e in services.studio.pipelines()], value="",
+                            scale=1)
         page = gr.Number(label="Page", value=1, precision=0, minimum=1, scale=1)
         refresh = gr.Button("Refresh", scale=0)
     gallery = gr.Gallery(label="Renders", columns=6, height=260, allow_preview=False)
@@ -63,80 +96,95 @@ def build(studio: Studio, worker: QueueWorker, form: RenderForm, tabs: gr.Tabs) 
                 confirm = gr.Checkbox(label="Yes, delete the row and its file", value=False)
                 delete = gr.Button("Delete", variant="stop")
             message = gr.Markdown("")
+    return HistoryTab(text, status, model, page, refresh, gallery, table, ids, video_ids, selected, video, info,
+                      recipe_view, reuse, rerender, open_folder, confirm, delete, message)
 
-    def load(text_v, status_v, model_v, page_v):
-        rows = page_rows(studio, text_v, status_v, model_v, int(page_v or 1))
-        done = [r for r in rows if r["status"] == "done" and r["output_path"] and Path(r["output_path"]).exists()]
-        table_v = [[r["id"], r["status"], (r["prompt"] or "")[:80], r["model"], r["seed"],
-                    round(r["wall_s"], 2) if r["wall_s"] is not None else "", r["created_at"][:19]] for r in rows]
-        gallery_v = [(r["output_path"], f"#{r['id']} {(r['prompt'] or '')[:40]}") for r in done]
-        return gallery_v, table_v, [r["id"] for r in rows], [r["id"] for r in done]
 
-    def show(job_id: int | None):
-        if job_id is None:
-            return None, "Select a render above.", None, None
-        try:
-            row = studio.history.get(int(job_id))
-        except KeyError:
-            return None, f"Job {job_id} no longer exists.", None, None
-        path = row["output_path"] if row["status"] == "done" and row["output_path"] and \
-            Path(row["output_path"]).exists() else None
-        return path, details(row), row["recipe"], row["id"]
+def load(services: Services, text_v, status_v, model_v, page_v):
+    rows = page_rows(services.studio, text_v, status_v, model_v, int(page_v or 1))
+    done = [r for r in rows if r["status"] == "done" and r["output_path"] and Path(r["output_path"]).exists()]
+    table_v = [[r["id"], r["status"], (r["prompt"] or "")[:80], r["model"], r["seed"],
+                round(r["wall_s"], 2) if r["wall_s"] is not None else "", r["created_at"][:19]] for r in rows]
+    gallery_v = [(r["output_path"], f"#{r['id']} {(r['prompt'] or '')[:40]}") for r in done]
+    return gallery_v, table_v, [r["id"] for r in rows], [r["id"] for r in done]
 
-    def pick_table(id_list, evt: gr.SelectData):
-        return show(id_list[evt.index[0]] if id_list and evt.index else None)
 
-    def pick_gallery(id_list, evt: gr.SelectData):
-        return show(id_list[evt.index] if id_list and evt.index is not None else None)
+def show(services: Services, job_id: int | None):
+    if job_id is None:
+        return None, "Select a render above.", None, None
+    try:
+        row = services.studio.history.get(int(job_id))
+    except KeyError:
+        return None, f"Job {job_id} no longer exists.", None, None
+    path = row["output_path"] if row["status"] == "done" and row["output_path"] and \
+        Path(row["output_path"]).exists() else None
+    return path, details(row), row["recipe"], row["id"]
 
-    def do_reuse(job_id):
-        if job_id is None:
-            raise refused("Select a render first.")
-        return form.updates_from_recipe(studio.history.get(job_id)["recipe"]) + [gr.Tabs(selected="render")]
 
-    def do_rerender(job_id):
-        if job_id is None:
-            return "Select a render first."
-        try:
-            recipe = Recipe.model_validate(studio.history.get(job_id)["recipe"])
-            new_id = worker.enqueue(recipe)
-        except StudioError as exc:
-            return str(exc)
-        return f"Job {new_id} queued with the same recipe as job {job_id}."
+def pick_table(services: Services, id_list, evt: gr.SelectData):
+    return show(services, id_list[evt.index[0]] if id_list and evt.index else None)
 
-    def do_delete(job_id, confirmed, text_v, status_v, model_v, page_v):
-        if job_id is None:
-            return [gr.update()] * 4 + [None, "Select a render first.", None, job_id, False]
-        if not confirmed:
-            return [gr.update()] * 4 + [gr.update(), "Tick the box to confirm the deletion.", gr.update(), job_id,
-                                        False]
-        row = studio.history.get(job_id)
-        if row["status"] in ("queued", "running"):
-            return [gr.update()] * 4 + [gr.update(), "Cancel the job before deleting it.", gr.update(), job_id, False]
-        studio.history.delete(job_id)
-        if row["output_path"]:
-            Path(row["output_path"]).unlink(missing_ok=True)
-        return [*load(text_v, status_v, model_v, page_v), None, f"Job {job_id} and its file were deleted.", None,
-                None, False]
 
-    def do_open(job_id):
-        folder = studio.settings.outputs_dir
-        opener = shutil.which("xdg-open") or shutil.which("open")
-        if opener:
-            subprocess.Popen([opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            return f"Opened `{folder}`."
-        return f"Outputs folder: `{folder}`"
+def pick_gallery(services: Services, id_list, evt: gr.SelectData):
+    return show(services, id_list[evt.index] if id_list and evt.index is not None else None)
 
+
+def do_reuse(services: Services, job_id):
+    if job_id is None:
+        raise refused("Select a render first.")
+    return updates_from_recipe(services.studio.history.get(job_id)["recipe"]) + [gr.Tabs(selected="render")]
+
+
+def do_rerender(services: Services, job_id):
+    if job_id is None:
+        return "Select a render first."
+    try:
+        recipe = Recipe.model_validate(services.studio.history.get(job_id)["recipe"])
+        new_id = services.worker.enqueue(recipe)
+    except StudioError as exc:
+        return str(exc)
+    return f"Job {new_id} queued with the same recipe as job {job_id}."
+
+
+def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, page_v):
+    # outputs: the listing (4), video, message, recipe, selected, confirm
+    if job_id is None:
+        return [gr.update()] * 4 + [None, "Select a render first.", None, job_id, False]
+    if not confirmed:
+        return [gr.update()] * 4 + [gr.update(), "Tick the box to confirm the deletion.", gr.update(), job_id, False]
+    history = services.studio.history
+    row = history.get(job_id)
+    if row["status"] not in FINAL_STATUSES:
+        return [gr.update()] * 4 + [gr.update(), "Cancel the job before deleting it.", gr.update(), job_id, False]
+    history.delete(job_id)
+    if row["output_path"]:
+        Path(row["output_path"]).unlink(missing_ok=True)
+    return [*load(services, text_v, status_v, model_v, page_v), None, f"Job {job_id} and its file were deleted.", None,
+            None, False]
+
+
+def do_open(services: Services, job_id):
+    folder = services.studio.settings.outputs_dir
+    opener = shutil.which("xdg-open") or shutil.which("open")
+    if opener:
+        subprocess.Popen([opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return f"Opened `{folder}`."
+    return f"Outputs folder: `{folder}`"
+
+
+def wire(tab: HistoryTab, services: Services, form: RenderForm, tabs: gr.Tabs) -> None:
+    """Connect the tab's events; Re-use fills the render `form` and switches `tabs` to it."""
     private = {"api_visibility": "private"}
-    filters = [text, status, model, page]
-    listing = [gallery, table, ids, video_ids]
-    for trigger in (refresh.click, text.submit, status.change, model.change, page.change):
-        trigger(load, inputs=filters, outputs=listing, **private)
-    tabs.select(load, inputs=filters, outputs=listing, **private)
-    table.select(pick_table, inputs=ids, outputs=[video, info, recipe_view, selected], **private)
-    gallery.select(pick_gallery, inputs=video_ids, outputs=[video, info, recipe_view, selected], **private)
-    reuse.click(do_reuse, inputs=selected, outputs=form.components + [tabs], **private)
-    rerender.click(do_rerender, inputs=selected, outputs=message, **private)
-    delete.click(do_delete, inputs=[selected, confirm] + filters,
-                 outputs=listing + [video, message, recipe_view, selected, confirm], **private)
-    open_folder.click(do_open, inputs=selected, outputs=message, **private)
+    listing = tab.listing
+    shown = [tab.video, tab.info, tab.recipe_view, tab.selected]
+    loader = bind(load, services)
+    for trigger in (tab.refresh.click, tab.text.submit, tab.status.change, tab.model.change, tab.page.change):
+        trigger(loader, inputs=tab.filters, outputs=listing, **private)
+    tabs.select(loader, inputs=tab.filters, outputs=listing, **private)
+    tab.table.select(bind(pick_table, services), inputs=tab.ids, outputs=shown, **private)
+    tab.gallery.select(bind(pick_gallery, services), inputs=tab.video_ids, outputs=shown, **private)
+    tab.reuse.click(bind(do_reuse, services), inputs=tab.selected, outputs=form.components + [tabs], **private)
+    tab.rerender.click(bind(do_rerender, services), inputs=tab.selected, outputs=tab.message, **private)
+    tab.delete.click(bind(do_delete, services), inputs=[tab.selected, tab.confirm] + tab.filters,
+                     outputs=listing + [tab.video, tab.message, tab.recipe_view, tab.selected, tab.confirm], **private)
+    tab.open_folder.click(bind(do_open, services), inputs=tab.selected, outputs=tab.message, **private)

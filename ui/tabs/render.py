@@ -15,12 +15,13 @@ from typing import Any
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
-from aiprod_studio.presets import load_presets
+from aiprod_studio.presets import Preset, load_presets
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
+from engine.jobs.queue import Done, Progress, Stopped
 from engine.render import media
-from engine.studio import Studio
-from engine.jobs.queue import Done, Progress, QueueWorker, Stopped
 from ui.components import queue_panel
+from ui.components.render_form import RenderForm, updates_from_recipe, values
+from ui.context import Services, bind
 from ui.errors import refused
 
 TEST_MODEL_NOTE = (
@@ -28,56 +29,32 @@ TEST_MODEL_NOTE = (
     "whole render path works offline, but its clips look like coloured noise. Put real LTX-2 weights in the vault "
     "(see the README, *Models*) and pick them here."
 )
-FIELDS = ("prompt", "negative_prompt", "model", "quantization", "offload", "width", "height", "num_frames", "fps",
-          "steps", "guidance", "seed", "loras")
+SIZE_FIELDS = ("width", "height", "num_frames", "fps", "steps", "guidance")
+FALLBACK_SIZES = {"width": 768, "height": 512, "num_frames": 121, "fps": 24, "steps": 40, "guidance": 4.0}
 
 
 @dataclass
-class RenderForm:
-    """The tab's inputs, in `FIELDS` order, so other tabs can fill them."""
+class RenderTab:
+    form: RenderForm
+    note: Any
+    preset: Any
+    lock_seed: Any
+    dice: Any
+    generate: Any
+    add: Any
+    cancel: Any
+    status: Any
+    restore: Any
+    video: Any
+    recipe_view: Any
+    queue: queue_panel.QueuePanel
+    presets: dict[str, Preset]
 
-    components: list[Any]
-
-    def updates_from_recipe(self, recipe: dict[str, Any]) -> list[Any]:
-        shown = dict(recipe)
-        if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
-            shown["loras"] = [lora_label(r) for r in shown["loras"]]
-        return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
-
-
-def lora_label(ref: Any) -> str:
-    name, scale = (ref["name"], ref.get("scale", 1.0)) if isinstance(ref, dict) else (ref.name, ref.scale)
-    return name if float(scale) == 1.0 else f"{name}:{float(scale):g}"
-
-
-def values(*args: Any) -> dict[str, Any]:
-    """Widget values (in `FIELDS` order) → recipe values; Gradio numbers arrive as floats."""
-    out = {}
-    for name, value in zip(FIELDS, args):
-        if name == "loras":
-            out[name] = [v for v in ([value] if isinstance(value, str) else value or []) if str(v).strip()]
-            continue
-        if isinstance(value, float) and value.is_integer() and name != "guidance":
-            value = int(value)
-        out[name] = None if value == "" and name not in ("prompt", "negative_prompt") else value
-    return out
+    def field(self, name: str) -> Any:
+        return self.form.component(name)
 
 
-def status_text(event: Any) -> str:
-    if isinstance(event, Progress):
-        if event.status == "queued":
-            return f"Job {event.job_id} is waiting in the queue (position {event.position})…"
-        eta = f" · about {event.eta_s:.1f}s left" if event.eta_s is not None else ""
-        return f"Job {event.job_id}: step {event.step}/{event.total}{eta}"
-    row = event.row
-    if isinstance(event, Done):
-        return f"Done: job {row['id']} in {row['wall_s']:.2f}s → `{row['output_path']}`"
-    if isinstance(event, Stopped):
-        return f"Job {row['id']} {row['status']}: the partial clip was discarded."
-    return f"Failed: job {row['id']}: {event.error}"
-
-
-class _Followed:
+class Followed:
     """The job each browser session is following, so its Cancel button can reach it."""
 
     def __init__(self) -> None:
@@ -96,15 +73,28 @@ class _Followed:
             return self._jobs.get(session)
 
 
-def build(studio: Studio, worker: QueueWorker) -> RenderForm:
-    """Lay out the tab inside the current `gr.Blocks` and wire its events."""
+def status_text(event: Any) -> str:
+    if isinstance(event, Progress):
+        if event.status == "queued":
+            return f"Job {event.job_id} is waiting in the queue (position {event.position})…"
+        eta = f" · about {event.eta_s:.1f}s left" if event.eta_s is not None else ""
+        return f"Job {event.job_id}: step {event.step}/{event.total}{eta}"
+    row = event.row
+    if isinstance(event, Done):
+        return f"Done: job {row['id']} in {row['wall_s']:.2f}s → `{row['output_path']}`"
+    if isinstance(event, Stopped):
+        return f"Job {row['id']} {row['status']}: the partial clip was discarded."
+    return f"Failed: job {row['id']}: {event.error}"
+
+
+def layout(services: Services) -> RenderTab:
+    """Lay out the tab inside the current `gr.Blocks`: the form, its buttons, the result, the queue panel."""
+    studio = services.studio
     pipelines = studio.pipelines()
     default = studio.default_model()
     entry = next((e for e in pipelines if e.name == default), None)
-    d = {**{"width": 768, "height": 512, "num_frames": 121, "fps": 24, "steps": 40, "guidance": 4.0},
-         **(entry.defaults if entry else {})}
+    d = {**FALLBACK_SIZES, **(entry.defaults if entry else {})}
     presets = {p.name: p for p in load_presets()}
-    followed = _Followed()
 
     note = gr.Markdown(TEST_MODEL_NOTE.format(name=entry.name) if entry and entry.test_model else "",
                        visible=bool(entry and entry.test_model))
@@ -147,82 +137,101 @@ def build(studio: Studio, worker: QueueWorker) -> RenderForm:
 
     form = RenderForm([prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps,
                        guidance, seed, loras])
-    inputs = form.components
-    queue_view = queue_panel.build(worker)
+    return RenderTab(form, note, preset, lock_seed, dice, generate, add, cancel, status, restore, video, recipe_view,
+                     queue_panel.layout(services.worker), presets)
 
-    def on_model(name: str):
-        chosen = next((e for e in studio.pipelines() if e.name == name), None)
-        if chosen is None:
-            return [gr.update()] * 7
-        dd = chosen.defaults
-        note_text = TEST_MODEL_NOTE.format(name=chosen.name) if chosen.test_model else ""
-        return [gr.update(value=note_text, visible=chosen.test_model)] + [
-            gr.update(value=dd[k]) if k in dd else gr.update()
-            for k in ("width", "height", "num_frames", "fps", "steps", "guidance")]
 
-    def on_preset(name: str):
-        chosen = presets.get(name)
-        settings = chosen.settings if chosen else {}
-        return form.updates_from_recipe(settings)
+def on_model(services: Services, name: str) -> list[Any]:
+    chosen = next((e for e in services.studio.pipelines() if e.name == name), None)
+    if chosen is None:
+        return [gr.update()] * 7
+    dd = chosen.defaults
+    note_text = TEST_MODEL_NOTE.format(name=chosen.name) if chosen.test_model else ""
+    return [gr.update(value=note_text, visible=chosen.test_model)] + [
+        gr.update(value=dd[k]) if k in dd else gr.update() for k in SIZE_FIELDS]
 
-    def on_restore(path: str | None):
-        if not path:
-            return form.updates_from_recipe({}) + [gr.update()]
-        recipe = media.read_metadata_json(path)
-        if recipe is None:
-            raise refused("That file carries no AIPROD recipe (was it made by the studio?)")
-        return form.updates_from_recipe(recipe) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
 
-    def next_seed(seed_value: float, locked: bool):
-        return seed_value if locked else random.randint(0, 2**32 - 1)
+def on_preset(presets: dict[str, Preset], name: str) -> list[Any]:
+    chosen = presets.get(name)
+    return updates_from_recipe(chosen.settings if chosen else {})
 
-    def enqueue(*args: Any) -> int:
-        try:
-            return worker.enqueue(studio.build_recipe(values(*args)))
-        except StudioError as exc:
-            raise refused(exc) from None
 
-    def on_generate(prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps,
-                    guidance, seed, loras, request: gr.Request):
-        # (explicit parameters: Gradio only injects `request` next to named positional ones)
-        job_id = enqueue(prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps,
-                         steps, guidance, seed, loras)
-        session = request.session_hash or "default"
-        followed.set(session, job_id)
-        try:
-            for event in worker.follow(job_id):
-                if isinstance(event, Progress):
-                    yield gr.update(), gr.update(), status_text(event)
-                elif isinstance(event, Done):
-                    row = event.row
-                    yield row["output_path"], row["recipe"] | {"job_id": row["id"]}, status_text(event)
-                else:
-                    yield None, gr.update(), status_text(event)
-        finally:
-            followed.set(session, None)  # leaving the page does not cancel: the job stays in the queue
+def on_restore(path: str | None) -> list[Any]:
+    if not path:
+        return updates_from_recipe({}) + [gr.update()]
+    recipe = media.read_metadata_json(path)
+    if recipe is None:
+        raise refused("That file carries no AIPROD recipe (was it made by the studio?)")
+    return updates_from_recipe(recipe) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
 
-    def on_add(*args: Any):
-        job_id = enqueue(*args)
-        return f"Job {job_id} added to the queue (position {worker.status(job_id)['position'] or 'now running'})."
 
-    def on_cancel(request: gr.Request):
-        job_id = followed.get(request.session_hash or "default")
-        if job_id is None:
-            return "Nothing is rendering from this page (cancel queued jobs in the queue panel)."
-        try:
-            return f"Job {job_id}: {worker.cancel(job_id)}…"
-        except StudioError as exc:
-            return str(exc)
+def random_seed() -> int:
+    return random.randint(0, 2**32 - 1)
 
+
+def next_seed(seed_value: float, locked: bool) -> Any:
+    return seed_value if locked else random_seed()
+
+
+def enqueue(services: Services, *args: Any) -> int:
+    try:
+        return services.worker.enqueue(services.studio.build_recipe(values(*args)))
+    except StudioError as exc:
+        raise refused(exc) from None
+
+
+def on_generate(services: Services, followed: Followed, prompt, negative_prompt, model, quantization, offload, width,
+                height, num_frames, fps, steps, guidance, seed, loras, request: gr.Request):
+    # (explicit parameters: Gradio only injects `request` next to named positional ones)
+    job_id = enqueue(services, prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps,
+                     steps, guidance, seed, loras)
+    session = request.session_hash or "default"
+    followed.set(session, job_id)
+    try:
+        for event in services.worker.follow(job_id):
+            if isinstance(event, Progress):
+                yield gr.update(), gr.update(), status_text(event)
+            elif isinstance(event, Done):
+                row = event.row
+                yield row["output_path"], row["recipe"] | {"job_id": row["id"]}, status_text(event)
+            else:
+                yield None, gr.update(), status_text(event)
+    finally:
+        followed.set(session, None)  # leaving the page does not cancel: the job stays in the queue
+
+
+def on_add(services: Services, *args: Any) -> str:
+    job_id = enqueue(services, *args)
+    return f"Job {job_id} added to the queue (position {services.worker.status(job_id)['position'] or 'now running'})."
+
+
+def on_cancel(services: Services, followed: Followed, request: gr.Request) -> str:
+    job_id = followed.get(request.session_hash or "default")
+    if job_id is None:
+        return "Nothing is rendering from this page (cancel queued jobs in the queue panel)."
+    try:
+        return f"Job {job_id}: {services.worker.cancel(job_id)}…"
+    except StudioError as exc:
+        return str(exc)
+
+
+def wire(tab: RenderTab, services: Services) -> None:
+    """Connect the tab's events; the queue panel's too."""
+    followed = Followed()  # shared by the app's sessions, keyed by session hash
     private = {"api_visibility": "private"}
-    model.change(on_model, inputs=model, outputs=[note, width, height, num_frames, fps, steps, guidance], **private)
-    preset.change(on_preset, inputs=preset, outputs=inputs, **private)
-    restore.upload(on_restore, inputs=restore, outputs=inputs + [status], **private)
-    dice.click(lambda: random.randint(0, 2**32 - 1), outputs=seed, **private)
-    generate.click(on_generate, inputs=inputs, outputs=[video, recipe_view, status], concurrency_limit=None,
-                   **private).then(next_seed, inputs=[seed, lock_seed], outputs=seed, **private)
-    add.click(on_add, inputs=inputs, outputs=status, **private).then(
-        next_seed, inputs=[seed, lock_seed], outputs=seed, **private).then(
-        queue_view.refresh, outputs=queue_view.outputs, **private)
-    cancel.click(on_cancel, outputs=status, queue=False, **private)
-    return form
+    inputs = tab.form.components
+    sizes = [tab.field(k) for k in SIZE_FIELDS]
+    seed = tab.field("seed")
+    queue_panel.wire(tab.queue, services)
+    tab.field("model").change(bind(on_model, services), inputs=tab.field("model"), outputs=[tab.note, *sizes],
+                              **private)
+    tab.preset.change(bind(on_preset, tab.presets), inputs=tab.preset, outputs=inputs, **private)
+    tab.restore.upload(on_restore, inputs=tab.restore, outputs=inputs + [tab.status], **private)
+    tab.dice.click(random_seed, outputs=seed, **private)
+    tab.generate.click(bind(on_generate, services, followed), inputs=inputs,
+                       outputs=[tab.video, tab.recipe_view, tab.status], concurrency_limit=None, **private).then(
+        next_seed, inputs=[seed, tab.lock_seed], outputs=seed, **private)
+    tab.add.click(bind(on_add, services), inputs=inputs, outputs=tab.status, **private).then(
+        next_seed, inputs=[seed, tab.lock_seed], outputs=seed, **private).then(
+        bind(queue_panel.refresh, services), outputs=[tab.queue.table], **private)
+    tab.cancel.click(bind(on_cancel, services, followed), outputs=tab.status, queue=False, **private)

@@ -7,92 +7,81 @@ its cells are never lost.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
+from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.presets import load_presets
 from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames, split_script
 from aiprod_studio.storyboard.db import StoryboardStore
-from engine.render import media
 from engine.film import edl, produce
 from engine.film import shots as sb
-from engine.models.loras import parse_lora_spec
-from engine.studio import Studio
-from engine.jobs.queue import QueueWorker
+from ui.components.shot_table import COLUMNS, read_table, table_rows, thumbnails
+from ui.context import Services, bind
 from ui.errors import refused
-from ui.tabs.render import lora_label
 
-COLUMNS = ["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]
 EXAMPLE = ("Title: Night drive\nStyle: cinematic, film grain\n"
            "Shot 1: A red car drives through a rainy city at night (3s)\n"
            "Shot 2: Close up on the driver, neon lights on her face\n"
            "Shot 3: The car stops on a bridge over a dark river")
+ROW_OPS = ("Add after", "Duplicate", "Delete", "Move up", "Move down")
 
 
-def table_rows(studio: Studio, board: Storyboard) -> list[list[Any]]:
-    rows = []
-    try:
-        plans = sb.plan(studio, board)
-    except StudioError:
-        plans = []
-    for i, shot in enumerate(board.shots):
-        p = plans[i] if i < len(plans) else None
-        status = ("rendered" if p and p.current else f"job {p.job['id']} {p.job['status']}" if p and p.job
-                  else "to render")
-        rows.append([i + 1, shot.prompt, round(shot.duration_s, 3), shot.seed,
-                     ", ".join(lora_label(r) for r in shot.loras), status])
-    return rows
+@dataclass
+class StoryboardTab:
+    state: Any  # the storyboard as JSON
+    jobs: Any  # the job ids of the render this browser session started: its Cancel stops only those
+    saved: Any
+    open_btn: Any
+    title: Any
+    script: Any
+    model: Any
+    preset: Any
+    fps: Any
+    target: Any
+    seed: Any
+    crossfade: Any
+    split_btn: Any
+    enhance_btn: Any
+    save_btn: Any
+    table: Any
+    shot_no: Any
+    ops: dict[str, Any]
+    render_all: Any
+    render_one: Any
+    cancel: Any
+    status: Any
+    gallery: Any
+    film: Any
+    export_dir: Any
+    export_btn: Any
+
+    @property
+    def form(self) -> list[Any]:
+        """The inputs `current` reads the storyboard from."""
+        return [self.state, self.table, self.title, self.model, self.preset, self.fps, self.crossfade]
 
 
-def read_table(board: Storyboard, table: Any) -> Storyboard:
-    """The storyboard with the table's (possibly edited) prompts, durations and seeds."""
-    values = table.values.tolist() if hasattr(table, "values") else list(table or [])
-    shots = []
-    for row in values:
-        if not row or all(v in ("", None) for v in row[1:4]):
-            continue
-        try:
-            number = int(float(row[0])) if str(row[0]).strip() not in ("", "nan") else 0
-            base = board.shots[number - 1] if 1 <= number <= len(board.shots) else None
-            specs = [x for x in str(row[4] if len(row) > 5 and row[4] is not None else "").split(",") if x.strip()]
-            data = {"prompt": str(row[1]), "duration_s": float(row[2]), "seed": int(float(row[3])),
-                    "loras": [parse_lora_spec(x) for x in specs]}
-            shot = base.model_copy(update=data) if base else Shot(**data)
-            shots.append(Shot.model_validate(shot.model_dump()))  # a copy is not validated: check it here
-        except (ValueError, TypeError, OverflowError, StudioError) as exc:
-            raise refused(f"shot {len(shots) + 1}: {exc}") from None
-    return board.model_copy(update={"shots": shots})
+def saved_choices(services: Services) -> list[str]:
+    return [f"{b['id']}: {b['title']}" for b in StoryboardStore(services.studio.history).list()]
 
 
-def thumbnails(studio: Studio, board: Storyboard) -> list[tuple[Any, str]]:
-    out = []
-    for p in sb.plan(studio, board):
-        if p.current:
-            out.append((media.read_frames(p.job["output_path"])[0], f"Shot {p.index + 1}"))
-    return out
-
-
-def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
-    """Build the tab; returns its page-load refresh (saved storyboards, model menu) and outputs."""
-    store = StoryboardStore(studio.history)
-    pipelines = [e.name for e in studio.pipelines()]
+def layout(services: Services) -> StoryboardTab:
+    studio = services.studio
     presets = [""] + [p.id for p in load_presets() if p.kind == "render"]
-    has_llm = bool(studio.vault.entries(kind="scenarist"))
-
-    def saved_choices() -> list[str]:
-        return [f"{b['id']}: {b['title']}" for b in store.list()]
-
     state = gr.State(None)
-    jobs = gr.State([])  # the job ids of the render this browser session started: its Cancel stops only those
+    jobs = gr.State([])
     with gr.Row():
-        saved = gr.Dropdown(label="Saved storyboards", choices=saved_choices(), value=None, scale=3)
+        saved = gr.Dropdown(label="Saved storyboards", choices=saved_choices(services), value=None, scale=3)
         open_btn = gr.Button("Open", scale=0)
         title = gr.Textbox(label="Title", scale=3)
     script = gr.Textbox(label="Script", lines=8, value=EXAMPLE, placeholder="Shot 1: …  (or paragraphs)")
     with gr.Row():
-        model = gr.Dropdown(label="Model", choices=pipelines, value=studio.default_model(), scale=2)
+        model = gr.Dropdown(label="Model", choices=[e.name for e in studio.pipelines()], value=studio.default_model(),
+                            scale=2)
         preset = gr.Dropdown(label="Preset", choices=presets, value="", scale=1)
         fps = gr.Number(label="fps", value=24, precision=0, minimum=1, maximum=60, scale=1)
         target = gr.Number(label="Total seconds (0: 3 s a shot)", value=0, minimum=0, scale=1)
@@ -100,13 +89,13 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
         crossfade = gr.Number(label="Crossfade (s)", value=0, minimum=0, maximum=2, scale=1)
     with gr.Row():
         split_btn = gr.Button("Split into shots", variant="primary")
-        enhance_btn = gr.Button("Enhance with local LLM", visible=has_llm)
+        enhance_btn = gr.Button("Enhance with local LLM", visible=bool(studio.vault.entries(kind="scenarist")))
         save_btn = gr.Button("Save")
     table = gr.Dataframe(headers=COLUMNS, datatype=["number", "str", "number", "number", "str", "str"],
                          interactive=True, wrap=True, elem_id="storyboard-table", column_count=6)
     with gr.Row():
         shot_no = gr.Number(label="Shot #", value=1, precision=0, minimum=1, scale=1)
-        ops = {name: gr.Button(name, scale=0) for name in ("Add after", "Duplicate", "Delete", "Move up", "Move down")}
+        ops = {name: gr.Button(name, scale=0) for name in ROW_OPS}
     with gr.Row():
         render_all = gr.Button("Render storyboard", variant="primary")
         render_one = gr.Button("Render shot #")
@@ -117,139 +106,162 @@ def build(studio: Studio, worker: QueueWorker) -> tuple[Any, list[Any]]:
     with gr.Row():
         export_dir = gr.Textbox(label="Export to folder", scale=3)
         export_btn = gr.Button("Export", scale=0)
+    return StoryboardTab(state, jobs, saved, open_btn, title, script, model, preset, fps, target, seed, crossfade,
+                         split_btn, enhance_btn, save_btn, table, shot_no, ops, render_all, render_one, cancel, status,
+                         gallery, film, export_dir, export_btn)
 
-    def current(board_json: Any, table_value: Any, title_text: str, model_name: str, preset_id: str, fps_v: float,
-                crossfade_v: float) -> Storyboard:
-        if not board_json:
-            raise refused("shots: split a script first")
-        board = Storyboard.model_validate(board_json)
-        board = board.model_copy(update={"title": title_text or board.title, "model": model_name or None,
-                                         "preset": preset_id or None, "fps": int(fps_v or 24),
-                                         "crossfade_s": float(crossfade_v or 0)})
-        return read_table(board, table_value)
 
-    def shown(board: Storyboard, message: str) -> tuple[Any, ...]:
-        board = store.save(board)
-        return (board.model_dump(mode="json"), table_rows(studio, board), board.title,
-                gr.update(choices=saved_choices(), value=f"{board.id}: {board.title}"), message)
+def current(board_json: Any, table_value: Any, title_text: str, model_name: str, preset_id: str, fps_v: float,
+            crossfade_v: float) -> Storyboard:
+    """The page's storyboard: the state's, with the form's settings and the table's shots."""
+    if not board_json:
+        raise refused("shots: split a script first")
+    board = Storyboard.model_validate(board_json)
+    board = board.model_copy(update={"title": title_text or board.title, "model": model_name or None,
+                                     "preset": preset_id or None, "fps": int(fps_v or 24),
+                                     "crossfade_s": float(crossfade_v or 0)})
+    return read_table(board, table_value)
 
-    def on_sb_split(text, model_name, preset_id, fps_v, target_v, seed_v, crossfade_v):
-        try:
-            board = split_script(text, fps=int(fps_v or 24), target_s=float(target_v) if target_v else None,
-                                 base_seed=int(seed_v or 0), model=model_name or None, preset=preset_id or None,
-                                 crossfade_s=float(crossfade_v or 0))
-        except StudioError as exc:
-            raise refused(exc) from None
-        total = sum(shot_frames(s.duration_s, board.fps) for s in board.shots) / board.fps
-        return shown(board, f"{len(board.shots)} shots, {total:.2f}s. Edit the table, then render.")
 
-    def on_sb_enhance(board_json, table_value, title_text, model_name, preset_id, fps_v, crossfade_v):
-        from engine.film.scenarist import enhance
+def shown(services: Services, board: Storyboard, message: str) -> tuple[Any, ...]:
+    """Save the storyboard; (state, table, title, saved menu, status) showing it."""
+    board = StoryboardStore(services.studio.history).save(board)
+    return (board.model_dump(mode="json"), table_rows(services.studio, board), board.title,
+            gr.update(choices=saved_choices(services), value=f"{board.id}: {board.title}"), message)
 
-        board = current(board_json, table_value, title_text, model_name, preset_id, fps_v, crossfade_v)
-        try:
-            board, report = enhance(studio.vault, board)
-        except StudioError as exc:
-            raise refused(exc) from None
-        kept = [str(r["shot"]) for r in report if r["used"] == "rules"]
-        return shown(board, "Prompts rewritten by the local LLM" + (f"; shots {', '.join(kept)} kept their prompt "
-                                                                    "(unusable output)" if kept else "."))
 
-    def on_sb_save(*args):
-        return shown(current(*args), "Saved.")
+def on_sb_split(services: Services, text, model_name, preset_id, fps_v, target_v, seed_v, crossfade_v):
+    try:
+        board = split_script(text, fps=int(fps_v or 24), target_s=float(target_v) if target_v else None,
+                             base_seed=int(seed_v or 0), model=model_name or None, preset=preset_id or None,
+                             crossfade_s=float(crossfade_v or 0))
+    except StudioError as exc:
+        raise refused(exc) from None
+    total = sum(shot_frames(s.duration_s, board.fps) for s in board.shots) / board.fps
+    return shown(services, board, f"{len(board.shots)} shots, {total:.2f}s. Edit the table, then render.")
 
-    def on_sb_open(choice: str):
-        if not choice:
-            raise refused("id: choose a saved storyboard")
-        board = store.load(int(choice.split(":")[0]))
-        return (board.model_dump(mode="json"), table_rows(studio, board), board.title, board.script,
-                board.model or studio.default_model(), board.preset or "", board.fps, board.base_seed,
-                board.crossfade_s, thumbnails(studio, board))
 
-    def row_op(name: str):
-        def on_sb_row(number, *args):
-            board = current(*args)
-            shots, i = list(board.shots), int(number or 1) - 1
-            if not 0 <= i < len(shots):
-                raise refused(f"shot: choose 1–{len(shots)}, got {int(number or 0)}")
-            if name == "Add after":
-                shots.insert(i + 1, Shot(prompt="a new shot", duration_s=shots[i].duration_s,
-                                         seed=max(s.seed for s in shots) + 1))
-            elif name == "Duplicate":
-                shots.insert(i + 1, shots[i].model_copy())
-            elif name == "Delete":
-                if len(shots) == 1:
-                    raise refused("shots: a storyboard keeps at least one shot")
-                shots.pop(i)
-            elif name == "Move up" and i > 0:
-                shots[i - 1], shots[i] = shots[i], shots[i - 1]
-            elif name == "Move down" and i + 1 < len(shots):
-                shots[i + 1], shots[i] = shots[i], shots[i + 1]
-            return shown(board.model_copy(update={"shots": shots}), f"{name}: shot {i + 1}.")
+def on_sb_enhance(services: Services, board_json, table_value, title_text, model_name, preset_id, fps_v, crossfade_v):
+    from engine.film.scenarist import enhance
 
-        on_sb_row.__name__ = "on_sb_" + name.lower().replace(" ", "_")
-        return on_sb_row
+    board = current(board_json, table_value, title_text, model_name, preset_id, fps_v, crossfade_v)
+    try:
+        board, report = enhance(services.studio.vault, board)
+    except StudioError as exc:
+        raise refused(exc) from None
+    kept = [str(r["shot"]) for r in report if r["used"] == "rules"]
+    return shown(services, board, "Prompts rewritten by the local LLM" + (
+        f"; shots {', '.join(kept)} kept their prompt (unusable output)" if kept else "."))
 
-    def render(only: int | None):
-        def on_sb_render(number, *args):
-            board = store.save(current(*args))
-            state_json = board.model_dump(mode="json")
-            try:
-                for event in produce.render_queued(studio, worker, board, only=int(number) if only else None):
-                    if isinstance(event, produce.ShotsQueued):
-                        text = (f"Rendering shots {event.to_render}…" if event.to_render
-                                else "Every shot is already rendered: assembling the film…")
-                        yield state_json, table_rows(studio, board), text, gr.update(), gr.update(), event.job_ids
-                    elif isinstance(event, produce.ShotProgress):
-                        yield (gr.update(), gr.update(), f"Shot {event.shot}: step {event.step}/{event.total} · "
-                               f"{event.done} of {event.shots} shots done", gr.update(), gr.update(), gr.update())
-                    else:
-                        store.set_film(board.id, event.info["path"])
-                        yield (state_json, table_rows(studio, board), f"Film: {event.info['frames']} frames, "
-                               f"{event.info['seconds']:.2f}s, {event.info['shots']} shots.",
-                               thumbnails(studio, board), event.info["path"], gr.update())
-                        return
-            except StudioError as exc:
-                raise refused(exc) from None
-            yield state_json, table_rows(studio, board), "Shot rendered; render the storyboard to build the film.", \
-                thumbnails(studio, board), gr.update(), gr.update()
 
-        on_sb_render.__name__ = "on_sb_render_shot" if only else "on_sb_render"
-        return on_sb_render
+def on_sb_save(services: Services, *args):
+    return shown(services, current(*args), "Saved.")
 
-    def on_sb_cancel(job_ids: list[int] | None) -> str:
-        stopped = [j for j in job_ids or [] if worker.status(j)["status"] in ("queued", "running")]
-        for job_id in stopped:
-            worker.cancel(job_id)
-        return f"Cancelling jobs {stopped}…" if stopped else "Nothing is rendering from this page."
 
-    def on_sb_export(folder, *args):
-        board = store.save(current(*args))
-        if not (folder or "").strip():
-            raise refused("folder: where should the export go?")
-        try:
-            dest = edl.export(board, sb.plan(studio, board), sb.film_path(studio, board), folder.strip())
-        except StudioError as exc:
-            raise refused(exc) from None
-        return f"Exported to `{dest}`: film.mp4, clips/, storyboard.json, film.edl."
+def on_sb_open(services: Services, choice: str):
+    if not choice:
+        raise refused("id: choose a saved storyboard")
+    studio = services.studio
+    board = StoryboardStore(studio.history).load(int(choice.split(":")[0]))
+    return (board.model_dump(mode="json"), table_rows(studio, board), board.title, board.script,
+            board.model or studio.default_model(), board.preset or "", board.fps, board.base_seed,
+            board.crossfade_s, thumbnails(studio, board))
 
+
+def on_sb_row(services: Services, op: str, number, *args):
+    """One of `ROW_OPS` on shot `number`."""
+    board = current(*args)
+    shots, i = list(board.shots), int(number or 1) - 1
+    if not 0 <= i < len(shots):
+        raise refused(f"shot: choose 1–{len(shots)}, got {int(number or 0)}")
+    if op == "Add after":
+        shots.insert(i + 1, Shot(prompt="a new shot", duration_s=shots[i].duration_s,
+                                 seed=max(s.seed for s in shots) + 1))
+    elif op == "Duplicate":
+        shots.insert(i + 1, shots[i].model_copy())
+    elif op == "Delete":
+        if len(shots) == 1:
+            raise refused("shots: a storyboard keeps at least one shot")
+        shots.pop(i)
+    elif op == "Move up" and i > 0:
+        shots[i - 1], shots[i] = shots[i], shots[i - 1]
+    elif op == "Move down" and i + 1 < len(shots):
+        shots[i + 1], shots[i] = shots[i], shots[i + 1]
+    return shown(services, board.model_copy(update={"shots": shots}), f"{op}: shot {i + 1}.")
+
+
+def on_sb_render(services: Services, only: bool, number, *args):
+    """Render the shots without a current clip (or only shot `number`), then assemble the film:
+    yields (state, table, status, gallery, film, the page's job ids)."""
+    studio, store = services.studio, StoryboardStore(services.studio.history)
+    board = store.save(current(*args))
+    state_json = board.model_dump(mode="json")
+    try:
+        for event in produce.render_queued(studio, services.worker, board, only=int(number) if only else None):
+            if isinstance(event, produce.ShotsQueued):
+                text = (f"Rendering shots {event.to_render}…" if event.to_render
+                        else "Every shot is already rendered: assembling the film…")
+                yield state_json, table_rows(studio, board), text, gr.update(), gr.update(), event.job_ids
+            elif isinstance(event, produce.ShotProgress):
+                text = f"Shot {event.shot}: step {event.step}/{event.total} · {event.done} of {event.shots} shots done"
+                yield gr.update(), gr.update(), text, gr.update(), gr.update(), gr.update()
+            else:
+                info = event.info
+                store.set_film(board.id, info["path"])
+                text = f"Film: {info['frames']} frames, {info['seconds']:.2f}s, {info['shots']} shots."
+                yield state_json, table_rows(studio, board), text, thumbnails(studio, board), info["path"], gr.update()
+                return
+    except StudioError as exc:
+        raise refused(exc) from None
+    yield state_json, table_rows(studio, board), "Shot rendered; render the storyboard to build the film.", \
+        thumbnails(studio, board), gr.update(), gr.update()
+
+
+def on_sb_cancel(services: Services, job_ids: list[int] | None) -> str:
+    worker = services.worker
+    stopped = [j for j in job_ids or [] if worker.status(j)["status"] not in FINAL_STATUSES]
+    for job_id in stopped:
+        worker.cancel(job_id)
+    return f"Cancelling jobs {stopped}…" if stopped else "Nothing is rendering from this page."
+
+
+def on_sb_export(services: Services, folder, *args):
+    studio = services.studio
+    board = StoryboardStore(studio.history).save(current(*args))
+    if not (folder or "").strip():
+        raise refused("folder: where should the export go?")
+    try:
+        dest = edl.export(board, sb.plan(studio, board), sb.film_path(studio, board), folder.strip())
+    except StudioError as exc:
+        raise refused(exc) from None
+    return f"Exported to `{dest}`: film.mp4, clips/, storyboard.json, film.edl."
+
+
+def on_sb_page_load(services: Services):
+    """Storyboards saved and models added since the app was built."""
+    return (gr.update(choices=saved_choices(services)),
+            gr.update(choices=[e.name for e in services.studio.pipelines()]))
+
+
+def wire(tab: StoryboardTab, services: Services) -> None:
     private = {"api_visibility": "private"}
-    form = [state, table, title, model, preset, fps, crossfade]
-    outs = [state, table, title, saved, status]
-    split_btn.click(on_sb_split, inputs=[script, model, preset, fps, target, seed, crossfade], outputs=outs, **private)
-    enhance_btn.click(on_sb_enhance, inputs=form, outputs=outs, **private)
-    save_btn.click(on_sb_save, inputs=form, outputs=outs, **private)
-    open_btn.click(on_sb_open, inputs=saved, outputs=[state, table, title, script, model, preset, fps, seed,
-                                                      crossfade, gallery], **private)
-    for name, button in ops.items():
-        button.click(row_op(name), inputs=[shot_no, *form], outputs=outs, **private)
-    render_outs = [state, table, status, gallery, film, jobs]
-    render_all.click(render(None), inputs=[shot_no, *form], outputs=render_outs, **private)
-    render_one.click(render(1), inputs=[shot_no, *form], outputs=render_outs, **private)
-    cancel.click(on_sb_cancel, inputs=jobs, outputs=status, **private)
-    export_btn.click(on_sb_export, inputs=[export_dir, *form], outputs=status, **private)
-
-    def on_sb_page_load():
-        return gr.update(choices=saved_choices()), gr.update(choices=[e.name for e in studio.pipelines()])
-
-    return on_sb_page_load, [saved, model]
+    form = tab.form
+    outs = [tab.state, tab.table, tab.title, tab.saved, tab.status]
+    tab.split_btn.click(bind(on_sb_split, services),
+                        inputs=[tab.script, tab.model, tab.preset, tab.fps, tab.target, tab.seed, tab.crossfade],
+                        outputs=outs, **private)
+    tab.enhance_btn.click(bind(on_sb_enhance, services), inputs=form, outputs=outs, **private)
+    tab.save_btn.click(bind(on_sb_save, services), inputs=form, outputs=outs, **private)
+    tab.open_btn.click(bind(on_sb_open, services), inputs=tab.saved,
+                       outputs=[tab.state, tab.table, tab.title, tab.script, tab.model, tab.preset, tab.fps, tab.seed,
+                                tab.crossfade, tab.gallery], **private)
+    for op, button in tab.ops.items():
+        name = "on_sb_" + op.lower().replace(" ", "_")
+        button.click(bind(on_sb_row, services, op, name=name), inputs=[tab.shot_no, *form], outputs=outs, **private)
+    render_outs = [tab.state, tab.table, tab.status, tab.gallery, tab.film, tab.jobs]
+    tab.render_all.click(bind(on_sb_render, services, False), inputs=[tab.shot_no, *form], outputs=render_outs,
+                         **private)
+    tab.render_one.click(bind(on_sb_render, services, True, name="on_sb_render_shot"), inputs=[tab.shot_no, *form],
+                         outputs=render_outs, **private)
+    tab.cancel.click(bind(on_sb_cancel, services), inputs=tab.jobs, outputs=tab.status, **private)
+    tab.export_btn.click(bind(on_sb_export, services), inputs=[tab.export_dir, *form], outputs=tab.status, **private)

@@ -11,17 +11,21 @@ import datetime as dt
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from aiprod_studio.files import atomic
 from aiprod_studio.errors import StudioError
-from aiprod_studio.vault.report import build_report, to_markdown
-from aiprod_studio.vault.transfer import export_bundle, import_path
+from aiprod_studio.files import atomic
+from aiprod_studio.recipe import QUANTIZATIONS
 from aiprod_studio.vault.cli import human_bytes, plural
+from aiprod_studio.vault.report import build_report, to_markdown
+from aiprod_studio.vault.store import KINDS
+from aiprod_studio.vault.transfer import export_bundle, import_path
 from aiprod_studio.vault.verify import last_results, verify
 from engine.studio import Studio
+from ui.context import Services, bind
 from ui.errors import refused
 
 COLUMNS = ["status", "name", "kind", "family", "size", "source", "license", "digest", "last check"]
@@ -92,15 +96,42 @@ class Tracked:
         return self._result.get("value")
 
 
-def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[], tuple], list[Any]]:
-    """Build the tab; returns its refresh function and the components it updates (for page load).
+@dataclass
+class VaultTab:
+    table: Any
+    target: Any
+    mode: Any
+    verify_btn: Any
+    cancel_btn: Any
+    refresh_btn: Any
+    status: Any
+    task: Any  # the `Tracked` task this browser session started, for its Cancel button
+    src: Any
+    new_name: Any
+    kind: Any
+    license_: Any
+    link: Any
+    import_btn: Any
+    export_name: Any
+    export_dir: Any
+    export_btn: Any
+    q_name: Any
+    q_to: Any
+    q_new: Any
+    quantize_btn: Any
+    self_test: Any
+    report_btn: Any
+    report_file: Any
+    report_view: Any
 
-    `model_menu` / `lora_menu` are the Render tab's menus: imports, quantized copies and trained
-    LoRAs appear there.
-    """
-    names = [e.name for e in studio.vault.entries()]
-    pipelines = [e.name for e in studio.vault.entries("pipeline")]
-    table = gr.Dataframe(value=rows(studio), headers=COLUMNS, interactive=False, wrap=True, elem_id="vault-table")
+
+def layout(services: Services) -> VaultTab:
+    vault = services.studio.vault
+    names = [e.name for e in vault.entries()]
+    pipelines = [e.name for e in vault.entries("pipeline")]
+    stored = [q for q in QUANTIZATIONS if q != "none"]
+    table = gr.Dataframe(value=rows(services.studio), headers=COLUMNS, interactive=False, wrap=True,
+                         elem_id="vault-table")
     with gr.Row():
         target = gr.Dropdown(label="Entry", choices=["(all)"] + names, value="(all)", scale=2)
         mode = gr.Radio(label="Check", choices=["quick", "deep"], value="quick", scale=1)
@@ -108,12 +139,12 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
         cancel_btn = gr.Button("Cancel", scale=0)
         refresh_btn = gr.Button("Refresh", scale=0)
     status = gr.Markdown("", elem_id="vault-status")
-    task = gr.State(None)  # the `Tracked` task this browser session started, for its Cancel button
+    task = gr.State(None)
     with gr.Accordion("Import a model folder, a .safetensors file or a bundle", open=False):
         with gr.Row():
             src = gr.Textbox(label="Path on this machine", scale=3)
             new_name = gr.Textbox(label="Name (not needed for a bundle)", scale=2)
-            kind = gr.Dropdown(label="Kind", choices=["pipeline", "lora", "qa", "scenarist"], value="pipeline", scale=1)
+            kind = gr.Dropdown(label="Kind", choices=list(KINDS), value="pipeline", scale=1)
         with gr.Row():
             license_ = gr.Textbox(label="License", scale=2)
             link = gr.Checkbox(label="Hard-link instead of copying (same disk only)", value=False, scale=2)
@@ -124,7 +155,7 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
         export_btn = gr.Button("Export", scale=0)
     with gr.Accordion("Quantized copy (saved once, loads without re-quantizing)", open=False), gr.Row():
         q_name = gr.Dropdown(label="Pipeline", choices=pipelines, value=pipelines[0] if pipelines else None, scale=2)
-        q_to = gr.Radio(label="Weights", choices=["int8", "fp8"], value="fp8", scale=1)
+        q_to = gr.Radio(label="Weights", choices=stored, value="fp8", scale=1)
         q_new = gr.Textbox(label="New name", scale=2)
         quantize_btn = gr.Button("Quantize", scale=0)
     with gr.Accordion("Sovereignty report", open=False):
@@ -134,102 +165,129 @@ def build(studio: Studio, model_menu: Any, lora_menu: Any) -> tuple[Callable[[],
         report_file = gr.File(label="Report (.md)", interactive=False)
         report_view = gr.Markdown("")
     gr.Markdown(PROVISION_HELP)
+    return VaultTab(table, target, mode, verify_btn, cancel_btn, refresh_btn, status, task, src, new_name, kind,
+                    license_, link, import_btn, export_name, export_dir, export_btn, q_name, q_to, q_new,
+                    quantize_btn, self_test, report_btn, report_file, report_view)
 
-    def lists() -> tuple[Any, ...]:
-        all_names = [e.name for e in studio.vault.entries()]
-        pipes = [e.name for e in studio.vault.entries("pipeline")]
-        return (gr.update(value=rows(studio)), gr.update(choices=["(all)"] + all_names),
-                gr.update(choices=all_names), gr.update(choices=pipes), gr.update(choices=pipes),
-                gr.update(choices=[e.name for e in studio.vault.entries("lora")]))
 
-    def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
-        """Yields (progress text, the task) — at once, so Cancel can reach it — and returns its result."""
-        job = Tracked(fn)
-        yield f"{label}: starting…", job
-        for p in job.updates():
-            yield progress_text(label, p), job
-        try:
-            return job.result()
-        except gr.Error as exc:  # the status says so too, not the last progress line
-            yield f"{label} failed: {exc.message}", None
-            raise
+def lists(services: Services) -> tuple[Any, ...]:
+    """Updates for the menus that list vault entries: the table, this tab's menus, the Render tab's."""
+    vault = services.studio.vault
+    all_names = [e.name for e in vault.entries()]
+    pipes = [e.name for e in vault.entries("pipeline")]
+    return (gr.update(value=rows(services.studio)), gr.update(choices=["(all)"] + all_names),
+            gr.update(choices=all_names), gr.update(choices=pipes), gr.update(choices=pipes),
+            gr.update(choices=[e.name for e in vault.entries("lora")]))
 
-    def on_vault_verify(name: str, how: str):
-        names_ = None if name in ("", "(all)", None) else [name]
-        job = track(f"{how} verify", lambda progress, cancel: verify(studio.vault, names_, deep=how == "deep",
-                                                                   progress=progress, cancel=cancel))
-        try:
-            while True:
-                yield *next(job), gr.update()
-        except StopIteration as done:
-            report = done.value
-        lines = [f"**{report.mode} verify: {'all ok' if report.ok else plural(len(report.failures()), 'problem')}** "
-                 f"({plural(len(report.entries), 'entry', 'entries')}, {human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)"]
-        lines += [f"- ✖ {f}" for f in report.failures()]
-        yield "\n".join(lines), None, gr.update(value=rows(studio))
 
-    def on_vault_cancel(job: Tracked | None) -> str:
-        if job is None or not job.running:
-            return "Nothing is running from this page."
-        job.cancel.set()
-        return "Cancelling…"
+def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
+    """Yields (progress text, the task) — at once, so Cancel can reach it — and returns its result."""
+    job = Tracked(fn)
+    yield f"{label}: starting…", job
+    for p in job.updates():
+        yield progress_text(label, p), job
+    try:
+        return job.result()
+    except gr.Error as exc:  # the status says so too, not the last progress line
+        yield f"{label} failed: {exc.message}", None
+        raise
 
-    def on_vault_import(path: str, name: str, kind_: str, license_text: str, hard_link: bool):
-        if not (path or "").strip():
-            raise refused("path: give the folder, file or bundle to import")
-        fields = {"license": license_text.strip()} if (license_text or "").strip() else {}
-        job = track("import", lambda progress, cancel: import_path(
-            studio.vault, path.strip(), (name or "").strip() or None, kind=None if kind_ == "pipeline" else kind_,
-            link=hard_link, progress=progress, cancel=cancel, **fields))
-        try:
-            while True:
-                yield next(job) + (gr.update(),) * 6
-        except StopIteration as done:
-            entry = done.value
-        yield (f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
-               f"digest `{entry.digest[:12]}`.", None) + lists()
 
-    def on_vault_export(name: str, folder: str):
-        if not name or not (folder or "").strip():
-            raise refused("to: choose an entry and a folder to write the bundle into")
-        job = track("export", lambda progress, cancel: export_bundle(studio.vault, name, folder.strip(),
-                                                                    progress=progress, cancel=cancel))
-        try:
-            while True:
-                yield next(job)
-        except StopIteration as done:
-            yield (f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`.",
-                   None)
+def on_vault_verify(services: Services, name: str, how: str):
+    vault = services.studio.vault
+    names_ = None if name in ("", "(all)", None) else [name]
+    job = track(f"{how} verify", lambda progress, cancel: verify(vault, names_, deep=how == "deep",
+                                                               progress=progress, cancel=cancel))
+    try:
+        while True:
+            yield *next(job), gr.update()
+    except StopIteration as done:
+        report = done.value
+    outcome = "all ok" if report.ok else plural(len(report.failures()), "problem")
+    lines = [(f"**{report.mode} verify: {outcome}** ({plural(len(report.entries), 'entry', 'entries')}, "
+              f"{human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)")]
+    lines += [f"- ✖ {f}" for f in report.failures()]
+    yield "\n".join(lines), None, gr.update(value=rows(services.studio))
 
-    def on_vault_quantize(name: str, to: str, new: str):
-        from engine.models.quantized import save_quantized
 
-        yield (f"Quantizing {name} to {to}…",) + (gr.update(),) * 6
-        try:
-            entry = save_quantized(studio.vault, name, to, (new or "").strip())
-        except StudioError as exc:
-            raise refused(exc) from None
-        yield (f"Saved **{entry.name}** ({human_bytes(entry.total_size)}); choose it in the Render tab.",) + lists()
+def on_vault_cancel(job: Tracked | None) -> str:
+    if job is None or not job.running:
+        return "Nothing is running from this page."
+    job.cancel.set()
+    return "Cancelling…"
 
-    def on_vault_report(run_self_test: bool):
-        from engine.selftest import network_self_test
 
-        report = build_report(studio.settings, network_self_test() if run_self_test else None)
-        text = to_markdown(report)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = studio.settings.outputs_dir / "reports" / f"sovereignty-{stamp}.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(out, text)
-        return str(out), text
+def on_vault_import(services: Services, path: str, name: str, kind_: str, license_text: str, hard_link: bool):
+    if not (path or "").strip():
+        raise refused("path: give the folder, file or bundle to import")
+    fields = {"license": license_text.strip()} if (license_text or "").strip() else {}
+    job = track("import", lambda progress, cancel: import_path(
+        services.studio.vault, path.strip(), (name or "").strip() or None, kind=None if kind_ == "pipeline" else kind_,
+        link=hard_link, progress=progress, cancel=cancel, **fields))
+    try:
+        while True:
+            yield next(job) + (gr.update(),) * 6
+    except StopIteration as done:
+        entry = done.value
+    text = (f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
+            f"digest `{entry.digest[:12]}`.")
+    yield (text, None) + lists(services)
 
+
+def on_vault_export(services: Services, name: str, folder: str):
+    if not name or not (folder or "").strip():
+        raise refused("to: choose an entry and a folder to write the bundle into")
+    job = track("export", lambda progress, cancel: export_bundle(services.studio.vault, name, folder.strip(),
+                                                                progress=progress, cancel=cancel))
+    try:
+        while True:
+            yield next(job)
+    except StopIteration as done:
+        yield (f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`.",
+               None)
+
+
+def on_vault_quantize(services: Services, name: str, to: str, new: str):
+    yield (f"Quantizing {name} to {to}…",) + (gr.update(),) * 6
+    try:
+        entry = services.studio.quantize(name, to, (new or "").strip())  # holds the device meanwhile
+    except StudioError as exc:
+        raise refused(exc) from None
+    yield (f"Saved **{entry.name}** ({human_bytes(entry.total_size)}); choose it in the Render tab.",) + lists(services)
+
+
+def on_vault_report(services: Services, run_self_test: bool):
+    from engine.selftest import network_self_test
+
+    settings = services.studio.settings
+    text = to_markdown(build_report(settings, network_self_test() if run_self_test else None))
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = settings.outputs_dir / "reports" / f"sovereignty-{stamp}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out, text)
+    return str(out), text
+
+
+def menus(tab: VaultTab, model_menu: Any, lora_menu: Any) -> list[Any]:
+    """What `lists` updates, in its order; `model_menu` / `lora_menu` are the render form's."""
+    return [tab.table, tab.target, tab.export_name, tab.q_name, model_menu, lora_menu]
+
+
+def wire(tab: VaultTab, services: Services, model_menu: Any, lora_menu: Any) -> None:
+    """Connect the tab's events; imports, quantized copies and trained LoRAs also show in the
+    render form's `model_menu` and `lora_menu`."""
     private = {"api_visibility": "private"}
-    verify_btn.click(on_vault_verify, inputs=[target, mode], outputs=[status, task, table], **private)
-    cancel_btn.click(on_vault_cancel, inputs=task, outputs=status, **private)
-    menus = [table, target, export_name, q_name, model_menu, lora_menu]
-    refresh_btn.click(lists, outputs=menus, **private)
-    import_btn.click(on_vault_import, inputs=[src, new_name, kind, license_, link], outputs=[status, task, *menus],
-                     **private)
-    export_btn.click(on_vault_export, inputs=[export_name, export_dir], outputs=[status, task], **private)
-    quantize_btn.click(on_vault_quantize, inputs=[q_name, q_to, q_new], outputs=[status, *menus], **private)
-    report_btn.click(on_vault_report, inputs=self_test, outputs=[report_file, report_view], **private)
-    return lists, menus
+    listed = menus(tab, model_menu, lora_menu)
+    tab.verify_btn.click(bind(on_vault_verify, services), inputs=[tab.target, tab.mode],
+                         outputs=[tab.status, tab.task, tab.table], **private)
+    tab.cancel_btn.click(on_vault_cancel, inputs=tab.task, outputs=tab.status, **private)
+    tab.refresh_btn.click(bind(lists, services), outputs=listed, **private)
+    tab.import_btn.click(bind(on_vault_import, services), inputs=[tab.src, tab.new_name, tab.kind, tab.license_,
+                                                                  tab.link],
+                         outputs=[tab.status, tab.task, *listed], **private)
+    tab.export_btn.click(bind(on_vault_export, services), inputs=[tab.export_name, tab.export_dir],
+                         outputs=[tab.status, tab.task], **private)
+    tab.quantize_btn.click(bind(on_vault_quantize, services), inputs=[tab.q_name, tab.q_to, tab.q_new],
+                           outputs=[tab.status, *listed], **private)
+    tab.report_btn.click(bind(on_vault_report, services), inputs=tab.self_test,
+                         outputs=[tab.report_file, tab.report_view], **private)

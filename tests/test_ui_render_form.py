@@ -1,0 +1,62 @@
+"""The render form (ui/components/render_form.py): widget values → recipe values, a recipe → widget updates."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from ui.components.render_form import FIELDS, RenderForm, lora_label, updates_from_recipe, values
+
+
+def widgets(**changed):
+    """Widget values in `FIELDS` order, as Gradio sends them (numbers as floats)."""
+    shown = {"prompt": "a lighthouse", "negative_prompt": "", "model": "aiprod-tiny-ltx2", "quantization": "none",
+             "offload": "none", "width": 64.0, "height": 64.0, "num_frames": 17.0, "fps": 24.0, "steps": 8.0,
+             "guidance": 3.0, "seed": 5.0, "loras": []} | changed
+    return [shown[f] for f in FIELDS]
+
+
+def test_values_turn_whole_floats_into_ints_but_keep_guidance_a_float():
+    v = values(*widgets())
+    assert v == {"prompt": "a lighthouse", "negative_prompt": "", "model": "aiprod-tiny-ltx2", "quantization": "none",
+                 "offload": "none", "width": 64, "height": 64, "num_frames": 17, "fps": 24, "steps": 8,
+                 "guidance": 3.0, "seed": 5, "loras": []}
+    assert type(v["width"]) is int and type(v["guidance"]) is float
+    assert values(*widgets(width=64.5))["width"] == 64.5  # not rounded: the recipe refuses it by name
+
+
+def test_empty_boxes_mean_the_models_default_except_for_the_prompts():
+    v = values(*widgets(width="", steps="", prompt="", negative_prompt=""))
+    assert v["width"] is None and v["steps"] is None and v["prompt"] == "" and v["negative_prompt"] == ""
+
+
+def test_lora_menu_values_drop_blanks_and_accept_one_typed_name():
+    assert values(*widgets(loras=["style-a:0.5", "style-b", " "]))["loras"] == ["style-a:0.5", "style-b"]
+    assert values(*widgets(loras="style-a:0.6"))["loras"] == ["style-a:0.6"]
+    assert values(*widgets(loras=None))["loras"] == []
+
+
+def test_lora_label_shows_a_strength_only_when_it_is_not_one():
+    assert lora_label({"name": "style-a", "scale": 0.5, "sha256": "x"}) == "style-a:0.5"
+    assert lora_label({"name": "style-b"}) == "style-b"
+    assert lora_label(SimpleNamespace(name="style-c", scale=1.0)) == "style-c"
+    assert lora_label(SimpleNamespace(name="style-d", scale=-2)) == "style-d:-2"
+
+
+def test_a_recipe_fills_the_fields_it_has_and_leaves_the_others():
+    updates = updates_from_recipe({"prompt": "restored", "seed": 99, "steps": 3,
+                                   "loras": [{"name": "style-a", "scale": 0.5, "sha256": "x"},
+                                             {"name": "style-b", "scale": 1.0}]})
+    assert len(updates) == len(FIELDS)
+    by_field = dict(zip(FIELDS, updates))
+    assert by_field["prompt"]["value"] == "restored" and by_field["seed"]["value"] == 99
+    assert by_field["steps"]["value"] == 3 and by_field["loras"]["value"] == ["style-a:0.5", "style-b"]
+    assert by_field["width"] == gr.update() and "value" not in by_field["model"]
+    assert all(u == gr.update() for u in updates_from_recipe({}))
+
+
+def test_the_form_finds_its_components_by_field():
+    form = RenderForm(components=[f"<{f}>" for f in FIELDS])
+    assert form.component("model") == "<model>" and form.component("loras") == "<loras>"
+    assert form.updates_from_recipe({"fps": 12})[FIELDS.index("fps")]["value"] == 12

@@ -1,0 +1,56 @@
+"""The render form: the Render tab's recipe inputs, which the History and Vault tabs fill too.
+
+`FIELDS` is the order of the form's components and of the `/render` and `/enqueue`
+parameters; `values` turns widget values into recipe values, `updates_from_recipe` a stored
+recipe (or a preset's settings) into widget updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+FIELDS = ("prompt", "negative_prompt", "model", "quantization", "offload", "width", "height", "num_frames", "fps",
+          "steps", "guidance", "seed", "loras")
+
+
+def lora_label(ref: Any) -> str:
+    """A LoRA reference (a dict or an object with name and scale) as the menu shows it: `name` or `name:scale`."""
+    name, scale = (ref["name"], ref.get("scale", 1.0)) if isinstance(ref, dict) else (ref.name, ref.scale)
+    return name if float(scale) == 1.0 else f"{name}:{float(scale):g}"
+
+
+def values(*args: Any) -> dict[str, Any]:
+    """Widget values (in `FIELDS` order) → recipe values; Gradio numbers arrive as floats."""
+    out = {}
+    for name, value in zip(FIELDS, args):
+        if name == "loras":
+            out[name] = [v for v in ([value] if isinstance(value, str) else value or []) if str(v).strip()]
+            continue
+        if isinstance(value, float) and value.is_integer() and name != "guidance":
+            value = int(value)
+        out[name] = None if value == "" and name not in ("prompt", "negative_prompt") else value
+    return out
+
+
+def updates_from_recipe(recipe: dict[str, Any]) -> list[Any]:
+    """One update per field (in `FIELDS` order): the recipe's value, or no change where it has none."""
+    shown = dict(recipe)
+    if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
+        shown["loras"] = [lora_label(r) for r in shown["loras"]]
+    return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
+
+
+@dataclass
+class RenderForm:
+    """The form's components, in `FIELDS` order, so other tabs can fill them."""
+
+    components: list[Any]
+
+    def component(self, field: str) -> Any:
+        return self.components[FIELDS.index(field)]
+
+    def updates_from_recipe(self, recipe: dict[str, Any]) -> list[Any]:
+        return updates_from_recipe(recipe)
