@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from servers import serve_in_process
-from test_lora_train import make_dataset
+from training_data import make_dataset
 
 PASSWORD = "correct horse"
 
