@@ -46,7 +46,7 @@ def main() -> int:
 
     from aiprod_studio.settings import load_settings
     from aiprod_studio.vault.store import Vault
-    from engine.models.pipelines import quantize_transformer
+    from engine.models.quantize import quantize_transformer
     from engine.render.clip import pipeline_kwargs
     from engine.studio import Studio
     from engine.models.tiny import make_tiny
