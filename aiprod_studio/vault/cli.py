@@ -10,10 +10,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from aiprod_studio.choices import MODEL_FAMILIES, VAULT_KINDS
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import Settings
-
-KIND_CHOICES = ("pipeline", "lora", "qa", "scenarist")
 
 
 def human_bytes(n: float) -> str:
@@ -88,7 +87,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio.vault.transfer import import_path
-    from aiprod_studio.vault.store import Source, Vault
+    from aiprod_studio.vault.manifest import Source
+    from aiprod_studio.vault.store import Vault
 
     fields: dict[str, Any] = {}
     if args.source_repo or args.source_revision:
@@ -132,7 +132,7 @@ def cmd_provision(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
 
 def register(reg: Any) -> None:
     p = reg.subcommand("vault", "list", "list the vault's entries and their last check", cmd_list)
-    p.add_argument("--kind", choices=KIND_CHOICES)
+    p.add_argument("--kind", choices=VAULT_KINDS)
 
     p = reg.subcommand("vault", "verify", "check entries against the manifest (exit 3 naming each bad file)",
                        cmd_verify)
@@ -144,8 +144,8 @@ def register(reg: Any) -> None:
                                           "the vault, hashing every byte", cmd_import)
     p.add_argument("path", help="a diffusers pipeline folder, one .safetensors file, or an exported bundle")
     p.add_argument("--name", help="the entry's name (required unless PATH is a bundle)")
-    p.add_argument("--kind", choices=KIND_CHOICES, help="default: pipeline (or the bundle's)")
-    p.add_argument("--family", choices=("ltx2", "ltx", "clip", "llm"), help="default: ltx2 (or the bundle's)")
+    p.add_argument("--kind", choices=VAULT_KINDS, help="default: pipeline (or the bundle's)")
+    p.add_argument("--family", choices=MODEL_FAMILIES, help="default: ltx2 (or the bundle's)")
     p.add_argument("--license", help="the model's license, for the sovereignty report")
     p.add_argument("--link", action="store_true", help="hard-link instead of copying (same filesystem only)")
     p.add_argument("--source-repo", help="where it came from (e.g. Lightricks/LTX-2)")
@@ -162,6 +162,6 @@ def register(reg: Any) -> None:
     p.add_argument("--revision", help="branch, tag or 40-hex commit (resolved to a commit and recorded)")
     p.add_argument("--name", help="the entry's name (default: the catalogue name or the repo's last part)")
     p.add_argument("--allow", nargs="+", metavar="PATTERN", help="only files matching these glob patterns")
-    p.add_argument("--kind", choices=KIND_CHOICES)
-    p.add_argument("--family", choices=("ltx2", "ltx", "clip", "llm"))
+    p.add_argument("--kind", choices=VAULT_KINDS)
+    p.add_argument("--family", choices=MODEL_FAMILIES)
     p.add_argument("--license", help="override the license read from the model card")

@@ -34,9 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
 from aiprod_studio.offline import NetworkBlocked
 from aiprod_studio.settings import PROJECT_ROOT
+from aiprod_studio.vault.manifest import (KIND_DIRS, Entry, FileRecord, Source, check_kind, check_weight_file,
+                                          hash_with_stat)
+from aiprod_studio.vault.store import Vault
 from aiprod_studio.vault.transfer import Meter
-from aiprod_studio.vault.store import (KIND_DIRS, Entry, FileRecord, Source, Vault, check_kind, check_weight_file,
-                                 hash_with_stat)
 
 log = logging.getLogger(__name__)
 

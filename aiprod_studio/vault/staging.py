@@ -37,10 +37,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiprod_studio.files import atomic
-from aiprod_studio.files import locks
 from aiprod_studio.errors import BadInput, StudioError
-from aiprod_studio.vault.store import KIND_DIRS, Entry, Vault, check_weight_file, stat_key
+from aiprod_studio.files import atomic, locks
+from aiprod_studio.vault.folder import VaultFolder
+from aiprod_studio.vault.manifest import KIND_DIRS, Entry, check_weight_file, stat_key
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def clear_journal(target: Path) -> None:
         journal_path(target).unlink()
 
 
-def _read_journal(vault: Vault, target: Path) -> tuple[Entry, dict[str, list[int]], str] | None:
+def _read_journal(vault: VaultFolder, target: Path) -> tuple[Entry, dict[str, list[int]], str] | None:
     path = journal_path(target)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -203,7 +203,7 @@ def remove_path(p: Path) -> None:
 
 
 # -- recovery ----------------------------------------------------------------------------------------
-def resolve(vault: Vault, target: Path, roll_forward: bool = True,
+def resolve(vault: VaultFolder, target: Path, roll_forward: bool = True,
             report: RecoveryReport | None = None) -> Finished | None:
     """Clear what an import of `target` left behind. The caller holds the target's import lock.
 
@@ -256,7 +256,7 @@ def resolve(vault: Vault, target: Path, roll_forward: bool = True,
     return finished
 
 
-def _groups(vault: Vault) -> dict[Path, dict[str, list[str]]]:
+def _groups(vault: VaultFolder) -> dict[Path, dict[str, list[str]]]:
     """Per target with hidden import names beside it: those names, by what they are (a suffix)."""
     found: dict[Path, dict[str, list[str]]] = {}
     for folder in sorted(set(KIND_DIRS.values())):
@@ -276,7 +276,7 @@ def _groups(vault: Vault) -> dict[Path, dict[str, list[str]]]:
     return found
 
 
-def recover_staging(vault: Vault) -> RecoveryReport:
+def recover_staging(vault: VaultFolder) -> RecoveryReport:
     """Clear what killed imports left in the vault (see the module doc). Idempotent; a cheap
     scan of the kind folders when there is nothing to do; never touches a running import."""
     report = RecoveryReport()
@@ -301,7 +301,7 @@ def recover_staging(vault: Vault) -> RecoveryReport:
     return report
 
 
-def stale_leftovers(vault: Vault) -> list[tuple[str, str]]:
+def stale_leftovers(vault: VaultFolder) -> list[tuple[str, str]]:
     """(vault-relative path, what it is) for each leftover of an import that is no longer running.
 
     Read-only (for verify): nothing is created, locked for long, or removed.

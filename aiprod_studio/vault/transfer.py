@@ -30,13 +30,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio.files import atomic
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.files import atomic
+from aiprod_studio.vault.manifest import (CHECKSUMS_NAME, HASH_CHUNK, KIND_DIRS, MANIFEST_NAME, Entry, FileRecord,
+                                          Manifest, check_kind, check_name, check_weight_file, entry_digest,
+                                          hash_with_stat, stat_key, write_manifest)
 from aiprod_studio.vault.staging import (BOOKKEEPING, clear_journal, import_lock, remove_path, resolve, staging_path,
-                                   write_journal)
-from aiprod_studio.vault.store import (CHECKSUMS_NAME, HASH_CHUNK, KIND_DIRS, MANIFEST_NAME, Entry, FileRecord,
-                                 Manifest, Vault, check_kind, check_name, check_weight_file, entry_digest,
-                                 hash_with_stat, stat_key)
+                                         write_journal)
+from aiprod_studio.vault.store import Vault
 from aiprod_studio.vault.verify import VerifyProgress
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ def export_bundle(vault: Vault, name: str, to: Path | str, progress: Callable[[V
                                      "the vault copy is damaged, nothing was exported")
             meter.files_done += 1
         meter.emit()
-        Vault(tmp)._write(Manifest(entries=[exported]))
+        write_manifest(tmp, Manifest(entries=[exported]))
         (tmp / "README.txt").write_text(
             f"AIPROD Studio model bundle: {name}\n\n"
             f"Check it anywhere:   sha256sum -c {CHECKSUMS_NAME}\n"

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ValidationError, field_validator
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import MAX_PROMPT_CHARS
 from aiprod_studio.storyboard.board import Storyboard, _prompt
-from aiprod_studio.vault.store import Entry, Vault
+from aiprod_studio.vault.manifest import Entry
+from aiprod_studio.vault.store import Vault
 
 log = logging.getLogger(__name__)
 
