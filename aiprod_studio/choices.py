@@ -36,6 +36,8 @@ ModelFamily = Literal["ltx2", "ltx", "clip", "llm"]
 
 VAULT_KINDS: tuple[VaultKind, ...] = get_args(VaultKind)
 MODEL_FAMILIES: tuple[ModelFamily, ...] = get_args(ModelFamily)
+DEFAULT_KIND: VaultKind = "pipeline"  # what an import or a provision brings in unless told
+DEFAULT_FAMILY: ModelFamily = "ltx2"
 
 # -- training and presets ------------------------------------------------------------------------
 LrSchedule = Literal["constant", "cosine"]

@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiprod_studio import __version__, offline
-from aiprod_studio.storyboard import cli as storyboard_cli
-from aiprod_studio.vault import cli as vault_cli
+from aiprod_studio.choices import JOB_STATUSES
 from aiprod_studio.errors import BadInput, Cancelled, StudioError
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.settings import Settings, load_settings
+from aiprod_studio.storyboard import cli as storyboard_cli
+from aiprod_studio.vault import cli as vault_cli
 
 log = logging.getLogger("aiprod_studio")
 
@@ -104,7 +105,7 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 def _register_core(reg: Registry) -> None:
     p = reg.command("history", "list past and queued renders, newest first", _cmd_history)
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled", "interrupted"))
+    p.add_argument("--status", choices=JOB_STATUSES)
     p.add_argument("--search", help="text that the prompt contains")
     p.add_argument("--model", help="only jobs of this model")
     vault_cli.register(reg)

@@ -7,10 +7,9 @@ table's `recipe` column for a `train` job), so a run can be resumed exactly.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aiprod_studio.choices import LrSchedule, Optimizer, Quantization
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import format_validation_error, text_fields
 from aiprod_studio.vault.manifest import check_name
@@ -31,7 +30,7 @@ class TrainConfig(BaseModel):
     steps: int = Field(default=1500, ge=1, le=100_000)
     save_every: int = Field(default=250, ge=1)
     warmup_steps: int = Field(default=50, ge=0)
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: LrSchedule = "constant"
     batch_size: int = Field(default=1, ge=1, le=64)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     width: int | None = None  # the bucket; None: proposed from the data and the device
@@ -41,8 +40,8 @@ class TrainConfig(BaseModel):
     trigger: str = ""
     train_feed_forward: bool = False
     gradient_checkpointing: bool = False
-    quantization: Literal["none", "int8", "fp8"] = "none"
-    optimizer: Literal["adamw", "adamw8bit"] = "adamw"
+    quantization: Quantization = "none"
+    optimizer: Optimizer = "adamw"
     timestep_shift: float = Field(default=1.0, gt=0, le=20)
     max_grad_norm: float = Field(default=1.0, gt=0)
 

@@ -31,6 +31,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
 from aiprod_studio.offline import NetworkBlocked
 from aiprod_studio.settings import PROJECT_ROOT
@@ -61,8 +62,8 @@ class CatalogItem(BaseModel):
     name: str
     repo: str
     revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
-    kind: str = "pipeline"
-    family: str = "ltx2"
+    kind: str = DEFAULT_KIND
+    family: str = DEFAULT_FAMILY
     license: str = "unknown"
     allow: list[str] = Field(default_factory=list)
     description: str = ""
@@ -188,7 +189,7 @@ def provision(vault: Vault, repo: str, revision: str | None = None, name: str | 
     if not revision:
         raise BadInput("revision is required: a branch, tag or 40-hex commit (it is resolved and recorded)",
                        field="revision")
-    kind, family = kind or "pipeline", family or "ltx2"
+    kind, family = kind or DEFAULT_KIND, family or DEFAULT_FAMILY
     name = name or repo.split("/")[1]
     vault.check_new_name(name)
     check_kind(kind)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.files import atomic
 from aiprod_studio.vault.manifest import (CHECKSUMS_NAME, HASH_CHUNK, KIND_DIRS, MANIFEST_NAME, Entry, FileRecord,
@@ -168,8 +169,8 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
         name = name or bundle.name
         files = [(rel, src / bundle.vault_path(rel)) for rel in sorted(bundle.files)]
     else:
-        kind = kind or "pipeline"
-        family = family or "ltx2"
+        kind = kind or DEFAULT_KIND
+        family = family or DEFAULT_FAMILY
         files = []
     if not name:
         raise BadInput("name is required for a folder or file import (--name)", field="name")
