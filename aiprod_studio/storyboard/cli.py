@@ -6,10 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio.files import atomic
+from aiprod_studio.choices import QUANTIZATIONS
 from aiprod_studio.errors import BadInput
+from aiprod_studio.files import atomic
+from aiprod_studio.recipe import RECIPE_DEFAULTS
 from aiprod_studio.settings import Settings
-from aiprod_studio.storyboard.board import shot_frames, split_script
+from aiprod_studio.storyboard.board import shot_frames
+from aiprod_studio.storyboard.scenarist import split_script
 
 
 def cmd_split(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -40,11 +43,11 @@ def register(reg: Any) -> None:
     reg.group("storyboard", "script → shots → one film with sound")
     p = reg.subcommand("storyboard", "split", "turn a script file into shots (a storyboard JSON)", cmd_split)
     p.add_argument("script", help="a text file: shots marked `Shot 1:`, `---`, `INT.`…, or plain paragraphs")
-    p.add_argument("--fps", type=int, default=24)
+    p.add_argument("--fps", type=int, default=RECIPE_DEFAULTS["fps"])
     p.add_argument("--target", type=float, help="total length in seconds, shared by shots without a (3s) hint")
     p.add_argument("--seed", type=int, default=0, help="base seed: shot i gets seed + i")
     p.add_argument("--model", help="vault pipeline (default: the studio's default)")
     p.add_argument("--preset", help="a render preset id from presets/ (sizes, steps)")
-    p.add_argument("--quantize", choices=("none", "int8", "fp8"))
+    p.add_argument("--quantize", choices=QUANTIZATIONS)
     p.add_argument("--crossfade", type=float, help="seconds of crossfade between shots (default 0: hard cuts)")
     p.add_argument("--out", help="write the storyboard JSON here (edit it, then `storyboard render` it)")
