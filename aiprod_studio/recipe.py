@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from aiprod_studio import choices
+from aiprod_studio.choices import Offload, Quantization
 from aiprod_studio.errors import BadInput
 
-QUANTIZATIONS = ("none", "int8", "fp8")
-OFFLOADS = ("none", "model", "sequential")
+QUANTIZATIONS = choices.QUANTIZATIONS  # (engine and ui offer these from here)
+OFFLOADS = choices.OFFLOADS
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**63 - 1
 
@@ -55,6 +58,10 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "offload": "none",
 }
 
+
+# Fields older recipes carry that no longer exist, with the one value they always held
+# (`scheduler`: the engine never read it; it was dropped from the recipe and from its render key).
+RETIRED_FIELDS: dict[str, Any] = {"scheduler": {}}
 
 # Characters no prompt, name or script may carry: lone surrogates (not text: they cannot be
 # written as UTF-8, so the database, JSON files and MP4 metadata would fail on them) and
@@ -134,13 +141,31 @@ class Recipe(BaseModel):
     fps: int = RECIPE_DEFAULTS["fps"]
     steps: int = RECIPE_DEFAULTS["steps"]
     guidance: float = RECIPE_DEFAULTS["guidance"]
-    quantization: Literal["none", "int8", "fp8"] = RECIPE_DEFAULTS["quantization"]
-    offload: Literal["none", "model", "sequential"] = RECIPE_DEFAULTS["offload"]
-    scheduler: dict[str, Any] = Field(default_factory=dict)
+    quantization: Quantization = RECIPE_DEFAULTS["quantization"]
+    offload: Offload = RECIPE_DEFAULTS["offload"]
     advanced: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
 
-    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "scheduler", "versions")
+    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "versions")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_fields(cls, data: Any) -> Any:
+        """Recipes written before a field was retired (history rows, MP4 metadata) still load.
+
+        Such a field is dropped when it holds the value every recipe then carried; any other
+        value asked for something no render ever did, and is refused by the field's name.
+        """
+        if not isinstance(data, dict) or not RETIRED_FIELDS.keys() & data.keys():
+            return data
+        for name, old_default in RETIRED_FIELDS.items():
+            if name in data and data[name] != old_default:
+                raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                    type=PydanticCustomError("value_error", f"is no longer a recipe setting (renders never used it); "
+                                                            f"only {old_default!r} is accepted in an old recipe, got "
+                                                            f"{echo(data[name])}"),
+                    loc=(name,), input=data[name])])
+        return {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
 
     @field_validator("prompt")
     @classmethod

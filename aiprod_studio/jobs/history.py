@@ -12,28 +12,32 @@ running row whose owner is gone into `interrupted`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from aiprod_studio import choices
+from aiprod_studio.choices import ACTIVE_STATUSES, JOB_KINDS, RESUMABLE_STATUSES, FinalStatus, JobStatus
 from aiprod_studio.errors import BadInput
 from aiprod_studio.jobs.owner import Owner, is_alive, owner_of
-from aiprod_studio.recipe import check_text
+from aiprod_studio.recipe import Recipe, check_text, recipe_from_json
+from aiprod_studio.training import TrainConfig
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
-KINDS = ("render", "train")
+STATUSES = choices.JOB_STATUSES  # (ui and engine read them from here)
+FINAL_STATUSES = choices.FINAL_STATUSES
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+def now() -> str:
+    """The time a row records (created, started, finished, updated): UTC, ISO 8601, milliseconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _m001_jobs(db: sqlite_utils.Database) -> None:
@@ -65,8 +69,6 @@ def _m001_jobs(db: sqlite_utils.Database) -> None:
 
 def _m002_storyboards(db: sqlite_utils.Database) -> None:
     """Jobs learn their render key (what decides the pixels); storyboards and their shots."""
-    from aiprod_studio.recipe import recipe_from_json
-
     db["jobs"].add_column("render_key", str)
     for job_id, text in db.execute("SELECT id, recipe FROM jobs").fetchall():
         try:
@@ -103,8 +105,20 @@ def _m004_owners(db: sqlite_utils.Database) -> None:
     table.add_column("cancel_requested", int, not_null_default=0)
 
 
+def _m005_render_keys(db: sqlite_utils.Database) -> None:
+    """Render keys computed again, now that recipes no longer carry the retired `scheduler` field
+    (always `{}`): a storyboard still finds the shots it rendered before the upgrade. A recipe
+    that no longer loads keeps its old key, which simply never matches again."""
+    for job_id, text in db.execute("SELECT id, recipe FROM jobs WHERE render_key IS NOT NULL").fetchall():
+        try:
+            key = recipe_from_json(text).render_key()
+        except BadInput:
+            continue
+        db.execute("UPDATE jobs SET render_key = ? WHERE id = ?", [key, job_id])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards, _m003_training,
-                                                             _m004_owners]
+                                                             _m004_owners, _m005_render_keys]
 OWNER_COLUMNS = ("owner_pid", "owner_host", "owner_start", "heartbeat")
 # an ended job has no owner, and no partial file of its own left (the writer removed it on failure)
 RELEASED = {"owner_pid": None, "owner_host": None, "owner_start": None, "target_path": None}
@@ -130,17 +144,30 @@ class History:
         The version is read inside `BEGIN IMMEDIATE`, so two processes opening a new
         database at once (the UI and a CLI render) never both apply the same step.
         """
+        for number, migration in enumerate(MIGRATIONS, start=1):
+            with self.transaction() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] < number:
+                    migration(db)
+                    db.execute(f"PRAGMA user_version={number}")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[sqlite_utils.Database]:
+        """The database, to this thread alone for the block (the one connection is shared)."""
         with self._lock:
-            for number, migration in enumerate(MIGRATIONS, start=1):
-                self.db.execute("BEGIN IMMEDIATE")
-                try:
-                    if self.db.execute("PRAGMA user_version").fetchone()[0] < number:
-                        migration(self.db)
-                        self.db.execute(f"PRAGMA user_version={number}")
-                    self.db.execute("COMMIT")
-                except BaseException:
-                    self.db.execute("ROLLBACK")
-                    raise
+            yield self.db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction (`BEGIN IMMEDIATE`) for the block: committed at its end, rolled
+        back if it raises. Other processes' writers wait for it; their readers see it whole."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     @property
     def schema_version(self) -> int:
@@ -155,21 +182,21 @@ class History:
         with self._lock:
             self.db["jobs"].update(job_id, values)
 
-    def _insert_job(self, values: dict[str, Any], status: str) -> int:
+    def _insert_job(self, values: dict[str, Any], status: JobStatus) -> int:
         owner = Owner.me().columns() if status == "running" else {}
         with self._lock:
             table = self.db["jobs"]
-            table.insert({**values, "status": status, "created_at": _now(), **owner})
+            table.insert({**values, "status": status, "created_at": now(), **owner})
             return int(table.last_pk)
 
-    def create_job(self, recipe: Any, status: str = "queued") -> int:
+    def create_job(self, recipe: Recipe, status: JobStatus = "queued") -> int:
         """Insert a job for a validated recipe (a `Recipe`); returns its id. A job created
         `running` is owned by this process from the first instant."""
         return self._insert_job({"prompt": recipe.prompt, "model": recipe.model, "model_digest": recipe.model_digest,
                                  "seed": recipe.seed, "recipe": recipe.to_json(), "render_key": recipe.render_key(),
                                  "total_steps": recipe.steps}, status)
 
-    def create_train_job(self, config: Any, status: str = "queued") -> int:
+    def create_train_job(self, config: TrainConfig, status: JobStatus = "queued") -> int:
         """Insert a LoRA training run (a `TrainConfig`) into the queue; returns its id."""
         return self._insert_job({"kind": "train", "prompt": f"Train LoRA {config.name}", "model": config.model,
                                  "model_digest": "", "seed": config.seed, "recipe": config.model_dump_json(),
@@ -189,7 +216,7 @@ class History:
     def mark_running(self, job_id: int, target: str | None = None) -> None:
         """The job starts now, owned by this process; `target` is the file it will write."""
         # (a cancel asked meanwhile stays asked: the flag is cleared only when the job is queued again)
-        self._update(job_id, status="running", started_at=_now(), step=0, error=None, target_path=target,
+        self._update(job_id, status="running", started_at=now(), step=0, error=None, target_path=target,
                      **Owner.me().columns())
 
     def set_progress(self, job_id: int, step: int, total: int) -> None:
@@ -208,7 +235,7 @@ class History:
         if row is None:
             return True
         cancel, pid, host, status = row
-        taken = status in ("queued", "running") and (pid, host) != (me.pid, me.host)
+        taken = status in ACTIVE_STATUSES and (pid, host) != (me.pid, me.host)
         return bool(cancel) or taken
 
     def request_cancel(self, job_id: int) -> bool:
@@ -218,17 +245,17 @@ class History:
                                   [job_id])
             return cur.rowcount == 1
 
-    def set_recipe(self, job_id: int, recipe: Any) -> None:
+    def set_recipe(self, job_id: int, recipe: Recipe) -> None:
         self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest, render_key=recipe.render_key())
 
     def mark_done(self, job_id: int, output_path: str, wall_s: float) -> None:
-        self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s, **RELEASED)
+        self._update(job_id, status="done", finished_at=now(), output_path=output_path, wall_s=wall_s, **RELEASED)
 
-    def mark_failed(self, job_id: int, error: str, status: str = "failed") -> None:
+    def mark_failed(self, job_id: int, error: str, status: FinalStatus = "failed") -> None:
         """The job ended (by its owner, or discarded): the row no longer belongs to a process."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
-        self._update(job_id, status=status, finished_at=_now(), error=error, **RELEASED)
+        self._update(job_id, status=status, finished_at=now(), error=error, **RELEASED)
 
     def claim(self, job_id: int) -> bool:
         """queued → running (owned by this process), only if nobody cancelled or claimed it meanwhile."""
@@ -237,23 +264,24 @@ class History:
             cur = self.db.execute(
                 "UPDATE jobs SET status = 'running', started_at = ?, step = 0, error = NULL, cancel_requested = 0, "
                 "owner_pid = ?, owner_host = ?, owner_start = ?, heartbeat = ? WHERE id = ? AND status = 'queued'",
-                [_now(), me.pid, me.host, me.start, time.time(), job_id])
+                [now(), me.pid, me.host, me.start, time.time(), job_id])
             return cur.rowcount == 1
 
     def cancel_if_queued(self, job_id: int, reason: str = "cancelled before it started") -> bool:
         with self._lock:
             cur = self.db.execute("UPDATE jobs SET status = 'cancelled', finished_at = ?, error = ? "
-                                  "WHERE id = ? AND status = 'queued'", [_now(), reason, job_id])
+                                  "WHERE id = ? AND status = 'queued'", [now(), reason, job_id])
             return cur.rowcount == 1
 
     def requeue(self, job_id: int) -> bool:
         """interrupted | failed | cancelled → queued again with the same recipe."""
+        marks = ",".join("?" * len(RESUMABLE_STATUSES))
         with self._lock:
             cur = self.db.execute(
                 "UPDATE jobs SET status = 'queued', started_at = NULL, finished_at = NULL, error = NULL, "
                 "output_path = NULL, wall_s = NULL, step = 0, cancel_requested = 0, target_path = NULL, "
                 "owner_pid = NULL, owner_host = NULL, owner_start = NULL, heartbeat = NULL "
-                "WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')", [job_id])
+                f"WHERE id = ? AND status IN ({marks})", [job_id, *RESUMABLE_STATUSES])
             return cur.rowcount == 1
 
     def set_model_digest(self, job_id: int, digest: str) -> None:
@@ -296,7 +324,7 @@ class History:
                     "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND "
                     "status = 'running' AND owner_pid IS ? AND owner_host IS ? AND owner_start IS ? "
                     "AND heartbeat IS ?",
-                    [_now(), f"the process running this job stopped{who}", row["id"], row["owner_pid"],
+                    [now(), f"the process running this job stopped{who}", row["id"], row["owner_pid"],
                      row["owner_host"], row["owner_start"], row["heartbeat"]])
                 if cur.rowcount:
                     orphaned.append(row["id"])
@@ -335,8 +363,8 @@ class History:
                 raise BadInput(f"{name} {exc}", field=name) from None
         if status and status not in STATUSES:
             raise BadInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
-        if kind and kind not in KINDS:
-            raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
+        if kind and kind not in JOB_KINDS:
+            raise BadInput(f"kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}", field="kind")
         where, params = [], []
         if kind:
             where.append("kind = ?")
