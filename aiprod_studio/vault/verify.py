@@ -16,93 +16,23 @@ and the hidden leftovers of an import that was killed (`staging`; see `aiprod_st
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.vault.folder import EntryCheck, FileCheck, VaultFolder, VerifyState, load_state, save_state
 from aiprod_studio.vault.manifest import KIND_DIRS, Entry, check_weight_file, hash_with_stat, now, stat_key
+from aiprod_studio.vault.results import EntryResult, Problem, VerifyProgress, VerifyReport
 from aiprod_studio.vault.staging import stale_leftovers
 
 log = logging.getLogger(__name__)
-
-PROBLEM_KINDS = ("missing", "size", "hash", "unsafe", "unreadable", "extra", "symlink", "staging")
-
-
-@dataclass
-class Problem:
-    kind: str  # one of PROBLEM_KINDS
-    path: str  # vault-relative
-    detail: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        # "file", not "path": API clients treat any object with a "path" key as a file to download
-        return {"kind": self.kind, "file": self.path, "detail": self.detail}
-
-    def __str__(self) -> str:
-        label = {"missing": "missing file", "size": "size mismatch", "hash": "hash mismatch",
-                 "unsafe": "unsafe weights", "unreadable": "unreadable file", "extra": "unrecorded extra file",
-                 "symlink": "symlink", "staging": "import leftover"}[self.kind]
-        return f"{label} {self.path}" + (f": {self.detail}" if self.detail else "")
-
-
-@dataclass
-class EntryResult:
-    name: str
-    files: int
-    size: int
-    problems: list[Problem] = field(default_factory=list)
-    hashed_files: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass
-class VerifyReport:
-    mode: str
-    entries: list[EntryResult]
-    unrecorded: list[Problem]  # items under the kind folders that no entry owns, import leftovers
-    seconds: float
-    hashed_bytes: int
-
-    @property
-    def ok(self) -> bool:
-        return all(e.ok for e in self.entries) and not self.unrecorded
-
-    def failures(self) -> list[str]:
-        out = [f"{e.name}: {p}" for e in self.entries for p in e.problems]
-        return out + [str(p) for p in self.unrecorded]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "ok": self.ok, "seconds": round(self.seconds, 4), "hashed_bytes": self.hashed_bytes,
-                "entries": [{"name": e.name, "status": "ok" if e.ok else "failed", "files": e.files, "size": e.size,
-                             "hashed_files": e.hashed_files, "problems": [p.to_json() for p in e.problems]}
-                            for e in self.entries],
-                "unrecorded": [p.to_json() for p in self.unrecorded]}
-
-
-@dataclass
-class VerifyProgress:
-    done_bytes: int
-    total_bytes: int
-    bytes_per_s: float
-    eta_s: float | None
-    files_done: int
-    files_total: int
-
-    @property
-    def fraction(self) -> float:
-        return self.done_bytes / self.total_bytes if self.total_bytes else 1.0
 
 
 # -- the last results ----------------------------------------------------------------------------
@@ -119,7 +49,7 @@ def last_results(vault: VaultFolder) -> dict[str, EntryCheck]:
 # -- walking -------------------------------------------------------------------------------------
 def _walk_extras(vault: VaultFolder, entry: Entry) -> list[Problem]:
     """Files under the entry's folder that the manifest does not list, and any symlink."""
-    problems = []
+    problems: list[Problem] = []
     base = vault.entry_dir(entry)
     root = vault.root.resolve()
     if base.is_symlink():
@@ -133,7 +63,9 @@ def _walk_extras(vault: VaultFolder, entry: Entry) -> list[Problem]:
             if p.is_symlink():
                 problems.append(Problem("symlink", f"{entry.path}/{rel}", _link_detail(p, root)))
             elif name in filenames and rel not in entry.files:
-                problems.append(Problem("extra", f"{entry.path}/{rel}", f"{p.stat().st_size} bytes, not in the manifest"))
+                problems.append(
+                    Problem("extra", f"{entry.path}/{rel}", f"{p.stat().st_size} bytes, not in the manifest")
+                )
         dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
     return problems
 
@@ -165,8 +97,6 @@ def _unrecorded(vault: VaultFolder, entries: list[Entry]) -> list[Problem]:
     return found + [Problem("staging", rel, detail) for rel, detail in stale_leftovers(vault)]
 
 
-
-
 # -- the check -----------------------------------------------------------------------------------
 @dataclass
 class _Job:
@@ -182,9 +112,16 @@ class _Job:
     error: Problem | None = None
 
 
-def verify(vault: VaultFolder, names: list[str] | None = None, deep: bool = False, threads: int | None = None,
-           progress: Callable[[VerifyProgress], None] | None = None, cancel: threading.Event | None = None,
-           progress_every: float = 0.25, record_unchanged: bool = True) -> VerifyReport:
+def verify(
+    vault: VaultFolder,
+    names: list[str] | None = None,
+    deep: bool = False,
+    threads: int | None = None,
+    progress: Callable[[VerifyProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    progress_every: float = 0.25,
+    record_unchanged: bool = True,
+) -> VerifyReport:
     """Check entries (all, or those named) against the manifest and record the results.
 
     `record_unchanged=False` (the engine's check before each load) writes the state file
@@ -203,13 +140,17 @@ def verify(vault: VaultFolder, names: list[str] | None = None, deep: bool = Fals
     learned, hashed = _judge(jobs, results)
     unrecorded = [] if names else _unrecorded(vault, all_entries)
     mode = "deep" if deep else "quick"
-    _record(vault, state, results, {e.name: e.digest for e in entries}, learned, mode, not cancelled,
-            record_unchanged)
+    _record(vault, state, results, {e.name: e.digest for e in entries}, learned, mode, not cancelled, record_unchanged)
     if cancelled:
         raise Cancelled(f"verify cancelled after {files_done} of {len(jobs)} files")
     report = VerifyReport(mode, [results[e.name] for e in entries], unrecorded, time.perf_counter() - started, hashed)
-    log.info("verify (%s): %d entries, %d files hashed, %s", mode, len(entries), len(jobs),
-             "ok" if report.ok else f"{len(report.failures())} problems")
+    log.info(
+        "verify (%s): %d entries, %d files hashed, %s",
+        mode,
+        len(entries),
+        len(jobs),
+        "ok" if report.ok else f"{len(report.failures())} problems",
+    )
     return report
 
 
@@ -225,8 +166,9 @@ def _chosen(vault: VaultFolder, all_entries: list[Entry], names: list[str] | Non
     return [by_name[n] for n in dict.fromkeys(names)]
 
 
-def _to_hash(vault: VaultFolder, entries: list[Entry], results: dict[str, EntryResult],
-             cache: dict[str, FileCheck], deep: bool) -> list[_Job]:
+def _to_hash(
+    vault: VaultFolder, entries: list[Entry], results: dict[str, EntryResult], cache: dict[str, FileCheck], deep: bool
+) -> list[_Job]:
     """The files that need hashing; what a stat alone proves wrong goes straight into `results`."""
     jobs: list[_Job] = []
     for e in entries:
@@ -248,16 +190,28 @@ def _to_hash(vault: VaultFolder, entries: list[Entry], results: dict[str, EntryR
             cached = cache.get(vpath)
             if not deep and cached and cached.get("stat") == stat_key(st):
                 if cached.get("sha256") != rec.sha256:
-                    res.problems.append(Problem("hash", vpath, f"sha256 {cached.get('sha256')}, manifest says "
-                                                               f"{rec.sha256} (found {cached.get('checked', '?')})"))
+                    res.problems.append(
+                        Problem(
+                            "hash",
+                            vpath,
+                            f"sha256 {cached.get('sha256')}, manifest says "
+                            f"{rec.sha256} (found {cached.get('checked', '?')})",
+                        )
+                    )
                 continue
             jobs.append(_Job(e.name, rel, vpath, p, rec.size, rec.sha256))
         res.problems.extend(_walk_extras(vault, e))
     return jobs
 
 
-def _hash_all(jobs: list[_Job], deep: bool, threads: int | None, progress: Callable[[VerifyProgress], None] | None,
-              cancel: threading.Event | None, progress_every: float) -> tuple[int, bool]:
+def _hash_all(
+    jobs: list[_Job],
+    deep: bool,
+    threads: int | None,
+    progress: Callable[[VerifyProgress], None] | None,
+    cancel: threading.Event | None,
+    progress_every: float,
+) -> tuple[int, bool]:
     """Hash the jobs' files in a thread pool, reporting progress; returns (files done, cancelled)."""
     jobs.sort(key=lambda j: -j.size)
     total = sum(j.size for j in jobs)
@@ -328,8 +282,16 @@ def _judge(jobs: list[_Job], results: dict[str, EntryResult]) -> tuple[dict[str,
     return learned, hashed
 
 
-def _record(vault: VaultFolder, state: VerifyState, results: dict[str, EntryResult], digests: dict[str, str],
-            learned: dict[str, FileCheck], mode: str, verdicts_too: bool, record_unchanged: bool) -> None:
+def _record(
+    vault: VaultFolder,
+    state: VerifyState,
+    results: dict[str, EntryResult],
+    digests: dict[str, str],
+    learned: dict[str, FileCheck],
+    mode: str,
+    verdicts_too: bool,
+    record_unchanged: bool,
+) -> None:
     """Write the new hashes (and, unless `verdicts_too` is False, the verdicts) to the verify cache.
 
     Unless `record_unchanged`, nothing is written when nothing was learned and no verdict moved.
@@ -347,8 +309,13 @@ def _record(vault: VaultFolder, state: VerifyState, results: dict[str, EntryResu
         st["files"].update(learned)
         if verdicts_too:
             for name, (status, problems) in verdicts.items():
-                st["entries"][name] = {"status": status, "mode": mode, "checked": now(), "digest": digests[name],
-                                       "problems": problems}
+                st["entries"][name] = {
+                    "status": status,
+                    "mode": mode,
+                    "checked": now(),
+                    "digest": digests[name],
+                    "problems": problems,
+                }
         current = vault.entries()  # re-read under the lock: another process may have recorded meanwhile
         live = {e.vault_path(r) for e in current for r in e.files}
         names = {e.name for e in current}
