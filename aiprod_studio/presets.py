@@ -48,8 +48,11 @@ def load_preset(path: Path) -> Preset:
     allowed = RENDER_KEYS if preset.kind == "render" else HARDWARE_KEYS
     unknown = sorted(set(preset.settings) - allowed)
     if unknown:
-        raise BadInput(f"preset {path.name}: unknown {preset.kind} setting(s) {', '.join(unknown)} "
-                       f"(allowed: {', '.join(sorted(allowed))})", field="preset")
+        raise BadInput(
+            f"preset {path.name}: unknown {preset.kind} setting(s) {', '.join(unknown)} "
+            f"(allowed: {', '.join(sorted(allowed))})",
+            field="preset",
+        )
     try:  # the values must be ones a recipe accepts
         make_recipe({"prompt": "check", "model": "check", **preset.settings})
     except BadInput as exc:

@@ -41,12 +41,14 @@ class Settings:
 
 
 def load_settings(
-    models_dir: str | os.PathLike | None = None,
-    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
 ) -> Settings:
     """Resolve the settings from arguments, then `AIPROD_*` variables, then defaults."""
     models = models_dir or os.environ.get("AIPROD_MODELS_DIR") or PROJECT_ROOT / "models"
     data = data_dir or os.environ.get("AIPROD_DATA_DIR") or platformdirs.user_data_dir(APP_NAME, appauthor=False)
     dev = device or os.environ.get("AIPROD_DEVICE") or DEFAULT_DEVICE
-    return Settings(models_dir=Path(models).expanduser().resolve(), data_dir=Path(data).expanduser().resolve(), device=dev)
+    return Settings(
+        models_dir=Path(models).expanduser().resolve(), data_dir=Path(data).expanduser().resolve(), device=dev
+    )

@@ -7,6 +7,8 @@ table's `recipe` column for a `train` job), so a run can be resumed exactly.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aiprod_studio.choices import LrSchedule, Optimizer, Quantization
@@ -83,7 +85,7 @@ class TrainConfig(BaseModel):
         return VIDEO_ATTENTION + (FEED_FORWARD if self.train_feed_forward else ())
 
 
-def make_train_config(data: dict) -> TrainConfig:
+def make_train_config(data: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig.model_validate({k: v for k, v in data.items() if v is not None})
     except ValidationError as exc:

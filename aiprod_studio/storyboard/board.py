@@ -21,8 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import (MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef, describe_error, echo,
-                                  text_fields)
+from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef, describe_error, echo, text_fields
 
 MAX_SHOTS = 100
 MAX_CLIP_FRAMES = 1025
@@ -95,8 +94,10 @@ class Storyboard(BaseModel):
     @classmethod
     def _id(cls, v: Any) -> Any:
         if v is not None and (type(v) is not int or not 1 <= v <= MAX_ID):
-            raise ValueError(f"must be a whole number from 1 to {MAX_ID} (a storyboard saved in this studio; "
-                             f"leave it out for a new one), got {echo(v)}")
+            raise ValueError(
+                f"must be a whole number from 1 to {MAX_ID} (a storyboard saved in this studio; "
+                f"leave it out for a new one), got {echo(v)}"
+            )
         return v
 
     def to_json(self) -> str:
@@ -120,19 +121,30 @@ def check_storyboard(board: Storyboard) -> None:
     if len(board.shots) > MAX_SHOTS:
         raise BadInput(f"shots: at most {MAX_SHOTS} per storyboard, got {len(board.shots)}", field="shots")
     for i, shot in enumerate(board.shots, start=1):
-        if not (isinstance(shot.duration_s, (int, float)) and math.isfinite(shot.duration_s)
-                and 0 < shot.duration_s <= MAX_SHOT_S):  # (checked again: a shot can be changed in place)
-            raise BadInput(f"shot {i}: duration_s must be at most {MAX_SHOT_S:g} seconds (and more than 0), "
-                           f"got {shot.duration_s!r}", field="duration_s")
+        if not (
+            isinstance(shot.duration_s, (int, float))
+            and math.isfinite(shot.duration_s)
+            and 0 < shot.duration_s <= MAX_SHOT_S
+        ):  # (checked again: a shot can be changed in place)
+            raise BadInput(
+                f"shot {i}: duration_s must be at most {MAX_SHOT_S:g} seconds (and more than 0), "
+                f"got {shot.duration_s!r}",
+                field="duration_s",
+            )
         n = render_frames(shot_frames(shot.duration_s, board.fps))
         if n > MAX_CLIP_FRAMES:
             longest = (MAX_CLIP_FRAMES - 1) / board.fps
-            raise BadInput(f"shot {i}: duration_s must be at most {longest:.1f}s at {board.fps} fps, "
-                           f"got {shot.duration_s}", field="duration_s")
+            raise BadInput(
+                f"shot {i}: duration_s must be at most {longest:.1f}s at {board.fps} fps, got {shot.duration_s}",
+                field="duration_s",
+            )
     total = sum(shot_frames(s.duration_s, board.fps) for s in board.shots) / board.fps
     if total > MAX_FILM_S:
-        raise BadInput(f"the film would last {total:.1f}s; at most {MAX_FILM_S:g}s per storyboard: shorten the shots' "
-                       "duration_s or split it", field="duration_s")
+        raise BadInput(
+            f"the film would last {total:.1f}s; at most {MAX_FILM_S:g}s per storyboard: shorten the shots' "
+            "duration_s or split it",
+            field="duration_s",
+        )
 
 
 def validation_error(exc: ValidationError) -> BadInput:
@@ -160,8 +172,10 @@ def _unwrap(data: Any) -> Any:
     if not isinstance(data, dict) or not ENVELOPE_KEYS & data.keys():
         return data
     if data.get("ok") is not True:
-        raise BadInput(f"storyboard: this is the output of a command that failed ({echo(data.get('error'))}), "
-                       "not a storyboard", field="storyboard")
+        raise BadInput(
+            f"storyboard: this is the output of a command that failed ({echo(data.get('error'))}), not a storyboard",
+            field="storyboard",
+        )
     if isinstance(data.get("storyboard"), dict):  # `storyboard enhance --json`, `inspect FILM --json`
         return data["storyboard"]
     return {k: v for k, v in data.items() if k not in ENVELOPE_KEYS}  # `storyboard split --json`
@@ -172,11 +186,13 @@ def storyboard_from_json(text: str | dict[str, Any]) -> Storyboard:
     # 1. Bound the text before parsing it.
     if isinstance(text, str):
         if len(text) > MAX_STORYBOARD_CHARS:
-            raise BadInput(f"storyboard is {len(text):,} characters; at most {MAX_STORYBOARD_CHARS:,}",
-                           field="storyboard")
+            raise BadInput(
+                f"storyboard is {len(text):,} characters; at most {MAX_STORYBOARD_CHARS:,}", field="storyboard"
+            )
         if (depth := _json_depth(text)) > MAX_JSON_DEPTH:
-            raise BadInput(f"storyboard nests {depth} levels deep; a storyboard needs at most {MAX_JSON_DEPTH}",
-                           field="storyboard")
+            raise BadInput(
+                f"storyboard nests {depth} levels deep; a storyboard needs at most {MAX_JSON_DEPTH}", field="storyboard"
+            )
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -204,6 +220,7 @@ def read_storyboard_file(path: str | Path) -> Storyboard:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise BadInput(f"storyboard file {str(path)!r} cannot be read: {reason}", field="file") from None
     if len(text) > MAX_STORYBOARD_CHARS:
-        raise BadInput(f"storyboard file {str(path)!r} is over {MAX_STORYBOARD_CHARS:,} characters: "
-                       "not a storyboard", field="file")
+        raise BadInput(
+            f"storyboard file {str(path)!r} is over {MAX_STORYBOARD_CHARS:,} characters: not a storyboard", field="file"
+        )
     return storyboard_from_json(text)

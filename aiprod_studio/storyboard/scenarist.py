@@ -20,8 +20,15 @@ from pydantic import ValidationError
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, check_text
-from aiprod_studio.storyboard.board import (MAX_FILM_S, MAX_SHOT_S, MAX_SHOTS, MIN_SHOT_FRAMES, Storyboard,
-                                            check_storyboard, validation_error)
+from aiprod_studio.storyboard.board import (
+    MAX_FILM_S,
+    MAX_SHOT_S,
+    MAX_SHOTS,
+    MIN_SHOT_FRAMES,
+    Storyboard,
+    check_storyboard,
+    validation_error,
+)
 
 MAX_SCRIPT_CHARS = 50_000
 DEFAULT_SHOT_S = 3.0
@@ -31,12 +38,18 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _NBSP = {"\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " "}
 _STYLE_RE = re.compile(r"^\s*(?:style|look|ton|style visuel|visual style)\s*:\s*(?P<v>.+?)\s*$", re.I)
 _TITLE_RE = re.compile(r"^\s*(?:title|titre)\s*:\s*(?P<v>.+?)\s*$", re.I)
-_SHOT_RE = re.compile(r"^\s*(?:shot|plan|sc[eè]ne|scene|s[eé]quence|sequence)\s*(?:n[°o]\s*)?(?P<n>\d+)?\s*"
-                      r"(?:[:.)\-–—]\s*|$)(?P<rest>.*)$", re.I)
+_SHOT_RE = re.compile(
+    r"^\s*(?:shot|plan|sc[eè]ne|scene|s[eé]quence|sequence)\s*(?:n[°o]\s*)?(?P<n>\d+)?\s*"
+    r"(?:[:.)\-–—]\s*|$)(?P<rest>.*)$",
+    re.I,
+)
 _RULE_RE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,}|={3,})\s*$")
-_TRANSITION_RE = re.compile(r"^\s*(?P<t>(?:smash\s+)?cut\s+to|fade\s+(?:in|out|to(?:\s+black)?)|dissolve\s+to|"
-                            r"match\s+cut(?:\s+to)?|coupe\s+franche|coupe|fondu\s+encha[iî]n[eé]|encha[iî]n[eé]|"
-                            r"fondu(?:\s+au\s+noir)?)\s*[:.]?\s*(?P<rest>.*)$", re.I)
+_TRANSITION_RE = re.compile(
+    r"^\s*(?P<t>(?:smash\s+)?cut\s+to|fade\s+(?:in|out|to(?:\s+black)?)|dissolve\s+to|"
+    r"match\s+cut(?:\s+to)?|coupe\s+franche|coupe|fondu\s+encha[iî]n[eé]|encha[iî]n[eé]|"
+    r"fondu(?:\s+au\s+noir)?)\s*[:.]?\s*(?P<rest>.*)$",
+    re.I,
+)
 _HEADING_RE = re.compile(r"^\s*(?P<h>(?:INT|EXT|INT\.?\s*/\s*EXT|I/E)\.?\s+\S.*)$")
 _NUMBERED_RE = re.compile(r"^\s*(?P<n>\d{1,3})\s*[.)]\s+(?P<rest>\S.*)$")
 _HINT_RE = re.compile(r"[(\[]\s*(?P<v>\d+(?:[.,]\d+)?)\s*(?:s|sec|secs|seconds?|secondes?)\s*[)\]]", re.I)
@@ -70,8 +83,14 @@ def _sentences(text: str) -> list[str]:
 
 def _segments(lines: list[str]) -> list[tuple[str, str]]:
     """(title, text) per shot: by markers if the script has any, else paragraphs, else sentences."""
-    has_markers = any(_SHOT_RE.match(ln) or _RULE_RE.match(ln) or _TRANSITION_RE.match(ln) or _HEADING_RE.match(ln)
-                      or _NUMBERED_RE.match(ln) for ln in lines)
+    has_markers = any(
+        _SHOT_RE.match(ln)
+        or _RULE_RE.match(ln)
+        or _TRANSITION_RE.match(ln)
+        or _HEADING_RE.match(ln)
+        or _NUMBERED_RE.match(ln)
+        for ln in lines
+    )
     if has_markers:
         segs: list[tuple[str, list[str]]] = [("", [])]
         for ln in lines:
@@ -121,15 +140,24 @@ def shot_prompt(text: str, style: str, title: str = "") -> str:
     return f"{text}{end} {style[:1].upper()}{style[1:]}."
 
 
-def split_script(script: str, fps: int = RECIPE_DEFAULTS["fps"], target_s: float | None = None, base_seed: int = 0,
-                 default_shot_s: float = DEFAULT_SHOT_S, **settings: Any) -> Storyboard:
+def split_script(
+    script: str,
+    fps: int = RECIPE_DEFAULTS["fps"],
+    target_s: float | None = None,
+    base_seed: int = 0,
+    default_shot_s: float = DEFAULT_SHOT_S,
+    **settings: Any,
+) -> Storyboard:
     """Turn a script into a storyboard (same script and arguments, same shots)."""
     # 1. Check the input.
     if not isinstance(script, str) or not script.strip():
         raise BadInput("script is empty: write a few sentences, or shots like `Shot 1: …`", field="script")
     if len(script) > MAX_SCRIPT_CHARS:
-        raise BadInput(f"script must be at most {MAX_SCRIPT_CHARS} characters, got {len(script)}: split it into "
-                       "several storyboards", field="script")
+        raise BadInput(
+            f"script must be at most {MAX_SCRIPT_CHARS} characters, got {len(script)}: split it into "
+            "several storyboards",
+            field="script",
+        )
     try:
         check_text(script, surrogates_only=True)
     except ValueError as exc:
@@ -149,7 +177,7 @@ def split_script(script: str, fps: int = RECIPE_DEFAULTS["fps"], target_s: float
             title = _clean(m["v"])
         else:
             lines.append(ln)
-    segments = []
+    segments: list[tuple[str, str, float | None]] = []  # (title, text, duration hint)
     for seg_title, text in _segments(lines):
         hints = [float(h.replace(",", ".")) for h in _HINT_RE.findall(text)]
         text = _clean(_HINT_RE.sub(" ", text))
@@ -163,14 +191,17 @@ def split_script(script: str, fps: int = RECIPE_DEFAULTS["fps"], target_s: float
     if not segments:
         raise BadInput("script has no shot text (only markers, headings or a style line)", field="script")
     if len(segments) > MAX_SHOTS:
-        raise BadInput(f"script makes {len(segments)} shots; at most {MAX_SHOTS} per storyboard: split it",
-                       field="script")
+        raise BadInput(
+            f"script makes {len(segments)} shots; at most {MAX_SHOTS} per storyboard: split it", field="script"
+        )
 
     # 3. Durations in whole frames: hints as given, the rest share what is left of the target.
     for i, (_, _, h) in enumerate(segments):
         if h and h > MAX_SHOT_S:
-            raise BadInput(f"shot {i + 1}: duration_s must be at most {MAX_SHOT_S:g} seconds, got {h:g} "
-                           "(its duration hint)", field="duration_s")
+            raise BadInput(
+                f"shot {i + 1}: duration_s must be at most {MAX_SHOT_S:g} seconds, got {h:g} (its duration hint)",
+                field="duration_s",
+            )
     fixed = {i: max(MIN_SHOT_FRAMES, round(h * fps)) for i, (_, _, h) in enumerate(segments) if h}
     free = [i for i in range(len(segments)) if i not in fixed]
     frames = dict(fixed)
@@ -180,20 +211,38 @@ def split_script(script: str, fps: int = RECIPE_DEFAULTS["fps"], target_s: float
         else:
             left = round(target_s * fps) - sum(fixed.values())
             if left < len(free) * max(MIN_SHOT_FRAMES, round(0.5 * fps)):
-                raise BadInput(f"target_s {target_s} leaves {max(left, 0) / fps:.2f}s for {len(free)} shots after "
-                               f"the duration hints ({sum(fixed.values()) / fps:.2f}s): raise it or remove hints",
-                               field="target_s")
+                raise BadInput(
+                    f"target_s {target_s} leaves {max(left, 0) / fps:.2f}s for {len(free)} shots after "
+                    f"the duration hints ({sum(fixed.values()) / fps:.2f}s): raise it or remove hints",
+                    field="target_s",
+                )
             base, extra = divmod(left, len(free))
             each = [base + (1 if k < extra else 0) for k in range(len(free))]
-        frames.update(zip(free, each))
+        frames.update(zip(free, each, strict=True))
 
     # 4. The shots (validated with the storyboard, so an error names its shot).
-    shots = [{"prompt": shot_prompt(text, style, seg_title), "text": text, "title": seg_title,
-              "duration_s": round(frames[i] / fps, 6), "seed": min(base_seed + i, MAX_SEED)}
-             for i, (seg_title, text, _) in enumerate(segments)]
+    shots = [
+        {
+            "prompt": shot_prompt(text, style, seg_title),
+            "text": text,
+            "title": seg_title,
+            "duration_s": round(frames[i] / fps, 6),
+            "seed": min(base_seed + i, MAX_SEED),
+        }
+        for i, (seg_title, text, _) in enumerate(segments)
+    ]
     try:
-        board = Storyboard(title=title or _clean(segments[0][1])[:60] or "Untitled", script=script, style=style,
-                           fps=fps, base_seed=base_seed, shots=shots, **settings)
+        board = Storyboard.model_validate(
+            dict(
+                title=title or _clean(segments[0][1])[:60] or "Untitled",
+                script=script,
+                style=style,
+                fps=fps,
+                base_seed=base_seed,
+                shots=shots,
+                **settings,
+            )
+        )
     except ValidationError as exc:
         raise validation_error(exc) from None
     check_storyboard(board)

@@ -23,14 +23,27 @@ from typing import Any, TypedDict
 
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.files import atomic
-from aiprod_studio.vault.manifest import (MANIFEST_NAME, STATE_NAME, Entry, FileRecord, Manifest, check_kind,
-                                          check_name, check_weight_file, entry_digest, hash_with_stat, now,
-                                          read_manifest, write_manifest)
+from aiprod_studio.vault.manifest import (
+    MANIFEST_NAME,
+    STATE_NAME,
+    Entry,
+    FileRecord,
+    Manifest,
+    check_kind,
+    check_name,
+    check_weight_file,
+    entry_digest,
+    hash_with_stat,
+    now,
+    read_manifest,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
 
-class FileCheck(TypedDict):
+# The cache is read back from a file: any key of its records may be missing (`total=False`).
+class FileCheck(TypedDict, total=False):
     """A file's last hash, and the stat key it had then (size, mtime_ns, ctime_ns, inode, device)."""
 
     stat: list[int]
@@ -38,7 +51,7 @@ class FileCheck(TypedDict):
     checked: str
 
 
-class EntryCheck(TypedDict):
+class EntryCheck(TypedDict, total=False):
     """An entry's last check: `ok` or `failed`, how (`quick`, `deep`, `record`), for which digest."""
 
     status: str
@@ -82,8 +95,7 @@ class VaultFolder:
                 return e
         known = ", ".join(e.name for e in self.entries(kind)) or "none"
         what = f"{kind} " if kind else ""
-        raise BadInput(f"{field} {name!r} is not a {what}entry of the vault {self.root} (known: {known})",
-                       field=field)
+        raise BadInput(f"{field} {name!r} is not a {what}entry of the vault {self.root} (known: {known})", field=field)
 
     def check_new_name(self, name: str, field: str = "name") -> str:
         """A name a new entry may take: plain, and not already in the manifest."""
@@ -113,8 +125,9 @@ class VaultFolder:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def hash_tree(self, rel_path: str, on_bytes: Callable[[int], None] | None = None,
-                  cancel: threading.Event | None = None) -> tuple[dict[str, FileRecord], dict[str, list[int]]]:
+    def hash_tree(
+        self, rel_path: str, on_bytes: Callable[[int], None] | None = None, cancel: threading.Event | None = None
+    ) -> tuple[dict[str, FileRecord], dict[str, list[int]]]:
         """Hash every file below `rel_path` (a folder or one file), refusing unsafe weights.
 
         Returns the file records and, for the stat cache, each file's stat key.
@@ -139,8 +152,16 @@ class VaultFolder:
             raise BadInput(f"{base} holds no files", field="path")
         return files, stats
 
-    def record(self, name: str, kind: str, family: str, rel_path: str, files: dict[str, FileRecord] | None = None,
-               stats: dict[str, list[int]] | None = None, **fields: Any) -> Entry:
+    def record(
+        self,
+        name: str,
+        kind: str,
+        family: str,
+        rel_path: str,
+        files: dict[str, FileRecord] | None = None,
+        stats: dict[str, list[int]] | None = None,
+        **fields: Any,
+    ) -> Entry:
         """Add (or replace) the entry `name` for the files at `rel_path`.
 
         The files are hashed here unless the caller already hashed them (`files`, and the
@@ -154,8 +175,16 @@ class VaultFolder:
             raise BadInput(str(exc), field="name") from None
         if files is None:
             files, stats = self.hash_tree(rel_path)
-        entry = Entry(name=name, kind=checked_kind, family=family, path=Path(rel_path).as_posix(), files=files,
-                      added=now(), digest=entry_digest(files), **fields)
+        entry = Entry(
+            name=name,
+            kind=checked_kind,
+            family=family,
+            path=Path(rel_path).as_posix(),
+            files=files,
+            added=now(),
+            digest=entry_digest(files),
+            **fields,
+        )
         with self.locked():
             manifest = self.manifest()
             manifest.entries = [e for e in manifest.entries if e.name != name] + [entry]
@@ -197,7 +226,12 @@ def remember_hashes(vault: VaultFolder, entry: Entry, stats: dict[str, list[int]
     def update(state: VerifyState) -> None:
         for rel, key in stats.items():
             state["files"][entry.vault_path(rel)] = {"stat": key, "sha256": entry.files[rel].sha256, "checked": now()}
-        state["entries"][entry.name] = {"status": "ok", "mode": "record", "checked": now(), "digest": entry.digest,
-                                        "problems": []}
+        state["entries"][entry.name] = {
+            "status": "ok",
+            "mode": "record",
+            "checked": now(),
+            "digest": entry.digest,
+            "problems": [],
+        }
 
     save_state(vault, update)

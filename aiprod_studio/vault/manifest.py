@@ -42,8 +42,14 @@ KIND_DIRS: dict[VaultKind, str] = {"pipeline": "pipelines", "lora": "loras", "qa
 def check_relpath(rel: str, what: str = "path") -> str:
     """A vault-relative POSIX path that cannot leave the vault: no `..`, no absolute, no backslash."""
     parts = rel.split("/")
-    if (not rel or rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts)
-            or (len(rel) > 1 and rel[1] == ":") or "\x00" in rel):
+    if (
+        not rel
+        or rel.startswith("/")
+        or "\\" in rel
+        or any(p in ("", ".", "..") for p in parts)
+        or (len(rel) > 1 and rel[1] == ":")
+        or "\x00" in rel
+    ):
         raise ValueError(f"{what} {rel!r} is not a plain relative path inside the vault")
     return rel
 
@@ -136,8 +142,12 @@ def stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
-def sha256_file(path: Path, chunk: int = HASH_CHUNK, on_bytes: Callable[[int], None] | None = None,
-                cancel: threading.Event | None = None) -> str:
+def sha256_file(
+    path: Path,
+    chunk: int = HASH_CHUNK,
+    on_bytes: Callable[[int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> str:
     """Stream a file through SHA-256 in large chunks (hashlib releases the GIL while hashing).
 
     `on_bytes(n)` is told of each chunk; a set `cancel` event stops it with `Cancelled`.
@@ -155,8 +165,9 @@ def sha256_file(path: Path, chunk: int = HASH_CHUNK, on_bytes: Callable[[int], N
     return h.hexdigest()
 
 
-def hash_with_stat(path: Path, on_bytes: Callable[[int], None] | None = None,
-                   cancel: threading.Event | None = None) -> tuple[str, list[int] | None]:
+def hash_with_stat(
+    path: Path, on_bytes: Callable[[int], None] | None = None, cancel: threading.Event | None = None
+) -> tuple[str, list[int] | None]:
     """(sha256, stat key) — the key is None when the file changed while it was being hashed."""
     before = stat_key(path.stat())
     digest = sha256_file(path, on_bytes=on_bytes, cancel=cancel)
@@ -198,7 +209,9 @@ def check_safetensors(path: Path) -> None:
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
         if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1] <= data_len):
-            raise IntegrityError(f"{path}: tensor {key!r} has offsets {offsets} outside the file's {data_len} data bytes")
+            raise IntegrityError(
+                f"{path}: tensor {key!r} has offsets {offsets} outside the file's {data_len} data bytes"
+            )
 
 
 def check_weight_file(path: Path) -> None:
@@ -216,8 +229,9 @@ def check_weight_file(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(4)
     if (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5) or head == b"PK\x03\x04":
-        raise IntegrityError(f"{path}: looks like a pickle or torch.save archive; only safetensors weights "
-                             "are accepted")
+        raise IntegrityError(
+            f"{path}: looks like a pickle or torch.save archive; only safetensors weights are accepted"
+        )
 
 
 def now() -> str:
@@ -245,5 +259,3 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
     atomic.write_text(root / MANIFEST_NAME, manifest.model_dump_json(indent=2, exclude_none=False) + "\n")
     lines = [f"{e.files[rel].sha256}  {e.vault_path(rel)}\n" for e in manifest.entries for rel in sorted(e.files)]
     atomic.write_text(root / CHECKSUMS_NAME, "".join(lines))
-
-

@@ -83,8 +83,13 @@ class RecoveryReport:
         return bool(self.removed or self.finished or self.rolled_back)
 
     def to_json(self) -> dict[str, list[str]]:
-        return {"removed": self.removed, "finished": self.finished, "rolled_back": self.rolled_back,
-                "busy": self.busy, "errors": self.errors}
+        return {
+            "removed": self.removed,
+            "finished": self.finished,
+            "rolled_back": self.rolled_back,
+            "busy": self.busy,
+            "errors": self.errors,
+        }
 
 
 @dataclass
@@ -203,8 +208,9 @@ def remove_path(p: Path) -> None:
 
 
 # -- recovery ----------------------------------------------------------------------------------------
-def resolve(vault: VaultFolder, target: Path, roll_forward: bool = True,
-            report: RecoveryReport | None = None) -> Finished | None:
+def resolve(
+    vault: VaultFolder, target: Path, roll_forward: bool = True, report: RecoveryReport | None = None
+) -> Finished | None:
     """Clear what an import of `target` left behind. The caller holds the target's import lock.
 
     `roll_forward=False` (an import undoing its own failure) never records: a journal whose
@@ -234,11 +240,15 @@ def resolve(vault: VaultFolder, target: Path, roll_forward: bool = True,
         elif target.exists() or target.is_symlink():
             if roll_forward and recorded is None and _matches(target, entry):
                 # stat keys seed the verify cache only where the file is untouched since it was hashed
-                still = {r: k for r, k in stats.items() if r in entry.files
-                         and stat_key((vault.root / entry.vault_path(r)).stat()) == k}
+                still = {
+                    r: k
+                    for r, k in stats.items()
+                    if r in entry.files and stat_key((vault.root / entry.vault_path(r)).stat()) == k
+                }
                 extra = entry.model_dump(exclude={"name", "kind", "family", "path"} | BOOKKEEPING)
-                new = vault.record(entry.name, entry.kind, entry.family, entry.path, files=entry.files, stats=still,
-                                   **extra)
+                new = vault.record(
+                    entry.name, entry.kind, entry.family, entry.path, files=entry.files, stats=still, **extra
+                )
                 report.finished.append(entry.name)
                 finished = Finished(new, source)
                 log.info("finished the interrupted import of %s from its journal", entry.name)
@@ -316,11 +326,19 @@ def stale_leftovers(vault: VaultFolder) -> list[tuple[str, str]]:
             p = target.parent / name
             with contextlib.suppress(OSError):
                 size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
-                out.append((f"{folder}/{name}", f"partial copy left by an interrupted import of {target.name} "
-                                                f"({size} bytes); {fix}"))
+                out.append(
+                    (
+                        f"{folder}/{name}",
+                        f"partial copy left by an interrupted import of {target.name} ({size} bytes); {fix}",
+                    )
+                )
         for name in present.get(JOURNAL_SUFFIX, []):
-            out.append((f"{folder}/{name}", f"pending record of an import of {target.name} that stopped before "
-                                            f"it finished; {fix}"))
+            out.append(
+                (
+                    f"{folder}/{name}",
+                    f"pending record of an import of {target.name} that stopped before it finished; {fix}",
+                )
+            )
         if set(present) == {LOCK_SUFFIX}:
             out.append((f"{folder}/{present[LOCK_SUFFIX][0]}", f"lock file of an interrupted import; {fix}"))
     return out

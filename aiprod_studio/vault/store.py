@@ -25,5 +25,8 @@ class Vault(VaultFolder):
         """Refuse an entry whose files do not match the manifest; the error names each file."""
         problems = self.quick_check(entry)
         if problems:
-            raise IntegrityError(f"vault entry {entry.name!r} failed its check: " + "; ".join(problems)
-                                 + " (see `aiprod-studio vault verify --deep`)")
+            raise IntegrityError(
+                f"vault entry {entry.name!r} failed its check: "
+                + "; ".join(problems)
+                + " (see `aiprod-studio vault verify --deep`)"
+            )
