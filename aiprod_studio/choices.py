@@ -2,8 +2,8 @@
 
 Models validate with the types, argparse and the UI offer the tuples, and SQL or checks that
 name a value use the constants, so a value is spelled once and a new one is added once.
-Defaults are not here: a recipe's live in `aiprod_studio.recipe.RECIPE_DEFAULTS`, a training
-run's in `aiprod_studio.training.TrainConfig`.
+The defaults of a recipe live in `aiprod_studio.recipe.RECIPE_DEFAULTS`, those of a training
+run in `aiprod_studio.training.TrainConfig`; only the vault's import defaults are here.
 """
 
 from __future__ import annotations

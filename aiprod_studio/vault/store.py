@@ -1,9 +1,10 @@
 """The model vault as the engine uses it: a vault folder whose entries are checked before use.
 
-The rooms below, from the ground up: `manifest` (what the vault holds, file by file, and how a
+The modules below, from the ground up: `manifest` (what the vault holds, file by file, and how a
 file is hashed and judged), `folder` (the folder, its lock, its bookkeeping files, recording),
-`staging` (imports in progress and their recovery), `verify` (checking entries against the
-manifest). `Vault` adds to the folder the gate every load goes through: `require_ok`.
+`staging` (imports in progress and their recovery), `results` and `verify` (checking entries
+against the manifest). `Vault` adds to the folder the gate every load goes through: `require_ok`.
+Above it: `transfer` (import, export), `provision`, `report`, `cli`.
 """
 
 from __future__ import annotations
