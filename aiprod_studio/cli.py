@@ -18,67 +18,20 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from aiprod_studio import __version__, offline
-from aiprod_studio.storyboard import cli as storyboard_cli
-from aiprod_studio.vault import cli as vault_cli
-from aiprod_studio.errors import BadInput, Cancelled, StudioError
+from aiprod_studio.choices import JOB_STATUSES
+from aiprod_studio.commands import ENTRY_POINT_GROUP, Parser, Registry, add_common_options
+from aiprod_studio.errors import Cancelled, StudioError
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.settings import Settings, load_settings
+from aiprod_studio.storyboard import cli as storyboard_cli
+from aiprod_studio.vault import cli as vault_cli
 
 log = logging.getLogger("aiprod_studio")
-
-# A handler takes the parsed args and the settings, and returns (JSON result, human text).
-Handler = Callable[[argparse.Namespace, Settings], tuple[dict[str, Any], str]]
-ENTRY_POINT_GROUP = "aiprod_studio.commands"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage through `BadInput` (exit 2, JSON-aware)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise BadInput(f"{self.prog}: {message}", field="arguments")
-
-
-def add_common_options(parser: argparse.ArgumentParser, top: bool = False) -> None:
-    default = None if top else argparse.SUPPRESS
-    parser.add_argument("--models-dir", default=default, help="the model vault (env AIPROD_MODELS_DIR; default ./models)")
-    parser.add_argument("--data-dir", default=default, help="history, outputs (env AIPROD_DATA_DIR)")
-    parser.add_argument("--device", default=default, help="auto, cpu, cuda or cuda:N (env AIPROD_DEVICE; default auto)")
-    parser.add_argument("--json", action="store_true", default=False if top else argparse.SUPPRESS,
-                        help="print one machine-readable JSON object on stdout")
-    parser.add_argument("-v", "--verbose", action="count", default=0 if top else argparse.SUPPRESS,
-                        help="more logging on stderr")
-
-
-class Registry:
-    """Where command plugins add their subcommands."""
-
-    def __init__(self, subparsers: argparse._SubParsersAction):
-        self._subparsers = subparsers
-        self._groups: dict[str, argparse._SubParsersAction] = {}
-
-    def command(self, name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
-        parser = self._subparsers.add_parser(name, help=help, description=help)
-        add_common_options(parser)
-        parser.set_defaults(handler=handler)
-        return parser
-
-    def group(self, name: str, help: str) -> argparse._SubParsersAction:
-        if name not in self._groups:
-            parser = self._subparsers.add_parser(name, help=help, description=help)
-            add_common_options(parser)
-            self._groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True,
-                                                       parser_class=_Parser)
-        return self._groups[name]
-
-    def subcommand(self, group: str, name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
-        parser = self.group(group, "").add_parser(name, help=help, description=help)
-        add_common_options(parser)
-        parser.set_defaults(handler=handler)
-        return parser
 
 
 # -- the core's own commands ------------------------------------------------------------------
@@ -87,15 +40,21 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
     history = History(settings.db_path)
     try:
-        rows = history.jobs(limit=whole_number(args.limit, "limit", high=100_000), status=args.status,
-                            text=args.search, model=args.model)
+        rows = history.jobs(
+            limit=whole_number(args.limit, "limit", high=100_000),
+            status=args.status,
+            text=args.search,
+            model=args.model,
+        )
     finally:
         history.close()
     lines = [f"{'id':>6}  {'status':<11} {'model':<20} {'seed':>10}  {'wall_s':>7}  prompt"]
     for r in rows:
         wall = f"{r['wall_s']:.2f}" if r.get("wall_s") is not None else "-"
-        lines.append(f"{r['id']:>6}  {r['status']:<11} {str(r['model'])[:20]:<20} {r['seed']:>10}  {wall:>7}  "
-                     f"{(r['prompt'] or '')[:60]}")
+        lines.append(
+            f"{r['id']:>6}  {r['status']:<11} {str(r['model'])[:20]:<20} {r['seed']:>10}  {wall:>7}  "
+            f"{(r['prompt'] or '')[:60]}"
+        )
     if not rows:
         lines.append("(no matching jobs)" if args.status or args.search or args.model else "(no jobs yet)")
     return {"jobs": rows}, "\n".join(lines)
@@ -104,7 +63,7 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 def _register_core(reg: Registry) -> None:
     p = reg.command("history", "list past and queued renders, newest first", _cmd_history)
     p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--status", choices=("queued", "running", "done", "failed", "cancelled", "interrupted"))
+    p.add_argument("--status", choices=JOB_STATUSES)
     p.add_argument("--search", help="text that the prompt contains")
     p.add_argument("--model", help="only jobs of this model")
     vault_cli.register(reg)
@@ -115,7 +74,7 @@ def _register_core(reg: Registry) -> None:
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM stops long work the way Ctrl-C does (cleanly, exit 4)."""
 
-    def handler(_signum: int, _frame: Any) -> None:
+    def handler(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)
@@ -131,10 +90,10 @@ def _load_plugins(reg: Registry) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="aiprod-studio", description="AIPROD Studio: a local, offline video studio.")
+    parser = Parser(prog="aiprod-studio", description="AIPROD Studio: a local, offline video studio.")
     parser.add_argument("--version", action="version", version=f"aiprod-studio {__version__}")
     add_common_options(parser, top=True)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     reg = Registry(subparsers)
     reg.group("vault", "the offline model vault")
     _register_core(reg)
@@ -163,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: report, exit 1
         log.debug("internal error", exc_info=True)
         return _fail(exc, 1, want_json)
-    code = result.pop("_exit", 0)  # a report that is itself a failure (e.g. verify: exit 3)
+    code = int(result.pop("_exit", 0))  # a report that is itself a failure (e.g. verify: exit 3)
     try:
         print(json.dumps({"ok": code == 0, **result}, default=str) if args.json else text, flush=True)
     except BrokenPipeError:  # `aiprod-studio history | head`: the reader has all it wanted

@@ -6,16 +6,15 @@ error naming the field, never an `OverflowError` from SQLite or a silent `int(1.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import echo
 
 MAX_SQLITE_INT = 2**63 - 1
 
 
-def whole_number(value: Any, field: str, low: int = 1, high: int = MAX_SQLITE_INT, strict: bool = False,
-                 what: str = "") -> int:
+def whole_number(
+    value: object, field: str, low: int = 1, high: int = MAX_SQLITE_INT, strict: bool = False, what: str = ""
+) -> int:
     """`value` as an int in `low…high`, else `BadInput(field=field)`.
 
     Unless `strict`, an integral float (`3.0`) and a string of ASCII digits (`"3"`) are

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -41,7 +42,7 @@ class NetworkBlocked(OSError):
 
 
 def _is_loopback(address: object) -> bool:
-    if isinstance(address, (str, bytes)) and not isinstance(address, tuple):
+    if isinstance(address, (str, bytes)):
         return True  # AF_UNIX path
     if not isinstance(address, tuple) or not address:
         return False
@@ -57,7 +58,7 @@ def _is_loopback(address: object) -> bool:
 
 
 @contextlib.contextmanager
-def no_network(attempts: list | None = None) -> Iterator[list]:
+def no_network(attempts: list[object] | None = None) -> Iterator[list[object]]:
     """Within the block, connecting to anything but loopback raises `NetworkBlocked`.
 
     Every refused address is appended to `attempts` (returned), so a caller can assert
@@ -73,26 +74,28 @@ def no_network(attempts: list | None = None) -> Iterator[list]:
             refused.append(address)
             raise NetworkBlocked(f"network access blocked: {address!r}")
 
-    def guarded_connect(self: socket.socket, address: object) -> None:
+    # (the address is whatever the socket's family takes: a tuple, a path, bytes; `Any`, as in socket's own stubs)
+    def guarded_connect(self: socket.socket, address: Any) -> None:
         check(address)
         return real_connect(self, address)
 
-    def guarded_connect_ex(self: socket.socket, address: object) -> int:
+    def guarded_connect_ex(self: socket.socket, address: Any) -> int:
         check(address)
         return real_connect_ex(self, address)
 
-    def guarded_getaddrinfo(host, *args, **kwargs):  # noqa: ANN001, ANN202 - socket's signature
+    def guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
         if host not in (None, "localhost") and not _is_loopback((host,)):
             refused.append((host,))
             raise NetworkBlocked(f"name resolution blocked: {host!r}")
         return real_getaddrinfo(host, *args, **kwargs)
 
-    socket.socket.connect = guarded_connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
-    socket.getaddrinfo = guarded_getaddrinfo  # type: ignore[assignment]
+    # the guard patches the socket module in place: its stubs do not expect methods to be replaced
+    socket.socket.connect = guarded_connect  # type: ignore[method-assign, assignment]
+    socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign, assignment]
+    socket.getaddrinfo = guarded_getaddrinfo
     try:
         yield refused
     finally:
         socket.socket.connect = real_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
-        socket.getaddrinfo = real_getaddrinfo  # type: ignore[assignment]
+        socket.getaddrinfo = real_getaddrinfo

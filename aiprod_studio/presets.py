@@ -11,10 +11,11 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from aiprod_studio.choices import PresetKind
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import format_validation_error, make_recipe
 from aiprod_studio.settings import PROJECT_ROOT
@@ -28,7 +29,7 @@ class Preset(BaseModel):
 
     id: str
     name: str
-    kind: Literal["render", "hardware"]
+    kind: PresetKind
     description: str = ""
     settings: dict[str, Any]
 
@@ -47,8 +48,11 @@ def load_preset(path: Path) -> Preset:
     allowed = RENDER_KEYS if preset.kind == "render" else HARDWARE_KEYS
     unknown = sorted(set(preset.settings) - allowed)
     if unknown:
-        raise BadInput(f"preset {path.name}: unknown {preset.kind} setting(s) {', '.join(unknown)} "
-                       f"(allowed: {', '.join(sorted(allowed))})", field="preset")
+        raise BadInput(
+            f"preset {path.name}: unknown {preset.kind} setting(s) {', '.join(unknown)} "
+            f"(allowed: {', '.join(sorted(allowed))})",
+            field="preset",
+        )
     try:  # the values must be ones a recipe accepts
         make_recipe({"prompt": "check", "model": "check", **preset.settings})
     except BadInput as exc:

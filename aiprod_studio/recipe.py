@@ -10,14 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from aiprod_studio import choices
+from aiprod_studio.choices import Offload, Quantization
 from aiprod_studio.errors import BadInput
 
-QUANTIZATIONS = ("none", "int8", "fp8")
-OFFLOADS = ("none", "model", "sequential")
+T = TypeVar("T")
+
+QUANTIZATIONS = choices.QUANTIZATIONS  # (engine and ui offer these from here)
+OFFLOADS = choices.OFFLOADS
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**63 - 1
 
@@ -56,6 +62,10 @@ RECIPE_DEFAULTS: dict[str, Any] = {
 }
 
 
+# Fields older recipes carry that no longer exist, with the one value they always held
+# (`scheduler`: the engine never read it; it was dropped from the recipe and from its render key).
+RETIRED_FIELDS: dict[str, Any] = {"scheduler": {}}
+
 # Characters no prompt, name or script may carry: lone surrogates (not text: they cannot be
 # written as UTF-8, so the database, JSON files and MP4 metadata would fail on them) and
 # control characters other than tab, newline, vertical tab, form feed and carriage return.
@@ -64,7 +74,7 @@ _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 MAX_ECHO_CHARS = 120  # how much of a bad value an error message repeats
 
 
-def check_text(value: Any, where: str = "", surrogates_only: bool = False) -> Any:
+def check_text(value: T, where: str = "", surrogates_only: bool = False) -> T:
     """Refuse a lone surrogate or a control character anywhere in `value` (strings in lists and dicts too).
 
     Raises `ValueError("contains an invalid character (lone surrogate U+D800 at position 3)")`;
@@ -74,9 +84,11 @@ def check_text(value: Any, where: str = "", surrogates_only: bool = False) -> An
     if isinstance(value, str):
         if m := (_SURROGATE_RE if surrogates_only else _BAD_CHAR_RE).search(value):
             code = ord(m.group())
-            kind = ("lone surrogate" if 0xD800 <= code <= 0xDFFF else "NUL" if code == 0 else "control character")
-            raise ValueError(f"contains an invalid character ({kind} U+{code:04X} at position {m.start()}"
-                             f"{f' of {where}' if where else ''})")
+            kind = "lone surrogate" if 0xD800 <= code <= 0xDFFF else "NUL" if code == 0 else "control character"
+            raise ValueError(
+                f"contains an invalid character ({kind} U+{code:04X} at position {m.start()}"
+                f"{f' of {where}' if where else ''})"
+            )
     elif isinstance(value, dict):
         for k, v in value.items():
             check_text(k, f"{where}[{k!r}]" if where else f"key {k!r}", surrogates_only)
@@ -92,12 +104,12 @@ def text_fields(*fields: str) -> Any:
     return field_validator(*fields)(lambda value: check_text(value))
 
 
-def echo(value: Any) -> str:
+def echo(value: object) -> str:
     """`repr(value)`, cut short for an error message (a huge number by its digit count)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
         return f"a {len(str(abs(value)))}-digit number"
     text = repr(value)
-    return text if len(text) <= MAX_ECHO_CHARS else f"{text[:MAX_ECHO_CHARS - 1]}…"
+    return text if len(text) <= MAX_ECHO_CHARS else f"{text[: MAX_ECHO_CHARS - 1]}…"
 
 
 class LoraRef(BaseModel):
@@ -134,13 +146,41 @@ class Recipe(BaseModel):
     fps: int = RECIPE_DEFAULTS["fps"]
     steps: int = RECIPE_DEFAULTS["steps"]
     guidance: float = RECIPE_DEFAULTS["guidance"]
-    quantization: Literal["none", "int8", "fp8"] = RECIPE_DEFAULTS["quantization"]
-    offload: Literal["none", "model", "sequential"] = RECIPE_DEFAULTS["offload"]
-    scheduler: dict[str, Any] = Field(default_factory=dict)
+    quantization: Quantization = RECIPE_DEFAULTS["quantization"]
+    offload: Offload = RECIPE_DEFAULTS["offload"]
     advanced: dict[str, Any] = Field(default_factory=dict)
     versions: dict[str, str] = Field(default_factory=dict)
 
-    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "scheduler", "versions")
+    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "versions")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_fields(cls, data: Any) -> Any:
+        """Recipes written before a field was retired (history rows, MP4 metadata) still load.
+
+        Such a field is dropped when it holds the value every recipe then carried; any other
+        value asked for something no render ever did, and is refused by the field's name.
+        """
+        if not isinstance(data, dict) or not RETIRED_FIELDS.keys() & data.keys():
+            return data
+        for name, old_default in RETIRED_FIELDS.items():
+            if name in data and data[name] != old_default:
+                raise ValidationError.from_exception_data(
+                    cls.__name__,
+                    [
+                        InitErrorDetails(
+                            type=PydanticCustomError(
+                                "value_error",
+                                f"is no longer a recipe setting (renders never used it); "
+                                f"only {old_default!r} is accepted in an old recipe, got "
+                                f"{echo(data[name])}",
+                            ),
+                            loc=(name,),
+                            input=data[name],
+                        )
+                    ],
+                )
+        return {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
 
     @field_validator("prompt")
     @classmethod
@@ -236,7 +276,7 @@ class Recipe(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def describe_error(err: dict) -> str:
+def describe_error(err: Mapping[str, Any]) -> str:
     """One pydantic error as `field message, got value`."""
     field = ".".join(str(p) for p in err.get("loc", ())) or "recipe"
     kind = err.get("type", "")

@@ -8,7 +8,7 @@ defaults to the platform's user data folder.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
@@ -17,14 +17,14 @@ APP_NAME = "aiprod-studio"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+DEFAULT_DEVICE = "auto"  # the engine picks CUDA when it has it, else the CPU
 
 
 @dataclass(frozen=True)
 class Settings:
     models_dir: Path
     data_dir: Path
-    device: str = "auto"
-    extra: dict = field(default_factory=dict)
+    device: str = DEFAULT_DEVICE
 
     @property
     def db_path(self) -> Path:
@@ -34,23 +34,21 @@ class Settings:
     def outputs_dir(self) -> Path:
         return self.data_dir / "outputs"
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.models_dir / "MANIFEST.json"
-
-    def ensure_dirs(self) -> "Settings":
+    def ensure_dirs(self) -> Settings:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
         return self
 
 
 def load_settings(
-    models_dir: str | os.PathLike | None = None,
-    data_dir: str | os.PathLike | None = None,
+    models_dir: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
 ) -> Settings:
     """Resolve the settings from arguments, then `AIPROD_*` variables, then defaults."""
     models = models_dir or os.environ.get("AIPROD_MODELS_DIR") or PROJECT_ROOT / "models"
     data = data_dir or os.environ.get("AIPROD_DATA_DIR") or platformdirs.user_data_dir(APP_NAME, appauthor=False)
-    dev = device or os.environ.get("AIPROD_DEVICE") or "auto"
-    return Settings(models_dir=Path(models).expanduser().resolve(), data_dir=Path(data).expanduser().resolve(), device=dev)
+    dev = device or os.environ.get("AIPROD_DEVICE") or DEFAULT_DEVICE
+    return Settings(
+        models_dir=Path(models).expanduser().resolve(), data_dir=Path(data).expanduser().resolve(), device=dev
+    )

@@ -7,13 +7,14 @@ table's `recipe` column for a `train` job), so a run can be resumed exactly.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aiprod_studio.choices import LrSchedule, Optimizer, Quantization
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import format_validation_error, text_fields
-from aiprod_studio.vault.store import check_name
+from aiprod_studio.vault.manifest import check_name
 
 VIDEO_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
 FEED_FORWARD = ("ff.net.0.proj", "ff.net.2")
@@ -31,7 +32,7 @@ class TrainConfig(BaseModel):
     steps: int = Field(default=1500, ge=1, le=100_000)
     save_every: int = Field(default=250, ge=1)
     warmup_steps: int = Field(default=50, ge=0)
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: LrSchedule = "constant"
     batch_size: int = Field(default=1, ge=1, le=64)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     width: int | None = None  # the bucket; None: proposed from the data and the device
@@ -41,8 +42,8 @@ class TrainConfig(BaseModel):
     trigger: str = ""
     train_feed_forward: bool = False
     gradient_checkpointing: bool = False
-    quantization: Literal["none", "int8", "fp8"] = "none"
-    optimizer: Literal["adamw", "adamw8bit"] = "adamw"
+    quantization: Quantization = "none"
+    optimizer: Optimizer = "adamw"
     timestep_shift: float = Field(default=1.0, gt=0, le=20)
     max_grad_norm: float = Field(default=1.0, gt=0)
 
@@ -84,7 +85,7 @@ class TrainConfig(BaseModel):
         return VIDEO_ATTENTION + (FEED_FORWARD if self.train_feed_forward else ())
 
 
-def make_train_config(data: dict) -> TrainConfig:
+def make_train_config(data: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig.model_validate({k: v for k, v in data.items() if v is not None})
     except ValidationError as exc:

@@ -21,7 +21,8 @@ from aiprod_studio.jobs.history import History
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
 from aiprod_studio.vault.staging import recover_staging
-from aiprod_studio.vault.store import Entry, Vault
+from aiprod_studio.vault.manifest import Entry
+from aiprod_studio.vault.store import Vault
 from engine.models import loras
 from engine.device.lease import DeviceLease, DeviceOwner
 from engine.device.plan import DevicePlan, resolve

@@ -93,7 +93,7 @@ def test_a_recipe_file_with_a_lone_surrogate_is_refused(cli, data_dir, tmp_path)
 
 
 def test_inspect_a_film_prints_its_storyboard(cli, studio, tmp_path):
-    from aiprod_studio.storyboard.board import split_script
+    from aiprod_studio.storyboard.scenarist import split_script
     from engine.film import assembly
     from engine.film import shots as sb
 

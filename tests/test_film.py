@@ -10,8 +10,9 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import make_recipe
-from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames, split_script
+from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames
 from aiprod_studio.storyboard.db import StoryboardStore
+from aiprod_studio.storyboard.scenarist import split_script
 from engine.render import media
 from engine.film import assembly, edl
 from engine.film import shots as sb
@@ -163,8 +164,6 @@ def test_store_saves_loads_and_lists(studio):
     edited = loaded.model_copy(update={"shots": [loaded.shots[2], loaded.shots[0]], "title": "Edited"})
     store.save(edited)
     assert [s.seed for s in store.load(board.id).shots] == [5, 3]
-    store.set_shot_job(board.id, 1, 42)
-    assert store.shot_jobs(board.id) == [None, 42]
     assert [(b["id"], b["title"], b["shots"]) for b in store.list()] == [(board.id, "Edited", 2)]
     store.delete(board.id)
     with pytest.raises(BadInput) as info:

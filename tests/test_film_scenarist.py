@@ -6,7 +6,7 @@ import pytest
 
 from aiprod_studio import offline
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.storyboard.board import split_script
+from aiprod_studio.storyboard.scenarist import split_script
 from aiprod_studio.vault.store import Vault
 from engine.film.scenarist import enhance
 from engine.models.tiny import make_tiny_scenarist

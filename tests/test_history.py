@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import threading
 
@@ -139,3 +141,31 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path):
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [err for _, err in results]
     assert {out.strip() for out, _ in results} == {str(len(MIGRATIONS))}
+
+
+def test_done_renders_from_before_the_scheduler_was_retired_keep_matching(tmp_path, monkeypatch):
+    """A storyboard does not re-render its shots after the upgrade: migration 5 recomputes the keys."""
+    path = tmp_path / "h.sqlite"
+    monkeypatch.setattr("aiprod_studio.jobs.history.MIGRATIONS", MIGRATIONS[:4])  # the studio before the upgrade
+    h = History(path)
+    r = recipe()
+    old_recipe = {**r.model_dump(mode="json"), "scheduler": {}}
+    old_fields = {k: v for k, v in old_recipe.items() if k not in ("versions", "offload")}
+    old_key = hashlib.sha256(json.dumps(old_fields, sort_keys=True).encode()).hexdigest()  # as computed then
+    output = tmp_path / "shot.mp4"
+    output.write_bytes(b"mp4")
+    h.db["jobs"].insert({"status": "done", "prompt": r.prompt, "model": r.model, "seed": r.seed,
+                         "recipe": json.dumps(old_recipe), "render_key": old_key, "created_at": "2025-01-01",
+                         "output_path": str(output)})
+    train = h.db["jobs"].insert({"kind": "train", "status": "done", "recipe": '{"name": "x"}',
+                                 "created_at": "2025-01-01"}).last_pk
+    h.close()
+    monkeypatch.undo()
+
+    h = History(path)
+    assert h.schema_version == len(MIGRATIONS) == 5
+    assert r.render_key() != old_key
+    row = h.latest_for_key(r.render_key())
+    assert row is not None and row["output_path"] == str(output) and row["recipe"]["scheduler"] == {}
+    assert h.get(train)["render_key"] is None  # a training run has no render key, and gets none
+    h.close()

@@ -84,7 +84,7 @@ def test_cli_render_with_lora_and_recipe_round_trip(cli, lora_studio, tmp_path):
 
 def test_storyboard_shots_carry_their_loras(lora_studio):
     from aiprod_studio.recipe import LoraRef
-    from aiprod_studio.storyboard.board import split_script
+    from aiprod_studio.storyboard.scenarist import split_script
     from engine.film import shots as sb
 
     board = split_script("Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", fps=24)

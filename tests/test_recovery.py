@@ -79,8 +79,8 @@ def test_resume_and_discard_refuse_a_job_whose_owner_lives(studio):
         r = studio.build_recipe({"prompt": "owned elsewhere", "width": 64, "height": 64, "num_frames": 17, "steps": 2})
         job = studio.history.create_job(studio.stamp(r))
         # marked interrupted too early (e.g. a remote heartbeat that was late) while its process still runs
-        with studio.history._lock:
-            studio.history.db.execute(
+        with studio.history.locked() as db:
+            db.execute(
                 "UPDATE jobs SET status = 'interrupted', owner_pid = ?, owner_host = ?, owner_start = ? WHERE id = ?",
                 [sleeper.pid, host_id(), process_start(sleeper.pid), job])
         worker = make_worker(studio)

@@ -18,7 +18,8 @@ from safetensors.numpy import save_file
 from aiprod_studio.errors import BadInput
 from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.transfer import import_path
-from aiprod_studio.vault.store import Vault, sha256_file
+from aiprod_studio.vault.manifest import sha256_file
+from aiprod_studio.vault.store import Vault
 from aiprod_studio.vault.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent

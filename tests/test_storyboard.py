@@ -8,7 +8,8 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.storyboard.board import (Shot, Storyboard, read_storyboard_file, render_frames, shot_frames,
-                                      split_script, storyboard_from_json)
+                                            storyboard_from_json)
+from aiprod_studio.storyboard.scenarist import split_script
 
 MARKED = """Title: Night Drive
 Style: cinematic, film grain, teal and orange

@@ -12,7 +12,8 @@ import pytest
 
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.vault.transfer import import_path
-from aiprod_studio.vault.store import Vault, check_safetensors, entry_digest
+from aiprod_studio.vault.manifest import check_safetensors, entry_digest
+from aiprod_studio.vault.store import Vault
 
 
 def make_entry(root, name="demo"):

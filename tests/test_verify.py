@@ -15,7 +15,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
-from aiprod_studio.vault.verify import last_results, load_state, verify
+from aiprod_studio.vault.folder import load_state
+from aiprod_studio.vault.verify import last_results, verify
 from aiprod_studio.vault.store import Vault
 
 

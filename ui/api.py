@@ -17,10 +17,11 @@ from gradio.data_classes import FileData
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.numbers import whole_number
-from aiprod_studio.storyboard.board import split_script, storyboard_from_json
+from aiprod_studio.storyboard.board import storyboard_from_json
 from aiprod_studio.storyboard.db import StoryboardStore
+from aiprod_studio.storyboard.scenarist import split_script
 from aiprod_studio.training import make_train_config
-from aiprod_studio.vault.store import check_kind
+from aiprod_studio.vault.manifest import check_kind
 from aiprod_studio.vault.verify import last_results, verify
 from engine.film import produce
 from engine.film import shots as sb

@@ -13,6 +13,7 @@ import fcntl
 import os
 import time
 from pathlib import Path
+from typing import overload
 
 
 def same_file(fd: int, path: Path | str) -> bool:
@@ -23,6 +24,10 @@ def same_file(fd: int, path: Path | str) -> bool:
         return False
 
 
+@overload
+def take(path: Path | str, wait_s: None = None) -> int: ...
+@overload
+def take(path: Path | str, wait_s: float) -> int | None: ...
 def take(path: Path | str, wait_s: float | None = None) -> int | None:
     """An fd holding the exclusive lock on `path` (created if absent). `wait_s=None` waits as
     long as it takes; otherwise None once another holder kept it past `wait_s` seconds."""

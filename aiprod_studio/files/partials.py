@@ -56,8 +56,11 @@ def sweep(paths: Iterable[Path | str]) -> list[Path]:
         if p.name.startswith(".") and p.name.endswith(SUFFIX) and _remove_if_unheld(p):
             removed.append(p)
     if removed:
-        log.info("removed %d partial file(s) left by an interrupted render: %s", len(removed),
-                 ", ".join(str(p) for p in removed))
+        log.info(
+            "removed %d partial file(s) left by an interrupted render: %s",
+            len(removed),
+            ", ".join(str(p) for p in removed),
+        )
     return removed
 
 

@@ -1,8 +1,8 @@
 """Render history and job queue in one SQLite file.
 
 WAL journal, `synchronous=FULL`, one connection shared behind a lock (the design's
-single writer). The schema changes only through the numbered migrations below, applied
-in order and remembered in `PRAGMA user_version`. The `jobs` table is also the render
+single writer). The schema changes only through the numbered migrations of
+`aiprod_studio/jobs/migrations.py`, applied in order when the file is opened. The `jobs` table is also the render
 queue: queued → running → done | failed | cancelled | interrupted.
 
 A row is `running` only while its owner lives (`aiprod_studio/jobs/owner.py`): the process
@@ -12,99 +12,36 @@ running row whose owner is gone into `interrupted`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
+from aiprod_studio import choices
+from aiprod_studio.choices import ACTIVE_STATUSES, JOB_KINDS, RESUMABLE_STATUSES, FinalStatus, JobStatus
 from aiprod_studio.errors import BadInput
+from aiprod_studio.jobs import migrations
 from aiprod_studio.jobs.owner import Owner, is_alive, owner_of
-from aiprod_studio.recipe import check_text
+from aiprod_studio.recipe import Recipe, check_text
+from aiprod_studio.training import TrainConfig
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
-FINAL_STATUSES = ("done", "failed", "cancelled", "interrupted")
-KINDS = ("render", "train")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+STATUSES = choices.JOB_STATUSES  # (ui and engine read them from here)
+FINAL_STATUSES = choices.FINAL_STATUSES
+MIGRATIONS = migrations.MIGRATIONS  # what `History` applies (a test shortens it to build an old database)
 
 
-def _m001_jobs(db: sqlite_utils.Database) -> None:
-    db["jobs"].create(
-        {
-            "id": int,
-            "status": str,
-            "prompt": str,
-            "model": str,
-            "model_digest": str,
-            "seed": int,
-            "recipe": str,
-            "created_at": str,
-            "started_at": str,
-            "finished_at": str,
-            "output_path": str,
-            "error": str,
-            "wall_s": float,
-            "step": int,
-            "total_steps": int,
-        },
-        pk="id",
-        not_null={"status", "recipe", "created_at"},
-        defaults={"status": "queued", "step": 0, "total_steps": 0},
-    )
-    db["jobs"].create_index(["status"])
-    db["jobs"].create_index(["created_at"])
+def now() -> str:
+    """The time a row records (created, started, finished, updated): UTC, ISO 8601, milliseconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-def _m002_storyboards(db: sqlite_utils.Database) -> None:
-    """Jobs learn their render key (what decides the pixels); storyboards and their shots."""
-    from aiprod_studio.recipe import recipe_from_json
-
-    db["jobs"].add_column("render_key", str)
-    for job_id, text in db.execute("SELECT id, recipe FROM jobs").fetchall():
-        try:
-            key = recipe_from_json(text).render_key()
-        except Exception:  # noqa: BLE001 - an old unreadable recipe simply has no key
-            continue
-        db.execute("UPDATE jobs SET render_key = ? WHERE id = ?", [key, job_id])
-    db["jobs"].create_index(["render_key", "status"])
-    db["storyboards"].create({"id": int, "title": str, "script": str, "settings": str, "film_path": str,
-                              "created_at": str, "updated_at": str}, pk="id", not_null={"title", "created_at"})
-    db["shots"].create({"id": int, "storyboard_id": int, "position": int, "data": str, "job_id": int}, pk="id",
-                       not_null={"storyboard_id", "position", "data"},
-                       foreign_keys=[("storyboard_id", "storyboards", "id")])
-    db.execute("CREATE INDEX idx_shots_board ON shots (storyboard_id, position)")
-
-
-def _m003_training(db: sqlite_utils.Database) -> None:
-    """Jobs get a kind (`render` or `train`: a LoRA training run shares the queue and the GPU);
-    training runs record their loss curve."""
-    db["jobs"].add_column("kind", str, not_null_default="render")
-    db["train_metrics"].create({"job_id": int, "step": int, "loss": float, "lr": float, "seconds": float},
-                               pk=("job_id", "step"), foreign_keys=[("job_id", "jobs", "id")])
-
-
-def _m004_owners(db: sqlite_utils.Database) -> None:
-    """A running job records its owner (process, host, start token, heartbeat), the file it
-    is writing (so a crash's partial file can be found), and a cancel asked from elsewhere."""
-    table = db["jobs"]
-    table.add_column("owner_pid", int)
-    table.add_column("owner_host", str)
-    table.add_column("owner_start", str)
-    table.add_column("heartbeat", float)
-    table.add_column("target_path", str)
-    table.add_column("cancel_requested", int, not_null_default=0)
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_jobs, _m002_storyboards, _m003_training,
-                                                             _m004_owners]
 OWNER_COLUMNS = ("owner_pid", "owner_host", "owner_start", "heartbeat")
 # an ended job has no owner, and no partial file of its own left (the writer removed it on failure)
 RELEASED = {"owner_pid": None, "owner_host": None, "owner_start": None, "target_path": None}
@@ -130,21 +67,34 @@ class History:
         The version is read inside `BEGIN IMMEDIATE`, so two processes opening a new
         database at once (the UI and a CLI render) never both apply the same step.
         """
+        for number, migration in enumerate(MIGRATIONS, start=1):
+            with self.transaction() as db:
+                if db.execute("PRAGMA user_version").fetchone()[0] < number:
+                    migration(db)
+                    db.execute(f"PRAGMA user_version={number}")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[sqlite_utils.Database]:
+        """The database, to this thread alone for the block (the one connection is shared)."""
         with self._lock:
-            for number, migration in enumerate(MIGRATIONS, start=1):
-                self.db.execute("BEGIN IMMEDIATE")
-                try:
-                    if self.db.execute("PRAGMA user_version").fetchone()[0] < number:
-                        migration(self.db)
-                        self.db.execute(f"PRAGMA user_version={number}")
-                    self.db.execute("COMMIT")
-                except BaseException:
-                    self.db.execute("ROLLBACK")
-                    raise
+            yield self.db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction (`BEGIN IMMEDIATE`) for the block: committed at its end, rolled
+        back if it raises. Other processes' writers wait for it; their readers see it whole."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     @property
     def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
@@ -153,44 +103,69 @@ class History:
     # -- writes ----------------------------------------------------------------------------
     def _update(self, job_id: int, **values: Any) -> None:
         with self._lock:
-            self.db["jobs"].update(job_id, values)
+            self.db.table("jobs").update(job_id, values)
 
-    def _insert_job(self, values: dict[str, Any], status: str) -> int:
+    def _insert_job(self, values: dict[str, Any], status: JobStatus) -> int:
         owner = Owner.me().columns() if status == "running" else {}
         with self._lock:
-            table = self.db["jobs"]
-            table.insert({**values, "status": status, "created_at": _now(), **owner})
-            return int(table.last_pk)
+            table = self.db.table("jobs")
+            table.insert({**values, "status": status, "created_at": now(), **owner})
+            return row_id(table.last_pk)
 
-    def create_job(self, recipe: Any, status: str = "queued") -> int:
+    def create_job(self, recipe: Recipe, status: JobStatus = "queued") -> int:
         """Insert a job for a validated recipe (a `Recipe`); returns its id. A job created
         `running` is owned by this process from the first instant."""
-        return self._insert_job({"prompt": recipe.prompt, "model": recipe.model, "model_digest": recipe.model_digest,
-                                 "seed": recipe.seed, "recipe": recipe.to_json(), "render_key": recipe.render_key(),
-                                 "total_steps": recipe.steps}, status)
+        return self._insert_job(
+            {
+                "prompt": recipe.prompt,
+                "model": recipe.model,
+                "model_digest": recipe.model_digest,
+                "seed": recipe.seed,
+                "recipe": recipe.to_json(),
+                "render_key": recipe.render_key(),
+                "total_steps": recipe.steps,
+            },
+            status,
+        )
 
-    def create_train_job(self, config: Any, status: str = "queued") -> int:
+    def create_train_job(self, config: TrainConfig, status: JobStatus = "queued") -> int:
         """Insert a LoRA training run (a `TrainConfig`) into the queue; returns its id."""
-        return self._insert_job({"kind": "train", "prompt": f"Train LoRA {config.name}", "model": config.model,
-                                 "model_digest": "", "seed": config.seed, "recipe": config.model_dump_json(),
-                                 "total_steps": config.steps}, status)
+        return self._insert_job(
+            {
+                "kind": "train",
+                "prompt": f"Train LoRA {config.name}",
+                "model": config.model,
+                "model_digest": "",
+                "seed": config.seed,
+                "recipe": config.model_dump_json(),
+                "total_steps": config.steps,
+            },
+            status,
+        )
 
     def add_metrics(self, job_id: int, rows: list[tuple[int, float, float, float]]) -> None:
         """(step, loss, lr, seconds) rows of a training run (a resumed run rewrites its later steps)."""
         with self._lock:
-            self.db.conn.executemany("INSERT OR REPLACE INTO train_metrics (job_id, step, loss, lr, seconds) "
-                                "VALUES (?, ?, ?, ?, ?)", [(job_id, *r) for r in rows])
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO train_metrics (job_id, step, loss, lr, seconds) VALUES (?, ?, ?, ?, ?)",
+                [(job_id, *r) for r in rows],
+            )
 
     def metrics(self, job_id: int) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(r) for r in self.db.query("SELECT step, loss, lr, seconds FROM train_metrics WHERE "
-                                                   "job_id = ? ORDER BY step", [job_id])]
+            return [
+                dict(r)
+                for r in self.db.query(
+                    "SELECT step, loss, lr, seconds FROM train_metrics WHERE job_id = ? ORDER BY step", [job_id]
+                )
+            ]
 
     def mark_running(self, job_id: int, target: str | None = None) -> None:
         """The job starts now, owned by this process; `target` is the file it will write."""
         # (a cancel asked meanwhile stays asked: the flag is cleared only when the job is queued again)
-        self._update(job_id, status="running", started_at=_now(), step=0, error=None, target_path=target,
-                     **Owner.me().columns())
+        self._update(
+            job_id, status="running", started_at=now(), step=0, error=None, target_path=target, **Owner.me().columns()
+        )
 
     def set_progress(self, job_id: int, step: int, total: int) -> None:
         self._update(job_id, step=step, total_steps=total, heartbeat=time.time())
@@ -201,34 +176,36 @@ class History:
         queued again and taken by another process)."""
         me = Owner.me()
         with self._lock:
-            self.db.execute("UPDATE jobs SET heartbeat = ? WHERE id = ? AND owner_pid = ? AND owner_host = ?",
-                            [time.time(), job_id, me.pid, me.host])
-            row = self.db.execute("SELECT cancel_requested, owner_pid, owner_host, status FROM jobs WHERE id = ?",
-                                  [job_id]).fetchone()
+            self.db.execute(
+                "UPDATE jobs SET heartbeat = ? WHERE id = ? AND owner_pid = ? AND owner_host = ?",
+                [time.time(), job_id, me.pid, me.host],
+            )
+            row = self.db.execute(
+                "SELECT cancel_requested, owner_pid, owner_host, status FROM jobs WHERE id = ?", [job_id]
+            ).fetchone()
         if row is None:
             return True
         cancel, pid, host, status = row
-        taken = status in ("queued", "running") and (pid, host) != (me.pid, me.host)
+        taken = status in ACTIVE_STATUSES and (pid, host) != (me.pid, me.host)
         return bool(cancel) or taken
 
     def request_cancel(self, job_id: int) -> bool:
         """Ask the owner of a running job to stop (it sees this at its next heartbeat)."""
         with self._lock:
-            cur = self.db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'",
-                                  [job_id])
+            cur = self.db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", [job_id])
             return cur.rowcount == 1
 
-    def set_recipe(self, job_id: int, recipe: Any) -> None:
+    def set_recipe(self, job_id: int, recipe: Recipe) -> None:
         self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest, render_key=recipe.render_key())
 
     def mark_done(self, job_id: int, output_path: str, wall_s: float) -> None:
-        self._update(job_id, status="done", finished_at=_now(), output_path=output_path, wall_s=wall_s, **RELEASED)
+        self._update(job_id, status="done", finished_at=now(), output_path=output_path, wall_s=wall_s, **RELEASED)
 
-    def mark_failed(self, job_id: int, error: str, status: str = "failed") -> None:
+    def mark_failed(self, job_id: int, error: str, status: FinalStatus = "failed") -> None:
         """The job ended (by its owner, or discarded): the row no longer belongs to a process."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {FINAL_STATUSES}, got {status!r}")
-        self._update(job_id, status=status, finished_at=_now(), error=error, **RELEASED)
+        self._update(job_id, status=status, finished_at=now(), error=error, **RELEASED)
 
     def claim(self, job_id: int) -> bool:
         """queued → running (owned by this process), only if nobody cancelled or claimed it meanwhile."""
@@ -237,23 +214,29 @@ class History:
             cur = self.db.execute(
                 "UPDATE jobs SET status = 'running', started_at = ?, step = 0, error = NULL, cancel_requested = 0, "
                 "owner_pid = ?, owner_host = ?, owner_start = ?, heartbeat = ? WHERE id = ? AND status = 'queued'",
-                [_now(), me.pid, me.host, me.start, time.time(), job_id])
+                [now(), me.pid, me.host, me.start, time.time(), job_id],
+            )
             return cur.rowcount == 1
 
     def cancel_if_queued(self, job_id: int, reason: str = "cancelled before it started") -> bool:
         with self._lock:
-            cur = self.db.execute("UPDATE jobs SET status = 'cancelled', finished_at = ?, error = ? "
-                                  "WHERE id = ? AND status = 'queued'", [_now(), reason, job_id])
+            cur = self.db.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?, error = ? WHERE id = ? AND status = 'queued'",
+                [now(), reason, job_id],
+            )
             return cur.rowcount == 1
 
     def requeue(self, job_id: int) -> bool:
         """interrupted | failed | cancelled → queued again with the same recipe."""
+        marks = ",".join("?" * len(RESUMABLE_STATUSES))
         with self._lock:
             cur = self.db.execute(
                 "UPDATE jobs SET status = 'queued', started_at = NULL, finished_at = NULL, error = NULL, "
                 "output_path = NULL, wall_s = NULL, step = 0, cancel_requested = 0, target_path = NULL, "
                 "owner_pid = NULL, owner_host = NULL, owner_start = NULL, heartbeat = NULL "
-                "WHERE id = ? AND status IN ('interrupted', 'failed', 'cancelled')", [job_id])
+                f"WHERE id = ? AND status IN ({marks})",
+                [job_id, *RESUMABLE_STATUSES],
+            )
             return cur.rowcount == 1
 
     def set_model_digest(self, job_id: int, digest: str) -> None:
@@ -262,7 +245,7 @@ class History:
     def next_queued(self) -> int | None:
         with self._lock:
             row = self.db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
-        return row[0] if row else None
+        return int(row[0]) if row else None
 
     def queue_position(self, job_id: int) -> int | None:
         """1 for the next job to run; None when the job is not queued."""
@@ -270,8 +253,8 @@ class History:
             row = self.db.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
             if not row or row[0] != "queued":
                 return None
-            return self.db.execute("SELECT count(*) FROM jobs WHERE status = 'queued' AND id <= ?",
-                                   [job_id]).fetchone()[0]
+            ahead = self.db.execute("SELECT count(*) FROM jobs WHERE status = 'queued' AND id <= ?", [job_id])
+            return int(ahead.fetchone()[0])
 
     def delete(self, job_id: int) -> dict[str, Any]:
         row = self.get(job_id)
@@ -284,8 +267,12 @@ class History:
 
         A row whose owner still lives (a CLI render beside the studio) is left alone."""
         with self._lock:
-            rows = [dict(r) for r in self.db.query(
-                "SELECT id, owner_pid, owner_host, owner_start, heartbeat FROM jobs WHERE status = 'running'")]
+            rows = [
+                dict(r)
+                for r in self.db.query(
+                    "SELECT id, owner_pid, owner_host, owner_start, heartbeat FROM jobs WHERE status = 'running'"
+                )
+            ]
             orphaned = []
             for row in rows:
                 if is_alive(row):
@@ -296,8 +283,16 @@ class History:
                     "UPDATE jobs SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND "
                     "status = 'running' AND owner_pid IS ? AND owner_host IS ? AND owner_start IS ? "
                     "AND heartbeat IS ?",
-                    [_now(), f"the process running this job stopped{who}", row["id"], row["owner_pid"],
-                     row["owner_host"], row["owner_start"], row["heartbeat"]])
+                    [
+                        now(),
+                        f"the process running this job stopped{who}",
+                        row["id"],
+                        row["owner_pid"],
+                        row["owner_host"],
+                        row["owner_start"],
+                        row["heartbeat"],
+                    ],
+                )
                 if cur.rowcount:
                     orphaned.append(row["id"])
             return orphaned
@@ -305,15 +300,20 @@ class History:
     def stale_targets(self) -> list[str]:
         """The files that jobs stopped by a crash were writing (their partial files may remain)."""
         with self._lock:
-            return [r[0] for r in self.db.execute("SELECT target_path FROM jobs WHERE target_path IS NOT NULL "
-                                                  "AND status != 'running'").fetchall()]
+            return [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT target_path FROM jobs WHERE target_path IS NOT NULL AND status != 'running'"
+                ).fetchall()
+            ]
 
     def owner_alive(self, job_id: int) -> bool:
         """Does the process recorded on this job (running, or marked interrupted too early) still live?"""
         with self._lock:
-            row = self.db.execute("SELECT owner_pid, owner_host, owner_start, heartbeat FROM jobs WHERE id = ?",
-                                  [job_id]).fetchone()
-        return bool(row) and is_alive(dict(zip(OWNER_COLUMNS, row)))
+            row = self.db.execute(
+                "SELECT owner_pid, owner_host, owner_start, heartbeat FROM jobs WHERE id = ?", [job_id]
+            ).fetchone()
+        return bool(row) and is_alive(dict(zip(OWNER_COLUMNS, row, strict=True)))
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, job_id: int) -> dict[str, Any]:
@@ -326,8 +326,15 @@ class History:
             raise KeyError(job_id)
         return _decode(rows[0])
 
-    def jobs(self, limit: int = 50, offset: int = 0, status: str | None = None, text: str | None = None,
-             model: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    def jobs(
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        status: str | None = None,
+        text: str | None = None,
+        model: str | None = None,
+        kind: str | None = None,
+    ) -> list[dict[str, Any]]:
         for name, value in (("text", text), ("model", model), ("status", status), ("kind", kind)):
             try:
                 check_text(value)
@@ -335,9 +342,10 @@ class History:
                 raise BadInput(f"{name} {exc}", field=name) from None
         if status and status not in STATUSES:
             raise BadInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
-        if kind and kind not in KINDS:
-            raise BadInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}", field="kind")
-        where, params = [], []
+        if kind and kind not in JOB_KINDS:
+            raise BadInput(f"kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}", field="kind")
+        where: list[str] = []
+        params: list[str] = []
         if kind:
             where.append("kind = ?")
             params.append(kind)
@@ -362,8 +370,12 @@ class History:
         """The newest job with this render key in one of `statuses` (done: whose MP4 still exists)."""
         marks = ",".join("?" * len(statuses))
         with self._lock:
-            rows = list(self.db.query(f"SELECT * FROM jobs WHERE render_key = ? AND status IN ({marks}) "
-                                      "ORDER BY id DESC LIMIT 20", [render_key, *statuses]))
+            rows = list(
+                self.db.query(
+                    f"SELECT * FROM jobs WHERE render_key = ? AND status IN ({marks}) ORDER BY id DESC LIMIT 20",
+                    [render_key, *statuses],
+                )
+            )
         for row in rows:
             if row["status"] != "done" or (row["output_path"] and Path(row["output_path"]).is_file()):
                 return _decode(row)
@@ -374,8 +386,15 @@ class History:
             if status in (None, "running", "interrupted"):
                 self.recover_interrupted()
             if status:
-                return self.db.execute("SELECT count(*) FROM jobs WHERE status = ?", [status]).fetchone()[0]
-            return self.db.execute("SELECT count(*) FROM jobs").fetchone()[0]
+                return int(self.db.execute("SELECT count(*) FROM jobs WHERE status = ?", [status]).fetchone()[0])
+            return int(self.db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+
+
+def row_id(value: object) -> int:
+    """The id SQLite gave the row just inserted (sqlite-utils and sqlite3 type it as optional)."""
+    if not isinstance(value, int):
+        raise RuntimeError(f"an insert returned no row id (got {value!r})")
+    return value
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

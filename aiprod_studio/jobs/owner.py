@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -54,7 +55,7 @@ def process_start(pid: int) -> str | None:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read().decode("ascii", "replace")
         # the command name (field 2) may hold spaces or parentheses: count from the last ")"
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] in ("Z", "X"):  # a zombie has finished its work
             return None
         return fields[19]
@@ -87,13 +88,12 @@ class Owner:
     start: str
 
     @classmethod
-    def me(cls) -> "Owner":
+    def me(cls) -> Owner:
         pid = os.getpid()
         return cls(pid, host_id(), process_start(pid) or "")
 
     def columns(self) -> dict[str, Any]:
-        return {"owner_pid": self.pid, "owner_host": self.host, "owner_start": self.start,
-                "heartbeat": time.time()}
+        return {"owner_pid": self.pid, "owner_host": self.host, "owner_start": self.start, "heartbeat": time.time()}
 
     def describe(self) -> str:
         return f"process {self.pid} on {self.host.split('/')[0]}"
@@ -125,7 +125,7 @@ class Heartbeat:
             ...the work...
     """
 
-    def __init__(self, beat: Any, cancel: Any | None = None, every: float = HEARTBEAT_S):
+    def __init__(self, beat: Callable[[], bool], cancel: threading.Event | None = None, every: float = HEARTBEAT_S):
         self._beat, self._cancel, self._every = beat, cancel, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="aiprod-heartbeat", daemon=True)
@@ -138,10 +138,10 @@ class Heartbeat:
             except Exception:  # noqa: BLE001 - a missed beat is retried; the job goes on
                 log.debug("heartbeat failed", exc_info=True)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

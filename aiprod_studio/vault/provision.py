@@ -31,28 +31,73 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
 from aiprod_studio.offline import NetworkBlocked
 from aiprod_studio.settings import PROJECT_ROOT
+from aiprod_studio.vault.manifest import (
+    KIND_DIRS,
+    Entry,
+    FileRecord,
+    Source,
+    check_kind,
+    check_weight_file,
+    hash_with_stat,
+)
+from aiprod_studio.vault.results import VerifyProgress
+from aiprod_studio.vault.store import Vault
 from aiprod_studio.vault.transfer import Meter
-from aiprod_studio.vault.store import (KIND_DIRS, Entry, FileRecord, Source, Vault, check_kind, check_weight_file,
-                                 hash_with_stat)
 
 log = logging.getLogger(__name__)
 
 CATALOG_NAME = "catalog.json"
 # Never fetched: pickled or otherwise unusable weight formats (only safetensors are accepted).
-IGNORED_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle", "*.gguf", "*.onnx", "*.onnx_data",
-                    "*.h5", "*.msgpack", "*.ot", "*.tflite", ".gitattributes")
+IGNORED_PATTERNS = (
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.ckpt",
+    "*.pkl",
+    "*.pickle",
+    "*.gguf",
+    "*.onnx",
+    "*.onnx_data",
+    "*.h5",
+    "*.msgpack",
+    "*.ot",
+    "*.tflite",
+    ".gitattributes",
+)
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 # Errors (by class name, from the hub client's HTTP stack: httpx, requests, urllib3) that mean
 # "the hub could not be reached", as opposed to an answer from it.
-NETWORK_ERRORS = {"ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException",
-                  "NetworkError", "ConnectionError", "Timeout", "NewConnectionError", "MaxRetryError",
-                  "NameResolutionError", "ProxyError", "OfflineModeIsEnabled", "LocalEntryNotFoundError"}
-NETWORK_ERRNOS = {errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ECONNREFUSED,
-                  errno.ECONNRESET, errno.ETIMEDOUT}
+NETWORK_ERRORS = {
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+    "TimeoutException",
+    "NetworkError",
+    "ConnectionError",
+    "Timeout",
+    "NewConnectionError",
+    "MaxRetryError",
+    "NameResolutionError",
+    "ProxyError",
+    "OfflineModeIsEnabled",
+    "LocalEntryNotFoundError",
+}
+NETWORK_ERRNOS = {
+    errno.ENETUNREACH,
+    errno.ENETDOWN,
+    errno.EHOSTUNREACH,
+    errno.EHOSTDOWN,
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ETIMEDOUT,
+}
 
 
 class CatalogItem(BaseModel):
@@ -60,8 +105,8 @@ class CatalogItem(BaseModel):
     name: str
     repo: str
     revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
-    kind: str = "pipeline"
-    family: str = "ltx2"
+    kind: str = DEFAULT_KIND
+    family: str = DEFAULT_FAMILY
     license: str = "unknown"
     allow: list[str] = Field(default_factory=list)
     description: str = ""
@@ -99,8 +144,9 @@ class HubClient:
         with self._online():
             from huggingface_hub import snapshot_download
 
-            return snapshot_download(repo_id, revision=revision, local_dir=str(local_dir),
-                                     allow_patterns=allow_patterns, max_workers=4)
+            return snapshot_download(
+                repo_id, revision=revision, local_dir=str(local_dir), allow_patterns=allow_patterns, max_workers=4
+            )
 
 
 def catalog_path(vault: Vault) -> Path:
@@ -129,7 +175,7 @@ def _git_blob_sha1(path: Path) -> str:
 
 
 def _license_of(info: Any) -> str | None:
-    card = getattr(info, "card_data", None) or getattr(info, "cardData", None)
+    card: Any = getattr(info, "card_data", None) or getattr(info, "cardData", None)
     value = card.get("license") if hasattr(card, "get") else getattr(card, "license", None)
     if value:
         return str(value)
@@ -144,9 +190,11 @@ def _network_cause(exc: BaseException | None) -> BaseException | None:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if (isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, NetworkBlocked))
-                or (isinstance(exc, OSError) and exc.errno in NETWORK_ERRNOS)
-                or NETWORK_ERRORS & {c.__name__ for c in type(exc).__mro__}):
+        if (
+            isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror, NetworkBlocked))
+            or (isinstance(exc, OSError) and exc.errno in NETWORK_ERRNOS)
+            or NETWORK_ERRORS & {c.__name__ for c in type(exc).__mro__}
+        ):
             return exc
         exc = exc.__cause__ or exc.__context__
     return None
@@ -156,10 +204,15 @@ def _explain(exc: Exception, repo: str, revision: str) -> StudioError:
     kind = type(exc).__name__
     if (cause := _network_cause(exc)) is not None:
         host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").netloc or "huggingface.co"
-        reason = ("the hub client is in offline mode" if type(cause).__name__ == "OfflineModeIsEnabled"
-                  else str(cause) or type(cause).__name__)
-        return BadInput(f"cannot reach {host}: {reason}; provision needs a network connection — run it on a "
-                        "connected machine and bring the model over with vault export/import")
+        reason = (
+            "the hub client is in offline mode"
+            if type(cause).__name__ == "OfflineModeIsEnabled"
+            else str(cause) or type(cause).__name__
+        )
+        return BadInput(
+            f"cannot reach {host}: {reason}; provision needs a network connection — run it on a "
+            "connected machine and bring the model over with vault export/import"
+        )
     if "RevisionNotFound" in kind or "EntryNotFound" in kind:
         return BadInput(f"revision {revision!r} cannot be resolved to a commit of {repo}: {exc}", field="revision")
     if "RepositoryNotFound" in kind or "GatedRepo" in kind:
@@ -167,17 +220,27 @@ def _explain(exc: Exception, repo: str, revision: str) -> StudioError:
     return StudioError(f"the hub client failed on {repo}@{revision}: {type(exc).__name__}: {exc}")
 
 
-def provision(vault: Vault, repo: str, revision: str | None = None, name: str | None = None,
-              allow: list[str] | None = None, kind: str | None = None, family: str | None = None,
-              license: str | None = None, hub: HubLike | None = None,
-              progress: Callable[[Any], None] | None = None) -> Entry:
+def provision(
+    vault: Vault,
+    repo: str,
+    revision: str | None = None,
+    name: str | None = None,
+    allow: list[str] | None = None,
+    kind: str | None = None,
+    family: str | None = None,
+    license: str | None = None,
+    hub: HubLike | None = None,
+    progress: Callable[[VerifyProgress], None] | None = None,
+) -> Entry:
     """Download `repo` at `revision` into the vault, check it against the hub's hashes, record it."""
     # 1. A catalogue name fills in everything the user did not say.
     if "/" not in repo:
         items = {i.name: i for i in load_catalog(vault)}
         if repo not in items:
-            raise BadInput(f"repo must be owner/name or a catalogue name ({', '.join(items) or 'none'}), got {repo!r}",
-                           field="repo")
+            raise BadInput(
+                f"repo must be owner/name or a catalogue name ({', '.join(items) or 'none'}), got {repo!r}",
+                field="repo",
+            )
         item = items[repo]
         repo, revision = item.repo, revision or item.revision
         name, allow = name or item.name, allow or item.allow or None
@@ -185,12 +248,13 @@ def provision(vault: Vault, repo: str, revision: str | None = None, name: str | 
     if not REPO_RE.match(repo):
         raise BadInput(f"repo must look like owner/name, got {repo!r}", field="repo")
     if not revision:
-        raise BadInput("revision is required: a branch, tag or 40-hex commit (it is resolved and recorded)",
-                       field="revision")
-    kind, family = kind or "pipeline", family or "ltx2"
+        raise BadInput(
+            "revision is required: a branch, tag or 40-hex commit (it is resolved and recorded)", field="revision"
+        )
+    kind, family = kind or DEFAULT_KIND, family or DEFAULT_FAMILY
     name = name or repo.split("/")[1]
     vault.check_new_name(name)
-    check_kind(kind)
+    kind = check_kind(kind)
     hub = hub or HubClient()
 
     # 2. Resolve the revision to the commit everything is pinned to.
@@ -202,21 +266,24 @@ def provision(vault: Vault, repo: str, revision: str | None = None, name: str | 
         raise _explain(exc, repo, revision) from None
     commit = str(getattr(info, "sha", "") or "")
     if not COMMIT_RE.match(commit):
-        raise BadInput(f"revision {revision!r} of {repo} did not resolve to a 40-hex commit (got {commit!r})",
-                       field="revision")
+        raise BadInput(
+            f"revision {revision!r} of {repo} did not resolve to a 40-hex commit (got {commit!r})", field="revision"
+        )
     if COMMIT_RE.match(revision) and commit != revision:
         raise IntegrityError(f"the hub answered commit {commit} for the pinned revision {revision}")
 
     # 3. Choose the files: the allowed patterns, never pickled weights.
     siblings = {s.rfilename: s for s in (getattr(info, "siblings", None) or [])}
-    chosen = sorted(f for f in siblings
-                    if (not allow or any(fnmatch.fnmatch(f, p) for p in allow))
-                    and not any(fnmatch.fnmatch(Path(f).name, p) for p in IGNORED_PATTERNS))
+    chosen = sorted(
+        f
+        for f in siblings
+        if (not allow or any(fnmatch.fnmatch(f, p) for p in allow))
+        and not any(fnmatch.fnmatch(Path(f).name, p) for p in IGNORED_PATTERNS)
+    )
     if not chosen:
         raise BadInput(f"no safetensors-format files of {repo}@{commit[:12]} match {allow or ['*']}", field="allow")
     if kind == "pipeline" and "model_index.json" not in chosen:
-        raise BadInput(f"{repo} has no model_index.json among the chosen files: not a diffusers pipeline",
-                       field="repo")
+        raise BadInput(f"{repo} has no model_index.json among the chosen files: not a diffusers pipeline", field="repo")
 
     # 4. Download into a hidden folder (kept on failure so the next run resumes).
     rel = f"{KIND_DIRS[kind]}/{name}"
@@ -268,12 +335,21 @@ def provision(vault: Vault, repo: str, revision: str | None = None, name: str | 
         for f in bad:
             with contextlib.suppress(OSError):
                 (tmp / f.split(":")[0]).unlink()
-        raise IntegrityError(f"provisioning {repo}@{commit[:12]} failed its checks, nothing was recorded: "
-                             + "; ".join(bad))
+        raise IntegrityError(
+            f"provisioning {repo}@{commit[:12]} failed its checks, nothing was recorded: " + "; ".join(bad)
+        )
 
     # 6. Into place, then into the manifest with source and license.
     os.replace(tmp, target)
-    entry = vault.record(name, kind, family, rel, files=records, stats=stats, source=Source(repo=repo, revision=commit),
-                         license=license or _license_of(info) or "unknown")
+    entry = vault.record(
+        name,
+        kind,
+        family,
+        rel,
+        files=records,
+        stats=stats,
+        source=Source(repo=repo, revision=commit),
+        license=license or _license_of(info) or "unknown",
+    )
     log.info("provisioned %s from %s@%s", name, repo, commit)
     return entry

@@ -37,10 +37,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiprod_studio.files import atomic
-from aiprod_studio.files import locks
 from aiprod_studio.errors import BadInput, StudioError
-from aiprod_studio.vault.store import KIND_DIRS, Entry, Vault, check_weight_file, stat_key
+from aiprod_studio.files import atomic, locks
+from aiprod_studio.vault.folder import VaultFolder
+from aiprod_studio.vault.manifest import KIND_DIRS, Entry, check_weight_file, stat_key
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,13 @@ class RecoveryReport:
         return bool(self.removed or self.finished or self.rolled_back)
 
     def to_json(self) -> dict[str, list[str]]:
-        return {"removed": self.removed, "finished": self.finished, "rolled_back": self.rolled_back,
-                "busy": self.busy, "errors": self.errors}
+        return {
+            "removed": self.removed,
+            "finished": self.finished,
+            "rolled_back": self.rolled_back,
+            "busy": self.busy,
+            "errors": self.errors,
+        }
 
 
 @dataclass
@@ -148,7 +153,7 @@ def clear_journal(target: Path) -> None:
         journal_path(target).unlink()
 
 
-def _read_journal(vault: Vault, target: Path) -> tuple[Entry, dict[str, list[int]], str] | None:
+def _read_journal(vault: VaultFolder, target: Path) -> tuple[Entry, dict[str, list[int]], str] | None:
     path = journal_path(target)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -203,8 +208,9 @@ def remove_path(p: Path) -> None:
 
 
 # -- recovery ----------------------------------------------------------------------------------------
-def resolve(vault: Vault, target: Path, roll_forward: bool = True,
-            report: RecoveryReport | None = None) -> Finished | None:
+def resolve(
+    vault: VaultFolder, target: Path, roll_forward: bool = True, report: RecoveryReport | None = None
+) -> Finished | None:
     """Clear what an import of `target` left behind. The caller holds the target's import lock.
 
     `roll_forward=False` (an import undoing its own failure) never records: a journal whose
@@ -234,11 +240,15 @@ def resolve(vault: Vault, target: Path, roll_forward: bool = True,
         elif target.exists() or target.is_symlink():
             if roll_forward and recorded is None and _matches(target, entry):
                 # stat keys seed the verify cache only where the file is untouched since it was hashed
-                still = {r: k for r, k in stats.items() if r in entry.files
-                         and stat_key((vault.root / entry.vault_path(r)).stat()) == k}
+                still = {
+                    r: k
+                    for r, k in stats.items()
+                    if r in entry.files and stat_key((vault.root / entry.vault_path(r)).stat()) == k
+                }
                 extra = entry.model_dump(exclude={"name", "kind", "family", "path"} | BOOKKEEPING)
-                new = vault.record(entry.name, entry.kind, entry.family, entry.path, files=entry.files, stats=still,
-                                   **extra)
+                new = vault.record(
+                    entry.name, entry.kind, entry.family, entry.path, files=entry.files, stats=still, **extra
+                )
                 report.finished.append(entry.name)
                 finished = Finished(new, source)
                 log.info("finished the interrupted import of %s from its journal", entry.name)
@@ -256,7 +266,7 @@ def resolve(vault: Vault, target: Path, roll_forward: bool = True,
     return finished
 
 
-def _groups(vault: Vault) -> dict[Path, dict[str, list[str]]]:
+def _groups(vault: VaultFolder) -> dict[Path, dict[str, list[str]]]:
     """Per target with hidden import names beside it: those names, by what they are (a suffix)."""
     found: dict[Path, dict[str, list[str]]] = {}
     for folder in sorted(set(KIND_DIRS.values())):
@@ -276,7 +286,7 @@ def _groups(vault: Vault) -> dict[Path, dict[str, list[str]]]:
     return found
 
 
-def recover_staging(vault: Vault) -> RecoveryReport:
+def recover_staging(vault: VaultFolder) -> RecoveryReport:
     """Clear what killed imports left in the vault (see the module doc). Idempotent; a cheap
     scan of the kind folders when there is nothing to do; never touches a running import."""
     report = RecoveryReport()
@@ -301,7 +311,7 @@ def recover_staging(vault: Vault) -> RecoveryReport:
     return report
 
 
-def stale_leftovers(vault: Vault) -> list[tuple[str, str]]:
+def stale_leftovers(vault: VaultFolder) -> list[tuple[str, str]]:
     """(vault-relative path, what it is) for each leftover of an import that is no longer running.
 
     Read-only (for verify): nothing is created, locked for long, or removed.
@@ -316,11 +326,19 @@ def stale_leftovers(vault: Vault) -> list[tuple[str, str]]:
             p = target.parent / name
             with contextlib.suppress(OSError):
                 size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
-                out.append((f"{folder}/{name}", f"partial copy left by an interrupted import of {target.name} "
-                                                f"({size} bytes); {fix}"))
+                out.append(
+                    (
+                        f"{folder}/{name}",
+                        f"partial copy left by an interrupted import of {target.name} ({size} bytes); {fix}",
+                    )
+                )
         for name in present.get(JOURNAL_SUFFIX, []):
-            out.append((f"{folder}/{name}", f"pending record of an import of {target.name} that stopped before "
-                                            f"it finished; {fix}"))
+            out.append(
+                (
+                    f"{folder}/{name}",
+                    f"pending record of an import of {target.name} that stopped before it finished; {fix}",
+                )
+            )
         if set(present) == {LOCK_SUFFIX}:
             out.append((f"{folder}/{present[LOCK_SUFFIX][0]}", f"lock file of an interrupted import; {fix}"))
     return out

@@ -30,29 +30,72 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio.files import atomic
+from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
-from aiprod_studio.vault.staging import (BOOKKEEPING, clear_journal, import_lock, remove_path, resolve, staging_path,
-                                   write_journal)
-from aiprod_studio.vault.store import (CHECKSUMS_NAME, HASH_CHUNK, KIND_DIRS, MANIFEST_NAME, Entry, FileRecord,
-                                 Manifest, Vault, check_kind, check_name, check_weight_file, entry_digest,
-                                 hash_with_stat, stat_key)
-from aiprod_studio.vault.verify import VerifyProgress
+from aiprod_studio.files import atomic
+from aiprod_studio.vault.manifest import (
+    CHECKSUMS_NAME,
+    HASH_CHUNK,
+    KIND_DIRS,
+    MANIFEST_NAME,
+    Entry,
+    FileRecord,
+    Manifest,
+    check_kind,
+    check_name,
+    check_weight_file,
+    entry_digest,
+    hash_with_stat,
+    stat_key,
+    write_manifest,
+)
+from aiprod_studio.vault.results import VerifyProgress
+from aiprod_studio.vault.staging import (
+    BOOKKEEPING,
+    clear_journal,
+    import_lock,
+    remove_path,
+    resolve,
+    staging_path,
+    write_journal,
+)
+from aiprod_studio.vault.store import Vault
 
 log = logging.getLogger(__name__)
 
 BUNDLE_FILES = "files"
 # What an exported bundle carries over besides the files themselves.
-CARRIED_FIELDS = ("kind", "family", "source", "license", "derived_from", "quantization", "test_model", "description",
-                  "defaults")
+CARRIED_FIELDS = (
+    "kind",
+    "family",
+    "source",
+    "license",
+    "derived_from",
+    "quantization",
+    "test_model",
+    "description",
+    "defaults",
+)
 
 
 class Meter:
     """Counts bytes and reports rate and ETA at most every `every` seconds."""
 
-    def __init__(self, total: int, progress: Callable[[VerifyProgress], None] | None, files_total: int,
-                 cancel: threading.Event | None, every: float = 0.25):
-        self.total, self.progress, self.files_total, self.cancel, self.every = total, progress, files_total, cancel, every
+    def __init__(
+        self,
+        total: int,
+        progress: Callable[[VerifyProgress], None] | None,
+        files_total: int,
+        cancel: threading.Event | None,
+        every: float = 0.25,
+    ):
+        self.total, self.progress, self.files_total, self.cancel, self.every = (
+            total,
+            progress,
+            files_total,
+            cancel,
+            every,
+        )
         self.done = 0
         self.files_done = 0
         self.started = time.perf_counter()
@@ -106,7 +149,9 @@ def _read_bundle(path: Path) -> Entry:
     if len(manifest.entries) != 1:
         raise IntegrityError(f"{path}: a bundle holds exactly one entry, this one lists {len(manifest.entries)}")
     entry = manifest.entries[0]
-    if entry.path != BUNDLE_FILES and not (entry.single_file and entry.path == f"{BUNDLE_FILES}/{next(iter(entry.files))}"):
+    if entry.path != BUNDLE_FILES and not (
+        entry.single_file and entry.path == f"{BUNDLE_FILES}/{next(iter(entry.files))}"
+    ):
         raise IntegrityError(f"{path}: bundle entry path {entry.path!r} is not {BUNDLE_FILES!r}")
     root = path.resolve()
     for dirpath, dirnames, filenames in os.walk(path):
@@ -115,14 +160,16 @@ def _read_bundle(path: Path) -> Entry:
             if p.is_symlink():
                 raise IntegrityError(f"{p}: bundles may not contain symlinks")
     on_disk = {p.relative_to(path / BUNDLE_FILES).as_posix() for p in (path / BUNDLE_FILES).rglob("*") if p.is_file()}
-    listed = {entry.vault_path(r)[len(BUNDLE_FILES) + 1:] for r in entry.files}
+    listed = {entry.vault_path(r)[len(BUNDLE_FILES) + 1 :] for r in entry.files}
     for rel in listed:
         if not (path / BUNDLE_FILES / rel).resolve().is_relative_to(root):
             raise IntegrityError(f"{path}: bundle path {rel!r} leaves the bundle")
     if on_disk != listed:
         missing, extra = sorted(listed - on_disk), sorted(on_disk - listed)
-        raise IntegrityError(f"{path}: bundle files do not match its manifest (missing: {missing or 'none'}, "
-                             f"not listed: {extra or 'none'})")
+        raise IntegrityError(
+            f"{path}: bundle files do not match its manifest (missing: {missing or 'none'}, "
+            f"not listed: {extra or 'none'})"
+        )
     if entry.digest and entry.digest != entry_digest(entry.files):
         raise IntegrityError(f"{path}: the bundle's entry digest does not match its file list")
     return entry
@@ -144,9 +191,17 @@ def _plain_files(src: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def import_path(vault: Vault, source: Path | str, name: str | None = None, kind: str | None = None,
-                family: str | None = None, link: bool = False, progress: Callable[[VerifyProgress], None] | None = None,
-                cancel: threading.Event | None = None, **fields: Any) -> Entry:
+def import_path(
+    vault: Vault,
+    source: Path | str,
+    name: str | None = None,
+    kind: str | None = None,
+    family: str | None = None,
+    link: bool = False,
+    progress: Callable[[VerifyProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    **fields: Any,
+) -> Entry:
     """Bring a diffusers folder, one weights file (LoRA, QA model) or an exported bundle into the vault.
 
     `link=True` hard-links instead of copying (same filesystem only; the vault then shares
@@ -167,8 +222,8 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
         name = name or bundle.name
         files = [(rel, src / bundle.vault_path(rel)) for rel in sorted(bundle.files)]
     else:
-        kind = kind or "pipeline"
-        family = family or "ltx2"
+        kind = kind or DEFAULT_KIND
+        family = family or DEFAULT_FAMILY
         files = []
     if not name:
         raise BadInput("name is required for a folder or file import (--name)", field="name")
@@ -176,12 +231,12 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
         check_name(name)
     except ValueError as exc:
         raise BadInput(str(exc), field="name") from None
-    check_kind(kind)
+    kind = check_kind(kind)
     if bundle is None:
         if kind == "pipeline" and not (src.is_dir() and (src / "model_index.json").is_file()):
             raise BadInput(f"{src} is not a diffusers pipeline folder (no model_index.json)", field="path")
         files = _plain_files(src)
-    single = (bundle.single_file if bundle is not None else src.is_file())
+    single = bundle.single_file if bundle is not None else src.is_file()
     rel_target = f"{KIND_DIRS[kind]}/{name}" + (Path(files[0][0]).suffix if single else "")
     target = vault.root / rel_target
     try:
@@ -199,8 +254,11 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
     target.parent.mkdir(parents=True, exist_ok=True)
     with import_lock(target):
         finished = resolve(vault, target)
-        if (finished is not None and finished.source == source_id
-                and finished.entry.model_dump(exclude=BOOKKEEPING) == pending.model_dump(exclude=BOOKKEEPING)):
+        if (
+            finished is not None
+            and finished.source == source_id
+            and finished.entry.model_dump(exclude=BOOKKEEPING) == pending.model_dump(exclude=BOOKKEEPING)
+        ):
             log.info("the interrupted import of %s from %s was finished from its journal", name, src)
             return finished.entry
         vault.check_new_name(name)
@@ -223,8 +281,10 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
                         os.link(p, dst)
                     except OSError as exc:
                         if exc.errno == errno.EXDEV:
-                            raise BadInput(f"--link needs the source on the vault's filesystem; {p} is not "
-                                           f"(copy without --link)", field="link") from None
+                            raise BadInput(
+                                f"--link needs the source on the vault's filesystem; {p} is not (copy without --link)",
+                                field="link",
+                            ) from None
                         raise
                     digest, key = hash_with_stat(dst, on_bytes=meter.add, cancel=cancel)
                 else:
@@ -235,15 +295,18 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
                 if key is not None:
                     stats[rel] = key
                 meter.files_done += 1
-                if bundle is not None and (bundle.files[rel].sha256 != digest
-                                           or bundle.files[rel].size != records[rel].size):
-                    raise IntegrityError(f"bundle file {bundle.vault_path(rel)} does not match the bundle's manifest "
-                                         f"(sha256 {digest}, expected {bundle.files[rel].sha256}); nothing was "
-                                         "imported")
+                if bundle is not None and (
+                    bundle.files[rel].sha256 != digest or bundle.files[rel].size != records[rel].size
+                ):
+                    raise IntegrityError(
+                        f"bundle file {bundle.vault_path(rel)} does not match the bundle's manifest "
+                        f"(sha256 {digest}, expected {bundle.files[rel].sha256}); nothing was "
+                        "imported"
+                    )
             meter.emit()
             if single:  # a one-file entry keeps its file name as the key
                 records = {target.name: records.popitem()[1]}
-                stats = {target.name: v for v in stats.values()}
+                stats = {target.name: stats.popitem()[1]} if stats else {}
                 atomic.fsync_dir(tmp.parent)
             else:
                 atomic.fsync_tree(tmp)
@@ -267,8 +330,13 @@ def import_path(vault: Vault, source: Path | str, name: str | None = None, kind:
     return entry
 
 
-def export_bundle(vault: Vault, name: str, to: Path | str, progress: Callable[[VerifyProgress], None] | None = None,
-                  cancel: threading.Event | None = None) -> Path:
+def export_bundle(
+    vault: Vault,
+    name: str,
+    to: Path | str,
+    progress: Callable[[VerifyProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Path:
     """Write `<to>/<name>/`, a self-verifying bundle of one entry; the source is checked while copied."""
     entry = vault.get(name, field="name")
     dest_root = Path(to).expanduser()
@@ -289,15 +357,19 @@ def export_bundle(vault: Vault, name: str, to: Path | str, progress: Callable[[V
             dst.parent.mkdir(parents=True, exist_ok=True)
             digest = copy_with_hash(vault.file_path(entry, rel), dst, meter)
             if digest != rec.sha256:
-                raise IntegrityError(f"{entry.vault_path(rel)} does not match the manifest (sha256 {digest}); "
-                                     "the vault copy is damaged, nothing was exported")
+                raise IntegrityError(
+                    f"{entry.vault_path(rel)} does not match the manifest (sha256 {digest}); "
+                    "the vault copy is damaged, nothing was exported"
+                )
             meter.files_done += 1
         meter.emit()
-        Vault(tmp)._write(Manifest(entries=[exported]))
+        write_manifest(tmp, Manifest(entries=[exported]))
         (tmp / "README.txt").write_text(
             f"AIPROD Studio model bundle: {name}\n\n"
             f"Check it anywhere:   sha256sum -c {CHECKSUMS_NAME}\n"
-            f"Bring it in:         aiprod-studio vault import {name}\n", encoding="utf-8")
+            f"Bring it in:         aiprod-studio vault import {name}\n",
+            encoding="utf-8",
+        )
         atomic.fsync_tree(tmp)
         os.replace(tmp, dest)
     except BaseException:

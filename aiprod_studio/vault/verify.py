@@ -16,133 +16,27 @@ and the hidden leftovers of an import that was killed (`staging`; see `aiprod_st
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio.files import atomic
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.vault.folder import EntryCheck, FileCheck, VaultFolder, VerifyState, load_state, save_state
+from aiprod_studio.vault.manifest import KIND_DIRS, Entry, check_weight_file, hash_with_stat, now, stat_key
+from aiprod_studio.vault.results import EntryResult, Problem, VerifyProgress, VerifyReport
 from aiprod_studio.vault.staging import stale_leftovers
-from aiprod_studio.vault.store import KIND_DIRS, Entry, Vault, check_weight_file, hash_with_stat, now, stat_key
 
 log = logging.getLogger(__name__)
 
-PROBLEM_KINDS = ("missing", "size", "hash", "unsafe", "unreadable", "extra", "symlink", "staging")
 
-
-@dataclass
-class Problem:
-    kind: str  # one of PROBLEM_KINDS
-    path: str  # vault-relative
-    detail: str = ""
-
-    def to_json(self) -> dict[str, str]:
-        # "file", not "path": API clients treat any object with a "path" key as a file to download
-        return {"kind": self.kind, "file": self.path, "detail": self.detail}
-
-    def __str__(self) -> str:
-        label = {"missing": "missing file", "size": "size mismatch", "hash": "hash mismatch",
-                 "unsafe": "unsafe weights", "unreadable": "unreadable file", "extra": "unrecorded extra file",
-                 "symlink": "symlink", "staging": "import leftover"}[self.kind]
-        return f"{label} {self.path}" + (f": {self.detail}" if self.detail else "")
-
-
-@dataclass
-class EntryResult:
-    name: str
-    files: int
-    size: int
-    problems: list[Problem] = field(default_factory=list)
-    hashed_files: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass
-class VerifyReport:
-    mode: str
-    entries: list[EntryResult]
-    unrecorded: list[Problem]  # items under the kind folders that no entry owns, import leftovers
-    seconds: float
-    hashed_bytes: int
-
-    @property
-    def ok(self) -> bool:
-        return all(e.ok for e in self.entries) and not self.unrecorded
-
-    def failures(self) -> list[str]:
-        out = [f"{e.name}: {p}" for e in self.entries for p in e.problems]
-        return out + [str(p) for p in self.unrecorded]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"mode": self.mode, "ok": self.ok, "seconds": round(self.seconds, 4), "hashed_bytes": self.hashed_bytes,
-                "entries": [{"name": e.name, "status": "ok" if e.ok else "failed", "files": e.files, "size": e.size,
-                             "hashed_files": e.hashed_files, "problems": [p.to_json() for p in e.problems]}
-                            for e in self.entries],
-                "unrecorded": [p.to_json() for p in self.unrecorded]}
-
-
-@dataclass
-class VerifyProgress:
-    done_bytes: int
-    total_bytes: int
-    bytes_per_s: float
-    eta_s: float | None
-    files_done: int
-    files_total: int
-
-    @property
-    def fraction(self) -> float:
-        return self.done_bytes / self.total_bytes if self.total_bytes else 1.0
-
-
-# -- the state file ----------------------------------------------------------------------------
-def load_state(vault: Vault) -> dict[str, Any]:
-    try:
-        state = json.loads(vault.state_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"version": 1, "files": {}, "entries": {}}
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable verify state %s: %s", vault.state_path, exc)
-        return {"version": 1, "files": {}, "entries": {}}
-    state.setdefault("files", {})
-    state.setdefault("entries", {})
-    return state
-
-
-def _save_state(vault: Vault, update: Callable[[dict[str, Any]], None]) -> None:
-    """Read-modify-write the state under the vault lock; a read-only vault only logs."""
-    try:
-        with vault.locked():
-            state = load_state(vault)
-            update(state)
-            atomic.write_text(vault.state_path, json.dumps(state, indent=1, sort_keys=True) + "\n")
-    except OSError as exc:
-        log.warning("cannot write verify state %s: %s", vault.state_path, exc)
-
-
-def remember_hashes(vault: Vault, entry: Entry, stats: dict[str, list[int]]) -> None:
-    """Seed the stat cache with hashes just taken (at import or record time)."""
-
-    def update(state: dict[str, Any]) -> None:
-        for rel, key in stats.items():
-            state["files"][entry.vault_path(rel)] = {"stat": key, "sha256": entry.files[rel].sha256, "checked": now()}
-        state["entries"][entry.name] = {"status": "ok", "mode": "record", "checked": now(), "digest": entry.digest,
-                                        "problems": []}
-
-    _save_state(vault, update)
-
-
-def last_results(vault: Vault) -> dict[str, dict[str, Any]]:
+# -- the last results ----------------------------------------------------------------------------
+def last_results(vault: VaultFolder) -> dict[str, EntryCheck]:
     """Per entry name: status, mode, checked (ISO time), problems, as of the last check.
 
     A result recorded for other files than the entry has now (another digest) is dropped.
@@ -153,9 +47,9 @@ def last_results(vault: Vault) -> dict[str, dict[str, Any]]:
 
 
 # -- walking -------------------------------------------------------------------------------------
-def _walk_extras(vault: Vault, entry: Entry) -> list[Problem]:
+def _walk_extras(vault: VaultFolder, entry: Entry) -> list[Problem]:
     """Files under the entry's folder that the manifest does not list, and any symlink."""
-    problems = []
+    problems: list[Problem] = []
     base = vault.entry_dir(entry)
     root = vault.root.resolve()
     if base.is_symlink():
@@ -169,7 +63,9 @@ def _walk_extras(vault: Vault, entry: Entry) -> list[Problem]:
             if p.is_symlink():
                 problems.append(Problem("symlink", f"{entry.path}/{rel}", _link_detail(p, root)))
             elif name in filenames and rel not in entry.files:
-                problems.append(Problem("extra", f"{entry.path}/{rel}", f"{p.stat().st_size} bytes, not in the manifest"))
+                problems.append(
+                    Problem("extra", f"{entry.path}/{rel}", f"{p.stat().st_size} bytes, not in the manifest")
+                )
         dirnames[:] = [d for d in dirnames if not (Path(dirpath) / d).is_symlink()]
     return problems
 
@@ -180,7 +76,7 @@ def _link_detail(p: Path, root: Path) -> str:
     return f"points to {target}" + (" (leaves the vault)" if leaves else "")
 
 
-def _unrecorded(vault: Vault, entries: list[Entry]) -> list[Problem]:
+def _unrecorded(vault: VaultFolder, entries: list[Entry]) -> list[Problem]:
     """Top-level items of the kind folders that no entry owns, and leftovers of killed imports.
 
     Other hidden names (temp names of work in progress) are not reported.
@@ -204,6 +100,8 @@ def _unrecorded(vault: Vault, entries: list[Entry]) -> list[Problem]:
 # -- the check -----------------------------------------------------------------------------------
 @dataclass
 class _Job:
+    """One file to hash, and what hashing it found."""
+
     entry: str
     rel: str  # entry-relative
     vpath: str  # vault-relative
@@ -214,9 +112,16 @@ class _Job:
     error: Problem | None = None
 
 
-def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, threads: int | None = None,
-           progress: Callable[[VerifyProgress], None] | None = None, cancel: threading.Event | None = None,
-           progress_every: float = 0.25, record_unchanged: bool = True) -> VerifyReport:
+def verify(
+    vault: VaultFolder,
+    names: list[str] | None = None,
+    deep: bool = False,
+    threads: int | None = None,
+    progress: Callable[[VerifyProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    progress_every: float = 0.25,
+    record_unchanged: bool = True,
+) -> VerifyReport:
     """Check entries (all, or those named) against the manifest and record the results.
 
     `record_unchanged=False` (the engine's check before each load) writes the state file
@@ -224,20 +129,47 @@ def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, thr
     """
     started = time.perf_counter()
     all_entries = vault.entries()
-    if names:
-        by_name = {e.name: e for e in all_entries}
-        for n in names:
-            if n not in by_name:
-                known = ", ".join(by_name) or "none"
-                raise BadInput(f"name {n!r} is not an entry of the vault {vault.root} (known: {known})", field="name")
-        entries = [by_name[n] for n in dict.fromkeys(names)]
-    else:
-        entries = all_entries
+    entries = _chosen(vault, all_entries, names)
     state = load_state(vault)
-    cache = state["files"]
-
-    # 1. Stat every recorded file; decide which ones need hashing.
     results = {e.name: EntryResult(e.name, len(e.files), e.total_size) for e in entries}
+    # 1. Stat every recorded file; the cache settles those whose stat key has not moved.
+    jobs = _to_hash(vault, entries, results, state["files"], deep)
+    # 2. Hash the others, several files at once, largest first.
+    files_done, cancelled = _hash_all(jobs, deep, threads, progress, cancel, progress_every)
+    # 3. Record what was learned (also for completed files of a cancelled run), then report.
+    learned, hashed = _judge(jobs, results)
+    unrecorded = [] if names else _unrecorded(vault, all_entries)
+    mode = "deep" if deep else "quick"
+    _record(vault, state, results, {e.name: e.digest for e in entries}, learned, mode, not cancelled, record_unchanged)
+    if cancelled:
+        raise Cancelled(f"verify cancelled after {files_done} of {len(jobs)} files")
+    report = VerifyReport(mode, [results[e.name] for e in entries], unrecorded, time.perf_counter() - started, hashed)
+    log.info(
+        "verify (%s): %d entries, %d files hashed, %s",
+        mode,
+        len(entries),
+        len(jobs),
+        "ok" if report.ok else f"{len(report.failures())} problems",
+    )
+    return report
+
+
+def _chosen(vault: VaultFolder, all_entries: list[Entry], names: list[str] | None) -> list[Entry]:
+    """The entries named (each once, in the order given), or all of them; an unknown name is refused."""
+    if not names:
+        return all_entries
+    by_name = {e.name: e for e in all_entries}
+    for n in names:
+        if n not in by_name:
+            known = ", ".join(by_name) or "none"
+            raise BadInput(f"name {n!r} is not an entry of the vault {vault.root} (known: {known})", field="name")
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
+def _to_hash(
+    vault: VaultFolder, entries: list[Entry], results: dict[str, EntryResult], cache: dict[str, FileCheck], deep: bool
+) -> list[_Job]:
+    """The files that need hashing; what a stat alone proves wrong goes straight into `results`."""
     jobs: list[_Job] = []
     for e in entries:
         res = results[e.name]
@@ -258,13 +190,29 @@ def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, thr
             cached = cache.get(vpath)
             if not deep and cached and cached.get("stat") == stat_key(st):
                 if cached.get("sha256") != rec.sha256:
-                    res.problems.append(Problem("hash", vpath, f"sha256 {cached.get('sha256')}, manifest says "
-                                                               f"{rec.sha256} (found {cached.get('checked', '?')})"))
+                    res.problems.append(
+                        Problem(
+                            "hash",
+                            vpath,
+                            f"sha256 {cached.get('sha256')}, manifest says "
+                            f"{rec.sha256} (found {cached.get('checked', '?')})",
+                        )
+                    )
                 continue
             jobs.append(_Job(e.name, rel, vpath, p, rec.size, rec.sha256))
         res.problems.extend(_walk_extras(vault, e))
+    return jobs
 
-    # 2. Hash what needs it, several files at once, largest first.
+
+def _hash_all(
+    jobs: list[_Job],
+    deep: bool,
+    threads: int | None,
+    progress: Callable[[VerifyProgress], None] | None,
+    cancel: threading.Event | None,
+    progress_every: float,
+) -> tuple[int, bool]:
+    """Hash the jobs' files in a thread pool, reporting progress; returns (files done, cancelled)."""
     jobs.sort(key=lambda j: -j.size)
     total = sum(j.size for j in jobs)
     done = [0]
@@ -287,34 +235,38 @@ def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, thr
         except OSError as exc:
             job.error = Problem("unreadable", job.vpath, exc.strerror or str(exc))
 
-    workers = max(1, min(threads or min(4, os.cpu_count() or 1), len(jobs) or 1))
+    if not jobs:
+        return 0, False
+    workers = max(1, min(threads or min(4, os.cpu_count() or 1), len(jobs)))
     files_done = 0
-    hash_started = time.perf_counter()
     cancelled = False
-    if jobs:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
-            pending: set[Future] = {pool.submit(run, j) for j in jobs}
-            try:
-                while pending:
-                    finished, pending = wait(pending, timeout=progress_every, return_when=FIRST_COMPLETED)
-                    files_done += len(finished)
-                    for f in finished:
-                        if isinstance(f.exception(), Cancelled):
-                            cancelled = True
-                        elif f.exception() is not None:
-                            raise f.exception()
-                    if progress is not None:
-                        elapsed = time.perf_counter() - hash_started
-                        rate = done[0] / elapsed if elapsed > 0 else 0.0
-                        eta = (total - done[0]) / rate if rate > 0 else None
-                        progress(VerifyProgress(done[0], total, rate, eta, files_done, len(jobs)))
-            except BaseException:
-                stop.set()
-                raise
+    hash_started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+        pending: set[Future[None]] = {pool.submit(run, j) for j in jobs}
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=progress_every, return_when=FIRST_COMPLETED)
+                files_done += len(finished)
+                for f in finished:
+                    if isinstance(error := f.exception(), Cancelled):
+                        cancelled = True
+                    elif error is not None:
+                        raise error
+                if progress is not None:
+                    elapsed = time.perf_counter() - hash_started
+                    rate = done[0] / elapsed if elapsed > 0 else 0.0
+                    eta = (total - done[0]) / rate if rate > 0 else None
+                    progress(VerifyProgress(done[0], total, rate, eta, files_done, len(jobs)))
+        except BaseException:
+            stop.set()
+            raise
+    return files_done, cancelled
 
-    # 3. Record what was learned (also for completed files of a cancelled run), then report.
+
+def _judge(jobs: list[_Job], results: dict[str, EntryResult]) -> tuple[dict[str, FileCheck], int]:
+    """Hash mismatches and read errors into `results`; returns (the cache's new lines, bytes hashed)."""
     hashed = 0
-    learned: dict[str, dict[str, Any]] = {}
+    learned: dict[str, FileCheck] = {}
     for j in jobs:
         res = results[j.entry]
         if j.error is not None:
@@ -327,33 +279,47 @@ def verify(vault: Vault, names: list[str] | None = None, deep: bool = False, thr
                 learned[j.vpath] = {"stat": key, "sha256": digest, "checked": now()}
             if digest != j.expected:
                 res.problems.append(Problem("hash", j.vpath, f"sha256 {digest}, manifest says {j.expected}"))
-    unrecorded = [] if names else _unrecorded(vault, all_entries)
-    digests = {e.name: e.digest for e in entries}
-    mode = "deep" if deep else "quick"
+    return learned, hashed
 
-    def update(st: dict[str, Any]) -> None:
+
+def _record(
+    vault: VaultFolder,
+    state: VerifyState,
+    results: dict[str, EntryResult],
+    digests: dict[str, str],
+    learned: dict[str, FileCheck],
+    mode: str,
+    verdicts_too: bool,
+    record_unchanged: bool,
+) -> None:
+    """Write the new hashes (and, unless `verdicts_too` is False, the verdicts) to the verify cache.
+
+    Unless `record_unchanged`, nothing is written when nothing was learned and no verdict moved.
+    """
+    verdicts = {n: ("ok" if r.ok else "failed", [str(p) for p in r.problems]) for n, r in results.items()}
+
+    def same(name: str, verdict: tuple[str, list[str]]) -> bool:
+        old: dict[str, Any] = dict(state["entries"].get(name) or {})
+        return old.get("digest") == digests[name] and (old.get("status"), old.get("problems")) == verdict
+
+    if not record_unchanged and not learned and all(same(n, v) for n, v in verdicts.items()):
+        return
+
+    def update(st: VerifyState) -> None:
         st["files"].update(learned)
-        if not cancelled:
-            for name, res in results.items():
-                st["entries"][name] = {"status": "ok" if res.ok else "failed", "mode": mode, "checked": now(),
-                                       "digest": digests[name], "problems": [str(p) for p in res.problems]}
+        if verdicts_too:
+            for name, (status, problems) in verdicts.items():
+                st["entries"][name] = {
+                    "status": status,
+                    "mode": mode,
+                    "checked": now(),
+                    "digest": digests[name],
+                    "problems": problems,
+                }
         current = vault.entries()  # re-read under the lock: another process may have recorded meanwhile
         live = {e.vault_path(r) for e in current for r in e.files}
         names = {e.name for e in current}
         st["files"] = {k: v for k, v in st["files"].items() if k in live}
         st["entries"] = {k: v for k, v in st["entries"].items() if k in names}
 
-    verdicts = {n: ("ok" if r.ok else "failed", [str(p) for p in r.problems]) for n, r in results.items()}
-    stored = state["entries"]
-    unchanged = not learned and all(
-        (stored.get(n) or {}).get("digest") == digests[n]
-        and ((stored.get(n) or {}).get("status"), (stored.get(n) or {}).get("problems")) == v
-        for n, v in verdicts.items())
-    if record_unchanged or not unchanged:
-        _save_state(vault, update)
-    if cancelled:
-        raise Cancelled(f"verify cancelled after {files_done} of {len(jobs)} files")
-    report = VerifyReport(mode, [results[e.name] for e in entries], unrecorded, time.perf_counter() - started, hashed)
-    log.info("verify (%s): %d entries, %d files hashed, %s", mode, len(entries), len(jobs),
-             "ok" if report.ok else f"{len(report.failures())} problems")
-    return report
+    save_state(vault, update)

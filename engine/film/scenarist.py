@@ -21,8 +21,10 @@ from pydantic import BaseModel, ValidationError, field_validator
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import MAX_PROMPT_CHARS
-from aiprod_studio.storyboard.board import Storyboard, _prompt
-from aiprod_studio.vault.store import Entry, Vault
+from aiprod_studio.storyboard.board import Storyboard
+from aiprod_studio.storyboard.scenarist import shot_prompt
+from aiprod_studio.vault.manifest import Entry
+from aiprod_studio.vault.store import Vault
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +112,7 @@ def enhance(vault: Vault, board: Storyboard, name: str | None = None, max_new_to
                     shots.append(shot)
                     report.append({"shot": i + 1, "used": "rules", "reason": f"LLM output {reason}", "output": text})
                     continue
-                shots.append(shot.model_copy(update={"prompt": _prompt(rewrite.prompt, board.style, shot.title)}))
+                shots.append(shot.model_copy(update={"prompt": shot_prompt(rewrite.prompt, board.style, shot.title)}))
                 report.append({"shot": i + 1, "used": "llm", "reason": "", "output": text})
         finally:
             del model

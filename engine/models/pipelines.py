@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.vault.store import Entry, Vault
+from aiprod_studio.vault.manifest import Entry
+from aiprod_studio.vault.store import Vault
 from engine.device.lease import DeviceLease
 from engine.device.plan import DevicePlan
 from engine.models.quantize import quantize_transformer

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.vault.store import KIND_DIRS, Entry, Vault, stat_key
-from aiprod_studio.vault.verify import remember_hashes
+from aiprod_studio.vault.folder import remember_hashes
+from aiprod_studio.vault.manifest import KIND_DIRS, Entry, stat_key
+from aiprod_studio.vault.store import Vault
 from engine.models.quantize import quantize_transformer, weight_bytes
 
 log = logging.getLogger(__name__)

@@ -187,7 +187,7 @@ def save_pipeline(target: Path, seed: int = 0) -> Path:
 
 def make_tiny(vault, name: str = TINY_NAME, seed: int = 0):
     """Build the tiny model into the vault (`pipelines/<name>`) and record it in the manifest."""
-    from aiprod_studio.vault.store import KIND_DIRS
+    from aiprod_studio.vault.manifest import KIND_DIRS
 
     rel = f"{KIND_DIRS['pipeline']}/{name}"
     save_pipeline(vault.root / rel, seed=seed)
@@ -209,7 +209,7 @@ def make_tiny_scenarist(vault, name: str = SCENARIST_NAME, seed: int = 0):
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from aiprod_studio.vault.store import KIND_DIRS
+    from aiprod_studio.vault.manifest import KIND_DIRS
 
     tokenizer = build_tokenizer(max_length=256)
     torch.manual_seed(seed)
@@ -239,7 +239,7 @@ def make_tiny_lora(vault, base_name: str = TINY_NAME, name: str = "aiprod-tiny-l
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    from aiprod_studio.vault.store import KIND_DIRS
+    from aiprod_studio.vault.manifest import KIND_DIRS
 
     base = vault.get(base_name, kind="pipeline")
     folder = vault.entry_dir(base) / "transformer"

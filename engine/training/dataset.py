@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.vault.store import sha256_file
+from aiprod_studio.vault.manifest import sha256_file
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}

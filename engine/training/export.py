@@ -20,7 +20,7 @@ from aiprod_studio.errors import IntegrityError
 from aiprod_studio.training import TrainConfig
 from engine.training.files import save_tensors
 from engine.training.optim import target_regex
-from aiprod_studio.vault.store import Entry
+from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.transfer import import_path
 from engine.models.loras import BASE_DIGEST_KEY, injected_modules
 

@@ -33,7 +33,7 @@ import torch
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.files import atomic
 from aiprod_studio.training import TrainConfig
-from aiprod_studio.vault.store import Entry
+from aiprod_studio.vault.manifest import Entry
 from engine.device.lease import DeviceLease
 from engine.device.plan import free_memory, memory_gb
 from engine.models.interrupt import cancel_points

@@ -15,7 +15,8 @@ import gradio as gr
 from aiprod_studio.errors import StudioError
 from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.presets import load_presets
-from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames, split_script
+from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames
+from aiprod_studio.storyboard.scenarist import split_script
 from aiprod_studio.storyboard.db import StoryboardStore
 from engine.film import edl, produce
 from engine.film import shots as sb
