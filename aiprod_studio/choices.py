@@ -15,9 +15,12 @@ StoredQuantization = Literal["int8", "fp8"]  # a quantized copy saved in the vau
 Quantization = Literal["none", StoredQuantization]  # what a render or a training run asks for
 Offload = Literal["none", "model", "sequential"]  # CUDA memory saving
 
+ComputeDtype = Literal["float32", "bfloat16", "float16"]  # what a saved quantized copy runs in
+
 STORED_QUANTIZATIONS: tuple[StoredQuantization, ...] = get_args(StoredQuantization)
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 OFFLOADS: tuple[Offload, ...] = get_args(Offload)
+COMPUTE_DTYPES: tuple[ComputeDtype, ...] = get_args(ComputeDtype)
 
 # -- the job queue -------------------------------------------------------------------------------
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]

@@ -85,6 +85,11 @@ class TrainConfig(BaseModel):
         return VIDEO_ATTENTION + (FEED_FORWARD if self.train_feed_forward else ())
 
 
+def train_default(field: str) -> Any:
+    """A training setting's default, as `TrainConfig` declares it (the CLI and the UI show these)."""
+    return TrainConfig.model_fields[field].default
+
+
 def make_train_config(data: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig.model_validate({k: v for k, v in data.items() if v is not None})

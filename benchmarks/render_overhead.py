@@ -47,17 +47,25 @@ def main() -> int:
     from aiprod_studio.settings import load_settings
     from aiprod_studio.vault.store import Vault
     from engine.models.quantize import quantize_transformer
+    from engine.models.tiny import make_tiny
     from engine.render.clip import pipeline_kwargs
     from engine.studio import Studio
-    from engine.models.tiny import make_tiny
 
     work = Path(tempfile.mkdtemp(prefix="aiprod-bench-"))
     models, data = work / "models", work / "data"
     entry = make_tiny(Vault(models))
     studio = Studio(load_settings(models_dir=models, data_dir=data, device=args.device))
-    recipe = studio.build_recipe({"prompt": "a red car drives through a rainy city at night", "seed": 1,
-                                  "width": args.width, "height": args.height, "num_frames": args.frames,
-                                  "steps": args.steps, "quantization": args.quantize})
+    recipe = studio.build_recipe(
+        {
+            "prompt": "a red car drives through a rainy city at night",
+            "seed": 1,
+            "width": args.width,
+            "height": args.height,
+            "num_frames": args.frames,
+            "steps": args.steps,
+            "quantization": args.quantize,
+        }
+    )
     plan = studio.plan
 
     # (a) the plain diffusers script, loaded once, like any warm notebook
@@ -70,8 +78,13 @@ def main() -> int:
     def run_plain(i: int) -> float:
         t = time.perf_counter()
         out = plain(**call, generator=torch.Generator("cpu").manual_seed(recipe.seed), output_type="np")
-        encode_video(out.frames[0], fps=recipe.fps, output_path=str(work / f"plain-{i}.mp4"), audio=out.audio[0].float().cpu(),
-                     audio_sample_rate=plain.vocoder.config.output_sampling_rate)
+        encode_video(
+            out.frames[0],
+            fps=recipe.fps,
+            output_path=str(work / f"plain-{i}.mp4"),
+            audio=out.audio[0].float().cpu(),
+            audio_sample_rate=plain.vocoder.config.output_sampling_rate,
+        )
         if plan.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t
@@ -98,20 +111,49 @@ def main() -> int:
     cold = []
     for i in range(3):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "aiprod_studio", "render", "--prompt", recipe.prompt, "--seed", "1",
-                        "--width", str(args.width), "--height", str(args.height), "--frames", str(args.frames),
-                        "--steps", str(args.steps), "--quantize", args.quantize, "--out", str(work / f"cold-{i}.mp4")],
-                       check=True, env=env, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "aiprod_studio",
+                "render",
+                "--prompt",
+                recipe.prompt,
+                "--seed",
+                "1",
+                "--width",
+                str(args.width),
+                "--height",
+                str(args.height),
+                "--frames",
+                str(args.frames),
+                "--steps",
+                str(args.steps),
+                "--quantize",
+                args.quantize,
+                "--out",
+                str(work / f"cold-{i}.mp4"),
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
         cold.append(time.perf_counter() - t)
 
-    device_name = torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    print(f"device: {device_name}, {plan.label}; recipe {args.width}x{args.height}x{args.frames}, {args.steps} steps, "
-          f"quantization {args.quantize}; {args.repeats} alternated repeats")
+    device_name = (
+        torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    )
+    print(
+        f"device: {device_name}, {plan.label}; recipe {args.width}x{args.height}x{args.frames}, {args.steps} steps, "
+        f"quantization {args.quantize}; {args.repeats} alternated repeats"
+    )
     print(f"plain diffusers  median {statistics.median(plain_s) * 1000:8.1f} ms")
     print(f"engine           median {statistics.median(engine_s) * 1000:8.1f} ms")
     print(f"engine/plain     median ratio {statistics.median(ratios):.3f}  (target <= 1.05)")
-    print(f"cold start `aiprod-studio render` (process start to MP4): median {statistics.median(cold):.2f} s "
-          f"(runs: {', '.join(f'{c:.2f}' for c in cold)})")
+    print(
+        f"cold start `aiprod-studio render` (process start to MP4): median {statistics.median(cold):.2f} s "
+        f"(runs: {', '.join(f'{c:.2f}' for c in cold)})"
+    )
     return 0
 
 

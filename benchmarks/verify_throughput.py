@@ -44,7 +44,7 @@ def build(root: Path, total_gb: float, files: int) -> None:
         with open(folder / f"part-{i}.dat", "wb") as f:
             left = per + (i * 7919) % 4096
             while left > 0:
-                f.write(chunk[:min(left, len(chunk))])
+                f.write(chunk[: min(left, len(chunk))])
                 left -= len(chunk)
     largest = max(folder.iterdir(), key=lambda p: p.stat().st_size)
     (root / "pipelines" / "one").mkdir()
@@ -79,8 +79,10 @@ def main() -> None:
         big = sorted(str(p) for p in (root / "pipelines/big").iterdir())
         one = [str(next((root / "pipelines/one").iterdir()))]
         total = sum(os.path.getsize(p) for p in big)
-        print(f"built {len(big)} files, {total / 1e9:.2f} GB (+ {os.path.getsize(one[0]) / 1e9:.2f} GB single) "
-              f"in {t:.1f}s; {os.cpu_count()} CPUs")
+        print(
+            f"built {len(big)} files, {total / 1e9:.2f} GB (+ {os.path.getsize(one[0]) / 1e9:.2f} GB single) "
+            f"in {t:.1f}s; {os.cpu_count()} CPUs"
+        )
         for p in big + one:  # warm the page cache for both sides
             with open(p, "rb") as f:
                 while f.read(64 << 20):
@@ -106,8 +108,11 @@ def main() -> None:
             size = total if case == "many files" else os.path.getsize(one[0])
             r, o = statistics.median(ref), statistics.median(ours)
             print(f"{case:<12} {r:>12.3f} {o:>10.3f} {size / o / 1e9:>12.2f} {r / o:>7.2f}")
-        print(f"\nquick verify of the whole vault ({len(big) + 1} files, {(total + os.path.getsize(one[0])) / 1e9:.2f} GB): "
-              f"median {statistics.median(quick) * 1000:.1f} ms")
+        print(
+            f"\nquick verify of the whole vault ({len(big) + 1} files, "
+            f"{(total + os.path.getsize(one[0])) / 1e9:.2f} GB): "
+            f"median {statistics.median(quick) * 1000:.1f} ms"
+        )
     finally:
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)

@@ -44,8 +44,11 @@ def register(reg: Any) -> None:
     render_cli.register(reg)
     models_cli.register(reg)
     film_cli.register(reg)
-    p = reg.command("report", "the sovereignty report: models and their sources, licences, offline settings, "
-                              "and a network self-test render", cmd_report)
+    p = reg.command(
+        "report",
+        "the sovereignty report: models and their sources, licences, offline settings, and a network self-test render",
+        cmd_report,
+    )
     p.add_argument("--out", help="write the report to this .md file (default: print it)")
     p.add_argument("--no-self-test", action="store_true", help="skip the self-test render")
 

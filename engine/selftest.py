@@ -24,9 +24,9 @@ def network_self_test() -> dict[str, Any]:
     result: dict[str, Any] = {"ok": False, "attempts": attempts, "model": None, "frames": 0}
     with tempfile.TemporaryDirectory(prefix="aiprod-selftest-") as tmp, offline.no_network(attempts):
         try:
+            from engine.models.tiny import make_tiny
             from engine.render import media
             from engine.studio import Studio
-            from engine.models.tiny import make_tiny
 
             entry = make_tiny(Vault(Path(tmp) / "models"))
             studio = Studio(load_settings(models_dir=Path(tmp) / "models", data_dir=Path(tmp) / "data", device="cpu"))

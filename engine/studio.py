@@ -15,18 +15,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio.files import partials
 from aiprod_studio.errors import BadInput
+from aiprod_studio.files import partials
 from aiprod_studio.jobs.history import History
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
-from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.manifest import Entry
+from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.store import Vault
-from engine.models import loras
 from engine.device.lease import DeviceLease, DeviceOwner
 from engine.device.plan import DevicePlan, resolve
 from engine.jobs.lifecycle import job_lifecycle
+from engine.models import loras
 from engine.models.limits import check_limits
 from engine.models.pipelines import warm_pipeline
 from engine.render.clip import ProgressFn, render_to_file
@@ -113,14 +113,23 @@ class Studio:
         given = {k: v for k, v in values.items() if v is not None}
         model = given.get("model") or self.default_model()
         if not model:
-            raise BadInput("model is required: the vault holds no pipeline (run `aiprod-studio vault make-tiny` "
-                           "or provision one)", field="model")
+            raise BadInput(
+                "model is required: the vault holds no pipeline (run `aiprod-studio vault make-tiny` or provision one)",
+                field="model",
+            )
         entry = self.vault.get(model, kind="pipeline")
         model_defaults = {k: v for k, v in entry.defaults.items() if k != "advanced"}
         advanced = {**entry.defaults.get("advanced", {}), **given.get("advanced", {})}
-        data = {**RECIPE_DEFAULTS, **model_defaults, **given, "model": model, "model_digest": entry.digest,
-                "advanced": advanced, "versions": {**library_versions(), "device": self.plan.label},
-                "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])]}
+        data = {
+            **RECIPE_DEFAULTS,
+            **model_defaults,
+            **given,
+            "model": model,
+            "model_digest": entry.digest,
+            "advanced": advanced,
+            "versions": {**library_versions(), "device": self.plan.label},
+            "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])],
+        }
         recipe = make_recipe(data)
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
         return recipe
@@ -132,8 +141,9 @@ class Studio:
     def stamp(self, recipe: Recipe) -> Recipe:
         """The recipe as it will render: the model's current digest and the library versions."""
         entry = self.vault.get(recipe.model, kind="pipeline")
-        return recipe.model_copy(update={"model_digest": entry.digest,
-                                         "versions": {**library_versions(), "device": self.plan.label}})
+        return recipe.model_copy(
+            update={"model_digest": entry.digest, "versions": {**library_versions(), "device": self.plan.label}}
+        )
 
     def render(
         self,

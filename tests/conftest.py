@@ -122,10 +122,20 @@ def cli(tiny_vault, data_dir):
     """Run `python -m aiprod_studio ARGS` in a subprocess against the tiny vault."""
 
     def run(*args: str, models_dir: Path | None = None, timeout: float = 180) -> CliResult:
-        env = {**os.environ, "AIPROD_MODELS_DIR": str(models_dir or tiny_vault), "AIPROD_DATA_DIR": str(data_dir),
-               "AIPROD_DEVICE": "cpu"}
-        proc = subprocess.run([sys.executable, "-m", "aiprod_studio", *args], capture_output=True, text=True,
-                              env=env, cwd=ROOT, timeout=timeout)
+        env = {
+            **os.environ,
+            "AIPROD_MODELS_DIR": str(models_dir or tiny_vault),
+            "AIPROD_DATA_DIR": str(data_dir),
+            "AIPROD_DEVICE": "cpu",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "aiprod_studio", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=timeout,
+        )
         return CliResult(proc)
 
     return run
@@ -141,8 +151,10 @@ def orphan():
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
         with history._lock:
-            history.db.execute("UPDATE jobs SET owner_pid = ?, owner_host = ?, owner_start = '0' WHERE id = ?",
-                               [gone.pid, host_id(), job_id])
+            history.db.execute(
+                "UPDATE jobs SET owner_pid = ?, owner_host = ?, owner_start = '0' WHERE id = ?",
+                [gone.pid, host_id(), job_id],
+            )
         return job_id
 
     return make
@@ -155,19 +167,31 @@ def slow_cli(tiny_vault, data_dir):
     procs = []
 
     def start(*args: str, step_s: float = 0.3) -> subprocess.Popen:
-        code = ("import sys, time\n"
-                "from aiprod_studio.jobs import history\n"
-                "original = history.History.set_progress\n"
-                "def slowed(self, *a, **k):\n"
-                "    original(self, *a, **k)\n"
-                f"    time.sleep({step_s})\n"
-                "history.History.set_progress = slowed\n"
-                "from aiprod_studio.cli import main\n"
-                "sys.exit(main(sys.argv[1:]))\n")
-        env = {**os.environ, "AIPROD_MODELS_DIR": str(tiny_vault), "AIPROD_DATA_DIR": str(data_dir),
-               "AIPROD_DEVICE": "cpu"}
-        proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        code = (
+            "import sys, time\n"
+            "from aiprod_studio.jobs import history\n"
+            "original = history.History.set_progress\n"
+            "def slowed(self, *a, **k):\n"
+            "    original(self, *a, **k)\n"
+            f"    time.sleep({step_s})\n"
+            "history.History.set_progress = slowed\n"
+            "from aiprod_studio.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n"
+        )
+        env = {
+            **os.environ,
+            "AIPROD_MODELS_DIR": str(tiny_vault),
+            "AIPROD_DATA_DIR": str(data_dir),
+            "AIPROD_DEVICE": "cpu",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         procs.append(proc)
         return proc
 

@@ -31,8 +31,13 @@ def start_server(vault: Path, data: Path, port: int, *args: str) -> subprocess.P
     env = {**os.environ, "AIPROD_MODELS_DIR": str(vault), "AIPROD_DATA_DIR": str(data), "AIPROD_DEVICE": "cpu"}
     log_path = data / f"server-{port}.log"
     log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "aiprod_studio", "ui", "--port", str(port), "--no-tiny", *args],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiprod_studio", "ui", "--port", str(port), "--no-tiny", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -74,8 +79,8 @@ class Served:
 def serve_in_process(models: Path, data: Path, **launch: Any) -> Iterator[Served]:
     """The real app (`build_app` + `launch_kwargs`, so the real middleware) served from this process."""
     from aiprod_studio.settings import load_settings
-    from engine.studio import Studio
     from engine.runners import make_worker
+    from engine.studio import Studio
     from ui.app import build_app, gradio_cache_dir, launch_kwargs, prepare
 
     settings = load_settings(models_dir=models, data_dir=data, device="cpu")

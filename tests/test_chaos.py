@@ -26,10 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import save_file
+from servers import free_port, start_server, stop
 
 from engine.render import media
-
-from servers import free_port, start_server, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 KILLS = 20
@@ -38,8 +37,14 @@ BUDGET_S = 90
 
 def cli_proc(vault: Path, data: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "AIPROD_MODELS_DIR": str(vault), "AIPROD_DATA_DIR": str(data), "AIPROD_DEVICE": "cpu"}
-    return subprocess.Popen([sys.executable, "-m", "aiprod_studio", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "aiprod_studio", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def kill9(proc: subprocess.Popen) -> None:
@@ -75,20 +80,43 @@ def test_kill_9_at_random_moments_loses_nothing(tiny_vault, tmp_path):
         # 1. A studio and a CLI render beside it.
         port = free_port()
         server = start_server(vault, data, port)
-        render = cli_proc(vault, data, "render", "--prompt", f"chaos {round_no}", "--steps", str(rng.choice((8, 30))),
-                          "--width", "64", "--height", "64", "--frames", "17", "--out",
-                          str(outs / f"round-{round_no}.mp4"), "--json")
+        render = cli_proc(
+            vault,
+            data,
+            "render",
+            "--prompt",
+            f"chaos {round_no}",
+            "--steps",
+            str(rng.choice((8, 30))),
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--frames",
+            "17",
+            "--out",
+            str(outs / f"round-{round_no}.mp4"),
+            "--json",
+        )
         # 2. The studio acknowledges a few jobs through its API.
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         for i in range(rng.randint(1, 3)):
-            job = client.predict(prompt=f"round {round_no} job {i}", steps=rng.choice((4, 20)), width=64, height=64,
-                                 num_frames=17, api_name="/enqueue")
+            job = client.predict(
+                prompt=f"round {round_no} job {i}",
+                steps=rng.choice((4, 20)),
+                width=64,
+                height=64,
+                num_frames=17,
+                api_name="/enqueue",
+            )
             acknowledged.add(int(job["id"]))
         # 3. A vault import starts; kill -9 each of them at its own random moment.
-        importing = cli_proc(vault, data, "vault", "import", str(source), "--kind", "lora", "--name",
-                             f"big-{round_no}")
-        victims = [("studio", server, rng.uniform(0.0, 2.5)), ("cli", render, rng.uniform(1.0, 6.0)),
-                   ("import", importing, rng.uniform(0.2, 0.9))]
+        importing = cli_proc(vault, data, "vault", "import", str(source), "--kind", "lora", "--name", f"big-{round_no}")
+        victims = [
+            ("studio", server, rng.uniform(0.0, 2.5)),
+            ("cli", render, rng.uniform(1.0, 6.0)),
+            ("import", importing, rng.uniform(0.2, 0.9)),
+        ]
         t0 = time.time()
         for kind, proc, at in sorted(victims, key=lambda v: v[2]):
             time.sleep(max(0.0, at - (time.time() - t0)))
@@ -125,7 +153,12 @@ def test_kill_9_at_random_moments_loses_nothing(tiny_vault, tmp_path):
     for root in (data / "outputs", outs, vault):
         left = [p for p in root.rglob(".*") if p.name.endswith((".partial", ".importing", ".import.json"))]
         assert left == [], f"left behind: {left}"
-    verify = subprocess.run([sys.executable, "-m", "aiprod_studio", "vault", "verify", "--json"], cwd=ROOT,
-                            env={**os.environ, "AIPROD_MODELS_DIR": str(vault), "AIPROD_DATA_DIR": str(data)},
-                            capture_output=True, text=True, timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "aiprod_studio", "vault", "verify", "--json"],
+        cwd=ROOT,
+        env={**os.environ, "AIPROD_MODELS_DIR": str(vault), "AIPROD_DATA_DIR": str(data)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr

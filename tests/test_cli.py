@@ -11,8 +11,9 @@ from engine.render import media
 
 def test_render_history_inspect(cli, data_dir, tmp_path):
     out = tmp_path / "clip.mp4"
-    r = cli("render", "--prompt", "a red car drives at night", "--seed", "5", "--fps", "12", "--out", str(out),
-            "--json")
+    r = cli(
+        "render", "--prompt", "a red car drives at night", "--seed", "5", "--fps", "12", "--out", str(out), "--json"
+    )
     assert r.returncode == 0, r.stderr
     res = r.json
     assert res["ok"] and res["output"] == str(out) and res["seed"] == 5 and res["model"] == "aiprod-tiny-ltx2"
@@ -68,8 +69,11 @@ def test_rerender_from_an_inspected_recipe(cli, tmp_path):
         (["--prompt", "x", "--steps", "0"], "steps", "steps must be between 1 and 200, got 0"),
         (["--prompt", "x", "--out", "clip.avi"], "out", "out must end in .mp4"),
         # bytes that are not UTF-8 arrive as lone surrogates: refused, not a crash in the database
-        (["--prompt", "a \udcff b"], "prompt",
-         "prompt contains an invalid character (lone surrogate U+DCFF at position 2)"),
+        (
+            ["--prompt", "a \udcff b"],
+            "prompt",
+            "prompt contains an invalid character (lone surrogate U+DCFF at position 2)",
+        ),
         (["--prompt", "a\x1b[2Jb"], "prompt", "prompt contains an invalid character (control character U+001B"),
     ],
 )
@@ -84,8 +88,7 @@ def test_bad_input_exits_2_and_leaves_nothing(cli, data_dir, args, field, fragme
 
 def test_a_recipe_file_with_a_lone_surrogate_is_refused(cli, data_dir, tmp_path):
     recipe = tmp_path / "recipe.json"
-    recipe.write_text('{"prompt": "fog \\ud800 over hills", "model": "aiprod-tiny-ltx2"}',
-                      encoding="utf-8")
+    recipe.write_text('{"prompt": "fog \\ud800 over hills", "model": "aiprod-tiny-ltx2"}', encoding="utf-8")
     r = cli("render", "--recipe", str(recipe), "--out", str(tmp_path / "a.mp4"), "--json")
     assert r.returncode == 2, r.stderr
     assert r.json["field"] == "prompt" and "lone surrogate U+D800 at position 4" in r.json["error"]
@@ -150,9 +153,27 @@ def test_interrupting_a_render_cancels_it_cleanly(tiny_vault, data_dir, tmp_path
 
     out = tmp_path / "clips" / "long.mp4"
     env = {**os.environ, "AIPROD_MODELS_DIR": str(tiny_vault), "AIPROD_DATA_DIR": str(data_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "aiprod_studio", "render", "--prompt", "a very long render",
-                             "--steps", "200", "--frames", "33", "--out", str(out), "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiprod_studio",
+            "render",
+            "--prompt",
+            "a very long render",
+            "--steps",
+            "200",
+            "--frames",
+            "33",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     db = data_dir / "history.sqlite"
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until the render is really under way
@@ -184,7 +205,11 @@ def test_a_reader_that_stops_early_is_not_an_error(tiny_vault, data_dir):
     import sys
 
     env = {**os.environ, "AIPROD_MODELS_DIR": str(tiny_vault), "AIPROD_DATA_DIR": str(data_dir)}
-    proc = subprocess.run(["bash", "-c", f"'{sys.executable}' -m aiprod_studio history | true; "
-                                         "exit ${PIPESTATUS[0]}"], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        ["bash", "-c", f"'{sys.executable}' -m aiprod_studio history | true; exit ${{PIPESTATUS[0]}}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr

@@ -8,13 +8,13 @@ import time
 import weakref
 
 import pytest
+from training_data import make_dataset
 
 from aiprod_studio.training import make_train_config
 from engine.device.lease import DeviceOwner
 from engine.device.plan import resolve
 from engine.models import pipelines
 from engine.training.jobs import run_training
-from training_data import make_dataset
 
 
 @pytest.fixture
@@ -40,8 +40,17 @@ def test_render_then_train_then_render_never_holds_two_pipelines(own_studio, cou
     first = studio.render(studio.build_recipe({"prompt": "before training", "steps": 2}))
     assert first["status"] == "done" and len(counted_loads) == 1
 
-    cfg = make_train_config({"dataset": str(make_dataset(tmp_path / "squares", n=4)), "name": "leased", "rank": 4,
-                             "steps": 3, "save_every": 3, "lr": 1e-3, "warmup_steps": 1})
+    cfg = make_train_config(
+        {
+            "dataset": str(make_dataset(tmp_path / "squares", n=4)),
+            "name": "leased",
+            "rank": 4,
+            "steps": 3,
+            "save_every": 3,
+            "lr": 1e-3,
+            "warmup_steps": 1,
+        }
+    )
     job = studio.history.create_train_job(cfg, status="running")
     trained = run_training(studio, job)
     assert trained["status"] == "done" and trained["result"]["modules"] > 0

@@ -13,12 +13,14 @@ from aiprod_studio.recipe import make_recipe
 from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames
 from aiprod_studio.storyboard.db import StoryboardStore
 from aiprod_studio.storyboard.scenarist import split_script
-from engine.render import media
 from engine.film import assembly, edl
 from engine.film import shots as sb
+from engine.render import media
 
-SCRIPT = "Style: film grain\nShot 1: a red car at night (0.5s)\nShot 2: a blue boat at dawn (0.75s)\n" \
-         "Shot 3: a green forest in the wind (1s)"
+SCRIPT = (
+    "Style: film grain\nShot 1: a red car at night (0.5s)\nShot 2: a blue boat at dawn (0.75s)\n"
+    "Shot 3: a green forest in the wind (1s)"
+)
 
 
 def job_count(studio) -> int:
@@ -102,10 +104,10 @@ def fake_plan(index: int, path: Path, frames: int) -> sb.ShotPlan:
 
 @pytest.mark.parametrize("crossfade", [0.0, 0.25])
 def test_audio_joins_are_continuous_without_clicks(tmp_path, crossfade):
-    clips = [tone_clip(tmp_path / f"c{i}.mp4", f, ph) for i, (f, ph) in enumerate([(440, 0.0), (660, 2.0),
-                                                                                    (550, 4.0)])]
-    board = Storyboard(fps=24, crossfade_s=crossfade,
-                       shots=[Shot(prompt=f"shot {i}", duration_s=0.75, seed=i) for i in range(3)])
+    clips = [tone_clip(tmp_path / f"c{i}.mp4", f, ph) for i, (f, ph) in enumerate([(440, 0.0), (660, 2.0), (550, 4.0)])]
+    board = Storyboard(
+        fps=24, crossfade_s=crossfade, shots=[Shot(prompt=f"shot {i}", duration_s=0.75, seed=i) for i in range(3)]
+    )
     plans = [fake_plan(i, c, 18) for i, c in enumerate(clips)]
     film = assembly.assemble(board, plans, tmp_path / "film.mp4")
     fade = round(crossfade * 24)
@@ -114,7 +116,7 @@ def test_audio_joins_are_continuous_without_clicks(tmp_path, crossfade):
     assert abs(audio.shape[1] / rate - film["frames"] / 24) <= 1 / 24
     left = audio[0]
     step = np.abs(np.diff(left))
-    typical = np.percentile(step[rate // 10: -rate // 10], 99.5)
+    typical = np.percentile(step[rate // 10 : -rate // 10], 99.5)
     for join_frame in (18 - fade, 36 - 2 * fade):
         j = round(join_frame / 24 * rate)
         window = slice(j - 200, j + 200)
@@ -123,8 +125,9 @@ def test_audio_joins_are_continuous_without_clicks(tmp_path, crossfade):
 
 
 def test_assemble_refuses_unrendered_shots_and_mixed_sizes(tmp_path):
-    board = Storyboard(fps=24, shots=[Shot(prompt="a", duration_s=0.5, seed=0), Shot(prompt="b", duration_s=0.5,
-                                                                                       seed=1)])
+    board = Storyboard(
+        fps=24, shots=[Shot(prompt="a", duration_s=0.5, seed=0), Shot(prompt="b", duration_s=0.5, seed=1)]
+    )
     clip = tone_clip(tmp_path / "a.mp4", 440, 0)
     not_done = fake_plan(1, clip, 12)
     not_done.job = None
@@ -145,7 +148,12 @@ def test_export_writes_film_clips_json_and_edl(studio, tmp_path):
     dest = edl.export(board, plans, film, tmp_path / "export")
     assert dest.name == "two-shots"
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == [
-        "clips/shot-01.mp4", "clips/shot-02.mp4", "film.edl", "film.mp4", "storyboard.json"]
+        "clips/shot-01.mp4",
+        "clips/shot-02.mp4",
+        "film.edl",
+        "film.mp4",
+        "storyboard.json",
+    ]
     edl_text = (dest / "film.edl").read_text()
     assert "TITLE: Two shots" in edl_text
     assert "002  SHOT02   V     C        00:00:00:00 00:00:01:00 00:00:00:12 00:00:01:12" in edl_text
@@ -176,7 +184,8 @@ def test_store_refuses_an_id_it_does_not_hold(studio):
     board = split_script(SCRIPT, fps=24)
     for bad_id in (999999, 2**70, -1, 0):
         ghost = board.model_copy(update={"id": bad_id})  # (model_copy skips validation, like an edit in place)
-        for call in (lambda: store.save(ghost), lambda: store.check_exists(bad_id), lambda: store.load(bad_id)):
+        calls = (lambda g=ghost: store.save(g), lambda i=bad_id: store.check_exists(i), lambda i=bad_id: store.load(i))
+        for call in calls:
             with pytest.raises(BadInput) as info:
                 call()
             assert info.value.field == "id", (bad_id, str(info.value))

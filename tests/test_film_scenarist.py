@@ -28,7 +28,7 @@ def test_llm_rewrites_every_shot_deterministically_offline(llm_vault):
         enhanced, report = enhance(llm_vault, board)
     assert attempts == []
     assert [r["used"] for r in report] == ["llm", "llm"]
-    for before, after, r in zip(board.shots, enhanced.shots, report):
+    for before, after, r in zip(board.shots, enhanced.shots, report, strict=False):
         assert after.prompt != before.prompt and after.prompt.endswith("Film noir.")
         assert after.prompt.startswith(r["output"][:20]) and after.seed == before.seed
         assert not set('"\\{}\n') & set(r["output"])  # the JSON-string constraint held

@@ -29,8 +29,18 @@ def test_pragmas_and_schema_version(history, tmp_path):
     assert history.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert history.schema_version == len(MIGRATIONS)
     cols = {c.name for c in history.db["jobs"].columns}
-    assert {"id", "status", "recipe", "model_digest", "created_at", "started_at", "finished_at", "output_path",
-            "error", "wall_s"} <= cols
+    assert {
+        "id",
+        "status",
+        "recipe",
+        "model_digest",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "output_path",
+        "error",
+        "wall_s",
+    } <= cols
 
 
 def test_migrations_run_once(tmp_path):
@@ -134,10 +144,19 @@ def test_processes_opening_a_new_database_at_once_migrate_it_once(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from aiprod_studio.jobs.history import History; h = History(sys.argv[1]); "
-            "print(h.schema_version); h.close()")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "race.sqlite")], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    code = (
+        "import sys; from aiprod_studio.jobs.history import History; h = History(sys.argv[1]); "
+        "print(h.schema_version); h.close()"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "race.sqlite")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [err for _, err in results]
     assert {out.strip() for out, _ in results} == {str(len(MIGRATIONS))}
@@ -154,11 +173,23 @@ def test_done_renders_from_before_the_scheduler_was_retired_keep_matching(tmp_pa
     old_key = hashlib.sha256(json.dumps(old_fields, sort_keys=True).encode()).hexdigest()  # as computed then
     output = tmp_path / "shot.mp4"
     output.write_bytes(b"mp4")
-    h.db["jobs"].insert({"status": "done", "prompt": r.prompt, "model": r.model, "seed": r.seed,
-                         "recipe": json.dumps(old_recipe), "render_key": old_key, "created_at": "2025-01-01",
-                         "output_path": str(output)})
-    train = h.db["jobs"].insert({"kind": "train", "status": "done", "recipe": '{"name": "x"}',
-                                 "created_at": "2025-01-01"}).last_pk
+    h.db["jobs"].insert(
+        {
+            "status": "done",
+            "prompt": r.prompt,
+            "model": r.model,
+            "seed": r.seed,
+            "recipe": json.dumps(old_recipe),
+            "render_key": old_key,
+            "created_at": "2025-01-01",
+            "output_path": str(output),
+        }
+    )
+    train = (
+        h.db["jobs"]
+        .insert({"kind": "train", "status": "done", "recipe": '{"name": "x"}', "created_at": "2025-01-01"})
+        .last_pk
+    )
     h.close()
     monkeypatch.undo()
 

@@ -25,8 +25,14 @@ def row(status, step=0, total=4, **kw):
 
 
 def test_watch_yields_each_change_once_and_ends_on_a_final_status():
-    read = scripted(row("queued"), row("queued"), row("running", 1), row("running", 1), row("running", 2),
-                    row("done", 4, output_path="/x.mp4"))
+    read = scripted(
+        row("queued"),
+        row("queued"),
+        row("running", 1),
+        row("running", 1),
+        row("running", 2),
+        row("done", 4, output_path="/x.mp4"),
+    )
     seen = [(r["status"], r["step"]) for r in watch(read, poll_s=0)]
     assert seen == [("queued", 0), ("running", 1), ("running", 2), ("done", 4)]
 
@@ -42,8 +48,9 @@ def test_watch_gives_up_after_its_timeout():
         list(watch(scripted(row("running")), poll_s=0.01, timeout_s=0.05))
 
 
-@pytest.mark.parametrize("final, kind", [("done", Done), ("failed", Failed), ("cancelled", Stopped),
-                                         ("interrupted", Stopped)])
+@pytest.mark.parametrize(
+    "final, kind", [("done", Done), ("failed", Failed), ("cancelled", Stopped), ("interrupted", Stopped)]
+)
 def test_events_end_with_the_event_of_the_final_status(final, kind):
     out = list(events(scripted(row("queued", position=2), row("running", 2), row(final, 3, error="boom")), poll_s=0))
     assert [type(e) for e in out] == [Progress, Progress, kind]

@@ -26,12 +26,18 @@ def test_a_finished_job_is_done_with_its_output_and_wall_time(studio):
     assert row["wall_s"] >= 0 and row["target_path"] is None
 
 
-@pytest.mark.parametrize("exc, status, error", [
-    (Cancelled("stopped at step 3"), "cancelled", "stopped at step 3"),
-    (KeyboardInterrupt(), "cancelled", "interrupted by the user"),
-    (BadInput("width must be a multiple of 32, got 33", field="width"), "failed",
-     "width must be a multiple of 32, got 33"),
-])
+@pytest.mark.parametrize(
+    "exc, status, error",
+    [
+        (Cancelled("stopped at step 3"), "cancelled", "stopped at step 3"),
+        (KeyboardInterrupt(), "cancelled", "interrupted by the user"),
+        (
+            BadInput("width must be a multiple of 32, got 33", field="width"),
+            "failed",
+            "width must be a multiple of 32, got 33",
+        ),
+    ],
+)
 def test_a_job_that_stops_says_why_and_the_error_goes_on(studio, exc, status, error):
     history = studio.history
     job = running_job(history, studio)

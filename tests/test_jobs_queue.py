@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from aiprod_studio.errors import BadInput
+from engine.jobs.queue import Done, Progress, QueueFull, Stopped
 from engine.models.pipelines import warm_pipeline
 from engine.render import media
-from engine.jobs.queue import Done, Progress, QueueFull, Stopped
 from engine.runners import make_worker
 
 
@@ -42,8 +42,9 @@ def test_cancel_queued_and_running_jobs(studio, worker):
     assert final["status"] == "cancelled" and final["step"] < 200
     assert [studio.history.get(j)["status"] for j in (a, b, c)] == ["done", "cancelled", "cancelled"]
     assert studio.history.get(b)["started_at"] is None
-    assert [p.name for p in studio.settings.outputs_dir.iterdir()] == [studio.history.get(a)["output_path"]
-                                                                       .rsplit("/", 1)[1]]
+    assert [p.name for p in studio.settings.outputs_dir.iterdir()] == [
+        studio.history.get(a)["output_path"].rsplit("/", 1)[1]
+    ]
     with pytest.raises(BadInput, match=f"job {a} is done"):
         worker.cancel(a)
 
@@ -107,8 +108,11 @@ def test_active_lists_running_queued_and_interrupted(studio, orphan):
     studio.history.recover_interrupted()
     q1, q2 = w.enqueue(r), w.enqueue(r)
     rows = w.active()
-    assert [(x["id"], x["status"], x.get("position")) for x in rows] == \
-        [(q1, "queued", 1), (q2, "queued", 2), (broken, "interrupted", None)]
+    assert [(x["id"], x["status"], x.get("position")) for x in rows] == [
+        (q1, "queued", 1),
+        (q2, "queued", 2),
+        (broken, "interrupted", None),
+    ]
 
 
 def test_a_job_queued_behind_a_cancelled_one_starts_and_finishes(studio):

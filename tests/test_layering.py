@@ -9,8 +9,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # package → top-level modules it must never import
 FORBIDDEN = {
-    "aiprod_studio": {"torch", "gradio", "gradio_client", "diffusers", "transformers", "optimum", "peft", "accelerate",
-                      "av", "soundfile", "open_clip", "numpy", "engine", "ui"},
+    "aiprod_studio": {
+        "torch",
+        "gradio",
+        "gradio_client",
+        "diffusers",
+        "transformers",
+        "optimum",
+        "peft",
+        "accelerate",
+        "av",
+        "soundfile",
+        "open_clip",
+        "numpy",
+        "engine",
+        "ui",
+    },
     "engine": {"gradio", "gradio_client", "ui"},
     "ui": set(),
 }
@@ -24,8 +38,12 @@ def imported_modules(path: Path) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
             found.add(str(node.args[0].value).split(".")[0])
     return found
 
@@ -62,8 +80,10 @@ def test_importing_the_core_loads_no_torch_or_gradio():
     import subprocess
     import sys
 
-    code = ("import sys, aiprod_studio.cli, aiprod_studio.jobs.history, aiprod_studio.vault.store, aiprod_studio.recipe;"
-            "print(sorted(m for m in ('torch','gradio','diffusers') if m in sys.modules))")
+    code = (
+        "import sys, aiprod_studio.cli, aiprod_studio.jobs.history, aiprod_studio.vault.store, aiprod_studio.recipe;"
+        "print(sorted(m for m in ('torch','gradio','diffusers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # what ruff checks and formats, and what mypy type-checks (paths from the project root)
-LINTED = ["aiprod_studio"]
+LINTED = ["aiprod_studio", "engine", "ui", "tests", "benchmarks", "launch.py"]
 TYPED = ["aiprod_studio"]
 
 

@@ -14,34 +14,56 @@ from engine.models import limits
 
 # The LTX-2 (19B) diffusers configs, as far as the limits read them.
 LTX2_SCHEDULER = {
-    "_class_name": "FlowMatchEulerDiscreteScheduler", "base_image_seq_len": 1024, "base_shift": 0.95,
-    "invert_sigmas": False, "max_image_seq_len": 4096, "max_shift": 2.05, "num_train_timesteps": 1000,
-    "shift": 1.0, "shift_terminal": 0.1, "stochastic_sampling": False, "time_shift_type": "exponential",
-    "use_beta_sigmas": False, "use_dynamic_shifting": True, "use_exponential_sigmas": False,
+    "_class_name": "FlowMatchEulerDiscreteScheduler",
+    "base_image_seq_len": 1024,
+    "base_shift": 0.95,
+    "invert_sigmas": False,
+    "max_image_seq_len": 4096,
+    "max_shift": 2.05,
+    "num_train_timesteps": 1000,
+    "shift": 1.0,
+    "shift_terminal": 0.1,
+    "stochastic_sampling": False,
+    "time_shift_type": "exponential",
+    "use_beta_sigmas": False,
+    "use_dynamic_shifting": True,
+    "use_exponential_sigmas": False,
     "use_karras_sigmas": False,
 }
 LTX2_VAE = {
-    "_class_name": "AutoencoderKLLTX2Video", "patch_size": 4, "patch_size_t": 1, "latent_channels": 128,
-    "spatio_temporal_scaling": [True, True, True, True], "spatial_compression_ratio": 32,
+    "_class_name": "AutoencoderKLLTX2Video",
+    "patch_size": 4,
+    "patch_size_t": 1,
+    "latent_channels": 128,
+    "spatio_temporal_scaling": [True, True, True, True],
+    "spatial_compression_ratio": 32,
     "temporal_compression_ratio": 8,
     "downsample_type": ["spatial", "temporal", "spatiotemporal", "spatiotemporal"],
 }
-LTX2_TRANSFORMER = {"_class_name": "LTX2VideoTransformer3DModel", "patch_size": 1, "patch_size_t": 1,
-                    "in_channels": 128, "num_layers": 48, "base_height": 2048, "base_width": 2048}
+LTX2_TRANSFORMER = {
+    "_class_name": "LTX2VideoTransformer3DModel",
+    "patch_size": 1,
+    "patch_size_t": 1,
+    "in_channels": 128,
+    "num_layers": 48,
+    "base_height": 2048,
+    "base_width": 2048,
+}
 
 
 def write_model(root, vae=None, transformer=None, scheduler=None):
-    for folder, name, config in (("vae", "config.json", {**LTX2_VAE, **(vae or {})}),
-                                 ("transformer", "config.json", {**LTX2_TRANSFORMER, **(transformer or {})}),
-                                 ("scheduler", "scheduler_config.json", {**LTX2_SCHEDULER, **(scheduler or {})})):
+    for folder, name, config in (
+        ("vae", "config.json", {**LTX2_VAE, **(vae or {})}),
+        ("transformer", "config.json", {**LTX2_TRANSFORMER, **(transformer or {})}),
+        ("scheduler", "scheduler_config.json", {**LTX2_SCHEDULER, **(scheduler or {})}),
+    ):
         (root / folder).mkdir(parents=True, exist_ok=True)
         (root / folder / name).write_text(json.dumps(config))
     return root
 
 
 def recipe(**kw):
-    return make_recipe({"prompt": "x", "model": "m", "width": 768, "height": 512, "num_frames": 121, "steps": 40,
-                        **kw})
+    return make_recipe({"prompt": "x", "model": "m", "width": 768, "height": 512, "num_frames": 121, "steps": 40, **kw})
 
 
 @pytest.fixture
@@ -77,8 +99,9 @@ def test_a_realistic_ltx2_config_takes_normal_sizes_and_refuses_4096_square_481_
     with pytest.raises(BadInput) as info:
         limits.check_model_dir(ltx2_dir, recipe(width=4096, height=4096, num_frames=481), name="ltx-2")
     assert info.value.field == "width"
-    assert "481 × 4096 × 4096 makes 999,424 latent tokens, more than ltx-2 (ltx2) supports at 40 steps" \
-        in str(info.value)
+    assert "481 × 4096 × 4096 makes 999,424 latent tokens, more than ltx-2 (ltx2) supports at 40 steps" in str(
+        info.value
+    )
     assert "noise schedule" in str(info.value)
     # A long 1080p clip is over the schedule's bound too; the field named is the biggest dimension.
     with pytest.raises(BadInput) as info:
@@ -160,8 +183,14 @@ def test_sizes_off_the_models_latent_grid_are_refused_by_name(tmp_path):
         limits.check_model_dir(slow, recipe(num_frames=25))
     assert info.value.field == "num_frames"
     # Without explicit ratios the VAE's own rule applies: patch × 2^(scaling blocks).
-    derived = write_model(tmp_path / "derived", vae={"spatial_compression_ratio": None,
-                                                     "temporal_compression_ratio": None,
-                                                     "patch_size": 2, "spatio_temporal_scaling": [True, True]})
+    derived = write_model(
+        tmp_path / "derived",
+        vae={
+            "spatial_compression_ratio": None,
+            "temporal_compression_ratio": None,
+            "patch_size": 2,
+            "spatio_temporal_scaling": [True, True],
+        },
+    )
     grid = limits.read_grid(derived)
     assert (grid.spatial, grid.temporal) == (8, 4)

@@ -8,10 +8,10 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import load_settings
-from engine.render import media
 from engine.models.loras import parse_lora_spec
-from engine.studio import Studio
 from engine.models.tiny import make_tiny, make_tiny_lora
+from engine.render import media
+from engine.studio import Studio
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,10 @@ def lora_studio(tiny_vault, tmp_path_factory):
 
 
 def render(studio, tmp_path, name, **values):
-    row = studio.render(studio.build_recipe({"prompt": "a lighthouse", "seed": 3, "model": "aiprod-tiny-ltx2",
-                                             **values}), out_path=tmp_path / f"{name}.mp4")
+    row = studio.render(
+        studio.build_recipe({"prompt": "a lighthouse", "seed": 3, "model": "aiprod-tiny-ltx2", **values}),
+        out_path=tmp_path / f"{name}.mp4",
+    )
     return row
 
 
@@ -55,9 +57,14 @@ def test_two_loras_at_once(lora_studio, tmp_path):
 
 
 def test_refusals_name_the_field(lora_studio):
-    cases = [(["for-other"], "made for other-base"), (["nope"], "not a lora entry"), (["style-a:3"], "between -2 and 2"),
-             (["style-a:x"], "must be a number"), (["style-a", "style-a:0.5"], "listed twice"),
-             ([{"a": 1}], "loras: name is required; unknown field 'a'")]
+    cases = [
+        (["for-other"], "made for other-base"),
+        (["nope"], "not a lora entry"),
+        (["style-a:3"], "between -2 and 2"),
+        (["style-a:x"], "must be a number"),
+        (["style-a", "style-a:0.5"], "listed twice"),
+        ([{"a": 1}], "loras: name is required; unknown field 'a'"),
+    ]
     for specs, message in cases:
         with pytest.raises(BadInput) as info:
             lora_studio.build_recipe({"prompt": "x", "model": "aiprod-tiny-ltx2", "loras": specs})
@@ -69,8 +76,19 @@ def test_refusals_name_the_field(lora_studio):
 def test_cli_render_with_lora_and_recipe_round_trip(cli, lora_studio, tmp_path):
     models = lora_studio.vault.root
     out = tmp_path / "l.mp4"
-    r = cli("render", "--prompt", "a lamp", "--lora", "style-a:0.5", "--lora", "style-b", "--out", str(out), "--json",
-            models_dir=models)
+    r = cli(
+        "render",
+        "--prompt",
+        "a lamp",
+        "--lora",
+        "style-a:0.5",
+        "--lora",
+        "style-b",
+        "--out",
+        str(out),
+        "--json",
+        models_dir=models,
+    )
     assert r.returncode == 0, r.stderr
     assert [(x["name"], x["scale"]) for x in r.json["recipe"]["loras"]] == [("style-a", 0.5), ("style-b", 1.0)]
     recipe = tmp_path / "recipe.json"
@@ -93,6 +111,7 @@ def test_storyboard_shots_carry_their_loras(lora_studio):
     plans = sb.plan(lora_studio, board)
     assert plans[0].recipe.loras == []
     assert [(r.name, r.scale, r.sha256) for r in plans[1].recipe.loras] == [
-        ("style-a", 0.7, lora_studio.vault.get("style-a").digest)]
+        ("style-a", 0.7, lora_studio.vault.get("style-a").digest)
+    ]
     sb.render_now(lora_studio, plans)
     assert plans[1].job["recipe"]["loras"][0]["name"] == "style-a"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.render import media
 from engine.device.plan import resolve
 from engine.models.pipelines import load_pipeline
 from engine.models.quantize import weight_bytes
+from engine.render import media
 
 
 @pytest.mark.parametrize("mode", ["int8", "fp8"])

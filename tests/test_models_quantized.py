@@ -8,9 +8,9 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.vault.verify import verify
-from engine.render import media
 from engine.models import pipelines
 from engine.models.quantized import QMAP_NAME, WEIGHTS_NAME, save_quantized
+from engine.render import media
 
 
 @pytest.mark.parametrize("to", ["int8", "fp8"])
@@ -23,19 +23,25 @@ def test_quantized_copy_renders_like_on_the_fly_quantization(own_studio, tmp_pat
     assert entry.digest != source.digest and verify(studio.vault, deep=True).ok
     folder = studio.vault.entry_dir(entry) / "transformer"
     qmap = json.loads((folder / QMAP_NAME).read_text())
-    assert qmap["quantization"] == to and qmap["map"] and all(v["weights"] == {"int8": "qint8", "fp8": "qfloat8_e4m3fn"}[to]
-                                                              for v in qmap["map"].values())
+    assert (
+        qmap["quantization"] == to
+        and qmap["map"]
+        and all(v["weights"] == {"int8": "qint8", "fp8": "qfloat8_e4m3fn"}[to] for v in qmap["map"].values())
+    )
     original = studio.vault.entry_dir(source) / "transformer" / WEIGHTS_NAME
     assert (folder / WEIGHTS_NAME).stat().st_size < 0.6 * original.stat().st_size
     # the other components are shared with the source, not duplicated
-    assert (studio.vault.entry_dir(entry) / "vae/config.json").stat().st_ino == \
-        (studio.vault.entry_dir(source) / "vae/config.json").stat().st_ino
+    assert (studio.vault.entry_dir(entry) / "vae/config.json").stat().st_ino == (
+        studio.vault.entry_dir(source) / "vae/config.json"
+    ).stat().st_ino
     # 2. rendering the copy equals quantizing the original on the fly, and quantizes nothing
-    a = studio.render(studio.build_recipe({"prompt": "a boat", "seed": 5, "quantization": to}),
-                      out_path=tmp_path / "fly.mp4")
+    a = studio.render(
+        studio.build_recipe({"prompt": "a boat", "seed": 5, "quantization": to}), out_path=tmp_path / "fly.mp4"
+    )
     monkeypatch.setattr(pipelines, "quantize_transformer", lambda *a, **k: pytest.fail("re-quantized on load"))
-    b = studio.render(studio.build_recipe({"prompt": "a boat", "seed": 5, "model": f"tiny-{to}"}),
-                      out_path=tmp_path / "saved.mp4")
+    b = studio.render(
+        studio.build_recipe({"prompt": "a boat", "seed": 5, "model": f"tiny-{to}"}), out_path=tmp_path / "saved.mp4"
+    )
     assert media.compare(a["output_path"], b["output_path"])["identical"]
     assert b["model_digest"] == entry.digest
 

@@ -68,8 +68,14 @@ GUARDED_RUN = textwrap.dedent(
 
 def test_import_render_and_ui_build_make_no_network_attempt(tiny_vault, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "GRADIO_"))}
-    proc = subprocess.run([sys.executable, "-c", GUARDED_RUN, str(tiny_vault), str(tmp_path)], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", GUARDED_RUN, str(tiny_vault), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"attempts": [], "status": "done"}

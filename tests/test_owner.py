@@ -13,8 +13,15 @@ from aiprod_studio.recipe import make_recipe
 
 
 def recipe(**kw):
-    base = {"prompt": "a lighthouse", "model": "tiny", "model_digest": "d" * 64, "width": 64, "height": 64,
-            "num_frames": 17, "steps": 4}
+    base = {
+        "prompt": "a lighthouse",
+        "model": "tiny",
+        "model_digest": "d" * 64,
+        "width": 64,
+        "height": 64,
+        "num_frames": 17,
+        "steps": 4,
+    }
     return make_recipe(base | kw)
 
 
@@ -25,8 +32,12 @@ def exited_pid() -> int:
 
 
 def row_of(owner: Owner, heartbeat: float | None = None) -> dict:
-    return {"owner_pid": owner.pid, "owner_host": owner.host, "owner_start": owner.start,
-            "heartbeat": time.time() if heartbeat is None else heartbeat}
+    return {
+        "owner_pid": owner.pid,
+        "owner_host": owner.host,
+        "owner_start": owner.start,
+        "heartbeat": time.time() if heartbeat is None else heartbeat,
+    }
 
 
 def test_this_process_is_alive_and_an_exited_one_is_not():
@@ -123,8 +134,9 @@ def test_migration_4_adds_the_owner_columns_to_an_old_database(tmp_path):
     finally:
         hmod.MIGRATIONS = saved
     assert job is None  # the old schema has no owner columns
-    old.db.execute("INSERT INTO jobs (status, prompt, recipe, created_at) VALUES ('running', 'x', ?, 'now')",
-                   [recipe().to_json()])
+    old.db.execute(
+        "INSERT INTO jobs (status, prompt, recipe, created_at) VALUES ('running', 'x', ?, 'now')", [recipe().to_json()]
+    )
     old.close()
     h = History(path)
     assert h.schema_version == len(hmod.MIGRATIONS)

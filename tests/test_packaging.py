@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLOUD_SDKS = re.compile(r"^(google-.*|google|boto3|botocore|aiobotocore|s3fs|stripe|wandb|azure-.*|sentry-sdk|"
-                        r"mixpanel|segment-analytics-python|posthog)$")
+CLOUD_SDKS = re.compile(
+    r"^(google-.*|google|boto3|botocore|aiobotocore|s3fs|stripe|wandb|azure-.*|sentry-sdk|"
+    r"mixpanel|segment-analytics-python|posthog)$"
+)
 
 
 def locked() -> dict[str, str]:
@@ -25,9 +27,23 @@ def locked() -> dict[str, str]:
 def test_torch_pins_and_every_dependency_locked():
     pins = locked()
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
-    for dep in ("diffusers", "transformers", "gradio", "optimum-quanto", "av", "soundfile", "open-clip-torch",
-                "sqlite-utils", "platformdirs", "peft", "accelerate", "safetensors", "pydantic", "pytest",
-                "gradio-client"):
+    for dep in (
+        "diffusers",
+        "transformers",
+        "gradio",
+        "optimum-quanto",
+        "av",
+        "soundfile",
+        "open-clip-torch",
+        "sqlite-utils",
+        "platformdirs",
+        "peft",
+        "accelerate",
+        "safetensors",
+        "pydantic",
+        "pytest",
+        "gradio-client",
+    ):
         assert dep in pins, dep
     assert int(pins["sqlite-utils"].split(".")[0]) >= 4
     assert tuple(int(x) for x in pins["gradio"].split(".")[:2]) >= (6, 20)

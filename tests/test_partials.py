@@ -15,8 +15,9 @@ SWEEP = "import sys; from aiprod_studio.files import partials; print(len(partial
 
 def sweep_elsewhere(*paths: Path) -> int:
     """Sweep from another process, as a studio starting beside a running render would."""
-    out = subprocess.run([sys.executable, "-c", SWEEP, *map(str, paths)], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SWEEP, *map(str, paths)], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return int(out.stdout)
 
 
@@ -31,9 +32,11 @@ def test_a_held_partial_survives_a_sweep_and_goes_once_released(tmp_path):
 
 def test_a_writer_killed_with_sigkill_releases_its_partial(tmp_path):
     tmp = tmp_path / ".film.mp4.partial"
-    code = ("import sys, time; from pathlib import Path; from aiprod_studio.files import partials\n"
-            "with partials.holding(Path(sys.argv[1])):\n"
-            "    print('held', flush=True); time.sleep(60)\n")
+    code = (
+        "import sys, time; from pathlib import Path; from aiprod_studio.files import partials\n"
+        "with partials.holding(Path(sys.argv[1])):\n"
+        "    print('held', flush=True); time.sleep(60)\n"
+    )
     writer = subprocess.Popen([sys.executable, "-c", code, str(tmp)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == "held"

@@ -74,16 +74,19 @@ def repo_files() -> dict[str, bytes]:
 def test_provision_pins_the_commit_and_writes_a_correct_manifest(tmp_path):
     hub = FakeHub(repo_files(), lfs={"transformer/diffusion_pytorch_model.safetensors"})
     vault = Vault(tmp_path)
-    entry = provision(vault, "Lightricks/LTX-2", revision="main", name="ltx2", allow=["model_index.json", "*/*"],
-                      hub=hub)
+    entry = provision(
+        vault, "Lightricks/LTX-2", revision="main", name="ltx2", allow=["model_index.json", "*/*"], hub=hub
+    )
     assert entry.source.repo == "Lightricks/LTX-2" and entry.source.revision == COMMIT
     assert entry.license == "apache-2.0" and entry.kind == "pipeline" and entry.family == "ltx2"
     # pickled weights and files outside the patterns were never fetched
-    assert hub.downloads == [["model_index.json", "transformer/config.json",
-                              "transformer/diffusion_pytorch_model.safetensors"]]
+    assert hub.downloads == [
+        ["model_index.json", "transformer/config.json", "transformer/diffusion_pytorch_model.safetensors"]
+    ]
     files = repo_files()
     assert {k: (v.sha256, v.size) for k, v in entry.files.items()} == {
-        k: (hashlib.sha256(files[k]).hexdigest(), len(files[k])) for k in hub.downloads[0]}
+        k: (hashlib.sha256(files[k]).hexdigest(), len(files[k])) for k in hub.downloads[0]
+    }
     assert not (tmp_path / "pipelines/ltx2/.cache").exists()
     assert not list((tmp_path / "pipelines").glob(".*"))
     manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
@@ -116,8 +119,9 @@ def test_a_file_that_differs_from_the_hub_is_refused(tmp_path, corrupt):
     # the bad file is gone; the good ones stay for the next run to resume from
     assert not (tmp_path / "pipelines/.ltx2.provisioning" / corrupt).exists()
     hub.corrupt = None
-    entry = provision(vault, "Lightricks/LTX-2", revision=COMMIT, name="ltx2", allow=["model_index.json", "*/*"],
-                      hub=hub)
+    entry = provision(
+        vault, "Lightricks/LTX-2", revision=COMMIT, name="ltx2", allow=["model_index.json", "*/*"], hub=hub
+    )
     assert entry.source.revision == COMMIT
 
 
@@ -167,18 +171,30 @@ def _offline_errors():
 
     return [
         ("connection refused", ConnectionRefusedError(111, "Connection refused"), "[Errno 111] Connection refused"),
-        ("dns", socket.gaierror(-3, "Temporary failure in name resolution"),
-         "[Errno -3] Temporary failure in name resolution"),
+        (
+            "dns",
+            socket.gaierror(-3, "Temporary failure in name resolution"),
+            "[Errno -3] Temporary failure in name resolution",
+        ),
         ("timeout", TimeoutError("timed out"), "timed out"),
         ("connect timeout", ConnectTimeout("connect timed out"), "connect timed out"),
         ("httpx", httpx.ConnectError("[Errno -2] Name or service not known"), "[Errno -2] Name or service not known"),
         ("requests", requests.exceptions.ConnectionError("Max retries exceeded"), "Max retries exceeded"),
-        ("offline mode", OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode is enabled"),
-         "the hub client is in offline mode"),
-        ("no route", chained(RuntimeError("while resolving the revision"), OSError(101, "Network is unreachable")),
-         "[Errno 101] Network is unreachable"),
-        ("not cached", chained(LocalEntryNotFoundError("outgoing traffic has been disabled"),
-                               httpx.ConnectError("no route")), "outgoing traffic has been disabled"),
+        (
+            "offline mode",
+            OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode is enabled"),
+            "the hub client is in offline mode",
+        ),
+        (
+            "no route",
+            chained(RuntimeError("while resolving the revision"), OSError(101, "Network is unreachable")),
+            "[Errno 101] Network is unreachable",
+        ),
+        (
+            "not cached",
+            chained(LocalEntryNotFoundError("outgoing traffic has been disabled"), httpx.ConnectError("no route")),
+            "outgoing traffic has been disabled",
+        ),
         ("not a network error", RuntimeError("the hub answered nonsense"), None),
     ]
 
@@ -201,8 +217,10 @@ def test_no_network_is_named_as_the_cause_with_the_way_out(tmp_path, step, case,
     with pytest.raises(BadInput) as info:
         provision(vault, "Lightricks/LTX-2", revision=COMMIT, name="x", hub=hub)
     assert info.value.exit_code == 2
-    assert str(info.value) == (f"cannot reach huggingface.co: {reason}; provision needs a network connection — "
-                               "run it on a connected machine and bring the model over with vault export/import")
+    assert str(info.value) == (
+        f"cannot reach huggingface.co: {reason}; provision needs a network connection — "
+        "run it on a connected machine and bring the model over with vault export/import"
+    )
     assert vault.entries() == [] and not (tmp_path / "pipelines/x").exists()
 
 
@@ -230,8 +248,17 @@ def test_the_cli_says_why_and_exits_2(cli, tmp_path, monkeypatch):
     port = probe.getsockname()[1]
     probe.close()  # nothing listens there: the connection is refused, nothing leaves the machine
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    r = cli("vault", "provision", "Lightricks/LTX-2", "--revision", "main", "--name", "x", "--json",
-            models_dir=tmp_path / "models")
+    r = cli(
+        "vault",
+        "provision",
+        "Lightricks/LTX-2",
+        "--revision",
+        "main",
+        "--name",
+        "x",
+        "--json",
+        models_dir=tmp_path / "models",
+    )
     assert r.returncode == 2, r.stderr
     assert r.json["error"].startswith(f"cannot reach 127.0.0.1:{port}: ") and "internal error" not in r.stderr
     assert "run it on a connected machine and bring the model over with vault export/import" in r.json["error"]

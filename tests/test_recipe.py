@@ -9,8 +9,17 @@ import pytest
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import Recipe, make_recipe, recipe_from_json
 
-BASE = {"prompt": "a red car", "model": "m", "width": 64, "height": 64, "num_frames": 17, "fps": 24, "steps": 8,
-        "guidance": 3.0, "seed": 1}
+BASE = {
+    "prompt": "a red car",
+    "model": "m",
+    "width": 64,
+    "height": 64,
+    "num_frames": 17,
+    "fps": 24,
+    "steps": 8,
+    "guidance": 3.0,
+    "seed": 1,
+}
 
 
 def error_for(**changes) -> BadInput:
@@ -86,8 +95,11 @@ def test_schema_forbids_extra_fields():
 @pytest.mark.parametrize(
     ("changes", "field", "fragment"),
     [
-        ({"prompt": "a \ud800 car"}, "prompt",
-         "prompt contains an invalid character (lone surrogate U+D800 at position 2)"),
+        (
+            {"prompt": "a \ud800 car"},
+            "prompt",
+            "prompt contains an invalid character (lone surrogate U+D800 at position 2)",
+        ),
         ({"prompt": "a car\udcff"}, "prompt", "(lone surrogate U+DCFF at position 5)"),
         ({"prompt": "a\x00car"}, "prompt", "prompt contains an invalid character (NUL U+0000 at position 1)"),
         ({"prompt": "a \x1b[31mcar"}, "prompt", "(control character U+001B at position 2)"),

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from aiprod_studio.files import partials
 from aiprod_studio.errors import BadInput
+from aiprod_studio.files import partials
 from aiprod_studio.jobs.owner import host_id, process_start
 from engine.runners import make_worker
 
@@ -82,7 +82,8 @@ def test_resume_and_discard_refuse_a_job_whose_owner_lives(studio):
         with studio.history.locked() as db:
             db.execute(
                 "UPDATE jobs SET status = 'interrupted', owner_pid = ?, owner_host = ?, owner_start = ? WHERE id = ?",
-                [sleeper.pid, host_id(), process_start(sleeper.pid), job])
+                [sleeper.pid, host_id(), process_start(sleeper.pid), job],
+            )
         worker = make_worker(studio)
         for act in (worker.resume, worker.discard):
             with pytest.raises(BadInput, match=f"process {sleeper.pid} that ran it is still alive") as info:
@@ -111,9 +112,11 @@ def test_start_removes_partials_nobody_writes_and_keeps_a_live_one(studio, tmp_p
     studio.history.mark_running(job, target=str(elsewhere))
     orphan(studio.history, job)
     live = out / ".000002-b-0.mp4.partial"
-    code = ("import sys, time; from pathlib import Path; from aiprod_studio.files import partials\n"
-            "with partials.holding(Path(sys.argv[1])):\n"
-            "    print('held', flush=True); time.sleep(60)\n")
+    code = (
+        "import sys, time; from pathlib import Path; from aiprod_studio.files import partials\n"
+        "with partials.holding(Path(sys.argv[1])):\n"
+        "    print('held', flush=True); time.sleep(60)\n"
+    )
     writer = subprocess.Popen([sys.executable, "-c", code, str(live)], stdout=subprocess.PIPE, text=True)
     try:
         assert writer.stdout.readline().strip() == "held"

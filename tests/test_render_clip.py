@@ -99,8 +99,12 @@ def warm_pipe(studio):
 
 
 def pre_hook_count(pipe) -> int:
-    return sum(len(m._forward_pre_hooks) for c in pipe.components.values() if isinstance(c, torch.nn.Module)
-               for m in c.modules())
+    return sum(
+        len(m._forward_pre_hooks)
+        for c in pipe.components.values()
+        if isinstance(c, torch.nn.Module)
+        for m in c.modules()
+    )
 
 
 def test_cancel_inside_a_step_stops_within_one_block_and_leaves_the_pipeline_clean(studio, tmp_path):
@@ -120,8 +124,9 @@ def test_cancel_inside_a_step_stops_within_one_block_and_leaves_the_pipeline_cle
     handles = [b.register_forward_hook(count) for b in blocks]
     try:
         with pytest.raises(Cancelled):
-            studio.render(recipe, out_path=tmp_path / "cancelled.mp4", progress=lambda s, t: seen.append(s),
-                          cancel=cancel)
+            studio.render(
+                recipe, out_path=tmp_path / "cancelled.mp4", progress=lambda s, t: seen.append(s), cancel=cancel
+            )
     finally:
         for h in handles:
             h.remove()
@@ -170,7 +175,8 @@ def test_one_step_renders_finite_frames_from_pure_noise(studio, tmp_path):
     scheduler = pipe.scheduler
     timesteps, steps = [], []
     handle = pipe.transformer.register_forward_pre_hook(
-        lambda _m, _a, kw: timesteps.extend(kw["timestep"].flatten().tolist()), with_kwargs=True)
+        lambda _m, _a, kw: timesteps.extend(kw["timestep"].flatten().tolist()), with_kwargs=True
+    )
     try:
         frames, audio, _rate = run_pipeline(pipe, recipe)
         row = studio.render(recipe, out_path=tmp_path / "one.mp4", progress=lambda s, t: steps.append((s, t)))
@@ -195,8 +201,10 @@ def test_non_finite_frames_or_audio_fail_before_encoding_and_write_nothing(studi
         out[..., :10] = float("inf")
         return out
 
-    for module, hook, expected in ((pipe.vae.decoder, nan_frame, "in 1 of 17 frames (video)"),
-                                   (pipe.vocoder, nan_audio, "audio samples")):
+    for module, hook, expected in (
+        (pipe.vae.decoder, nan_frame, "in 1 of 17 frames (video)"),
+        (pipe.vocoder, nan_audio, "audio samples"),
+    ):
         target = tmp_path / f"{type(module).__name__}.mp4"
         handle = module.register_forward_hook(hook)
         try:
@@ -219,8 +227,9 @@ def test_non_finite_frames_or_audio_fail_before_encoding_and_write_nothing(studi
 def test_cancel_stops_a_tiled_decode_between_tiles(studio, tmp_path):
     recipe = studio.build_recipe({"prompt": "a wide desert", "steps": 2})
     pipe = warm_pipe(studio)
-    pipe.vae.enable_tiling(tile_sample_min_height=32, tile_sample_min_width=32, tile_sample_stride_height=16,
-                           tile_sample_stride_width=16)  # 64×64 decodes as several 32×32 tiles
+    pipe.vae.enable_tiling(
+        tile_sample_min_height=32, tile_sample_min_width=32, tile_sample_stride_height=16, tile_sample_stride_width=16
+    )  # 64×64 decodes as several 32×32 tiles
     cancel, tiles = threading.Event(), []
 
     def tile_done(_module, _args, _out):

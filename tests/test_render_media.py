@@ -17,8 +17,16 @@ def clip(seed=0, n=17, size=64):
     frames = []
     for i in range(n):
         phase = seed * 1.7 + i * 0.15
-        frames.append(np.stack([0.5 + 0.4 * np.sin(2 * np.pi * (x + phase)), 0.5 + 0.4 * np.cos(2 * np.pi * (y - phase)),
-                                0.5 + 0.4 * np.sin(2 * np.pi * (x + y + seed))], axis=-1))
+        frames.append(
+            np.stack(
+                [
+                    0.5 + 0.4 * np.sin(2 * np.pi * (x + phase)),
+                    0.5 + 0.4 * np.cos(2 * np.pi * (y - phase)),
+                    0.5 + 0.4 * np.sin(2 * np.pi * (x + y + seed)),
+                ],
+                axis=-1,
+            )
+        )
     return np.stack(frames).astype(np.float32)
 
 
@@ -31,8 +39,14 @@ def test_encode_probe_round_trip(tmp_path):
     out = media.encode_mp4(tmp_path / "a.mp4", clip(), 24, tone(17 / 24), 16000, {"comment": json.dumps({"k": 1})})
     info = media.probe(out)
     v, a = info["video"], info["audio"]
-    assert (v["codec"], v["width"], v["height"], v["pix_fmt"], v["frames"], v["fps"]) == \
-        ("h264", 64, 64, "yuv420p", 17, 24.0)
+    assert (v["codec"], v["width"], v["height"], v["pix_fmt"], v["frames"], v["fps"]) == (
+        "h264",
+        64,
+        64,
+        "yuv420p",
+        17,
+        24.0,
+    )
     assert (a["codec"], a["sample_rate"], a["channels"]) == ("aac", 16000, 2)
     assert abs(a["duration_s"] - 17 / 24) < 1 / 24
     assert media.read_metadata_json(out) == {"k": 1}
@@ -61,7 +75,7 @@ def test_failed_encode_leaves_nothing(tmp_path):
     target = tmp_path / "bad.mp4"
     with pytest.raises(ValueError):
         media.encode_mp4(target, np.zeros((3, 64, 64)), 24)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # PyAV's ArgumentError is a ValueError
         media.encode_mp4(target, clip(), 24, tone(0.5), sample_rate=-5)
     assert list(tmp_path.iterdir()) == []
 

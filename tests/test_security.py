@@ -18,7 +18,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
 from servers import free_port, serve_in_process, start_server, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,8 +144,10 @@ def enqueue_body(prompt: str, fn_index: int, session_hash: str) -> bytes:
 
 def upload_body(name: str) -> tuple[bytes, str]:
     boundary = "StudioBoundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
-            f"Content-Type: text/plain\r\n\r\nnot from here\r\n--{boundary}--\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        f"Content-Type: text/plain\r\n\r\nnot from here\r\n--{boundary}--\r\n"
+    ).encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
@@ -168,8 +169,14 @@ def test_every_route_that_takes_a_path_is_guarded(served, loopback_is_public):
     target = f"127.0.0.1:{listener.server_address[1]}/x.png"
     taking = sorted({rc.path for rc in iter_route_contexts(app.routes) if rc.path and PATH_PARAM.search(rc.path)})
     # what Gradio 6 mounts that takes a path: its page assets, the file routes, the proxy
-    assert {"/gradio_api/file={path_or_url:path}", "/gradio_api/file/{path:path}", "/gradio_api/proxy={url_path:path}",
-            "/assets/{path:path}", "/static/{path:path}", "/svelte/{path:path}"} <= set(taking)
+    assert {
+        "/gradio_api/file={path_or_url:path}",
+        "/gradio_api/file/{path:path}",
+        "/gradio_api/proxy={url_path:path}",
+        "/assets/{path:path}",
+        "/static/{path:path}",
+        "/svelte/{path:path}",
+    } <= set(taking)
     assert not [p for p in taking if "run-history" in p]  # the remote-bucket history is not mounted
     # the guard's own reading of the routes finds every one of them
     prefixes = {p[: ANY_PARAM.search(p).start()] for p in taking}
@@ -177,7 +184,9 @@ def test_every_route_that_takes_a_path_is_guarded(served, loopback_is_public):
     # and every one of them refuses a URL, over HTTP, without connecting anywhere
     for path in taking:
         param = PATH_PARAM.search(path)
-        concrete = ANY_PARAM.sub("x", path[: param.start()] + "\0" + path[param.end():]).replace("\0", f"http://{target}")
+        concrete = ANY_PARAM.sub("x", path[: param.start()] + "\0" + path[param.end() :]).replace(
+            "\0", f"http://{target}"
+        )
         status, body, _ = request(port, "GET", concrete)
         assert status == 403 and json.loads(body)["error"] == "this file is not served", (path, status, body)
     time.sleep(0.5)
@@ -198,10 +207,15 @@ def test_no_route_form_fetches_a_url(served, loopback_is_public, route):
 def test_a_file_named_by_url_in_a_queue_join_is_not_fetched(served, loopback_is_public):
     listener, port = loopback_is_public, served["port"]
     # the Render tab's "restore settings from an MP4" drop zone: a file input Gradio would download
-    fn_index = dependency_index(port, lambda d, comps: any(
-        comps[i].get("props", {}).get("label", "").startswith("Drop an MP4") for i in d["inputs"]))
-    file_data = {"path": f"http://127.0.0.1:{listener.server_address[1]}/clip.mp4", "orig_name": "clip.mp4",
-                 "meta": {"_type": "gradio.FileData"}}
+    fn_index = dependency_index(
+        port,
+        lambda d, comps: any(comps[i].get("props", {}).get("label", "").startswith("Drop an MP4") for i in d["inputs"]),
+    )
+    file_data = {
+        "path": f"http://127.0.0.1:{listener.server_address[1]}/clip.mp4",
+        "orig_name": "clip.mp4",
+        "meta": {"_type": "gradio.FileData"},
+    }
     body = json.dumps({"data": [file_data], "fn_index": fn_index, "session_hash": "urlbody"}).encode()
     status, data, _ = request(port, "POST", "/gradio_api/queue/join", {"Content-Type": "application/json"}, body)
     if status == 200:
@@ -218,9 +232,13 @@ def test_outputs_are_still_served_and_the_vault_and_db_are_not(served):
         assert status == 200 and data == output.read_bytes(), route
     manifest = studio.settings.models_dir / "MANIFEST.json"
     for route in FILE_ROUTES:
-        for secret in (studio.settings.db_path, manifest, studio.settings.models_dir,
-                       f"{studio.settings.outputs_dir}/../{studio.settings.db_path.name}",
-                       f"{studio.settings.outputs_dir}/%2e%2e/{studio.settings.db_path.name}"):
+        for secret in (
+            studio.settings.db_path,
+            manifest,
+            studio.settings.models_dir,
+            f"{studio.settings.outputs_dir}/../{studio.settings.db_path.name}",
+            f"{studio.settings.outputs_dir}/%2e%2e/{studio.settings.db_path.name}",
+        ):
             status, body, _ = request(port, "GET", route + str(secret))
             assert status == 403 and b"models" not in body and b"SQLite" not in body, (route, secret)
     # the page and the assets Gradio needs for it still load
@@ -242,19 +260,30 @@ def test_origin_null_cannot_upload_or_join_the_queue(served):
     before = cache_files(data_dir)
     body, content_type = upload_body("from-a-sandbox.txt")
     for origin in ("null", "NULL", "http://evil.example", f"http://127.0.0.1:{free_port()}"):
-        status, data, _ = request(port, "POST", "/gradio_api/upload", {"Origin": origin, "Content-Type": content_type},
-                                  body)
+        status, data, _ = request(
+            port, "POST", "/gradio_api/upload", {"Origin": origin, "Content-Type": content_type}, body
+        )
         assert status == 403 and b"cross-site" in data, origin
     assert cache_files(data_dir) == before
 
     fn_index = dependency_index(port, lambda d, comps: d.get("api_name") == "enqueue")
     jobs = len(studio.history.jobs())
     json_type = {"Content-Type": "application/json"}
-    status, _, _ = request(port, "POST", "/gradio_api/queue/join", {**json_type, "Origin": "null"},
-                           enqueue_body("from a sandboxed iframe", fn_index, "nullorigin"))
+    status, _, _ = request(
+        port,
+        "POST",
+        "/gradio_api/queue/join",
+        {**json_type, "Origin": "null"},
+        enqueue_body("from a sandboxed iframe", fn_index, "nullorigin"),
+    )
     assert status == 403
-    status, _, _ = request(port, "POST", "/gradio_api/call/enqueue", {**json_type, "Origin": "null"},
-                           json.dumps({"data": ["from a file: page"]}).encode())
+    status, _, _ = request(
+        port,
+        "POST",
+        "/gradio_api/call/enqueue",
+        {**json_type, "Origin": "null"},
+        json.dumps({"data": ["from a file: page"]}).encode(),
+    )
     assert status == 403
     time.sleep(1)
     assert len(studio.history.jobs()) == jobs
@@ -263,8 +292,13 @@ def test_origin_null_cannot_upload_or_join_the_queue(served):
     same = {"Origin": f"http://127.0.0.1:{port}"}
     status, data, _ = request(port, "POST", "/gradio_api/upload", {**same, "Content-Type": content_type}, body)
     assert status == 200 and Path(json.loads(data)[0]).read_bytes() == b"not from here"
-    status, _, _ = request(port, "POST", "/gradio_api/queue/join", {**json_type, **same},
-                           enqueue_body("from the studio page", fn_index, "sameorigin"))
+    status, _, _ = request(
+        port,
+        "POST",
+        "/gradio_api/queue/join",
+        {**json_type, **same},
+        enqueue_body("from the studio page", fn_index, "sameorigin"),
+    )
     assert status == 200
     deadline = time.time() + 30
     while time.time() < deadline and not any(r["prompt"] == "from the studio page" for r in studio.history.jobs()):
@@ -288,8 +322,12 @@ def test_origin_null_cannot_open_a_websocket():
         return {"type": "websocket.connect"}
 
     def scope(origin: str) -> dict:
-        return {"type": "websocket", "path": "/gradio_api/queue/ws", "raw_path": b"/gradio_api/queue/ws",
-                "headers": [(b"host", b"127.0.0.1:7860"), (b"origin", origin.encode())]}
+        return {
+            "type": "websocket",
+            "path": "/gradio_api/queue/ws",
+            "raw_path": b"/gradio_api/queue/ws",
+            "headers": [(b"host", b"127.0.0.1:7860"), (b"origin", origin.encode())],
+        }
 
     asyncio.run(StudioGuard(app)(scope("null"), receive, send))
     assert reached == [] and sent == [{"type": "websocket.close", "code": 1008}]
@@ -307,22 +345,29 @@ def test_allow_origin_flag_lets_the_named_origins_write(tiny_vault, tmp_path):
     server = start_server(tiny_vault, data, port, "--allow-origin", "null", "--allow-origin", "http://myhost:8080")
     try:
         body, content_type = upload_body("from-a-file-page.txt")
-        status, answer, headers = request(port, "POST", "/gradio_api/upload",
-                                          {"Origin": "null", "Content-Type": content_type}, body)
+        status, answer, headers = request(
+            port, "POST", "/gradio_api/upload", {"Origin": "null", "Content-Type": content_type}, body
+        )
         assert status == 200 and Path(json.loads(answer)[0]).read_bytes() == b"not from here"
         assert Path(json.loads(answer)[0]).is_relative_to(data / "gradio-cache")
         assert headers["Access-Control-Allow-Origin"] == "null"  # the page may read the answer too
-        status, answer, _ = request(port, "POST", "/gradio_api/upload",
-                                    {"Origin": "http://MyHost:8080/", "Content-Type": content_type}, body)
+        status, answer, _ = request(
+            port, "POST", "/gradio_api/upload", {"Origin": "http://MyHost:8080/", "Content-Type": content_type}, body
+        )
         assert status == 200
-        status, _, _ = request(port, "POST", "/gradio_api/upload",
-                               {"Origin": "http://myhost:9090", "Content-Type": content_type}, body)
+        status, _, _ = request(
+            port, "POST", "/gradio_api/upload", {"Origin": "http://myhost:9090", "Content-Type": content_type}, body
+        )
         assert status == 403
 
         fn_index = dependency_index(port, lambda d, comps: d.get("api_name") == "enqueue")
-        status, _, _ = request(port, "POST", "/gradio_api/queue/join",
-                               {"Origin": "null", "Content-Type": "application/json"},
-                               enqueue_body("from an allowed file: page", fn_index, "allowednull"))
+        status, _, _ = request(
+            port,
+            "POST",
+            "/gradio_api/queue/join",
+            {"Origin": "null", "Content-Type": "application/json"},
+            enqueue_body("from an allowed file: page", fn_index, "allowednull"),
+        )
         assert status == 200
         deadline = time.time() + 60
         prompts: list[str] = []
@@ -332,8 +377,16 @@ def test_allow_origin_flag_lets_the_named_origins_write(tiny_vault, tmp_path):
             prompts = [r["prompt"] for r in history.jobs()]
             history.close()
         assert prompts == ["from an allowed file: page"]
-        assert request(port, "POST", "/gradio_api/upload",
-                       {"Origin": "http://evil.example", "Content-Type": content_type}, body)[0] == 403
+        assert (
+            request(
+                port,
+                "POST",
+                "/gradio_api/upload",
+                {"Origin": "http://evil.example", "Content-Type": content_type},
+                body,
+            )[0]
+            == 403
+        )
     finally:
         stop(server)
 

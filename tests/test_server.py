@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from servers import free_port, start_server, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,8 +67,9 @@ def test_sigkill_mid_render_then_restart_resumes(tiny_vault, tmp_path):
     assert [p.name for p in (data / "outputs").iterdir()] == [Path(record["output_path"]).name]
 
 
-@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("AIPROD_REQUIRE_BROWSER"),
-                    reason="needs Debian's chromium (CI installs it)")
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("AIPROD_REQUIRE_BROWSER"), reason="needs Debian's chromium (CI installs it)"
+)
 def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -82,15 +82,25 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
     hosts = set()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--disable-quic"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-quic",
+                ],
+            )
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("request", lambda r: hosts.add(r.url.split("/")[2] if "://" in r.url else r.url))
             page.goto(f"http://127.0.0.1:{port}/", wait_until="load")  # the queue panel polls: never "idle"
             page.get_by_role("button", name="Split into shots").wait_for(timeout=30_000)
-            page.get_by_label("Script").fill("Style: soft light\nShot 1: boats in a harbour (0.5s)\n"
-                                             "Shot 2: a gull on a post (0.5s)")
+            page.get_by_label("Script").fill(
+                "Style: soft light\nShot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)"
+            )
             page.get_by_role("button", name="Split into shots").click()
             page.wait_for_selector("text=2 shots, 1.00s", timeout=30_000)
             page.get_by_role("button", name="Render storyboard").click()
@@ -134,5 +144,7 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
 
     rows = History(data / "history.sqlite").jobs()
     assert [(r["status"], r["prompt"]) for r in rows] == [
-        ("done", "a red car drives through a rainy city at night"), ("done", "a gull on a post. Soft light."),
-        ("done", "boats in a harbour. Soft light.")]
+        ("done", "a red car drives through a rainy city at night"),
+        ("done", "a gull on a post. Soft light."),
+        ("done", "boats in a harbour. Soft light."),
+    ]

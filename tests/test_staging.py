@@ -16,10 +16,10 @@ import pytest
 from safetensors.numpy import save_file
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.vault.staging import recover_staging
-from aiprod_studio.vault.transfer import import_path
 from aiprod_studio.vault.manifest import sha256_file
+from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.store import Vault
+from aiprod_studio.vault.transfer import import_path
 from aiprod_studio.vault.verify import verify
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,8 +74,7 @@ def run(vault_root, *args, script=None):
 def start_stopped_import(tmp_path, vault_root, src, name):
     """A real `vault import` subprocess, stopped mid-copy (alive, holding its lock)."""
     marker = tmp_path / f"{name}.copying"
-    cmd, kw = cli(vault_root, "vault", "import", str(src), "--name", name, script=STOP_MID_COPY,
-                  extra=(str(marker),))
+    cmd, kw = cli(vault_root, "vault", "import", str(src), "--name", name, script=STOP_MID_COPY, extra=(str(marker),))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
     deadline = time.monotonic() + 60
     while not marker.exists():
@@ -115,8 +114,13 @@ def test_import_killed_mid_copy_is_cleared_and_the_reimport_verifies(tmp_path, h
         report = recover_staging(vault)
         assert report.removed == ["pipelines/.big.importing", "pipelines/.big.import.lock"] and report.busy == []
         assert hidden(vault_root / "pipelines") == [] and verify(vault).ok
-        assert recover_staging(vault).to_json() == {"removed": [], "finished": [], "rolled_back": [], "busy": [],
-                                                    "errors": []}  # idempotent
+        assert recover_staging(vault).to_json() == {
+            "removed": [],
+            "finished": [],
+            "rolled_back": [],
+            "busy": [],
+            "errors": [],
+        }  # idempotent
     code, out = run(vault_root, "vault", "import", str(src), "--name", "big", "--json")
     assert code == 0 and out["name"] == "big", out
     assert hidden(vault_root / "pipelines") == []
@@ -151,14 +155,17 @@ def test_crash_between_rename_and_record_is_finished_from_the_journal(tmp_path, 
     src = pipeline_folder(tmp_path, size=300_000)
     vault_root = tmp_path / "vault"
     vault = Vault(vault_root)
-    code, _ = run(vault_root, "vault", "import", str(src), "--name", "gap", "--license", "MIT",
-                  script=DIE_BEFORE_RECORD)
+    code, _ = run(
+        vault_root, "vault", "import", str(src), "--name", "gap", "--license", "MIT", script=DIE_BEFORE_RECORD
+    )
     assert code == 9
     assert (vault_root / "pipelines/gap/transformer/w.safetensors").is_file() and vault.entries() == []
     assert hidden(vault_root / "pipelines") == [".gap.import.json", ".gap.import.lock"]
     code, out = run(vault_root, "vault", "verify", "--json")
     assert code == 3 and sorted((p["kind"], p["file"]) for p in out["unrecorded"]) == [
-        ("extra", "pipelines/gap"), ("staging", "pipelines/.gap.import.json")]
+        ("extra", "pipelines/gap"),
+        ("staging", "pipelines/.gap.import.json"),
+    ]
     if how == "reimport":  # the same command again just works, without copying again
         code, out = run(vault_root, "vault", "import", str(src), "--name", "gap", "--license", "MIT", "--json")
         assert code == 0 and out["name"] == "gap" and out["license"] == "MIT", out

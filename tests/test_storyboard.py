@@ -7,8 +7,14 @@ import json
 import pytest
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.storyboard.board import (Shot, Storyboard, read_storyboard_file, render_frames, shot_frames,
-                                            storyboard_from_json)
+from aiprod_studio.storyboard.board import (
+    Shot,
+    Storyboard,
+    read_storyboard_file,
+    render_frames,
+    shot_frames,
+    storyboard_from_json,
+)
 from aiprod_studio.storyboard.scenarist import split_script
 
 MARKED = """Title: Night Drive
@@ -27,23 +33,33 @@ def test_three_marked_shots_keep_their_text_and_carry_the_style():
     assert [s.text for s in board.shots] == [
         "A red car drives through a rainy city at night",
         "Close up on the driver, neon lights sliding over her face.",
-        "The car stops on a bridge over a dark river"]
+        "The car stops on a bridge over a dark river",
+    ]
     assert all(s.prompt.endswith("Cinematic, film grain, teal and orange.") for s in board.shots)
     assert [s.title for s in board.shots] == ["Shot 1", "Shot 2", "Shot 3"]
     assert [s.seed for s in board.shots] == [100, 101, 102]
     assert [s.duration_s for s in board.shots] == [3.0, 3.0, 2.5]  # hints, else the default length
 
 
-@pytest.mark.parametrize("script, texts", [
-    ("A dog runs.\n---\nA cat sleeps.\n***\nA bird sings.", ["A dog runs.", "A cat sleeps.", "A bird sings."]),
-    ("1. A dog runs on the beach\n2) A cat sleeps\n3. A bird sings", ["A dog runs on the beach", "A cat sleeps",
-                                                                    "A bird sings"]),
-    ("INT. KITCHEN - NIGHT\nA man waits by the window.\nCUT TO:\nEXT. STREET - DAY\nRain falls.",
-     ["A man waits by the window.", "Rain falls."]),
-    ("SHOT: waves at dawn\nSHOT: gulls over the harbour", ["waves at dawn", "gulls over the harbour"]),
-    ("First paragraph about a forest.\n\nSecond paragraph, a river.\n\n\nThird: mountains.",
-     ["First paragraph about a forest.", "Second paragraph, a river.", "Third: mountains."]),
-])
+@pytest.mark.parametrize(
+    "script, texts",
+    [
+        ("A dog runs.\n---\nA cat sleeps.\n***\nA bird sings.", ["A dog runs.", "A cat sleeps.", "A bird sings."]),
+        (
+            "1. A dog runs on the beach\n2) A cat sleeps\n3. A bird sings",
+            ["A dog runs on the beach", "A cat sleeps", "A bird sings"],
+        ),
+        (
+            "INT. KITCHEN - NIGHT\nA man waits by the window.\nCUT TO:\nEXT. STREET - DAY\nRain falls.",
+            ["A man waits by the window.", "Rain falls."],
+        ),
+        ("SHOT: waves at dawn\nSHOT: gulls over the harbour", ["waves at dawn", "gulls over the harbour"]),
+        (
+            "First paragraph about a forest.\n\nSecond paragraph, a river.\n\n\nThird: mountains.",
+            ["First paragraph about a forest.", "Second paragraph, a river.", "Third: mountains."],
+        ),
+    ],
+)
 def test_markers_and_paragraphs(script, texts):
     assert [s.text for s in split_script(script).shots] == texts
 
@@ -55,29 +71,37 @@ def test_scene_headings_give_the_place_to_the_prompt():
 
 
 def test_french_script():
-    script = ("Titre : La cuisine\nStyle : aquarelle, couleurs douces\n"
-              "Plan 1 : Une femme prépare du thé (2,5 s)\nCOUPE FRANCHE :\n"
-              "EXT. JARDIN - JOUR\nUn chat saute sur le mur.\nFONDU ENCHAÎNÉ\n"
-              "Plan 3 : « Le ciel s’assombrit », dit-elle\u202f!")
+    script = (
+        "Titre : La cuisine\nStyle : aquarelle, couleurs douces\n"
+        "Plan 1 : Une femme prépare du thé (2,5 s)\nCOUPE FRANCHE :\n"
+        "EXT. JARDIN - JOUR\nUn chat saute sur le mur.\nFONDU ENCHAÎNÉ\n"
+        "Plan 3 : « Le ciel s’assombrit », dit-elle\u202f!"
+    )
     board = split_script(script, target_s=10, fps=24)
     assert board.title == "La cuisine"
-    assert [s.text for s in board.shots] == ["Une femme prépare du thé", "Un chat saute sur le mur.",
-                                             "« Le ciel s’assombrit », dit-elle !"]
+    assert [s.text for s in board.shots] == [
+        "Une femme prépare du thé",
+        "Un chat saute sur le mur.",
+        "« Le ciel s’assombrit », dit-elle !",
+    ]
     assert board.shots[1].prompt == "Jardin - jour. Un chat saute sur le mur. Aquarelle, couleurs douces."
     assert board.shots[0].duration_s == 2.5
     assert sum(shot_frames(s.duration_s, 24) for s in board.shots) == 240
 
 
 def test_plain_paragraph_splits_by_sentences_stably():
-    text = ("The sun rises slowly over the calm grey sea. A small boat leaves the harbour with three fishermen. "
-            "Gulls. The wind picks up and the waves grow taller by the minute. A storm is coming from the west!")
+    text = (
+        "The sun rises slowly over the calm grey sea. A small boat leaves the harbour with three fishermen. "
+        "Gulls. The wind picks up and the waves grow taller by the minute. A storm is coming from the west!"
+    )
     a, b = split_script(text), split_script(text)
     assert a == b
     assert [s.text for s in a.shots] == [
         "The sun rises slowly over the calm grey sea.",
         "A small boat leaves the harbour with three fishermen.",
         "Gulls. The wind picks up and the waves grow taller by the minute.",
-        "A storm is coming from the west!"]
+        "A storm is coming from the west!",
+    ]
 
 
 @pytest.mark.parametrize("target, fps, n", [(10, 24, 4), (7.3, 25, 3), (60, 30, 7), (1.0, 24, 2)])
@@ -100,13 +124,16 @@ def test_hints_take_their_share_first():
     assert info.value.field == "target_s"
 
 
-@pytest.mark.parametrize("script, field, message", [
-    ("", "script", "empty"),
-    ("   \n\t ", "script", "empty"),
-    ("Shot 1:\nShot 2:\n---\nCUT TO:\nStyle: noir", "script", "no shot text"),
-    ("x" * 100_000, "script", "at most 50000 characters"),
-    ("\n---\n".join(f"a view number {i}" for i in range(150)), "script", "at most 100"),
-])
+@pytest.mark.parametrize(
+    "script, field, message",
+    [
+        ("", "script", "empty"),
+        ("   \n\t ", "script", "empty"),
+        ("Shot 1:\nShot 2:\n---\nCUT TO:\nStyle: noir", "script", "no shot text"),
+        ("x" * 100_000, "script", "at most 50000 characters"),
+        ("\n---\n".join(f"a view number {i}" for i in range(150)), "script", "at most 100"),
+    ],
+)
 def test_malformed_scripts_give_clear_errors(script, field, message):
     with pytest.raises(BadInput) as info:
         split_script(script)
@@ -145,12 +172,12 @@ def refused(text) -> BadInput:
 
 
 def test_text_that_cannot_be_stored_is_refused_naming_shot_and_position():
-    err = refused('{"shots": [%s, {"prompt": "a \\ud800 lamp", "duration_s": 1, "seed": 1}]}' % SHOT)
+    err = refused(f'{{"shots": [{SHOT}, {{"prompt": "a \\ud800 lamp", "duration_s": 1, "seed": 1}}]}}')
     assert err.field == "storyboard"
     assert "shot 2: prompt contains an invalid character (lone surrogate U+D800 at position 2)" in str(err)
-    err = refused('{"script": "Shot 1: x\\u0000", "shots": [%s]}' % SHOT)
+    err = refused(f'{{"script": "Shot 1: x\\u0000", "shots": [{SHOT}]}}')
     assert err.field == "script" and "script contains an invalid character (NUL U+0000 at position 9)" in str(err)
-    err = refused('{"title": "\\u001b[2J", "shots": [%s]}' % SHOT)
+    err = refused(f'{{"title": "\\u001b[2J", "shots": [{SHOT}]}}')
     assert err.field == "title" and "control character U+001B at position 0" in str(err)
     with pytest.raises(BadInput) as info:
         split_script("Shot 1: a fox\nShot 2: a \udcff owl")
@@ -170,18 +197,18 @@ def test_deep_or_huge_json_is_refused_before_parsing():
     err = refused('{"title": "' + "x" * 5_000_001 + '"}')
     assert err.field == "storyboard" and "at most 5,000,000" in str(err)
     brackets = "[{" * 100
-    board = storyboard_from_json('{"title": "%s\\"", "shots": [%s]}' % (brackets, SHOT))  # inside a string
+    board = storyboard_from_json(f'{{"title": "{brackets}\\"", "shots": [{SHOT}]}}')  # inside a string
     assert board.title == brackets + '"'
 
 
 @pytest.mark.parametrize("value", ["1e308", "1e400", "Infinity", "NaN", "-1", "0", "60.5", "-Infinity"])
 def test_shot_durations_are_bounded_naming_the_shot(value):
-    err = refused('{"shots": [%s, {"prompt": "x", "duration_s": %s, "seed": 1}]}' % (SHOT, value))
+    err = refused(f'{{"shots": [{SHOT}, {{"prompt": "x", "duration_s": {value}, "seed": 1}}]}}')
     assert err.field == "duration_s" and "shot 2: duration_s" in str(err), str(err)
 
 
 def test_film_length_and_split_targets_are_bounded():
-    long_film = '{"fps": 1, "shots": [%s]}' % ", ".join(['{"prompt": "x", "duration_s": 60, "seed": 0}'] * 61)
+    long_film = '{{"fps": 1, "shots": [{}]}}'.format(", ".join(['{"prompt": "x", "duration_s": 60, "seed": 0}'] * 61))
     err = refused(long_film)
     assert err.field == "duration_s" and "the film would last 3660.0s; at most 3600s" in str(err)
     for target in (1e308, float("inf"), float("nan"), -1, 0, 3601):
@@ -199,9 +226,9 @@ def test_film_length_and_split_targets_are_bounded():
 
 @pytest.mark.parametrize("value", [str(2**70), "-1", "0", "3.0", "3.5", "true", '"3"'])
 def test_an_id_must_be_a_row_id(value):
-    err = refused('{"id": %s, "shots": [%s]}' % (value, SHOT))
+    err = refused(f'{{"id": {value}, "shots": [{SHOT}]}}')
     assert err.field == "id" and "id must be a whole number from 1 to 9223372036854775807" in str(err)
-    assert storyboard_from_json('{"id": 12, "shots": [%s]}' % SHOT).id == 12
+    assert storyboard_from_json(f'{{"id": 12, "shots": [{SHOT}]}}').id == 12
 
 
 def test_the_cli_json_output_is_a_storyboard_file():
@@ -224,8 +251,11 @@ def test_storyboard_files_are_read_within_bounds(tmp_path):
     latin1.write_bytes(b'{"title": "caf\xe9", "shots": []}')
     huge = tmp_path / "huge.json"
     huge.write_text(" " * 5_000_001)
-    for path, fragment in [(latin1, "cannot be read"), (tmp_path / "none.json", "cannot be read"),
-                           (huge, "over 5,000,000 characters")]:
+    for path, fragment in [
+        (latin1, "cannot be read"),
+        (tmp_path / "none.json", "cannot be read"),
+        (huge, "over 5,000,000 characters"),
+    ]:
         with pytest.raises(BadInput) as info:
             read_storyboard_file(path)
         assert info.value.field == "file" and fragment in str(info.value)

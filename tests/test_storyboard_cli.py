@@ -9,13 +9,17 @@ from engine.render import media
 
 def test_split_then_render_then_rerender_only_the_edited_shot(cli, tmp_path):
     script = tmp_path / "script.txt"
-    script.write_text("Title: Harbour\nStyle: soft light\nShot 1: boats in a harbour (0.5s)\n"
-                      "Shot 2: a gull on a post (0.5s)\n", encoding="utf-8")
+    script.write_text(
+        "Title: Harbour\nStyle: soft light\nShot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)\n",
+        encoding="utf-8",
+    )
     board_file = tmp_path / "board.json"
     split = cli("storyboard", "split", str(script), "--seed", "9", "--out", str(board_file), "--json")
     assert split.returncode == 0, split.stderr
-    assert [s["prompt"] for s in split.json["shots"]] == ["boats in a harbour. Soft light.",
-                                                         "a gull on a post. Soft light."]
+    assert [s["prompt"] for s in split.json["shots"]] == [
+        "boats in a harbour. Soft light.",
+        "a gull on a post. Soft light.",
+    ]
     film = tmp_path / "film.mp4"
     first = cli("storyboard", "render", str(board_file), "--out", str(film), "--json")
     assert first.returncode == 0, first.stderr
@@ -25,14 +29,16 @@ def test_split_then_render_then_rerender_only_the_edited_shot(cli, tmp_path):
     board = json.loads(board_file.read_text())
     board["shots"][1]["prompt"] = "a gull takes off. Soft light."
     board_file.write_text(json.dumps(board))
-    second = cli("storyboard", "render", str(board_file), "--out", str(film), "--export", str(tmp_path / "x"),
-                 "--json")
+    second = cli("storyboard", "render", str(board_file), "--out", str(film), "--export", str(tmp_path / "x"), "--json")
     assert second.returncode == 0, second.stderr
     assert second.json["rendered_shots"] == [2] and second.json["reused_shots"] == [1]
     assert (tmp_path / "x/harbour/film.edl").is_file()
     jobs = cli("history", "--json").json["jobs"]
-    assert [j["prompt"] for j in jobs] == ["a gull takes off. Soft light.", "a gull on a post. Soft light.",
-                                           "boats in a harbour. Soft light."]
+    assert [j["prompt"] for j in jobs] == [
+        "a gull takes off. Soft light.",
+        "a gull on a post. Soft light.",
+        "boats in a harbour. Soft light.",
+    ]
 
 
 def test_bad_input_names_the_field(cli, tmp_path):
@@ -40,10 +46,12 @@ def test_bad_input_names_the_field(cli, tmp_path):
     empty.write_text("   \n")
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"shots": []}')
-    cases = [(["storyboard", "split", str(empty)], "script"),
-             (["storyboard", "split", str(tmp_path / "none.txt")], "script"),
-             (["storyboard", "render", str(bad_json), "--out", str(tmp_path / "f.mp4")], "shots"),
-             (["storyboard", "render", str(bad_json), "--out", str(tmp_path / "f.avi")], "shots")]
+    cases = [
+        (["storyboard", "split", str(empty)], "script"),
+        (["storyboard", "split", str(tmp_path / "none.txt")], "script"),
+        (["storyboard", "render", str(bad_json), "--out", str(tmp_path / "f.mp4")], "shots"),
+        (["storyboard", "render", str(bad_json), "--out", str(tmp_path / "f.avi")], "shots"),
+    ]
     for args, field in cases:
         r = cli(*args, "--json")
         assert r.returncode == 2 and r.json["field"] == field, (args, r.stdout, r.stderr)
@@ -93,17 +101,26 @@ def test_what_split_json_and_inspect_print_renders_as_it_is(cli, tmp_path):
 def test_bad_storyboard_files_exit_2_and_leave_nothing(cli, data_dir, tmp_path):
     shot = '{"prompt": "a lamp", "duration_s": 0.5, "seed": 0}'
     files = {
-        "ghost.json": ('{"id": 999999, "shots": [%s]}' % shot, "id",
-                       "storyboard id 999999 does not exist; remove the id to save it as a new storyboard"),
-        "huge-id.json": ('{"id": %d, "shots": [%s]}' % (2**70, shot), "id", "id must be a whole number"),
-        "float-id.json": ('{"id": 2.0, "shots": [%s]}' % shot, "id", "got 2.0"),
-        "surrogate.json": ('{"shots": [{"prompt": "a \\ud800 lamp", "duration_s": 0.5, "seed": 0}]}', "storyboard",
-                           "shot 1: prompt contains an invalid character (lone surrogate U+D800 at position 2)"),
+        "ghost.json": (
+            f'{{"id": 999999, "shots": [{shot}]}}',
+            "id",
+            "storyboard id 999999 does not exist; remove the id to save it as a new storyboard",
+        ),
+        "huge-id.json": (f'{{"id": {2**70}, "shots": [{shot}]}}', "id", "id must be a whole number"),
+        "float-id.json": (f'{{"id": 2.0, "shots": [{shot}]}}', "id", "got 2.0"),
+        "surrogate.json": (
+            '{"shots": [{"prompt": "a \\ud800 lamp", "duration_s": 0.5, "seed": 0}]}',
+            "storyboard",
+            "shot 1: prompt contains an invalid character (lone surrogate U+D800 at position 2)",
+        ),
         "deep.json": ('{"shots": ' + "[" * 10_000 + "]" * 10_000 + "}", "storyboard", "nests 10001 levels deep"),
-        "endless.json": ('{"shots": [{"prompt": "x", "duration_s": 1e308, "seed": 0}]}', "duration_s",
-                         "shot 1: duration_s must be at most 60 seconds"),
+        "endless.json": (
+            '{"shots": [{"prompt": "x", "duration_s": 1e308, "seed": 0}]}',
+            "duration_s",
+            "shot 1: duration_s must be at most 60 seconds",
+        ),
     }
-    for name, (text, field, fragment) in files.items():
+    for name, (text, _field, _fragment) in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     (tmp_path / "latin1.json").write_bytes(b'{"title": "caf\xe9"}')
     files["latin1.json"] = ("", "file", "cannot be read")

@@ -19,20 +19,56 @@ def test_check_then_train_then_interrupt_and_resume(cli, tiny_vault, data_dir, t
     check = cli("train", "check", "--dataset", str(dataset), "--json")
     assert check.returncode == 0, check.stderr
     assert check.json["usable"] == 3 and check.json["bucket"] == [64, 64, 17]
-    assert check.json["findings"] == [{"media": "clip03.mp4", "problem": "missing caption",
-                                       "detail": "add clip03.txt"}]
+    assert check.json["findings"] == [{"media": "clip03.mp4", "problem": "missing caption", "detail": "add clip03.txt"}]
     models = tmp_path / "models"
     shutil.copytree(tiny_vault, models)
-    r = cli("train", "lora", "--dataset", str(dataset), "--name", "sq", "--steps", "12", "--rank", "4", "--lr", "1e-3",
-            "--save-every", "6", "--json", models_dir=models)
+    r = cli(
+        "train",
+        "lora",
+        "--dataset",
+        str(dataset),
+        "--name",
+        "sq",
+        "--steps",
+        "12",
+        "--rank",
+        "4",
+        "--lr",
+        "1e-3",
+        "--save-every",
+        "6",
+        "--json",
+        models_dir=models,
+    )
     assert r.returncode == 0, r.stderr
     assert r.json["lora"] == "sq" and r.json["step"] == 12 and r.json["modules"] == 16
 
     # Ctrl-C in the middle: exit 4, the run is cancelled with a checkpoint; --resume finishes it
     env = {**os.environ, "AIPROD_MODELS_DIR": str(models), "AIPROD_DATA_DIR": str(data_dir), "AIPROD_DEVICE": "cpu"}
-    proc = subprocess.Popen([sys.executable, "-m", "aiprod_studio", "train", "lora", "--dataset", str(dataset),
-                             "--name", "sq2", "--steps", "400", "--rank", "4", "--save-every", "5", "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aiprod_studio",
+            "train",
+            "lora",
+            "--dataset",
+            str(dataset),
+            "--name",
+            "sq2",
+            "--steps",
+            "400",
+            "--rank",
+            "4",
+            "--save-every",
+            "5",
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     db = data_dir / "history.sqlite"
     deadline = time.time() + 120
     step = 0
@@ -40,15 +76,17 @@ def test_check_then_train_then_interrupt_and_resume(cli, tiny_vault, data_dir, t
         time.sleep(0.3)
         if db.exists():
             with sqlite3.connect(db) as con:
-                row = con.execute("SELECT max(step) FROM jobs WHERE kind = 'train' AND prompt = 'Train LoRA sq2'"
-                                  ).fetchone()
+                row = con.execute(
+                    "SELECT max(step) FROM jobs WHERE kind = 'train' AND prompt = 'Train LoRA sq2'"
+                ).fetchone()
                 step = row[0] or 0
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 4, err
     with sqlite3.connect(db) as con:
-        run_id, status, stopped = con.execute("SELECT id, status, step FROM jobs WHERE prompt = 'Train LoRA sq2'"
-                                              ).fetchone()
+        run_id, status, stopped = con.execute(
+            "SELECT id, status, step FROM jobs WHERE prompt = 'Train LoRA sq2'"
+        ).fetchone()
     assert status == "cancelled" and stopped >= 8
     resumed = cli("train", "lora", "--resume", str(run_id), "--json", models_dir=models, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -70,15 +108,56 @@ def test_two_processes_train_like_one_with_the_whole_batch(tiny_vault, tmp_path)
     dataset = make_dataset(tmp_path / "ds", n=4)
     models = tmp_path / "models"
     shutil.copytree(tiny_vault, models)
-    env = {**os.environ, "AIPROD_MODELS_DIR": str(models), "AIPROD_DATA_DIR": str(tmp_path / "data"),
-           "AIPROD_DEVICE": "cpu", "OMP_NUM_THREADS": "1"}
-    common = ["train", "lora", "--dataset", str(dataset), "--steps", "2", "--rank", "4", "--lr", "1e-3", "--warmup", "0",
-              "--save-every", "2", "--json"]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "aiprod_studio",
-                          *common, "--name", "two"], env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "AIPROD_MODELS_DIR": str(models),
+        "AIPROD_DATA_DIR": str(tmp_path / "data"),
+        "AIPROD_DEVICE": "cpu",
+        "OMP_NUM_THREADS": "1",
+    }
+    common = [
+        "train",
+        "lora",
+        "--dataset",
+        str(dataset),
+        "--steps",
+        "2",
+        "--rank",
+        "4",
+        "--lr",
+        "1e-3",
+        "--warmup",
+        "0",
+        "--save-every",
+        "2",
+        "--json",
+    ]
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "aiprod_studio",
+            *common,
+            "--name",
+            "two",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "aiprod_studio", *common, "--name", "one", "--batch-size", "2"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, "-m", "aiprod_studio", *common, "--name", "one", "--batch-size", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
     a, b = load_file(models / "loras/two.safetensors"), load_file(models / "loras/one.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

@@ -12,13 +12,14 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from training_data import make_dataset
 
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.training import make_train_config
-from engine.training import dataset as ds
 from engine.render import media
+from engine.training import dataset as ds
 from engine.training.jobs import run_training as run_job
-from training_data import make_dataset
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
@@ -26,8 +27,19 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def config(dataset, name, **kw):
-    return make_train_config({"dataset": str(dataset), "name": name, "rank": 8, "steps": 60, "save_every": 10,
-                              "lr": 1e-3, "warmup_steps": 5, "trigger": "sqz", **kw})
+    return make_train_config(
+        {
+            "dataset": str(dataset),
+            "name": name,
+            "rank": 8,
+            "steps": 60,
+            "save_every": 10,
+            "lr": 1e-3,
+            "warmup_steps": 5,
+            "trigger": "sqz",
+            **kw,
+        }
+    )
 
 
 def start(studio, cfg, **kw):
@@ -37,8 +49,9 @@ def start(studio, cfg, **kw):
 
 def test_training_lowers_the_loss_and_exports_a_loadable_lora(own_studio, dataset, tmp_path):
     losses = []
-    job_id, row = start(own_studio, config(dataset, "squares"),
-                        progress=lambda p: losses.append(p.loss) if p.phase == "train" else None)
+    job_id, row = start(
+        own_studio, config(dataset, "squares"), progress=lambda p: losses.append(p.loss) if p.phase == "train" else None
+    )
     assert row["status"] == "done" and row["kind"] == "train" and len(losses) == 60
     assert statistics.mean(losses[-10:]) < statistics.mean(losses[:10])
     assert [m["step"] for m in own_studio.history.metrics(job_id)] == list(range(1, 61))
@@ -58,9 +71,12 @@ def test_training_lowers_the_loss_and_exports_a_loadable_lora(own_studio, datase
     cache = run.parent / ".precomputed"
     assert len(list(cache.glob("*.latents.safetensors"))) == 8  # one per clip
     assert len(list(cache.glob("*.text.safetensors"))) == 4  # one per distinct caption
+
     # the LoRA renders: strength 0 is the base, strength 1 is not
-    render = lambda name, **v: own_studio.render(own_studio.build_recipe(  # noqa: E731
-        {"prompt": "sqz, a red square", "seed": 2, **v}), out_path=tmp_path / f"{name}.mp4")["output_path"]
+    def render(name, **v):
+        recipe = own_studio.build_recipe({"prompt": "sqz, a red square", "seed": 2, **v})
+        return own_studio.render(recipe, out_path=tmp_path / f"{name}.mp4")["output_path"]
+
     base_clip, zero, one = render("base"), render("zero", loras=["squares:0"]), render("one", loras=["squares:1"])
     assert media.compare(base_clip, zero)["identical"] and not media.compare(base_clip, one)["identical"]
 
@@ -77,7 +93,7 @@ def test_a_stopped_run_resumes_to_the_same_lora(own_studio, dataset):
     with pytest.raises(Cancelled, match="step 30"):
         run_job(own_studio, job_id, progress=at_30, cancel=stop)
     assert own_studio.history.get(job_id)["status"] == "cancelled"
-    assert (Path(own_studio.history.get(job_id)["output_path"] or "none").name == "none")  # nothing exported yet
+    assert Path(own_studio.history.get(job_id)["output_path"] or "none").name == "none"  # nothing exported yet
     resumed = run_job(own_studio, job_id)
     assert resumed["status"] == "done"
     a, b = load_file(full["result"]["file"]), load_file(resumed["result"]["file"])
@@ -98,8 +114,12 @@ def test_dataset_problems_are_all_reported_at_once(dataset, tmp_path):
     (bad / "clip03.txt").write_text("   ")  # empty caption
     report = ds.validate(bad, bucket_frames=17)
     found = {(f.media, f.problem) for f in report.findings}
-    assert found == {("clip01.mp4", "missing caption"), ("clip02.mp4", "unreadable media"),
-                     ("short.mp4", "too short"), ("clip03.mp4", "empty caption")}
+    assert found == {
+        ("clip01.mp4", "missing caption"),
+        ("clip02.mp4", "unreadable media"),
+        ("short.mp4", "too short"),
+        ("clip03.mp4", "empty caption"),
+    }
     assert [i.path for i in report.items] == ["clip00.mp4", "clip04.mp4", "clip05.mp4", "clip06.mp4", "clip07.mp4"]
     assert [i.caption for i in report.items][0] == "a red square moves across a dark background"
     assert (bad / "clip00.txt").read_text() == "a red square moves across a dark background"  # never rewritten
@@ -117,14 +137,22 @@ def test_bucket_proposal_and_jsonl_datasets(dataset, tmp_path):
     shutil.copytree(dataset, listed)
     for p in listed.glob("*.txt"):
         p.unlink()
-    (listed / "dataset.jsonl").write_text('{"media": "clip00.mp4", "caption": "first"}\n'
-                                          '{"media": "clip05.mp4", "caption": "second"}\n')
-    assert [(i.path, i.caption) for i in ds.validate(listed).items] == [("clip00.mp4", "first"), ("clip05.mp4", "second")]
+    (listed / "dataset.jsonl").write_text(
+        '{"media": "clip00.mp4", "caption": "first"}\n{"media": "clip05.mp4", "caption": "second"}\n'
+    )
+    assert [(i.path, i.caption) for i in ds.validate(listed).items] == [
+        ("clip00.mp4", "first"),
+        ("clip05.mp4", "second"),
+    ]
 
 
 def test_bad_settings_name_the_field(own_studio, dataset):
-    for data, field in [({"rank": 0}, "rank"), ({"num_frames": 20}, "num_frames"), ({"name": "../x"}, "name"),
-                        ({"lr": -1}, "lr")]:
+    for data, field in [
+        ({"rank": 0}, "rank"),
+        ({"num_frames": 20}, "num_frames"),
+        ({"name": "../x"}, "name"),
+        ({"lr": -1}, "lr"),
+    ]:
         with pytest.raises(BadInput) as info:
             make_train_config({"dataset": str(dataset), "name": "ok", **data})
         assert info.value.field == field
@@ -172,8 +200,9 @@ def test_checkpoint_samples_beside_the_base(own_studio, dataset):
     _, at20 = render_checkpoint_sample(own_studio, job_id, 20, "sqz, a blue square", seed=4)
     assert not media.compare(base, at10)["identical"] and not media.compare(at10, at20)["identical"]
     # the final checkpoint is the exported LoRA: rendering it from the vault gives the same clip
-    final = own_studio.render(own_studio.build_recipe({"prompt": "sqz, a blue square", "seed": 4,
-                                                           "loras": ["sampled"]}))["output_path"]
+    final = own_studio.render(
+        own_studio.build_recipe({"prompt": "sqz, a blue square", "seed": 4, "loras": ["sampled"]})
+    )["output_path"]
     assert media.compare(final, at20)["psnr"] > 40
     with pytest.raises(BadInput) as info:
         render_checkpoint_sample(own_studio, job_id, 15, "x")

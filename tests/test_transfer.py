@@ -13,8 +13,8 @@ import pytest
 from safetensors.numpy import save_file
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
-from aiprod_studio.vault.transfer import export_bundle, import_path
 from aiprod_studio.vault.store import Vault
+from aiprod_studio.vault.transfer import export_bundle, import_path
 from aiprod_studio.vault.verify import verify
 
 
@@ -33,8 +33,11 @@ def lora_file(root, name="style.safetensors"):
 
 
 def leftovers(vault_root):
-    return sorted(p.name for p in vault_root.rglob(".*")
-                  if p.name.endswith((".importing", ".exporting", ".import.json", ".import.lock")))
+    return sorted(
+        p.name
+        for p in vault_root.rglob(".*")
+        if p.name.endswith((".importing", ".exporting", ".import.json", ".import.lock"))
+    )
 
 
 def test_import_copies_with_progress_and_seeds_the_quick_check(tmp_path):
@@ -62,7 +65,8 @@ def test_link_import_shares_the_bytes_and_verify_sees_edits_of_the_source(tmp_pa
         f.write(b"\xff\xff\xff\xff")
     report = verify(vault)
     assert [(p.kind, p.path) for p in report.entries[0].problems] == [
-        ("hash", "pipelines/linked/transformer/w.safetensors")]
+        ("hash", "pipelines/linked/transformer/w.safetensors")
+    ]
 
 
 def test_single_lora_file_import_and_checksums_path(tmp_path):

@@ -5,17 +5,16 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import socket
 import time
 import urllib.request
 from pathlib import Path
 
-import shutil
-
 import pytest
+from servers import free_port, serve_in_process
 
 from engine.render import media
-from servers import free_port, serve_in_process
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "gradio_api.json"
 
@@ -87,12 +86,17 @@ def test_bad_input_returns_an_error_naming_the_field(client):
         client.predict(job_id=424242, api_name="/job")
 
 
-@pytest.mark.parametrize("job_id, message", [(2**70, "job_id must be a whole number from 1 to 9223372036854775807, "
-                                                      "got a 22-digit number"),
-                                             (1.5, "job_id must be a whole number, got 1.5"),
-                                             (-3, "job_id must be a whole number from 1 to .*, got -3"),
-                                             ("1; DROP", "job_id must be a whole"), ("²", "job_id must be a whole"),
-                                             (424242, "job_id 424242 does not exist")])
+@pytest.mark.parametrize(
+    "job_id, message",
+    [
+        (2**70, "job_id must be a whole number from 1 to 9223372036854775807, got a 22-digit number"),
+        (1.5, "job_id must be a whole number, got 1.5"),
+        (-3, "job_id must be a whole number from 1 to .*, got -3"),
+        ("1; DROP", "job_id must be a whole"),
+        ("²", "job_id must be a whole"),
+        (424242, "job_id 424242 does not exist"),
+    ],
+)
 def test_hostile_job_ids_are_refused_by_name(client, job_id, message):
     for endpoint in ("/job", "/cancel"):
         with pytest.raises(Exception, match=message):
@@ -109,8 +113,11 @@ def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(
     with pytest.raises(Exception, match="latent tokens"):
         client.predict(prompt="too big", width=4096, height=4096, num_frames=481, api_name="/enqueue")
     # a raw JSON escape: what a hostile script sends (gradio_client itself cannot encode the character)
-    answer = call_raw(served[1], "enqueue", '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, '
-                                            'null, null, null, 0, null]}')
+    answer = call_raw(
+        served[1],
+        "enqueue",
+        '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, null, null, null, 0, null]}',
+    )
     assert "prompt contains an invalid character (lone surrogate U+D800" in answer, answer
     with pytest.raises(Exception, match="status must be one of queued, running"):
         client.predict(status="bogus", api_name="/history")
@@ -128,27 +135,37 @@ def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(
     with pytest.raises(Exception, match="storyboard id 999999 does not exist"):
         client.predict(storyboard=json.dumps(board | {"id": 999999}), wait=False, api_name="/storyboard_render")
     with pytest.raises(Exception, match="duration_s"):
-        client.predict(storyboard=json.dumps(board | {"shots": [{"prompt": "one", "duration_s": 1e308, "seed": 1}]}),
-                       wait=False, api_name="/storyboard_render")
+        client.predict(
+            storyboard=json.dumps(board | {"shots": [{"prompt": "one", "duration_s": 1e308, "seed": 1}]}),
+            wait=False,
+            api_name="/storyboard_render",
+        )
     with pytest.raises(Exception, match="storyboard"):
-        client.predict(storyboard='{"shots": ' + "[" * 10_000 + "]" * 10_000 + "}", wait=False,
-                       api_name="/storyboard_render")
+        client.predict(
+            storyboard='{"shots": ' + "[" * 10_000 + "]" * 10_000 + "}", wait=False, api_name="/storyboard_render"
+        )
     assert studio.history.count() == before and studio.history.count("running") == 0
 
 
 def call_raw(base: str, endpoint: str, body: str) -> str:
     """POST a hand-written JSON body to /gradio_api/call/ENDPOINT and return the event stream's text."""
-    request = urllib.request.Request(f"{base}gradio_api/call/{endpoint}", data=body.encode("ascii"),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{base}gradio_api/call/{endpoint}", data=body.encode("ascii"), headers={"Content-Type": "application/json"}
+    )
     event = json.loads(urllib.request.urlopen(request, timeout=30).read())["event_id"]
     return urllib.request.urlopen(f"{base}gradio_api/call/{endpoint}/{event}", timeout=60).read().decode()
 
 
 def api_surface(info: dict) -> dict:
-    return {name: {"parameters": [[p["parameter_name"], p["parameter_has_default"], p["parameter_default"]]
-                                  for p in spec["parameters"]],
-                   "returns": [r["component"] for r in spec["returns"]]}
-            for name, spec in sorted(info["named_endpoints"].items())}
+    return {
+        name: {
+            "parameters": [
+                [p["parameter_name"], p["parameter_has_default"], p["parameter_default"]] for p in spec["parameters"]
+            ],
+            "returns": [r["component"] for r in spec["returns"]],
+        }
+        for name, spec in sorted(info["named_endpoints"].items())
+    }
 
 
 def test_api_surface_matches_the_snapshot(served):
@@ -183,8 +200,10 @@ def test_cross_site_upload_is_refused_and_writes_nothing(served):
     cache = studio.settings.data_dir / "gradio-cache"
     before = sorted(p for p in cache.rglob("*")) if cache.exists() else []
     boundary = "XyZ"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"evil.txt\"\r\n"
-            f"Content-Type: text/plain\r\n\r\npwned\r\n--{boundary}--\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="evil.txt"\r\n'
+        f"Content-Type: text/plain\r\n\r\npwned\r\n--{boundary}--\r\n"
+    ).encode()
     headers = {"Origin": "http://evil.example", "Content-Type": f"multipart/form-data; boundary={boundary}"}
     status, _ = request(port, "POST", "/gradio_api/upload", headers, body)
     assert status == 403
@@ -240,8 +259,11 @@ def test_server_binds_loopback_even_if_the_environment_says_otherwise(served, mo
     assert kwargs["server_name"] == "127.0.0.1" and kwargs["share"] is False
     assert kwargs["enable_monitoring"] is False and kwargs["mcp_server"] is False and kwargs["max_file_size"]
     port = served[2]
-    other = [a for a in {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
-             if not a.startswith("127.")]
+    other = [
+        a
+        for a in {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+        if not a.startswith("127.")
+    ]
     for address in other:
         with pytest.raises(OSError):
             socket.create_connection((address, port), timeout=1).close()
@@ -260,8 +282,9 @@ def test_vault_list_and_verify_endpoints(client):
 
 def test_storyboard_split_and_render_endpoints(client, served):
     studio = served[0]
-    board = client.predict(script="Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", base_seed=3,
-                           api_name="/storyboard_split")
+    board = client.predict(
+        script="Shot 1: a lamp (0.5s)\nShot 2: a door (0.5s)", base_seed=3, api_name="/storyboard_split"
+    )
     assert [s["prompt"] for s in board["shots"]] == ["a lamp", "a door"] and board["shots"][1]["seed"] == 4
     queued_only = client.predict(storyboard=json.dumps(board), wait=False, api_name="/storyboard_render")
     film, info = queued_only
@@ -280,8 +303,9 @@ def test_lora_train_endpoint_queues_a_run_and_job_reports_it(client, served, tmp
     from tests.test_lora_train import make_dataset
 
     folder = make_dataset(tmp_path_factory.mktemp("api-ds") / "ds", n=2)
-    rec = client.predict(dataset=str(folder), name="api-lora", rank=4, steps=6, lr=1e-3, save_every=3,
-                         api_name="/lora_train")
+    rec = client.predict(
+        dataset=str(folder), name="api-lora", rank=4, steps=6, lr=1e-3, save_every=3, api_name="/lora_train"
+    )
     assert rec["kind"] == "train" and rec["status"] in ("queued", "running")
     deadline = time.time() + 120
     while time.time() < deadline:

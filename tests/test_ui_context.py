@@ -41,8 +41,9 @@ def test_gradio_still_finds_the_request_and_the_event_data():
     inputs, _, _, _ = helpers.special_args(stream, [7], request="the request")
     assert inputs == [7, "the request"]  # injected after the job id, as for the unbound function
     select = bind(on_select, SERVICES)
-    inputs, _, event_index, _ = helpers.special_args(select, [[4, 5]], event_data=gr.SelectData(
-        None, {"index": 1, "value": 5}))
+    inputs, _, event_index, _ = helpers.special_args(
+        select, [[4, 5]], event_data=gr.SelectData(None, {"index": 1, "value": 5})
+    )
     assert event_index == 1 and select(*inputs) == 5
 
 

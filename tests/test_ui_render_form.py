@@ -11,17 +11,41 @@ from ui.components.render_form import FIELDS, RenderForm, lora_label, updates_fr
 
 def widgets(**changed):
     """Widget values in `FIELDS` order, as Gradio sends them (numbers as floats)."""
-    shown = {"prompt": "a lighthouse", "negative_prompt": "", "model": "aiprod-tiny-ltx2", "quantization": "none",
-             "offload": "none", "width": 64.0, "height": 64.0, "num_frames": 17.0, "fps": 24.0, "steps": 8.0,
-             "guidance": 3.0, "seed": 5.0, "loras": []} | changed
+    shown = {
+        "prompt": "a lighthouse",
+        "negative_prompt": "",
+        "model": "aiprod-tiny-ltx2",
+        "quantization": "none",
+        "offload": "none",
+        "width": 64.0,
+        "height": 64.0,
+        "num_frames": 17.0,
+        "fps": 24.0,
+        "steps": 8.0,
+        "guidance": 3.0,
+        "seed": 5.0,
+        "loras": [],
+    } | changed
     return [shown[f] for f in FIELDS]
 
 
 def test_values_turn_whole_floats_into_ints_but_keep_guidance_a_float():
     v = values(*widgets())
-    assert v == {"prompt": "a lighthouse", "negative_prompt": "", "model": "aiprod-tiny-ltx2", "quantization": "none",
-                 "offload": "none", "width": 64, "height": 64, "num_frames": 17, "fps": 24, "steps": 8,
-                 "guidance": 3.0, "seed": 5, "loras": []}
+    assert v == {
+        "prompt": "a lighthouse",
+        "negative_prompt": "",
+        "model": "aiprod-tiny-ltx2",
+        "quantization": "none",
+        "offload": "none",
+        "width": 64,
+        "height": 64,
+        "num_frames": 17,
+        "fps": 24,
+        "steps": 8,
+        "guidance": 3.0,
+        "seed": 5,
+        "loras": [],
+    }
     assert type(v["width"]) is int and type(v["guidance"]) is float
     assert values(*widgets(width=64.5))["width"] == 64.5  # not rounded: the recipe refuses it by name
 
@@ -45,11 +69,16 @@ def test_lora_label_shows_a_strength_only_when_it_is_not_one():
 
 
 def test_a_recipe_fills_the_fields_it_has_and_leaves_the_others():
-    updates = updates_from_recipe({"prompt": "restored", "seed": 99, "steps": 3,
-                                   "loras": [{"name": "style-a", "scale": 0.5, "sha256": "x"},
-                                             {"name": "style-b", "scale": 1.0}]})
+    updates = updates_from_recipe(
+        {
+            "prompt": "restored",
+            "seed": 99,
+            "steps": 3,
+            "loras": [{"name": "style-a", "scale": 0.5, "sha256": "x"}, {"name": "style-b", "scale": 1.0}],
+        }
+    )
     assert len(updates) == len(FIELDS)
-    by_field = dict(zip(FIELDS, updates))
+    by_field = dict(zip(FIELDS, updates, strict=False))
     assert by_field["prompt"]["value"] == "restored" and by_field["seed"]["value"] == 99
     assert by_field["steps"]["value"] == 3 and by_field["loras"]["value"] == ["style-a:0.5", "style-b"]
     assert by_field["width"] == gr.update() and "value" not in by_field["model"]

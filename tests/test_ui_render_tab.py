@@ -10,8 +10,21 @@ import pytest
 def form(prompt="a lighthouse in a storm", steps=8, num_frames=17):
     # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
     # loras
-    return [prompt, "", "aiprod-tiny-ltx2", "none", "none", 64.0, 64.0, float(num_frames), 24.0, float(steps), 3.0,
-            5.0, []]
+    return [
+        prompt,
+        "",
+        "aiprod-tiny-ltx2",
+        "none",
+        "none",
+        64.0,
+        64.0,
+        float(num_frames),
+        24.0,
+        float(steps),
+        3.0,
+        5.0,
+        [],
+    ]
 
 
 def test_generate_streams_progress_then_the_video(handlers, studio):
@@ -74,6 +87,7 @@ def test_dropping_a_studio_mp4_restores_its_recipe(handlers, studio, tmp_path):
     assert updates[0]["value"] == "restore me" and updates[11]["value"] == 99 and updates[9]["value"] == 3
     import gradio as gr
     import numpy as np
+
     from engine.render import media
 
     plain = media.encode_mp4(tmp_path / "plain.mp4", np.zeros((9, 64, 64, 3), np.uint8), 24)
@@ -117,4 +131,3 @@ def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker, orphan)
     assert f"job {a} is done" in text
     _, text = handlers["on_queue_resume"](None)
     assert text.startswith("Pick a job")
-

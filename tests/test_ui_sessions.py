@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from servers import serve_in_process
 from training_data import make_dataset
 
@@ -56,9 +55,16 @@ class Page:
         data = [self.values.get(i) for i in dep["inputs"]]
         for label, value in (typed or {}).items():
             data[next(k for k, i in enumerate(dep["inputs"]) if self.labels[i].startswith(label))] = value
-        answer = self.http.post("gradio_api/queue/join", json={
-            "data": data, "fn_index": dep["id"], "trigger_id": dep["targets"][0][0], "session_hash": self.session,
-            "event_data": None})
+        answer = self.http.post(
+            "gradio_api/queue/join",
+            json={
+                "data": data,
+                "fn_index": dep["id"],
+                "trigger_id": dep["targets"][0][0],
+                "session_hash": self.session,
+                "event_data": None,
+            },
+        )
         answer.raise_for_status()
         event_id = answer.json()["event_id"]
         self._deps[event_id] = dep
@@ -73,7 +79,7 @@ class Page:
                 dep = self._deps[event_id]
                 full = msg == "process_generating" or not dep["types"]["generator"]  # later chunks are diffs
                 if full and found.get("success", True) and found.get("output", {}).get("data") is not None:
-                    self.values.update(zip(dep["outputs"], found["output"]["data"]))
+                    self.values.update(zip(dep["outputs"], found["output"]["data"], strict=False))
                 return found
             self._read()
         raise AssertionError(f"no {msg} for {self._deps[event_id]['api_name']} in {timeout_s}s")
@@ -128,7 +134,7 @@ def test_storyboard_cancel_stops_only_the_render_of_its_own_session(served):
     alice.wait(render)
     statuses = [studio.history.get(j)["status"] for j in own]
     assert "cancelled" in statuses and set(statuses) <= {"done", "cancelled"}
-    assert all(str(j) in said for j, s in zip(own, statuses) if s == "cancelled")
+    assert all(str(j) in said for j, s in zip(own, statuses, strict=False) if s == "cancelled")
 
 
 def test_training_pause_reaches_only_the_run_of_its_own_session(served, tmp_path):
@@ -136,9 +142,19 @@ def test_training_pause_reaches_only_the_run_of_its_own_session(served, tmp_path
     folder = make_dataset(tmp_path / "ds", n=4)
     alice, bob = Page(url, "alice"), Page(url, "bob")
     before = newest_job(studio)
-    start = alice.click("on_train_start", {"Dataset folder": str(folder), "LoRA name": "alice-lora", "Trigger": "sqz",
-                                           "Rank": 4, "Learning rate": 1e-3, "Steps": 300, "Save every": 10,
-                                           "Warmup": 2})
+    start = alice.click(
+        "on_train_start",
+        {
+            "Dataset folder": str(folder),
+            "LoRA name": "alice-lora",
+            "Trigger": "sqz",
+            "Rank": 4,
+            "Learning rate": 1e-3,
+            "Steps": 300,
+            "Save every": 10,
+            "Warmup": 2,
+        },
+    )
     first = alice.wait(start, "process_generating")
     run = newest_job(studio)
     assert run > before and studio.history.get(run)["kind"] == "train"

@@ -23,8 +23,10 @@ def form(board, table, title):
 def test_split_shows_shots_and_saves_the_storyboard(handlers, studio):
     board, table, title = split(handlers)
     assert title == "Harbour" and board["id"] is not None
-    assert table.values.tolist() == [[1, "boats in a harbour. Soft light.", 0.5, 5, "", "to render"],
-                                     [2, "a gull on a post. Soft light.", 0.5, 6, "", "to render"]]
+    assert table.values.tolist() == [
+        [1, "boats in a harbour. Soft light.", 0.5, 5, "", "to render"],
+        [2, "a gull on a post. Soft light.", 0.5, 6, "", "to render"],
+    ]
     with pytest.raises(gr.Error, match="empty"):
         handlers["on_sb_split"]("  ", "aiprod-tiny-ltx2", "", 24, 0, 0, 0)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import gradio as gr
 import pytest
-
 from tests.test_lora_train import make_dataset
 
 
@@ -54,7 +52,7 @@ def test_take_over_by_run_id_pause_then_resume(setup):
     _, _, run = next(page)
     page.close()  # the page is reloaded: its Run box is empty, the run goes on
     taken = h["on_train_resume"](run)  # the user types the run's id: Resume follows it without queueing it again
-    for text, plot, _ in taken:
+    for _text, plot, _ in taken:
         if len(plot) >= 5:
             assert "paused" in h["on_train_paused"](run)
             break
@@ -110,4 +108,8 @@ def test_the_loss_plot_is_numeric_from_the_first_update():
     plot = gr.LinePlot(x="step", y="loss")
     assert plot.postprocess(loss_frame([])).datatypes["loss"] == "quantitative"
     assert plot.postprocess(loss_frame([{"step": 1, "loss": 0.5, "lr": 1e-4, "seconds": 0.1}])).datatypes == {
-        "step": "quantitative", "loss": "quantitative", "lr": "quantitative", "seconds": "quantitative"}
+        "step": "quantitative",
+        "loss": "quantitative",
+        "lr": "quantitative",
+        "seconds": "quantitative",
+    }

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import gradio as gr
 import pytest
-
 
 
 @pytest.fixture

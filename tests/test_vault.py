@@ -11,14 +11,14 @@ import subprocess
 import pytest
 
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.vault.transfer import import_path
 from aiprod_studio.vault.manifest import check_safetensors, entry_digest
 from aiprod_studio.vault.store import Vault
+from aiprod_studio.vault.transfer import import_path
 
 
 def make_entry(root, name="demo"):
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     folder = root / "pipelines" / name
     (folder / "unet").mkdir(parents=True, exist_ok=True)
@@ -115,8 +115,9 @@ def test_import_folder_copies_hashes_and_records(tmp_path):
     folder = src_root / "pipelines" / "downloaded"
     vault = Vault(tmp_path / "vault")
     entry = import_path(vault, folder, "ltx2-real", license="LTX-2 Community License")
-    assert (tmp_path / "vault/pipelines/ltx2-real/unet/w.safetensors").read_bytes() == \
-        (folder / "unet/w.safetensors").read_bytes()
+    assert (tmp_path / "vault/pipelines/ltx2-real/unet/w.safetensors").read_bytes() == (
+        folder / "unet/w.safetensors"
+    ).read_bytes()
     assert entry.license == "LTX-2 Community License" and set(entry.files) == {"model_index.json", "unet/w.safetensors"}
     assert vault.quick_check(vault.get("ltx2-real")) == []
     with pytest.raises(BadInput, match="already an entry"):

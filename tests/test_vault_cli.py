@@ -20,8 +20,14 @@ def models(tiny_vault, tmp_path):
 
 
 def test_commands_have_help(cli):
-    for cmd in (["vault", "verify"], ["vault", "import"], ["vault", "export"], ["vault", "provision"],
-                ["vault", "quantize"], ["report"]):
+    for cmd in (
+        ["vault", "verify"],
+        ["vault", "import"],
+        ["vault", "export"],
+        ["vault", "provision"],
+        ["vault", "quantize"],
+        ["report"],
+    ):
         r = cli(*cmd, "--help")
         assert r.returncode == 0 and "usage: aiprod-studio" in r.stdout, cmd
 
@@ -56,10 +62,12 @@ def test_each_damage_is_named(cli, models):
     r = cli("vault", "verify", "--json", models_dir=models)
     assert r.returncode == 3
     found = {(p["kind"], p["file"]) for p in r.json["entries"][0]["problems"]}
-    assert found == {("size", "pipelines/aiprod-tiny-ltx2/vae/diffusion_pytorch_model.safetensors"),
-                     ("missing", "pipelines/aiprod-tiny-ltx2/vocoder/config.json"),
-                     ("extra", "pipelines/aiprod-tiny-ltx2/notes.txt"),
-                     ("symlink", "pipelines/aiprod-tiny-ltx2/etc")}
+    assert found == {
+        ("size", "pipelines/aiprod-tiny-ltx2/vae/diffusion_pytorch_model.safetensors"),
+        ("missing", "pipelines/aiprod-tiny-ltx2/vocoder/config.json"),
+        ("extra", "pipelines/aiprod-tiny-ltx2/notes.txt"),
+        ("symlink", "pipelines/aiprod-tiny-ltx2/etc"),
+    }
 
 
 def test_export_import_round_trip_and_pickle_refusal(cli, models, tmp_path):
@@ -106,7 +114,9 @@ def test_quantize_command_makes_a_loadable_entry(cli, models, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.json["quantization"] == "fp8" and r.json["derived_from"].startswith("aiprod-tiny-ltx2@")
     out = tmp_path / "q.mp4"
-    rendered = cli("render", "--prompt", "a lamp", "--model", "tiny-fp8", "--out", str(out), "--json", models_dir=models)
+    rendered = cli(
+        "render", "--prompt", "a lamp", "--model", "tiny-fp8", "--out", str(out), "--json", models_dir=models
+    )
     assert rendered.returncode == 0, rendered.stderr and out.is_file()
 
 

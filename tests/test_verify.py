@@ -16,8 +16,8 @@ from safetensors.numpy import save_file
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.vault.folder import load_state
-from aiprod_studio.vault.verify import last_results, verify
 from aiprod_studio.vault.store import Vault
+from aiprod_studio.vault.verify import last_results, verify
 
 
 def make_vault(root, names=("a",), size=1000):
@@ -98,14 +98,22 @@ def test_each_problem_kind_is_reported(tmp_path):
     (tmp_path / "pipelines/stray").mkdir()
     report = verify(vault, deep=True)
     assert not report.ok
-    assert kinds(report) == [("extra", "pipelines/extra/notes.txt"), ("missing", "pipelines/gone/" + w),
-                             ("size", "pipelines/trunc/" + w), ("symlink", "pipelines/link/etc")]
+    assert kinds(report) == [
+        ("extra", "pipelines/extra/notes.txt"),
+        ("missing", "pipelines/gone/" + w),
+        ("size", "pipelines/trunc/" + w),
+        ("symlink", "pipelines/link/etc"),
+    ]
     link = next(p for e in report.entries for p in e.problems if p.kind == "symlink")
     assert "leaves the vault" in link.detail and "/etc" in link.detail
     assert [(p.kind, p.path) for p in report.unrecorded] == [("extra", "pipelines/stray")]
     assert verify(vault, ["extra"]).unrecorded == []  # only a whole-vault check lists strays
     assert {n: r["status"] for n, r in last_results(vault).items()} == {
-        "extra": "failed", "gone": "failed", "link": "failed", "trunc": "failed"}
+        "extra": "failed",
+        "gone": "failed",
+        "link": "failed",
+        "trunc": "failed",
+    }
 
 
 def test_pickle_swapped_in_is_reported_unsafe_and_never_unpickled(tmp_path):
@@ -174,19 +182,33 @@ def test_leftovers_of_killed_imports_are_reported_as_staging(tmp_path):
             report = verify(vault, deep=deep)
             assert not report.ok and report.entries[0].ok
             assert [(p.kind, p.path) for p in report.unrecorded] == [
-                ("staging", "loras/.gone.safetensors.import.lock"), ("staging", "loras/.style.safetensors.import.json"),
-                ("staging", "pipelines/.half.importing")]
+                ("staging", "loras/.gone.safetensors.import.lock"),
+                ("staging", "loras/.style.safetensors.import.json"),
+                ("staging", "pipelines/.half.importing"),
+            ]
         assert "100 bytes" in report.unrecorded[2].detail and "re-running the import" in report.unrecorded[2].detail
         assert str(report.unrecorded[2]).startswith("import leftover pipelines/.half.importing: partial copy")
         assert verify(vault, ["a"]).ok  # as with stray folders, only a whole-vault check lists them
         env = {**os.environ, "AIPROD_MODELS_DIR": str(tmp_path / "vault"), "AIPROD_DATA_DIR": str(tmp_path / "data")}
         root = Path(__file__).resolve().parent.parent
-        proc = subprocess.run([sys.executable, "-m", "aiprod_studio", "vault", "verify", "--json"], env=env, cwd=root,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "aiprod_studio", "vault", "verify", "--json"],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         assert proc.returncode == 3 and out["ok"] is False and out["entries"][0]["status"] == "ok"
         assert [(p["kind"], p["file"]) for p in out["unrecorded"]] == [(p.kind, p.path) for p in report.unrecorded]
-        text = subprocess.run([sys.executable, "-m", "aiprod_studio", "vault", "verify"], env=env, cwd=root,
-                              capture_output=True, text=True, timeout=120)
+        text = subprocess.run(
+            [sys.executable, "-m", "aiprod_studio", "vault", "verify"],
+            env=env,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert text.returncode == 3 and "FAILED  import leftover pipelines/.half.importing: partial copy" in text.stdout
         assert ".live" not in text.stdout and "3 problems" in text.stdout

@@ -22,7 +22,7 @@ def make_dataset(folder: Path, n: int = 8, frames: int = 17, size: int = 64, see
         dx, dy = rng.choice([-2, -1, 1, 2], 2)
         for f in range(frames):
             x, y = (x0 + dx * f) % (size - 16), (y0 + dy * f) % (size - 16)
-            video[f, y:y + 16, x:x + 16] = rgb
+            video[f, y : y + 16, x : x + 16] = rgb
         media.encode_mp4(folder / f"clip{i:02d}.mp4", video, 24)
         (folder / f"clip{i:02d}.txt").write_text(f"a {name} square moves across a dark background")
     return folder

@@ -31,8 +31,26 @@ from engine.training.jobs import queue_training
 from ui.components.render_form import values
 from ui.errors import refused
 
-RECORD_KEYS = ("id", "kind", "status", "prompt", "model", "model_digest", "seed", "output_path", "error", "step",
-               "total_steps", "position", "progress", "wall_s", "created_at", "started_at", "finished_at", "recipe")
+RECORD_KEYS = (
+    "id",
+    "kind",
+    "status",
+    "prompt",
+    "model",
+    "model_digest",
+    "seed",
+    "output_path",
+    "error",
+    "step",
+    "total_steps",
+    "position",
+    "progress",
+    "wall_s",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "recipe",
+)
 
 
 def record(row: dict[str, Any]) -> dict[str, Any]:
@@ -59,26 +77,78 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         except StudioError as exc:
             raise refused(exc) from None
 
-    def render(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
-               offload: str = "none", width: int | None = None, height: int | None = None,
-               num_frames: int | None = None, fps: int | None = None, steps: int | None = None,
-               guidance: float | None = None, seed: int = 0, loras: list[str] | None = None) -> tuple[FileData, dict]:
+    def render(
+        prompt: str,
+        negative_prompt: str = "",
+        model: str = "",
+        quantization: str = "none",
+        offload: str = "none",
+        width: int | None = None,
+        height: int | None = None,
+        num_frames: int | None = None,
+        fps: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        loras: list[str] | None = None,
+    ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record.
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2)."""
-        job_id = _enqueue(values(prompt, negative_prompt, model, quantization, offload, width, height, num_frames,
-                                 fps, steps, guidance, seed, loras))
+        job_id = _enqueue(
+            values(
+                prompt,
+                negative_prompt,
+                model,
+                quantization,
+                offload,
+                width,
+                height,
+                num_frames,
+                fps,
+                steps,
+                guidance,
+                seed,
+                loras,
+            )
+        )
         row = worker.wait(job_id)
         if row["status"] != "done":
             raise refused(f"job {job_id} {row['status']}: {row.get('error') or ''}".strip())
         return FileData(path=row["output_path"]), record(row)
 
-    def enqueue(prompt: str, negative_prompt: str = "", model: str = "", quantization: str = "none",
-                offload: str = "none", width: int | None = None, height: int | None = None,
-                num_frames: int | None = None, fps: int | None = None, steps: int | None = None,
-                guidance: float | None = None, seed: int = 0, loras: list[str] | None = None) -> dict:
+    def enqueue(
+        prompt: str,
+        negative_prompt: str = "",
+        model: str = "",
+        quantization: str = "none",
+        offload: str = "none",
+        width: int | None = None,
+        height: int | None = None,
+        num_frames: int | None = None,
+        fps: int | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        loras: list[str] | None = None,
+    ) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position)."""
-        job_id = _enqueue(values(prompt, negative_prompt, model, quantization, offload, width, height, num_frames,
-                                 fps, steps, guidance, seed, loras))
+        job_id = _enqueue(
+            values(
+                prompt,
+                negative_prompt,
+                model,
+                quantization,
+                offload,
+                width,
+                height,
+                num_frames,
+                fps,
+                steps,
+                guidance,
+                seed,
+                loras,
+            )
+        )
         return record(_status(job_id))
 
     def job(job_id: int) -> tuple[dict, FileData | None]:
@@ -100,9 +170,13 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
     def history(limit: int = 20, offset: int = 0, status: str = "", text: str = "", model: str = "") -> list[dict]:
         """Past and queued jobs as records, newest first; filter by status, prompt text, model."""
         try:
-            rows = studio.history.jobs(limit=whole_number(limit, "limit", high=500),
-                                       offset=whole_number(offset, "offset", low=0), status=status or None,
-                                       text=text or None, model=model or None)
+            rows = studio.history.jobs(
+                limit=whole_number(limit, "limit", high=500),
+                offset=whole_number(offset, "offset", low=0),
+                status=status or None,
+                text=text or None,
+                model=model or None,
+            )
         except StudioError as exc:
             raise refused(exc) from None
         return [record(r) for r in rows]
@@ -127,12 +201,26 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         except StudioError as exc:
             raise refused(exc) from None
 
-    def storyboard_split(script: str, fps: int = 24, target_s: float | None = None, base_seed: int = 0,
-                         model: str = "", preset: str = "", crossfade_s: float = 0.0) -> dict:
+    def storyboard_split(
+        script: str,
+        fps: int = 24,
+        target_s: float | None = None,
+        base_seed: int = 0,
+        model: str = "",
+        preset: str = "",
+        crossfade_s: float = 0.0,
+    ) -> dict:
         """A script → a storyboard (title, style, settings, shots with prompt, duration_s and seed) as JSON."""
         try:
-            board = split_script(script, fps=fps, target_s=target_s or None, base_seed=base_seed,
-                                 model=model or None, preset=preset or None, crossfade_s=crossfade_s)
+            board = split_script(
+                script,
+                fps=fps,
+                target_s=target_s or None,
+                base_seed=base_seed,
+                model=model or None,
+                preset=preset or None,
+                crossfade_s=crossfade_s,
+            )
         except StudioError as exc:
             raise refused(exc) from None
         return board.model_dump(mode="json")
@@ -151,24 +239,57 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
                 if isinstance(event, produce.ShotsQueued):
                     info |= {"job_ids": event.job_ids, "rendered_shots": event.to_render}
                 elif isinstance(event, produce.FilmReady):
-                    info |= {"film": event.info["path"], "frames": event.info["frames"],
-                             "seconds": event.info["seconds"], "chapters": event.info["chapters"]}
+                    info |= {
+                        "film": event.info["path"],
+                        "frames": event.info["frames"],
+                        "seconds": event.info["seconds"],
+                        "chapters": event.info["chapters"],
+                    }
         except StudioError as exc:
             raise refused(exc) from None
         return FileData(path=info["film"]), info
 
-    def lora_train(dataset: str, name: str, model: str = "", rank: int = 32, steps: int = 1500, lr: float = 1e-4,
-                   trigger: str = "", save_every: int = 250, seed: int = 0) -> dict:
+    def lora_train(
+        dataset: str,
+        name: str,
+        model: str = "",
+        rank: int = 32,
+        steps: int = 1500,
+        lr: float = 1e-4,
+        trigger: str = "",
+        save_every: int = 250,
+        seed: int = 0,
+    ) -> dict:
         """Queue a LoRA training run on a dataset folder of this machine; returns its record (poll `/job` with its
         `id` for step and loss progress; when done, the LoRA is in the vault under `name`)."""
         try:
-            config = make_train_config({"dataset": dataset, "name": name, "model": model or None, "rank": rank,
-                                        "steps": steps, "lr": lr, "trigger": trigger, "save_every": save_every,
-                                        "seed": seed})
+            config = make_train_config(
+                {
+                    "dataset": dataset,
+                    "name": name,
+                    "model": model or None,
+                    "rank": rank,
+                    "steps": steps,
+                    "lr": lr,
+                    "trigger": trigger,
+                    "save_every": save_every,
+                    "seed": seed,
+                }
+            )
             return record(_status(queue_training(worker, config)))
         except StudioError as exc:
             raise refused(exc) from None
 
-    for fn in (render, enqueue, job, cancel, history, storyboard_split, storyboard_render, vault_list,
-               vault_verify, lora_train):
+    for fn in (
+        render,
+        enqueue,
+        job,
+        cancel,
+        history,
+        storyboard_split,
+        storyboard_render,
+        vault_list,
+        vault_verify,
+        lora_train,
+    ):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

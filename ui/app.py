@@ -61,8 +61,9 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
                 vault_tab.wire(vault, services, *menus)
         # a reload shows models added since the app was built (CLI imports, quantized copies)
         app.load(bind(vault_tab.lists, services), outputs=vault_tab.menus(vault, *menus), api_visibility="private")
-        app.load(bind(storyboard_tab.on_sb_page_load, services), outputs=[board.saved, board.model],
-                 api_visibility="private")
+        app.load(
+            bind(storyboard_tab.on_sb_page_load, services), outputs=[board.saved, board.model], api_visibility="private"
+        )
         api.build(studio, worker)
     return app
 
@@ -87,12 +88,20 @@ def parse_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]]
     return pairs
 
 
-def launch_kwargs(studio: Studio, port: int, listen: bool = False, auth: list[tuple[str, str]] | None = None,
-                  allow_hosts: tuple[str, ...] = (), allow_origins: tuple[str, ...] = ()) -> dict:
+def launch_kwargs(
+    studio: Studio,
+    port: int,
+    listen: bool = False,
+    auth: list[tuple[str, str]] | None = None,
+    allow_hosts: tuple[str, ...] = (),
+    allow_origins: tuple[str, ...] = (),
+) -> dict:
     """The locked-down launch settings."""
     if listen and not auth:
-        raise BadInput("--listen makes the studio reachable from the network: it needs --auth user:password "
-                       "(or --auth-file FILE)", field="auth")
+        raise BadInput(
+            "--listen makes the studio reachable from the network: it needs --auth user:password (or --auth-file FILE)",
+            field="auth",
+        )
     try:
         origins = {normalize_origin(o) for o in allow_origins}
     except ValueError as exc:
@@ -120,8 +129,9 @@ def launch_kwargs(studio: Studio, port: int, listen: bool = False, auth: list[tu
         "footer_links": ["api"],
         "run_history": False,  # its routes can save runs to, and fetch assets from, a remote bucket
         "strict_cors": "null" not in origins,  # an allowed `null` page may also read the answers
-        "app_kwargs": {"middleware": [Middleware(StudioGuard, allowed_hosts=hosts, file_roots=roots,
-                                                 allowed_origins=origins)]},
+        "app_kwargs": {
+            "middleware": [Middleware(StudioGuard, allowed_hosts=hosts, file_roots=roots, allowed_origins=origins)]
+        },
     }
 
 
@@ -134,8 +144,9 @@ def check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise BadInput(f"port {port} is in use on {host} ({exc.strerror}): choose another with --port",
-                           field="port") from None
+            raise BadInput(
+                f"port {port} is in use on {host} ({exc.strerror}): choose another with --port", field="port"
+            ) from None
 
 
 def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
@@ -147,14 +158,23 @@ def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
         make_tiny(studio.vault)
     recovered = studio.recover()
     if recovered["interrupted"]:
-        log.warning("jobs %s were running when their process stopped: marked interrupted (Resume them in the queue)",
-                    recovered["interrupted"])
+        log.warning(
+            "jobs %s were running when their process stopped: marked interrupted (Resume them in the queue)",
+            recovered["interrupted"],
+        )
     return recovered["interrupted"]
 
 
-def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True, listen: bool = False,
-          auth: str | None = None, auth_file: str | None = None, allow_hosts: tuple[str, ...] = (),
-          allow_origins: tuple[str, ...] = ()) -> None:
+def serve(
+    settings: Settings,
+    port: int,
+    build_tiny_if_empty: bool = True,
+    listen: bool = False,
+    auth: str | None = None,
+    auth_file: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
+    allow_origins: tuple[str, ...] = (),
+) -> None:
     credentials = parse_auth(auth, auth_file)
     check_port_free("0.0.0.0" if listen else DEFAULT_HOST, port)
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
@@ -166,8 +186,11 @@ def serve(settings: Settings, port: int, build_tiny_if_empty: bool = True, liste
     app = build_app(studio, worker)
     app.queue(default_concurrency_limit=4, max_size=200)
     host = "0.0.0.0 (all interfaces)" if listen else DEFAULT_HOST
-    print(f"AIPROD Studio: http://{DEFAULT_HOST}:{port}  (listening on {host}; models: {settings.models_dir}, "
-          f"data: {settings.data_dir})", flush=True)
+    print(
+        f"AIPROD Studio: http://{DEFAULT_HOST}:{port}  (listening on {host}; models: {settings.models_dir}, "
+        f"data: {settings.data_dir})",
+        flush=True,
+    )
     try:
         app.launch(**kwargs)
     finally:

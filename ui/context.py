@@ -36,21 +36,24 @@ def bind(fn: Callable[..., Any], *leading: Any, name: str | None = None) -> Call
     """
     signature = inspect.signature(fn)
     params = list(signature.parameters.values())
-    if len(params) < len(leading) or any(p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                                         for p in params[:len(leading)]):
+    if len(params) < len(leading) or any(
+        p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params[: len(leading)]
+    ):
         raise TypeError(f"{fn.__name__} does not take {len(leading)} leading positional parameters")
-    fixed = {p.name for p in params[:len(leading)]}
+    fixed = {p.name for p in params[: len(leading)]}
     hints = {k: v for k, v in typing.get_type_hints(fn).items() if k not in fixed}
 
     if inspect.isgeneratorfunction(fn):
+
         def handler(*args: Any, **kwargs: Any) -> Any:
             return (yield from fn(*leading, *args, **kwargs))
     else:
+
         def handler(*args: Any, **kwargs: Any) -> Any:
             return fn(*leading, *args, **kwargs)
 
     handler.__name__ = handler.__qualname__ = name or fn.__name__
     handler.__module__, handler.__doc__ = fn.__module__, fn.__doc__
-    handler.__signature__ = signature.replace(parameters=params[len(leading):])  # type: ignore[attr-defined]
+    handler.__signature__ = signature.replace(parameters=params[len(leading) :])  # type: ignore[attr-defined]
     handler.__annotations__ = hints
     return handler

@@ -112,8 +112,13 @@ def path_routes(routes: Iterable, prefix: str = "") -> dict[str, str]:
 
 
 class StudioGuard:
-    def __init__(self, app, allowed_hosts: Iterable[str] = (), file_roots: Iterable[Path] = (),
-                 allowed_origins: Iterable[str] = ()):
+    def __init__(
+        self,
+        app,
+        allowed_hosts: Iterable[str] = (),
+        file_roots: Iterable[Path] = (),
+        allowed_origins: Iterable[str] = (),
+    ):
         self.app = app
         self.allowed = LOOPBACK_NAMES | {h.lower() for h in allowed_hosts}
         self.file_roots = [Path(os.path.realpath(r)) for r in file_roots]
@@ -147,10 +152,10 @@ class StudioGuard:
             self._routes = self.file_routes(scope.get("app"))
         path = scope.get("path", "")
         root = scope.get("root_path", "")
-        route_path = path[len(root):] if root and path.startswith(root + "/") else path
+        route_path = path[len(root) :] if root and path.startswith(root + "/") else path
         for prefix, kind in self._routes.items():
             for candidate in {path, route_path}:
-                if candidate.startswith(prefix) and not self._allowed_value(candidate[len(prefix):], kind):
+                if candidate.startswith(prefix) and not self._allowed_value(candidate[len(prefix) :], kind):
                     return await self._deny(scope, send, "this file is not served")
         # 4. a write's JSON body must not name a file by URL (Gradio would download it)
         # (exactly Gradio's own test for an upload: any other type may be parsed as JSON by Gradio)
@@ -180,8 +185,7 @@ class StudioGuard:
         """`value` (as the router passes it on) and each further decoding of it must be a safe path."""
         forms = _decodings(value)
         for form in forms:
-            if (not form or _looks_like_url(form) or any(ord(c) < 32 for c in form)
-                    or ".." in re.split(r"[\\/]", form)):
+            if not form or _looks_like_url(form) or any(ord(c) < 32 for c in form) or ".." in re.split(r"[\\/]", form):
                 return False
             if kind == "asset" and (form.startswith("/") or _WINDOWS_DRIVE.match(form)):
                 return False
@@ -222,8 +226,13 @@ class StudioGuard:
             await send({"type": "websocket.close", "code": 1008})
             return
         body = json.dumps({"error": reason}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

@@ -34,8 +34,7 @@ def resolve(preference: str = "auto") -> DevicePlan:
             raise BadInput(f"device {preference!r} was asked for but no CUDA GPU is available", field="device")
         dev = torch.device(pref)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise BadInput(f"device {preference!r} does not exist ({torch.cuda.device_count()} GPU(s))",
-                           field="device")
+            raise BadInput(f"device {preference!r} does not exist ({torch.cuda.device_count()} GPU(s))", field="device")
         return DevicePlan(dev, torch.bfloat16)
     raise BadInput(f"device must be auto, cpu, cuda or cuda:N, got {preference!r}", field="device")
 

@@ -40,12 +40,16 @@ def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple
         exported = str(edl.export(board, plans, out, args.export)) if args.export else None
     finally:
         studio.close()
-    result = film | {"rendered_shots": [i + 1 for i in todo], "reused_shots": [p.index + 1 for p in plans
-                                                                                if p.index not in todo],
-                     "export": exported}
-    return result, (f"film {out}: {film['shots']} shots, {film['frames']} frames ({film['seconds']:.2f}s); "
-                    f"rendered shots {result['rendered_shots'] or 'none'}, reused {result['reused_shots'] or 'none'}"
-                    + (f"; exported to {exported}" if exported else ""))
+    result = film | {
+        "rendered_shots": [i + 1 for i in todo],
+        "reused_shots": [p.index + 1 for p in plans if p.index not in todo],
+        "export": exported,
+    }
+    return result, (
+        f"film {out}: {film['shots']} shots, {film['frames']} frames ({film['seconds']:.2f}s); "
+        f"rendered shots {result['rendered_shots'] or 'none'}, reused {result['reused_shots'] or 'none'}"
+        + (f"; exported to {exported}" if exported else "")
+    )
 
 
 def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -58,23 +62,34 @@ def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tupl
     enhanced, report = enhance(Vault(settings.models_dir), board, args.scenarist)
     out = Path(args.out or args.file)
     atomic.write_text(out, enhanced.to_json() + "\n")
-    lines = [f"{r['shot']:>3}. {'LLM  ' if r['used'] == 'llm' else 'rules'} {s.prompt}"
-             + (f"   ({r['reason']})" if r["reason"] else "") for r, s in zip(report, enhanced.shots)]
+    lines = [
+        f"{r['shot']:>3}. {'LLM  ' if r['used'] == 'llm' else 'rules'} {s.prompt}"
+        + (f"   ({r['reason']})" if r["reason"] else "")
+        for r, s in zip(report, enhanced.shots, strict=False)
+    ]
     return {"storyboard": enhanced.model_dump(mode="json"), "report": report, "out": str(out)}, "\n".join(
-        lines + [f"written to {out}"])
+        lines + [f"written to {out}"]
+    )
 
 
 def register(reg: Any) -> None:
-    p = reg.subcommand("storyboard", "render", "render the shots that changed and assemble the film",
-                       cmd_storyboard_render)
+    p = reg.subcommand(
+        "storyboard", "render", "render the shots that changed and assemble the film", cmd_storyboard_render
+    )
     p.add_argument("file", help="a storyboard JSON (from `storyboard split --out`)")
     p.add_argument("--out", required=True, help="the film's MP4")
-    p.add_argument("--export", metavar="DIR", help="also write DIR/<title>/ with the film, each shot's clip, "
-                                                   "the storyboard JSON and an EDL")
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        help="also write DIR/<title>/ with the film, each shot's clip, the storyboard JSON and an EDL",
+    )
 
-    p = reg.subcommand("storyboard", "enhance", "rewrite the shots' prompts with the vault's local LLM "
-                                                "(a shot keeps its prompt when the output is unusable)",
-                       cmd_storyboard_enhance)
+    p = reg.subcommand(
+        "storyboard",
+        "enhance",
+        "rewrite the shots' prompts with the vault's local LLM (a shot keeps its prompt when the output is unusable)",
+        cmd_storyboard_enhance,
+    )
     p.add_argument("file", help="a storyboard JSON")
     p.add_argument("--scenarist", help="the vault's scenarist entry (default: the first)")
     p.add_argument("--out", help="where to write the result (default: over FILE)")

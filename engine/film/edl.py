@@ -43,13 +43,23 @@ def export(board: Storyboard, plans: list[ShotPlan], film: Path, folder: Path | 
                 edl.append(f"{n}  SHOT{p.index + 1:02d}   {track}     C        {src_in} {src_out} {rec_in} {rec_out}")
             edl.append(f"* FROM CLIP NAME: clips/{name}")
             edl.append("")
-            shots.append({"shot": p.index + 1, "clip": f"clips/{name}", "job": p.job["id"], "frames": p.frames,
-                          "start_frame": record, "recipe": p.recipe.model_dump(mode="json"),
-                          "prompt": board.shots[p.index].prompt})
+            shots.append(
+                {
+                    "shot": p.index + 1,
+                    "clip": f"clips/{name}",
+                    "job": p.job["id"],
+                    "frames": p.frames,
+                    "start_frame": record,
+                    "recipe": p.recipe.model_dump(mode="json"),
+                    "prompt": board.shots[p.index].prompt,
+                }
+            )
             record += p.frames
         (tmp / "film.edl").write_text("\n".join(edl), encoding="utf-8")
-        (tmp / "storyboard.json").write_text(json.dumps(board.model_dump(mode="json") | {"shots_rendered": shots},
-                                                        ensure_ascii=False, indent=1), encoding="utf-8")
+        (tmp / "storyboard.json").write_text(
+            json.dumps(board.model_dump(mode="json") | {"shots_rendered": shots}, ensure_ascii=False, indent=1),
+            encoding="utf-8",
+        )
         atomic.fsync_tree(tmp)
         os.replace(tmp, dest)
     except BaseException:

@@ -39,8 +39,14 @@ class FilmReady:
     info: dict[str, Any]
 
 
-def render_queued(studio: Studio, worker: QueueWorker, board: Storyboard, out: Path | None = None,
-                  only: int | None = None, poll_s: float = 0.2) -> Iterator[ShotsQueued | ShotProgress | FilmReady]:
+def render_queued(
+    studio: Studio,
+    worker: QueueWorker,
+    board: Storyboard,
+    out: Path | None = None,
+    only: int | None = None,
+    poll_s: float = 0.2,
+) -> Iterator[ShotsQueued | ShotProgress | FilmReady]:
     """Queue the shots that need it (all, or shot `only`), follow them, then assemble the film.
 
     Yields `ShotsQueued`, `ShotProgress`… and finally `FilmReady` — or only `ShotsQueued`
@@ -53,15 +59,17 @@ def render_queued(studio: Studio, worker: QueueWorker, board: Storyboard, out: P
     yield ShotsQueued(ids, [p.index + 1 for p in chosen if p.job["status"] != "done"])
     for p in chosen:
         job_id = p.job["id"]
-        for row in watch(lambda job_id=job_id: worker.status(job_id), key=lambda r: (r["step"], r["status"]),
-                         poll_s=poll_s):
+        for row in watch(
+            lambda job_id=job_id: worker.status(job_id), key=lambda r: (r["step"], r["status"]), poll_s=poll_s
+        ):
             if row["status"] == "done":
                 p.job = row
             elif row["status"] in FINAL_STATUSES:
                 err = Cancelled if row["status"] != "failed" else StudioError
                 raise err(f"shot {p.index + 1} (job {row['id']}) {row['status']}: {row.get('error') or ''}".strip())
             else:
-                yield ShotProgress(p.index + 1, row["step"] or 0, row["total_steps"] or 0,
-                                   sum(q.current for q in plans), len(plans))
+                yield ShotProgress(
+                    p.index + 1, row["step"] or 0, row["total_steps"] or 0, sum(q.current for q in plans), len(plans)
+                )
     if all(p.current for p in plans):
         yield FilmReady(assemble(board, plans, out or film_path(studio, board)))

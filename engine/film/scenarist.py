@@ -28,8 +28,7 @@ from aiprod_studio.vault.store import Vault
 
 log = logging.getLogger(__name__)
 
-INSTRUCTION = ("Rewrite this film shot as one vivid video prompt: subject, action, camera, light.\n"
-               "Shot: {text}\nPrompt:")
+INSTRUCTION = "Rewrite this film shot as one vivid video prompt: subject, action, camera, light.\nShot: {text}\nPrompt:"
 BANNED_CHARS = set('"\\{}\n\r\t') | {chr(c) for c in range(32)}
 MIN_WORDS = 3
 
@@ -73,13 +72,17 @@ def scenarist_entry(vault: Vault, name: str | None = None) -> Entry:
     if name:
         return vault.get(name, kind="scenarist", field="scenarist")
     if not entries:
-        raise BadInput("scenarist: the vault holds no local LLM (an entry of kind `scenarist`); import one "
-                       "with `vault import FOLDER --kind scenarist --family llm`", field="scenarist")
+        raise BadInput(
+            "scenarist: the vault holds no local LLM (an entry of kind `scenarist`); import one "
+            "with `vault import FOLDER --kind scenarist --family llm`",
+            field="scenarist",
+        )
     return sorted(entries, key=lambda e: (e.test_model, e.name))[0]
 
 
-def enhance(vault: Vault, board: Storyboard, name: str | None = None, max_new_tokens: int = 48,
-            temperature: float = 0.8) -> tuple[Storyboard, list[dict[str, Any]]]:
+def enhance(
+    vault: Vault, board: Storyboard, name: str | None = None, max_new_tokens: int = 48, temperature: float = 0.8
+) -> tuple[Storyboard, list[dict[str, Any]]]:
     """The storyboard with LLM-rewritten prompts, and per shot what was used and why."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
@@ -90,8 +93,9 @@ def enhance(vault: Vault, board: Storyboard, name: str | None = None, max_new_to
     folder = vault.entry_dir(entry)
     with _lock:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, use_safetensors=True,
-                                                     trust_remote_code=False, dtype=torch.float32).eval()
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, use_safetensors=True, trust_remote_code=False, dtype=torch.float32
+        ).eval()
         processors = LogitsProcessorList([_JsonStringOnly(tokenizer)])
         shots, report = [], []
         try:
@@ -100,10 +104,17 @@ def enhance(vault: Vault, board: Storyboard, name: str | None = None, max_new_to
                 inputs = tokenizer(INSTRUCTION.format(text=source), return_tensors="pt")
                 with torch.random.fork_rng(devices=[]), torch.no_grad():
                     torch.manual_seed(shot.seed)
-                    out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=True,
-                                         temperature=temperature, top_p=0.95, logits_processor=processors,
-                                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-                text = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+                    out = model.generate(
+                        **inputs,
+                        max_new_tokens=max_new_tokens,
+                        do_sample=True,
+                        temperature=temperature,
+                        top_p=0.95,
+                        logits_processor=processors,
+                        pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id,
+                    )
+                text = tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
                 raw = '{"prompt": "' + text + '"}'
                 try:
                     rewrite = _Rewrite.model_validate(json.loads(raw))

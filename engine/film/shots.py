@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aiprod_studio.choices import ACTIVE_STATUSES
 from aiprod_studio.errors import BadInput
 from aiprod_studio.presets import load_presets
 from aiprod_studio.recipe import Recipe
@@ -49,13 +50,29 @@ def shot_recipe(studio: Studio, board: Storyboard, index: int) -> Recipe:
         if board.preset not in presets:
             raise BadInput(f"preset {board.preset!r} does not exist (known: {', '.join(presets)})", field="preset")
         values.update({k: v for k, v in presets[board.preset].settings.items() if k not in ("num_frames", "fps")})
-    values.update({k: v for k, v in {"width": board.width, "height": board.height, "steps": board.steps,
-                                     "guidance": board.guidance, "quantization": board.quantization}.items()
-                   if v is not None})
+    values.update(
+        {
+            k: v
+            for k, v in {
+                "width": board.width,
+                "height": board.height,
+                "steps": board.steps,
+                "guidance": board.guidance,
+                "quantization": board.quantization,
+            }.items()
+            if v is not None
+        }
+    )
     frames = shot_frames(shot.duration_s, board.fps)
-    values.update(prompt=shot.prompt, negative_prompt=shot.negative_prompt or values.get("negative_prompt"),
-                  model=board.model, seed=shot.seed, fps=board.fps, num_frames=render_frames(frames),
-                  loras=list(shot.loras))
+    values.update(
+        prompt=shot.prompt,
+        negative_prompt=shot.negative_prompt or values.get("negative_prompt"),
+        model=board.model,
+        seed=shot.seed,
+        fps=board.fps,
+        num_frames=render_frames(frames),
+        loras=list(shot.loras),
+    )
     try:
         return studio.build_recipe(values)  # (already carries the model's digest and the versions)
     except BadInput as exc:
@@ -69,8 +86,7 @@ def plan(studio: Studio, board: Storyboard) -> list[ShotPlan]:
     for i, shot in enumerate(board.shots):
         recipe = shot_recipe(studio, board, i)
         key = recipe.render_key()
-        job = (studio.history.latest_for_key(key, ("done",))
-               or studio.history.latest_for_key(key, ("queued", "running")))
+        job = studio.history.latest_for_key(key, ("done",)) or studio.history.latest_for_key(key, ACTIVE_STATUSES)
         plans.append(ShotPlan(i, recipe, shot_frames(shot.duration_s, board.fps), job))
     return plans
 

@@ -58,8 +58,12 @@ def _status_and_step(row: Row) -> Hashable:
     return row["status"], row.get("step"), row.get("position")
 
 
-def watch(read: Callable[[], Row], key: Callable[[Row], Hashable] = _status_and_step, poll_s: float = 0.1,
-          timeout_s: float | None = None) -> Iterator[Row]:
+def watch(
+    read: Callable[[], Row],
+    key: Callable[[Row], Hashable] = _status_and_step,
+    poll_s: float = 0.1,
+    timeout_s: float | None = None,
+) -> Iterator[Row]:
     """Yield the row from `read()` whenever `key(row)` changes, the last one in a final status.
 
     Raises `TimeoutError` when the job is still queued or running after `timeout_s`."""
@@ -91,5 +95,11 @@ def events(read: Callable[[], Row], poll_s: float = 0.1, timeout_s: float | None
         elif status in FINAL_STATUSES:
             yield Stopped(row)
         else:
-            yield Progress(row["id"], status, row["step"] or 0, row["total_steps"] or 0, row.get("position"),
-                           time.perf_counter() - started)
+            yield Progress(
+                row["id"],
+                status,
+                row["step"] or 0,
+                row["total_steps"] or 0,
+                row.get("position"),
+                time.perf_counter() - started,
+            )

@@ -45,8 +45,9 @@ class JobRun:
 
 
 @contextlib.contextmanager
-def job_lifecycle(history: History, job_id: int, cancel: threading.Event,
-                  interrupted: str = "interrupted by the user") -> Iterator[JobRun]:
+def job_lifecycle(
+    history: History, job_id: int, cancel: threading.Event, interrupted: str = "interrupted by the user"
+) -> Iterator[JobRun]:
     run = JobRun(history, job_id)
     with Heartbeat(lambda: history.beat(job_id), cancel):  # the row shows this process is alive
         try:

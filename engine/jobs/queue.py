@@ -15,10 +15,10 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiprod_studio.files import partials
 from aiprod_studio.errors import BadInput, Cancelled
-from aiprod_studio.numbers import whole_number
+from aiprod_studio.files import partials
 from aiprod_studio.jobs.history import History
+from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import Recipe
 from engine.jobs.events import Done, Event, Failed, Progress, Stopped, events
 
@@ -43,8 +43,11 @@ def _sweep_partial(row: dict[str, Any]) -> None:
 
 class QueueFull(BadInput):
     def __init__(self, max_size: int):
-        super().__init__(f"queue full: {max_size} jobs are already waiting (max_size {max_size}); "
-                         "wait for some to finish or cancel some", field="queue")
+        super().__init__(
+            f"queue full: {max_size} jobs are already waiting (max_size {max_size}); "
+            "wait for some to finish or cancel some",
+            field="queue",
+        )
 
 
 class QueueWorker:
@@ -59,7 +62,7 @@ class QueueWorker:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "QueueWorker":
+    def start(self) -> QueueWorker:
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="aiprod-queue", daemon=True)
             self._thread.start()
@@ -112,8 +115,7 @@ class QueueWorker:
             return "cancelling"
         if history.request_cancel(job_id):
             return "cancelling"
-        raise BadInput(f"job {job_id} is {row['status']}; only queued or running jobs can be cancelled",
-                       field="job_id")
+        raise BadInput(f"job {job_id} is {row['status']}; only queued or running jobs can be cancelled", field="job_id")
 
     def resume(self, job_id: int) -> int:
         """Put an interrupted, failed or cancelled job back in the queue with the same recipe."""
@@ -124,8 +126,10 @@ class QueueWorker:
             raise QueueFull(self.max_size)
         _sweep_partial(row)
         if not self.studio.history.requeue(job_id):
-            raise BadInput(f"job {job_id} is {row['status']}; only interrupted, failed or cancelled jobs can be "
-                           "resumed", field="job_id")
+            raise BadInput(
+                f"job {job_id} is {row['status']}; only interrupted, failed or cancelled jobs can be resumed",
+                field="job_id",
+            )
         self._notify()
         return job_id
 
@@ -134,16 +138,18 @@ class QueueWorker:
         row = self._row(job_id)
         job_id = row["id"]
         if row["status"] != "interrupted":
-            raise BadInput(f"job {job_id} is {row['status']}; only interrupted jobs can be discarded",
-                           field="job_id")
+            raise BadInput(f"job {job_id} is {row['status']}; only interrupted jobs can be discarded", field="job_id")
         self._refuse_if_owner_alive(row, "discarded")
         self.studio.history.mark_failed(job_id, "discarded after an interruption", status="cancelled")
         _sweep_partial(row)
 
     def _refuse_if_owner_alive(self, row: dict[str, Any], verb: str) -> None:
         if row["status"] == "interrupted" and self.studio.history.owner_alive(row["id"]):
-            raise BadInput(f"job {row['id']} cannot be {verb}: process {row['owner_pid']} that ran it is still "
-                           "alive and may finish it; wait for it (or cancel the job first)", field="job_id")
+            raise BadInput(
+                f"job {row['id']} cannot be {verb}: process {row['owner_pid']} that ran it is still "
+                "alive and may finish it; wait for it (or cancel the job first)",
+                field="job_id",
+            )
 
     def status(self, job_id: int) -> dict[str, Any]:
         row = self._row(job_id)
@@ -203,8 +209,7 @@ class QueueWorker:
                 runner(job_id, cancel)
             except Cancelled:
                 if self._stop:  # the studio is shutting down: the job can be resumed later
-                    history.mark_failed(job_id, "the studio stopped while this job was running",
-                                        status="interrupted")
+                    history.mark_failed(job_id, "the studio stopped while this job was running", status="interrupted")
                 log.info("job %s stopped", job_id)
             except Exception:  # noqa: BLE001 - the row holds the error; the queue goes on
                 log.exception("job %s failed", job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from aiprod_studio.choices import COMPUTE_DTYPES, STORED_QUANTIZATIONS
 from aiprod_studio.settings import Settings
 
 
@@ -13,10 +14,17 @@ def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
     from engine.models.tiny import make_tiny
 
     entry = make_tiny(Vault(settings.ensure_dirs().models_dir), name=args.name)
-    data = {"name": entry.name, "path": str(settings.models_dir / entry.path), "digest": entry.digest,
-            "files": len(entry.files), "total_size": entry.total_size}
-    return data, (f"built test model {entry.name} ({len(entry.files)} files, {entry.total_size:,d} bytes, "
-                  f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}")
+    data = {
+        "name": entry.name,
+        "path": str(settings.models_dir / entry.path),
+        "digest": entry.digest,
+        "files": len(entry.files),
+        "total_size": entry.total_size,
+    }
+    return data, (
+        f"built test model {entry.name} ({len(entry.files)} files, {entry.total_size:,d} bytes, "
+        f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}"
+    )
 
 
 def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -28,19 +36,26 @@ def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
     finally:
         studio.close()
     data = entry.model_dump(mode="json") | {"total_size": entry.total_size}
-    return data, (f"saved {entry.name}: {args.name} with its transformer stored {args.to} "
-                  f"({len(entry.files)} files, {entry.total_size:,d} bytes, digest {entry.digest[:12]}); "
-                  f"render with --model {entry.name}")
+    return data, (
+        f"saved {entry.name}: {args.name} with its transformer stored {args.to} "
+        f"({len(entry.files)} files, {entry.total_size:,d} bytes, digest {entry.digest[:12]}); "
+        f"render with --model {entry.name}"
+    )
 
 
 def register(reg: Any) -> None:
     p = reg.subcommand("vault", "make-tiny", "build the studio's tiny LTX-2 test model into the vault", cmd_make_tiny)
     p.add_argument("--name", default="aiprod-tiny-ltx2")
 
-    p = reg.subcommand("vault", "quantize", "save a copy of a pipeline with its transformer quantized once "
-                                            "(int8 or fp8), loadable without re-quantizing", cmd_quantize)
+    p = reg.subcommand(
+        "vault",
+        "quantize",
+        "save a copy of a pipeline with its transformer quantized once (int8 or fp8), loadable without re-quantizing",
+        cmd_quantize,
+    )
     p.add_argument("name", help="the pipeline entry to quantize")
-    p.add_argument("--to", required=True, choices=("int8", "fp8"))
+    p.add_argument("--to", required=True, choices=STORED_QUANTIZATIONS)
     p.add_argument("--name", dest="new_name", required=True, help="the new entry's name")
-    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
-                   help="dtype it will run in (default: bfloat16 with CUDA, else float32)")
+    p.add_argument(
+        "--dtype", choices=COMPUTE_DTYPES, help="dtype it will run in (default: bfloat16 with CUDA, else float32)"
+    )

@@ -94,13 +94,19 @@ def read_grid(model_dir: Path, family: str = "ltx2") -> ModelGrid:
         scaling = sum(bool(s) for s in vae.get("spatio_temporal_scaling") or ())
         spatial = vae.get("spatial_compression_ratio") or vae.get("patch_size", 1) * 2**scaling
         temporal = vae.get("temporal_compression_ratio") or vae.get("patch_size_t", 1) * 2**scaling
-    return ModelGrid(family=family, spatial=int(spatial), temporal=int(temporal),
-                     patch=int(transformer.get("patch_size", _DEFAULT_GRID["patch"])),
-                     patch_t=int(transformer.get("patch_size_t", _DEFAULT_GRID["patch_t"])), scheduler=scheduler)
+    return ModelGrid(
+        family=family,
+        spatial=int(spatial),
+        temporal=int(temporal),
+        patch=int(transformer.get("patch_size", _DEFAULT_GRID["patch"])),
+        patch_t=int(transformer.get("patch_size_t", _DEFAULT_GRID["patch_t"])),
+        scheduler=scheduler,
+    )
 
 
-def _calculate_shift(seq_len: int, base_seq_len: float, max_seq_len: float, base_shift: float,
-                     max_shift: float) -> float:
+def _calculate_shift(
+    seq_len: int, base_seq_len: float, max_seq_len: float, base_shift: float, max_shift: float
+) -> float:
     """The LTX pipelines' `calculate_shift`: a line through (base, base_shift) and (max, max_shift)."""
     m = (max_shift - base_shift) / (max_seq_len - base_seq_len)
     return seq_len * m + base_shift - m * base_seq_len
@@ -171,12 +177,14 @@ def check_grid(grid: ModelGrid, recipe: Recipe, name: str) -> None:
     for key in ("width", "height"):
         value = getattr(recipe, key)
         if value % cell:
-            raise BadInput(f"{key} must be a multiple of {cell} for {name} (VAE {grid.spatial}× × patch "
-                           f"{grid.patch}), got {value}", field=key)
+            raise BadInput(
+                f"{key} must be a multiple of {cell} for {name} (VAE {grid.spatial}× × patch "
+                f"{grid.patch}), got {value}",
+                field=key,
+            )
     frames_step = grid.temporal * grid.patch_t
     if (recipe.num_frames - 1) % frames_step:
-        raise BadInput(f"num_frames must be {frames_step}k+1 for {name}, got {recipe.num_frames}",
-                       field="num_frames")
+        raise BadInput(f"num_frames must be {frames_step}k+1 for {name}, got {recipe.num_frames}", field="num_frames")
 
 
 def check_model_dir(model_dir: Path, recipe: Recipe, family: str = "ltx2", name: str | None = None) -> int:
@@ -189,19 +197,26 @@ def check_model_dir(model_dir: Path, recipe: Recipe, family: str = "ltx2", name:
         return tokens
     limit = max_tokens(grid, recipe.steps)
     if limit == 0:
-        raise BadInput(f"steps {recipe.steps} gives {name} a broken noise schedule (NaN sigmas) at any size: "
-                       "use more steps", field="steps")
+        raise BadInput(
+            f"steps {recipe.steps} gives {name} a broken noise schedule (NaN sigmas) at any size: use more steps",
+            field="steps",
+        )
     f, h, w = grid.latent_shape(recipe.width, recipe.height, recipe.num_frames)
     # Name the dimension that contributes most (in latent cells) as the field to lower.
     biggest = max((("width", w), ("height", h), ("num_frames", f)), key=lambda kv: kv[1])[0]
-    why = ("its noise schedule turns to NaN or overflows beyond that" if limit < MAX_LATENT_TOKENS
-           else "a render that long would take hours on one device")
+    why = (
+        "its noise schedule turns to NaN or overflows beyond that"
+        if limit < MAX_LATENT_TOKENS
+        else "a render that long would take hours on one device"
+    )
     side = max_square_side(grid, limit, recipe.num_frames)
     hint = f" (at {recipe.num_frames} frames: up to {side}×{side})" if side else " (fewer num_frames first)"
     raise BadInput(
         f"num_frames × width × height = {recipe.num_frames} × {recipe.width} × {recipe.height} makes "
         f"{tokens:,} latent tokens, more than {name} ({family}) supports at {recipe.steps} steps "
-        f"(max {limit:,}: {why}); lower width, height or num_frames{hint}", field=biggest)
+        f"(max {limit:,}: {why}); lower width, height or num_frames{hint}",
+        field=biggest,
+    )
 
 
 def check_limits(vault: Any, entry: Any, recipe: Recipe) -> int:

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import warnings
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -39,8 +39,10 @@ def parse_lora_spec(spec: Any) -> LoraRef:
         try:
             return LoraRef.model_validate(spec)
         except ValidationError as exc:
-            raise BadInput(f"loras: {format_validation_error(exc)} (a LoRA is 'name', 'name:strength' or "
-                           "{\"name\", \"scale\"})", field="loras") from None
+            raise BadInput(
+                f"loras: {format_validation_error(exc)} (a LoRA is 'name', 'name:strength' or {{\"name\", \"scale\"}})",
+                field="loras",
+            ) from None
     name, _, strength = str(spec).strip().partition(":")
     try:
         scale = float(strength) if strength else 1.0
@@ -76,13 +78,19 @@ def resolve(vault: Vault, model: Entry, specs: list[Any]) -> list[LoraRef]:
         ref = parse_lora_spec(spec)
         entry = vault.get(ref.name, kind="lora", field="loras")
         if ref.sha256 and ref.sha256 != entry.digest:
-            raise BadInput(f"loras: {ref.name!r} has changed since this recipe was made (digest "
-                           f"{entry.digest[:12]}, the recipe says {ref.sha256[:12]})", field="loras")
+            raise BadInput(
+                f"loras: {ref.name!r} has changed since this recipe was made (digest "
+                f"{entry.digest[:12]}, the recipe says {ref.sha256[:12]})",
+                field="loras",
+            )
         base = base_digest(vault, entry)
         if base is not None and base not in model_digests(model):
             made_for = entry.derived_from.rsplit("@", 1)[0] if entry.derived_from else f"digest {base[:12]}"
-            raise BadInput(f"loras: {ref.name!r} was made for {made_for}, not for model {model.name!r}; choose a "
-                           "LoRA trained on this model", field="loras")
+            raise BadInput(
+                f"loras: {ref.name!r} was made for {made_for}, not for model {model.name!r}; choose a "
+                "LoRA trained on this model",
+                field="loras",
+            )
         if any(r.name == ref.name for r in out):
             raise BadInput(f"loras: {ref.name!r} is listed twice", field="loras")
         out.append(ref.model_copy(update={"sha256": entry.digest}))

@@ -12,7 +12,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.store import Vault
@@ -29,8 +28,9 @@ log = logging.getLogger(__name__)
 FAMILY_PIPELINES = {"ltx2": "LTX2Pipeline", "ltx": "LTXPipeline"}
 
 
-def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: str = "none",
-                  offload: str = "none") -> Pipeline:
+def load_pipeline(
+    vault: Vault, entry: Entry, plan: DevicePlan, quantization: str = "none", offload: str = "none"
+) -> Pipeline:
     """Load a vault pipeline entry on `plan.device` in `plan.dtype`, quantized and offloaded as asked.
 
     `offload="model"` keeps each component on the CPU until it runs; `"sequential"` moves
@@ -43,18 +43,24 @@ def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: st
         raise BadInput(f"model {entry.name!r} is a {entry.kind}, not a pipeline", field="model")
     class_name = FAMILY_PIPELINES.get(entry.family)
     if class_name is None:
-        raise BadInput(f"model {entry.name!r} has family {entry.family!r}; known: {', '.join(FAMILY_PIPELINES)}",
-                       field="model")
+        raise BadInput(
+            f"model {entry.name!r} has family {entry.family!r}; known: {', '.join(FAMILY_PIPELINES)}", field="model"
+        )
     vault.require_ok(entry)
     folder = vault.entry_dir(entry)
     index = json.loads((folder / "model_index.json").read_text())
     if index.get("_class_name") != class_name:
-        raise IntegrityError(f"{folder}/model_index.json names {index.get('_class_name')!r}, "
-                             f"but family {entry.family!r} needs {class_name}")
+        raise IntegrityError(
+            f"{folder}/model_index.json names {index.get('_class_name')!r}, "
+            f"but family {entry.family!r} needs {class_name}"
+        )
 
     if entry.quantization and quantization not in ("none", entry.quantization):
-        raise BadInput(f"model {entry.name!r} is stored quantized as {entry.quantization}; choose quantization "
-                       f"none or {entry.quantization}, got {quantization!r}", field="quantization")
+        raise BadInput(
+            f"model {entry.name!r} is stored quantized as {entry.quantization}; choose quantization "
+            f"none or {entry.quantization}, got {quantization!r}",
+            field="quantization",
+        )
 
     # 2. Load from local files only, safetensors only, quietly (progress goes through our events).
     diffusers.utils.logging.disable_progress_bar()
@@ -63,8 +69,9 @@ def load_pipeline(vault: Vault, entry: Entry, plan: DevicePlan, quantization: st
     components = {}
     if entry.quantization:  # a saved quantized copy: rebuilt as stored, never quantized again
         components["transformer"] = load_quantized_transformer(folder / "transformer", plan.dtype)
-    pipe = pipeline_cls.from_pretrained(folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype,
-                                        **components)
+    pipe = pipeline_cls.from_pretrained(
+        folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype, **components
+    )
     pipe.set_progress_bar_config(disable=True)
 
     # 3. Quantize the transformer (on the CPU, before it moves), then place everything.
@@ -84,8 +91,9 @@ def warm_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: 
     """The lease's warm pipeline for this entry and settings, loaded if another one is warm."""
     plan = lease.plan
     key = (entry.name, entry.digest, str(plan.device), str(plan.dtype), quantization, offload)
-    return lease.warm(key, lambda: load_pipeline(vault, entry, plan, quantization, offload),
-                      still_ok=lambda: vault.require_ok(entry))  # a warm one too is refused once its files fail
+    return lease.warm(
+        key, lambda: load_pipeline(vault, entry, plan, quantization, offload), still_ok=lambda: vault.require_ok(entry)
+    )  # a warm one too is refused once its files fail
 
 
 def own_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str = "none") -> Pipeline:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from aiprod_studio.choices import STORED_QUANTIZATIONS
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.vault.folder import remember_hashes
 from aiprod_studio.vault.manifest import KIND_DIRS, Entry, stat_key
@@ -41,7 +42,9 @@ def _transformer_class(folder: Path) -> Any:
     config = json.loads((folder / "config.json").read_text())
     name = config.get("_class_name")
     if name not in TRANSFORMER_CLASSES:
-        raise IntegrityError(f"{folder}/config.json names {name!r}; a quantized copy needs one of {TRANSFORMER_CLASSES}")
+        raise IntegrityError(
+            f"{folder}/config.json names {name!r}; a quantized copy needs one of {TRANSFORMER_CLASSES}"
+        )
     return getattr(diffusers, name), config
 
 
@@ -51,12 +54,14 @@ def save_quantized(vault: Vault, name: str, to: str, new_name: str, dtype: str |
     from safetensors.torch import save_file
 
     # 1. Check the request and the source entry (which must pass its own check).
-    if to not in ("int8", "fp8"):
+    if to not in STORED_QUANTIZATIONS:
         raise BadInput(f"to must be int8 or fp8, got {to!r}", field="to")
     entry = vault.get(name, kind="pipeline", field="name")
     if entry.quantization:
-        raise BadInput(f"{name!r} is already a {entry.quantization} copy; quantize its source "
-                       f"{entry.derived_from!r} instead", field="name")
+        raise BadInput(
+            f"{name!r} is already a {entry.quantization} copy; quantize its source {entry.derived_from!r} instead",
+            field="name",
+        )
     vault.check_new_name(new_name, field="new_name")
     dtype = dtype or ("bfloat16" if torch.cuda.is_available() else "float32")
     if dtype not in DTYPES:
@@ -86,16 +91,21 @@ def save_quantized(vault: Vault, name: str, to: str, new_name: str, dtype: str |
 
         # 3. Quantize the transformer once and save quanto's serialization.
         cls, _config = _transformer_class(source / "transformer")
-        transformer = cls.from_pretrained(source / "transformer", local_files_only=True, use_safetensors=True,
-                                          torch_dtype=DTYPES[dtype])
+        transformer = cls.from_pretrained(
+            source / "transformer", local_files_only=True, use_safetensors=True, torch_dtype=DTYPES[dtype]
+        )
         before = weight_bytes(transformer)
         quantize_transformer(transformer, to)
         state = {k: v.contiguous() for k, v in transformer.state_dict().items()}
         qmap = quantization_map(transformer)
-        save_file(state, str(tmp / "transformer" / WEIGHTS_NAME),
-                  metadata={"format": "pt", "quantization": to, "dtype": dtype, "derived_from": entry.digest})
-        (tmp / "transformer" / QMAP_NAME).write_text(json.dumps({"quantization": to, "dtype": dtype, "map": qmap},
-                                                                indent=1, sort_keys=True))
+        save_file(
+            state,
+            str(tmp / "transformer" / WEIGHTS_NAME),
+            metadata={"format": "pt", "quantization": to, "dtype": dtype, "derived_from": entry.digest},
+        )
+        (tmp / "transformer" / QMAP_NAME).write_text(
+            json.dumps({"quantization": to, "dtype": dtype, "map": qmap}, indent=1, sort_keys=True)
+        )
         after = weight_bytes(transformer)
         del transformer, state
         os.replace(tmp, target)
@@ -104,12 +114,28 @@ def save_quantized(vault: Vault, name: str, to: str, new_name: str, dtype: str |
         raise
     # 4. Linking moved the source files' ctime: their hashes still hold, tell the stat cache.
     remember_hashes(vault, entry, {r: stat_key((source / r).stat()) for r in linked})
-    new = vault.record(new_name, "pipeline", entry.family, rel, source=entry.source, license=entry.license,
-                       derived_from=f"{entry.name}@{entry.digest}", quantization=to, test_model=entry.test_model,
-                       defaults=entry.defaults,
-                       description=f"{entry.name} with its transformer stored quantized ({to}, {dtype})")
-    log.info("quantized %s → %s (%s): transformer %d → %d bytes in %.1fs", name, new_name, to, before, after,
-             time.perf_counter() - started)
+    new = vault.record(
+        new_name,
+        "pipeline",
+        entry.family,
+        rel,
+        source=entry.source,
+        license=entry.license,
+        derived_from=f"{entry.name}@{entry.digest}",
+        quantization=to,
+        test_model=entry.test_model,
+        defaults=entry.defaults,
+        description=f"{entry.name} with its transformer stored quantized ({to}, {dtype})",
+    )
+    log.info(
+        "quantized %s → %s (%s): transformer %d → %d bytes in %.1fs",
+        name,
+        new_name,
+        to,
+        before,
+        after,
+        time.perf_counter() - started,
+    )
     return new
 
 
@@ -121,9 +147,11 @@ def load_quantized_transformer(folder: Path, dtype: torch.dtype) -> torch.nn.Mod
     meta = json.loads((folder / QMAP_NAME).read_text())
     saved = DTYPES.get(meta.get("dtype", ""), None)
     if saved is not None and saved != dtype:
-        raise BadInput(f"this copy was quantized for {meta['dtype']} but the device runs {str(dtype)[6:]}: "
-                       f"make a copy for this device with `vault quantize --dtype {str(dtype)[6:]}`",
-                       field="model")
+        raise BadInput(
+            f"this copy was quantized for {meta['dtype']} but the device runs {str(dtype)[6:]}: "
+            f"make a copy for this device with `vault quantize --dtype {str(dtype)[6:]}`",
+            field="model",
+        )
     cls, config = _transformer_class(folder)
     with torch.device("meta"):
         model = cls.from_config(config)

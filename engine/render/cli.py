@@ -39,10 +39,21 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         except OSError as exc:
             raise BadInput(f"recipe file {args.recipe!r} cannot be read: {exc.strerror}", field="recipe") from None
         values = recipe_from_json(text).model_dump(exclude={"model_digest", "versions"})
-    flags = {"prompt": args.prompt, "negative_prompt": args.negative, "seed": args.seed, "width": args.width,
-             "height": args.height, "num_frames": args.frames, "fps": args.fps, "steps": args.steps,
-             "guidance": args.guidance, "model": args.model, "quantization": args.quantize, "offload": args.offload,
-             "loras": args.lora}
+    flags = {
+        "prompt": args.prompt,
+        "negative_prompt": args.negative,
+        "seed": args.seed,
+        "width": args.width,
+        "height": args.height,
+        "num_frames": args.frames,
+        "fps": args.fps,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "model": args.model,
+        "quantization": args.quantize,
+        "offload": args.offload,
+        "loras": args.lora,
+    }
     values.update({k: v for k, v in flags.items() if v is not None})
     if "prompt" not in values:
         raise BadInput("prompt is required (--prompt TEXT or --recipe FILE)", field="prompt")
@@ -63,9 +74,16 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
             row = studio.render(recipe, out_path=out, progress=progress)
     finally:
         studio.close()
-    result = {"id": row["id"], "status": row["status"], "output": row["output_path"], "seed": recipe.seed,
-              "model": recipe.model, "model_digest": row["model_digest"], "wall_s": round(row["wall_s"], 4),
-              "recipe": row["recipe"]}
+    result = {
+        "id": row["id"],
+        "status": row["status"],
+        "output": row["output_path"],
+        "seed": recipe.seed,
+        "model": recipe.model,
+        "model_digest": row["model_digest"],
+        "wall_s": round(row["wall_s"], 4),
+        "recipe": row["recipe"],
+    }
     return result, f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"
 
 
@@ -74,8 +92,8 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     import json
 
     from aiprod_studio.storyboard.board import Storyboard
-    from engine.render import media
     from engine.film.assembly import STORYBOARD_TAG
+    from engine.render import media
 
     path = Path(args.file)
     if not path.is_file():
@@ -110,10 +128,18 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
         raise BadInput(str(exc), field="file") from None
     per = [_json_float(x) for x in result["psnr_per_frame"]]
     lines = [f"frame {i:>4}: PSNR {p} dB" for i, p in enumerate(per)]
-    lines.append(f"overall: PSNR {_json_float(result['psnr'])} dB over {result['frames']} frames"
-                 + (" (identical)" if result["identical"] else ""))
-    return {"a": args.a, "b": args.b, "frames": result["frames"], "psnr": _json_float(result["psnr"]),
-            "psnr_per_frame": per, "identical": result["identical"]}, "\n".join(lines)
+    lines.append(
+        f"overall: PSNR {_json_float(result['psnr'])} dB over {result['frames']} frames"
+        + (" (identical)" if result["identical"] else "")
+    )
+    return {
+        "a": args.a,
+        "b": args.b,
+        "frames": result["frames"],
+        "psnr": _json_float(result["psnr"]),
+        "psnr_per_frame": per,
+        "identical": result["identical"],
+    }, "\n".join(lines)
 
 
 def register(reg: Any) -> None:
@@ -130,8 +156,12 @@ def register(reg: Any) -> None:
     p.add_argument("--model", help="vault pipeline name (default: the first in the vault)")
     p.add_argument("--quantize", choices=QUANTIZATIONS, help="transformer weights: none, int8 or fp8")
     p.add_argument("--offload", choices=OFFLOADS, help="CUDA memory saving: none, model or sequential")
-    p.add_argument("--lora", action="append", metavar="NAME[:STRENGTH]",
-                   help="apply a vault LoRA (strength −2…2, default 1); repeat for several")
+    p.add_argument(
+        "--lora",
+        action="append",
+        metavar="NAME[:STRENGTH]",
+        help="apply a vault LoRA (strength −2…2, default 1); repeat for several",
+    )
     p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
     p.add_argument("--out", help="where to write the MP4 (default: the outputs folder)")
 

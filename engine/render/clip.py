@@ -8,15 +8,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.recipe import Recipe
-from engine.render import media
 from engine.models.interrupt import cancel_points
+from engine.render import media
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline as Pipeline
@@ -113,8 +113,13 @@ def run_pipeline(
         raise Cancelled("render cancelled before it started")
     components = getattr(pipe, "components", {}).values()
     with torch.inference_mode(), _schedule(pipe, recipe.steps), cancel_points(components, cancel):
-        out = pipe(**pipeline_kwargs(pipe, recipe), generator=generator, output_type="np",
-                   callback_on_step_end=on_step_end, return_dict=True)
+        out = pipe(
+            **pipeline_kwargs(pipe, recipe),
+            generator=generator,
+            output_type="np",
+            callback_on_step_end=on_step_end,
+            return_dict=True,
+        )
     frames = np.asarray(out.frames[0])
     audio = getattr(out, "audio", None)
     sample_rate = None
@@ -136,8 +141,10 @@ def check_finite(frames: np.ndarray, audio: np.ndarray | None) -> None:
         if bad_samples:
             problems.append(f"{bad_samples} of {audio.size} audio samples")
     if problems:
-        raise RenderNotFinite(f"the render produced NaN/Inf values in {' and '.join(problems)}; nothing was written. "
-                              "Try more steps, another seed or another model")
+        raise RenderNotFinite(
+            f"the render produced NaN/Inf values in {' and '.join(problems)}; nothing was written. "
+            "Try more steps, another seed or another model"
+        )
 
 
 def render_to_file(
@@ -152,5 +159,11 @@ def render_to_file(
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)
-    media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate,
-                     metadata={media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]})
+    media.encode_mp4(
+        out_path,
+        frames,
+        recipe.fps,
+        audio,
+        sample_rate,
+        metadata={media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]},
+    )

@@ -63,8 +63,18 @@ def encode_mp4(
                 for key, value in (metadata or {}).items():
                     container.metadata[key] = value
                 if chapters:
-                    container.set_chapters([{"id": i, "start": a, "end": b, "time_base": Fraction(1, int(fps)),
-                                             "metadata": {"title": title}} for i, (title, a, b) in enumerate(chapters)])
+                    container.set_chapters(
+                        [
+                            {
+                                "id": i,
+                                "start": a,
+                                "end": b,
+                                "time_base": Fraction(1, int(fps)),
+                                "metadata": {"title": title},
+                            }
+                            for i, (title, a, b) in enumerate(chapters)
+                        ]
+                    )
                 video = container.add_stream("libx264", rate=Fraction(int(fps), 1))
                 video.width, video.height = w, h
                 video.pix_fmt = "yuv420p"
@@ -90,7 +100,7 @@ def encode_mp4(
                 if audio_stream is not None:
                     total = audio.shape[1]
                     for start in range(0, total, AAC_FRAME):
-                        chunk = np.ascontiguousarray(audio[:, start:start + AAC_FRAME])
+                        chunk = np.ascontiguousarray(audio[:, start : start + AAC_FRAME])
                         aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_stream.layout.name)
                         aframe.sample_rate = int(sample_rate)
                         aframe.pts = start
@@ -166,8 +176,14 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
 def read_chapters(path: Path) -> list[dict[str, Any]]:
     """Chapter markers as {title, start_s, end_s}."""
     with av.open(str(path)) as container:
-        return [{"title": c["metadata"].get("title", ""), "start_s": float(c["start"] * c["time_base"]),
-                 "end_s": float(c["end"] * c["time_base"])} for c in container.chapters()]
+        return [
+            {
+                "title": c["metadata"].get("title", ""),
+                "start_s": float(c["start"] * c["time_base"]),
+                "end_s": float(c["end"] * c["time_base"]),
+            }
+            for c in container.chapters()
+        ]
 
 
 def read_metadata_json(path: Path, tag: str = RECIPE_TAG) -> dict[str, Any] | None:
@@ -195,4 +211,9 @@ def compare(a_path: Path, b_path: Path) -> dict[str, Any]:
     if a.shape != b.shape:
         raise ValueError(f"videos differ in shape: {a.shape} vs {b.shape}")
     per_frame = [psnr(a[i], b[i]) for i in range(a.shape[0])]
-    return {"frames": a.shape[0], "psnr": psnr(a, b), "psnr_per_frame": per_frame, "identical": bool(np.array_equal(a, b))}
+    return {
+        "frames": a.shape[0],
+        "psnr": psnr(a, b),
+        "psnr_per_frame": per_frame,
+        "identical": bool(np.array_equal(a, b)),
+    }

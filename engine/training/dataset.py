@@ -59,8 +59,13 @@ class DatasetReport:
     bucket: tuple[int, int, int] | None = None  # width, height, frames
 
     def to_json(self) -> dict[str, Any]:
-        return {"folder": self.folder, "usable": len(self.items), "bucket": self.bucket,
-                "findings": [asdict(f) for f in self.findings], "items": [asdict(i) for i in self.items]}
+        return {
+            "folder": self.folder,
+            "usable": len(self.items),
+            "bucket": self.bucket,
+            "findings": [asdict(f) for f in self.findings],
+            "items": [asdict(i) for i in self.items],
+        }
 
 
 def _probe(path: Path) -> tuple[int, int, int, float]:
@@ -132,8 +137,13 @@ def validate(folder: Path | str, bucket_frames: int | None = None) -> DatasetRep
         report.items.append(Item(name, " ".join(caption.split()), w, h, n, fps, sha256_file(path)))
     sizes = sorted({(i.width, i.height) for i in report.items})
     if len(sizes) > 1:
-        report.findings.append(Finding("(dataset)", "mixed sizes", ", ".join(f"{w}×{h}" for w, h in sizes)
-                                       + ": each clip is resized and centre-cropped to the bucket"))
+        report.findings.append(
+            Finding(
+                "(dataset)",
+                "mixed sizes",
+                ", ".join(f"{w}×{h}" for w, h in sizes) + ": each clip is resized and centre-cropped to the bucket",
+            )
+        )
     if bucket_frames:
         apply_bucket(report, bucket_frames)
     return report
@@ -143,8 +153,9 @@ def apply_bucket(report: DatasetReport, frames: int) -> DatasetReport:
     """Drop the clips shorter than the bucket (with their captions), each as a finding."""
     short = [i for i in report.items if 1 < i.frames < frames]
     for i in short:
-        report.findings.append(Finding(i.path, "too short", f"{i.frames} frames, the bucket needs {frames}; "
-                                                            "dropped with its caption"))
+        report.findings.append(
+            Finding(i.path, "too short", f"{i.frames} frames, the bucket needs {frames}; dropped with its caption")
+        )
     report.items = [i for i in report.items if i not in short]
     return report
 
@@ -154,19 +165,30 @@ def propose_bucket(items: list[Item], device_memory_gb: float | None) -> tuple[i
     if not items:
         raise BadInput("dataset: no usable items (see the findings)", field="dataset")
     aspect = statistics.median(i.width / i.height for i in items)
-    area = (64 * 64 if device_memory_gb is None else 320 * 192 if device_memory_gb < 16
-            else 512 * 320 if device_memory_gb < 40 else 768 * 512)
+    area = (
+        64 * 64
+        if device_memory_gb is None
+        else 320 * 192
+        if device_memory_gb < 16
+        else 512 * 320
+        if device_memory_gb < 40
+        else 768 * 512
+    )
     h = max(32, round((area / aspect) ** 0.5 / 32) * 32)
     w = max(32, round(h * aspect / 32) * 32)
-    w, h = min(w, max(32, max(i.width for i in items) // 32 * 32)), min(h, max(32, max(i.height for i in items) // 32 * 32))
+    w, h = (
+        min(w, max(32, max(i.width for i in items) // 32 * 32)),
+        min(h, max(32, max(i.height for i in items) // 32 * 32)),
+    )
     clips = [i.frames for i in items if i.frames > 1]
     cap = 17 if device_memory_gb is None else 49 if device_memory_gb < 40 else 97
     frames = 1 if not clips else max(1, min(cap, (min(clips) - 1) // 8 * 8 + 1))
     return w, h, frames
 
 
-def check(folder: Path | str, memory_gb: float | None,
-          size: tuple[int | None, int | None, int | None] = (None, None, None)) -> DatasetReport:
+def check(
+    folder: Path | str, memory_gb: float | None, size: tuple[int | None, int | None, int | None] = (None, None, None)
+) -> DatasetReport:
     """The one dataset check: validate the folder, propose a bucket for a device with `memory_gb`
     of memory (None: a CPU-sized bucket), keep the `size` the user chose over the proposal, and
     drop the clips shorter than the bucket. The report's `bucket` is None when nothing is usable."""
@@ -188,8 +210,12 @@ def require_items(report: DatasetReport) -> DatasetReport:
 
 def fingerprint(items: list[Item], bucket: tuple[int, int, int], trigger: str, model_digest: str) -> str:
     """What a cached latent / text embedding depends on: model, bucket, trigger, the items."""
-    data = {"model": model_digest, "bucket": list(bucket), "trigger": trigger,
-            "items": [[i.sha256, i.caption] for i in items]}
+    data = {
+        "model": model_digest,
+        "bucket": list(bucket),
+        "trigger": trigger,
+        "items": [[i.sha256, i.caption] for i in items],
+    }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -233,4 +259,4 @@ def load_clip(root: Path, item: Item, bucket: tuple[int, int, int]) -> torch.Ten
     size = (max(h, round(x.shape[2] * scale)), max(w, round(x.shape[3] * scale)))
     x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
     top, left = (x.shape[2] - h) // 2, (x.shape[3] - w) // 2
-    return x[:, :, top:top + h, left:left + w].permute(1, 0, 2, 3).contiguous().clamp(-1, 1)
+    return x[:, :, top : top + h, left : left + w].permute(1, 0, 2, 3).contiguous().clamp(-1, 1)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from aiprod_studio.files import atomic
 from aiprod_studio.errors import Cancelled
+from aiprod_studio.files import atomic
 from aiprod_studio.settings import Settings
 from engine.training import dataset as ds
 
@@ -57,9 +57,18 @@ def _cached(path: Path, key: str) -> dict[str, torch.Tensor] | None:
         return None
 
 
-def preprocess(pipe: Pipeline, root: Path, items: list[ds.Item], bucket: tuple[int, int, int], trigger: str,
-               digest: str, cache: Path, max_tokens: int, progress: Callable[[int, int], None],
-               cancel: threading.Event | None) -> list[dict[str, torch.Tensor]]:
+def preprocess(
+    pipe: Pipeline,
+    root: Path,
+    items: list[ds.Item],
+    bucket: tuple[int, int, int],
+    trigger: str,
+    digest: str,
+    cache: Path,
+    max_tokens: int,
+    progress: Callable[[int, int], None],
+    cancel: threading.Event | None,
+) -> list[dict[str, torch.Tensor]]:
     """Latents then text embeddings, from the cache or encoded into it; one training sample per item.
     `progress(done, total)` after each item of each pass."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -76,8 +85,9 @@ def preprocess(pipe: Pipeline, root: Path, items: list[ds.Item], bucket: tuple[i
             if found is None:
                 x = ds.load_clip(root, item, bucket).unsqueeze(0).to(device, pipe.vae.dtype)
                 lat = pipe.vae.encode(x).latent_dist.mode()
-                lat = pipe._normalize_latents(lat, pipe.vae.latents_mean, pipe.vae.latents_std,
-                                              pipe.vae.config.scaling_factor)
+                lat = pipe._normalize_latents(
+                    lat, pipe.vae.latents_mean, pipe.vae.latents_std, pipe.vae.config.scaling_factor
+                )
                 found = {"latents": lat[0].float().cpu()}
                 save_tensors(path, found, {"key": key, "media": item.path})
             samples[n].update(found)
@@ -89,12 +99,18 @@ def preprocess(pipe: Pipeline, root: Path, items: list[ds.Item], bucket: tuple[i
             path = cache / f"{key[:32]}.text.safetensors"
             found = _cached(path, key)
             if found is None:
-                embeds, mask, _, _ = pipe.encode_prompt(ds.caption_with_trigger(item.caption, trigger),
-                                                        do_classifier_free_guidance=False,
-                                                        max_sequence_length=max_tokens, device=device)
+                embeds, mask, _, _ = pipe.encode_prompt(
+                    ds.caption_with_trigger(item.caption, trigger),
+                    do_classifier_free_guidance=False,
+                    max_sequence_length=max_tokens,
+                    device=device,
+                )
                 video_ctx, audio_ctx, ctx_mask = pipe.connectors(embeds, mask, padding_side="left")
-                found = {"video": video_ctx[0].float().cpu(), "audio": audio_ctx[0].float().cpu(),
-                         "mask": ctx_mask[0].float().cpu()}
+                found = {
+                    "video": video_ctx[0].float().cpu(),
+                    "audio": audio_ctx[0].float().cpu(),
+                    "mask": ctx_mask[0].float().cpu(),
+                }
                 save_tensors(path, found, {"key": key, "caption": item.caption})
             samples[n].update(found)
             progress(len(items) + n + 1, total)

@@ -26,21 +26,25 @@ def queue_training(worker: QueueWorker, config: TrainConfig) -> int:
     """Queue a LoRA training run; it runs between renders, one job at a time."""
     worker.studio.vault.check_new_name(config.name)
     if not str(config.dataset).strip():
-        raise BadInput("dataset is required: the folder of clips (or images) and captions to train on",
-                       field="dataset")
+        raise BadInput("dataset is required: the folder of clips (or images) and captions to train on", field="dataset")
     if not Path(config.dataset).is_dir():
         raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
     return worker.submit(lambda history: history.create_train_job(config))
 
 
-def run_training(studio: Studio, job_id: int, progress: Callable[[TrainProgress], None] | None = None,
-                 cancel: threading.Event | None = None) -> dict[str, Any]:
+def run_training(
+    studio: Studio,
+    job_id: int,
+    progress: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> dict[str, Any]:
     """Run a `train` job whose row is already `running`; the row ends done / cancelled / failed."""
     history = studio.history
     config = TrainConfig.model_validate(history.get(job_id)["recipe"])
     cancel = cancel if cancel is not None else threading.Event()  # also set by a cancel from elsewhere
-    with job_lifecycle(history, job_id, cancel,
-                       interrupted="interrupted by the user; resume to continue from the last checkpoint") as run:
+    with job_lifecycle(
+        history, job_id, cancel, interrupted="interrupted by the user; resume to continue from the last checkpoint"
+    ) as run:
         run.started()
         result = train(studio, job_id, config, progress, cancel)
         run.done(result["file"])

@@ -89,9 +89,14 @@ class _State:
     lr_schedule: int = LR_SCHEDULE  # a run resumed from an older checkpoint keeps its own schedule
 
 
-def train(studio: Studio, job_id: int | None, config: TrainConfig,
-          progress: Callable[[TrainProgress], None] | None = None, cancel: threading.Event | None = None,
-          stop_at: int | None = None) -> dict[str, Any]:
+def train(
+    studio: Studio,
+    job_id: int | None,
+    config: TrainConfig,
+    progress: Callable[[TrainProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    stop_at: int | None = None,
+) -> dict[str, Any]:
     """Run (or resume) the training of job `job_id`; returns the exported LoRA's facts.
 
     Under `accelerate launch` / `torchrun` every process runs this: the main one owns the
@@ -102,24 +107,34 @@ def train(studio: Studio, job_id: int | None, config: TrainConfig,
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list
 
-    accelerator = Accelerator(cpu=studio.plan.device.type == "cpu",
-                              mixed_precision="bf16" if studio.plan.device.type == "cuda" else "no")
+    accelerator = Accelerator(
+        cpu=studio.plan.device.type == "cpu", mixed_precision="bf16" if studio.plan.device.type == "cuda" else "no"
+    )
     if accelerator.num_processes > 1:
         job_id = broadcast_object_list([job_id])[0]
     with studio.device_lease("train") as lease:
         return _train(studio, lease, accelerator, job_id, config, progress, cancel, stop_at)
 
 
-def _prepare(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | None, config: TrainConfig,
-             report: Callable[[TrainProgress], None], cancel: threading.Event | None, history: Any) -> _Prepared:
+def _prepare(
+    studio: Studio,
+    lease: DeviceLease,
+    accelerator: Any,
+    job_id: int | None,
+    config: TrainConfig,
+    report: Callable[[TrainProgress], None],
+    cancel: threading.Event | None,
+    history: Any,
+) -> _Prepared:
     """Steps 1–2: model, dataset, bucket and run folder; then the cached latents and embeddings."""
     main, world = accelerator.is_main_process, accelerator.num_processes
     vault = studio.vault
     entry = vault.get(config.model or studio.default_model() or "", kind="pipeline")
     vault.check_new_name(config.name)
     history.set_model_digest(job_id, entry.digest)
-    data = ds.require_items(ds.check(config.dataset, memory_gb(studio.plan),
-                                     (config.width, config.height, config.num_frames)))
+    data = ds.require_items(
+        ds.check(config.dataset, memory_gb(studio.plan), (config.width, config.height, config.num_frames))
+    )
     bucket = data.bucket
     assert bucket is not None
     fp = ds.fingerprint(data.items, bucket, config.trigger, entry.digest)
@@ -134,11 +149,23 @@ def _prepare(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int |
     max_tokens = int(entry.defaults.get("advanced", {}).get("max_sequence_length", 256))
     if not main:
         accelerator.wait_for_everyone()  # the main process fills the cache first; the others then only read it
-    with cancel_points([pipe.vae, pipe.text_encoder], cancel if world == 1 else None,
-                       message="training stopped while preparing the dataset"):
-        samples = preprocess(pipe, Path(data.folder), data.items, bucket, config.trigger, entry.digest,
-                             cache_dir(studio.settings), max_tokens,
-                             lambda done, total: report(TrainProgress("preprocess", done, total)), cancel)
+    with cancel_points(
+        [pipe.vae, pipe.text_encoder],
+        cancel if world == 1 else None,
+        message="training stopped while preparing the dataset",
+    ):
+        samples = preprocess(
+            pipe,
+            Path(data.folder),
+            data.items,
+            bucket,
+            config.trigger,
+            entry.digest,
+            cache_dir(studio.settings),
+            max_tokens,
+            lambda done, total: report(TrainProgress("preprocess", done, total)),
+            cancel,
+        )
     if main:
         accelerator.wait_for_everyone()
     prepared = _Prepared(entry, bucket, len(data.items), fp, run, samples, pipe.transformer, Geometry.of(pipe))
@@ -153,14 +180,23 @@ def _optimizer(config: TrainConfig, params: list[torch.nn.Parameter]) -> torch.o
         try:
             import bitsandbytes as bnb
         except ImportError:
-            raise BadInput("optimizer adamw8bit needs bitsandbytes, which is not installed", field="optimizer") from None
+            raise BadInput(
+                "optimizer adamw8bit needs bitsandbytes, which is not installed", field="optimizer"
+            ) from None
         return bnb.optim.AdamW8bit(params, lr=config.lr)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
 
 
-def _train(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | None, config: TrainConfig,
-           progress: Callable[[TrainProgress], None] | None, cancel: threading.Event | None,
-           stop_at: int | None) -> dict[str, Any]:
+def _train(
+    studio: Studio,
+    lease: DeviceLease,
+    accelerator: Any,
+    job_id: int | None,
+    config: TrainConfig,
+    progress: Callable[[TrainProgress], None] | None,
+    cancel: threading.Event | None,
+    stop_at: int | None,
+) -> dict[str, Any]:
     # One function on purpose: the loop's numbered steps share the generator, the optimizer and
     # the checkpoint state, and reading them in order is how a resumed run is seen to be exact.
     from peft import LoraConfig, set_peft_model_state_dict
@@ -177,8 +213,11 @@ def _train(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | N
     transformer.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):  # the LoRA's initial weights depend on the seed alone
         torch.manual_seed(config.seed)
-        transformer.add_adapter(LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, init_lora_weights=True,
-                                           target_modules=target_regex(config)))
+        transformer.add_adapter(
+            LoraConfig(
+                r=config.rank, lora_alpha=config.lora_alpha, init_lora_weights=True, target_modules=target_regex(config)
+            )
+        )
     if config.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()
     params = [p for p in transformer.parameters() if p.requires_grad]
@@ -195,8 +234,10 @@ def _train(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | N
     if latest is not None:  # resume: the exact state of the last checkpoint
         at, tensors, state = latest
         if state["fingerprint"] != prep.fingerprint:
-            raise BadInput(f"the dataset or settings changed since step {at} (fingerprint differs): start a new run",
-                           field="resume")
+            raise BadInput(
+                f"the dataset or settings changed since step {at} (fingerprint differs): start a new run",
+                field="resume",
+            )
         set_peft_model_state_dict(unwrapped, tensors)
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["scheduler"])
@@ -210,10 +251,21 @@ def _train(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | N
         tensors = lora_tensors(unwrapped)
         check_lora(tensors, at)
         if main:
-            write_checkpoint(run, at, tensors, {
-                "optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
-                "generator": st.gen.get_state(), "torch_rng": torch.get_rng_state(), "order": st.order, "step": at,
-                "fingerprint": prep.fingerprint, "lr_schedule": st.lr_schedule})
+            write_checkpoint(
+                run,
+                at,
+                tensors,
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": schedule.state_dict(),
+                    "generator": st.gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "order": st.order,
+                    "step": at,
+                    "fingerprint": prep.fingerprint,
+                    "lr_schedule": st.lr_schedule,
+                },
+            )
 
     # 4. The loop.
     device = accelerator.device
@@ -237,10 +289,15 @@ def _train(studio: Studio, lease: DeviceLease, accelerator: Any, job_id: int | N
             noise = torch.randn((need, *x0.shape[1:]), generator=st.gen)[mine].to(device)
             sigma = shifted_sigmas(st.gen, need, config.timestep_shift)[mine].to(device)
             try:
-                with cancel_points([transformer], cancel if world == 1 else None,
-                                   message=f"training stopped in step {st.step + 1}"), accelerator.autocast():
-                    loss = flow_matching_loss(transformer, unwrapped, prep.geometry, x0, noise, sigma, batch,
-                                              latent_shape, config.fps)  # type: ignore[arg-type]
+                with (
+                    cancel_points(
+                        [transformer], cancel if world == 1 else None, message=f"training stopped in step {st.step + 1}"
+                    ),
+                    accelerator.autocast(),
+                ):
+                    loss = flow_matching_loss(
+                        transformer, unwrapped, prep.geometry, x0, noise, sigma, batch, latent_shape, config.fps
+                    )  # type: ignore[arg-type]
                 with cancel_points([transformer], cancel if world == 1 else None):  # a checkpointed recompute
                     accelerator.backward(loss)
             except Cancelled:

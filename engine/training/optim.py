@@ -22,8 +22,11 @@ LR_SCHEDULE = 2  # recorded in every checkpoint's state
 def target_regex(config: TrainConfig) -> str:
     """The transformer modules that get a LoRA: video attention (and the feed-forward, if asked)."""
     modules = "|".join(t.replace(".", r"\.") for t in config.targets)
-    return rf"^transformer_blocks\.\d+\.(attn1|attn2|ff)\.({modules}|net\.0\.proj|net\.2)$" if \
-        config.train_feed_forward else rf"^transformer_blocks\.\d+\.(attn1|attn2)\.({modules})$"
+    return (
+        rf"^transformer_blocks\.\d+\.(attn1|attn2|ff)\.({modules}|net\.0\.proj|net\.2)$"
+        if config.train_feed_forward
+        else rf"^transformer_blocks\.\d+\.(attn1|attn2)\.({modules})$"
+    )
 
 
 def lr_factor(config: TrainConfig, done: int, schedule: int = LR_SCHEDULE) -> float:
@@ -40,9 +43,13 @@ def check_lora(tensors: dict[str, torch.Tensor], step: int) -> None:
     """A checkpoint is refused when a weight is NaN/Inf, or when every `lora_B` is still zero."""
     bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
     if bad:
-        raise IntegrityError(f"training diverged at step {step}: {len(bad)} LoRA weights are NaN/Inf "
-                             f"(e.g. {bad[0]}); lower the learning rate and resume from an earlier checkpoint")
+        raise IntegrityError(
+            f"training diverged at step {step}: {len(bad)} LoRA weights are NaN/Inf "
+            f"(e.g. {bad[0]}); lower the learning rate and resume from an earlier checkpoint"
+        )
     b = [v for k, v in tensors.items() if "lora_B" in k]
     if step > 0 and b and all(float(v.abs().max()) == 0.0 for v in b):
-        raise IntegrityError(f"every lora_B weight is still zero at step {step}: the LoRA learned nothing "
-                             "(learning rate too low, or the targets miss the model's layers)")
+        raise IntegrityError(
+            f"every lora_B weight is still zero at step {step}: the LoRA learned nothing "
+            "(learning rate too low, or the targets miss the model's layers)"
+        )

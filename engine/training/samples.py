@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from engine.studio import Studio
 
 
-def render_checkpoint_sample(studio: Studio, job_id: int, step: int, prompt: str, seed: int = 0,
-                             strength: float = 1.0) -> tuple[Path, Path]:
+def render_checkpoint_sample(
+    studio: Studio, job_id: int, step: int, prompt: str, seed: int = 0, strength: float = 1.0
+) -> tuple[Path, Path]:
     """The base model and the LoRA as saved at `step`, rendered at the same seed, side by side.
 
     The base clip is an ordinary recorded render; the checkpoint clip is written to
@@ -31,14 +32,19 @@ def render_checkpoint_sample(studio: Studio, job_id: int, step: int, prompt: str
         raise BadInput(f"job_id {job_id} is not a training run", field="job_id")
     config = TrainConfig.model_validate(row["recipe"])
     if step not in checkpoint_steps(studio.settings, job_id, config.name):
-        raise BadInput(f"step: run {job_id} has no checkpoint at step {step} (saved: "
-                       f"{checkpoint_steps(studio.settings, job_id, config.name) or 'none yet'})", field="step")
-    recipe = studio.build_recipe({"prompt": prompt or config.trigger or "a sample", "seed": seed,
-                                  "model": config.model})
+        raise BadInput(
+            f"step: run {job_id} has no checkpoint at step {step} (saved: "
+            f"{checkpoint_steps(studio.settings, job_id, config.name) or 'none yet'})",
+            field="step",
+        )
+    recipe = studio.build_recipe(
+        {"prompt": prompt or config.trigger or "a sample", "seed": seed, "model": config.model}
+    )
     base = Path(studio.render(recipe)["output_path"])
     # the checkpoint holds peft keys: diffusers wants them under `transformer.`, scaled by alpha/rank
-    tensors = load_file(str(checkpoint_dir(run_dir_for(studio.settings, job_id, config.name), step)
-                            / "lora.safetensors"))
+    tensors = load_file(
+        str(checkpoint_dir(run_dir_for(studio.settings, job_id, config.name), step) / "lora.safetensors")
+    )
     scale = config.lora_alpha / config.rank
     state = {f"transformer.{k}": (v * scale if "lora_B" in k else v) for k, v in tensors.items()}
     out = studio.settings.outputs_dir / "samples" / f"run{job_id:06d}-step{step:06d}-seed{seed}.mp4"

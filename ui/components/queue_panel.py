@@ -36,8 +36,13 @@ def rows(worker: QueueWorker) -> list[list[Any]]:
 
 def layout(worker: QueueWorker) -> QueuePanel:
     with gr.Accordion("Queue", open=True):
-        table = gr.Dataframe(headers=COLUMNS, value=rows(worker), interactive=False, wrap=True,
-                             label="Running, waiting and interrupted jobs")
+        table = gr.Dataframe(
+            headers=COLUMNS,
+            value=rows(worker),
+            interactive=False,
+            wrap=True,
+            label="Running, waiting and interrupted jobs",
+        )
         with gr.Row():
             job = gr.Number(label="Job", precision=0, minimum=1, scale=1)
             cancel = gr.Button("Cancel job", size="sm")

@@ -12,8 +12,21 @@ from typing import Any
 
 import gradio as gr
 
-FIELDS = ("prompt", "negative_prompt", "model", "quantization", "offload", "width", "height", "num_frames", "fps",
-          "steps", "guidance", "seed", "loras")
+FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "model",
+    "quantization",
+    "offload",
+    "width",
+    "height",
+    "num_frames",
+    "fps",
+    "steps",
+    "guidance",
+    "seed",
+    "loras",
+)
 
 
 def lora_label(ref: Any) -> str:
@@ -25,7 +38,7 @@ def lora_label(ref: Any) -> str:
 def values(*args: Any) -> dict[str, Any]:
     """Widget values (in `FIELDS` order) → recipe values; Gradio numbers arrive as floats."""
     out = {}
-    for name, value in zip(FIELDS, args):
+    for name, value in zip(FIELDS, args, strict=False):
         if name == "loras":
             out[name] = [v for v in ([value] if isinstance(value, str) else value or []) if str(v).strip()]
             continue

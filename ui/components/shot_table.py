@@ -24,10 +24,19 @@ def table_rows(studio: Studio, board: Storyboard) -> list[list[Any]]:
         plans = []
     for i, shot in enumerate(board.shots):
         p = plans[i] if i < len(plans) else None
-        status = ("rendered" if p and p.current else f"job {p.job['id']} {p.job['status']}" if p and p.job
-                  else "to render")
-        rows.append([i + 1, shot.prompt, round(shot.duration_s, 3), shot.seed,
-                     ", ".join(lora_label(r) for r in shot.loras), status])
+        status = (
+            "rendered" if p and p.current else f"job {p.job['id']} {p.job['status']}" if p and p.job else "to render"
+        )
+        rows.append(
+            [
+                i + 1,
+                shot.prompt,
+                round(shot.duration_s, 3),
+                shot.seed,
+                ", ".join(lora_label(r) for r in shot.loras),
+                status,
+            ]
+        )
     return rows
 
 
@@ -42,8 +51,12 @@ def read_table(board: Storyboard, table: Any) -> Storyboard:
             number = int(float(row[0])) if str(row[0]).strip() not in ("", "nan") else 0
             base = board.shots[number - 1] if 1 <= number <= len(board.shots) else None
             specs = [x for x in str(row[4] if len(row) > 5 and row[4] is not None else "").split(",") if x.strip()]
-            data = {"prompt": str(row[1]), "duration_s": float(row[2]), "seed": int(float(row[3])),
-                    "loras": [parse_lora_spec(x) for x in specs]}
+            data = {
+                "prompt": str(row[1]),
+                "duration_s": float(row[2]),
+                "seed": int(float(row[3])),
+                "loras": [parse_lora_spec(x) for x in specs],
+            }
             shot = base.model_copy(update=data) if base else Shot(**data)
             shots.append(Shot.model_validate(shot.model_dump()))  # a copy is not validated: check it here
         except (ValueError, TypeError, OverflowError, StudioError) as exc:

@@ -23,8 +23,14 @@ COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created"]
 
 
 def page_rows(studio: Studio, text: str, status: str, model: str, page: int) -> list[dict[str, Any]]:
-    return studio.history.jobs(limit=PAGE, offset=max(0, page - 1) * PAGE, status=status or None,
-                               text=text or None, model=model or None, kind="render")
+    return studio.history.jobs(
+        limit=PAGE,
+        offset=max(0, page - 1) * PAGE,
+        status=status or None,
+        text=text or None,
+        model=model or None,
+        kind="render",
+    )
 
 
 def details(row: dict[str, Any]) -> str:
@@ -73,8 +79,9 @@ def layout(services: Services) -> HistoryTab:
     with gr.Row():
         text = gr.Textbox(label="Prompt contains", scale=3)
         status = gr.Dropdown(label="Status", choices=[""] + list(STATUSES), value="", scale=1)
-        model = gr.Dropdown(label="Model", choices=[""] + [e.name for e in services.studio.pipelines()], value="",
-                            scale=1)
+        model = gr.Dropdown(
+            label="Model", choices=[""] + [e.name for e in services.studio.pipelines()], value="", scale=1
+        )
         page = gr.Number(label="Page", value=1, precision=0, minimum=1, scale=1)
         refresh = gr.Button("Refresh", scale=0)
     gallery = gr.Gallery(label="Renders", columns=6, height=260, allow_preview=False)
@@ -96,15 +103,44 @@ def layout(services: Services) -> HistoryTab:
                 confirm = gr.Checkbox(label="Yes, delete the row and its file", value=False)
                 delete = gr.Button("Delete", variant="stop")
             message = gr.Markdown("")
-    return HistoryTab(text, status, model, page, refresh, gallery, table, ids, video_ids, selected, video, info,
-                      recipe_view, reuse, rerender, open_folder, confirm, delete, message)
+    return HistoryTab(
+        text,
+        status,
+        model,
+        page,
+        refresh,
+        gallery,
+        table,
+        ids,
+        video_ids,
+        selected,
+        video,
+        info,
+        recipe_view,
+        reuse,
+        rerender,
+        open_folder,
+        confirm,
+        delete,
+        message,
+    )
 
 
 def load(services: Services, text_v, status_v, model_v, page_v):
     rows = page_rows(services.studio, text_v, status_v, model_v, int(page_v or 1))
     done = [r for r in rows if r["status"] == "done" and r["output_path"] and Path(r["output_path"]).exists()]
-    table_v = [[r["id"], r["status"], (r["prompt"] or "")[:80], r["model"], r["seed"],
-                round(r["wall_s"], 2) if r["wall_s"] is not None else "", r["created_at"][:19]] for r in rows]
+    table_v = [
+        [
+            r["id"],
+            r["status"],
+            (r["prompt"] or "")[:80],
+            r["model"],
+            r["seed"],
+            round(r["wall_s"], 2) if r["wall_s"] is not None else "",
+            r["created_at"][:19],
+        ]
+        for r in rows
+    ]
     gallery_v = [(r["output_path"], f"#{r['id']} {(r['prompt'] or '')[:40]}") for r in done]
     return gallery_v, table_v, [r["id"] for r in rows], [r["id"] for r in done]
 
@@ -116,8 +152,11 @@ def show(services: Services, job_id: int | None):
         row = services.studio.history.get(int(job_id))
     except KeyError:
         return None, f"Job {job_id} no longer exists.", None, None
-    path = row["output_path"] if row["status"] == "done" and row["output_path"] and \
-        Path(row["output_path"]).exists() else None
+    path = (
+        row["output_path"]
+        if row["status"] == "done" and row["output_path"] and Path(row["output_path"]).exists()
+        else None
+    )
     return path, details(row), row["recipe"], row["id"]
 
 
@@ -159,8 +198,14 @@ def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, 
     history.delete(job_id)
     if row["output_path"]:
         Path(row["output_path"]).unlink(missing_ok=True)
-    return [*load(services, text_v, status_v, model_v, page_v), None, f"Job {job_id} and its file were deleted.", None,
-            None, False]
+    return [
+        *load(services, text_v, status_v, model_v, page_v),
+        None,
+        f"Job {job_id} and its file were deleted.",
+        None,
+        None,
+        False,
+    ]
 
 
 def do_open(services: Services, job_id):
@@ -185,6 +230,10 @@ def wire(tab: HistoryTab, services: Services, form: RenderForm, tabs: gr.Tabs) -
     tab.gallery.select(bind(pick_gallery, services), inputs=tab.video_ids, outputs=shown, **private)
     tab.reuse.click(bind(do_reuse, services), inputs=tab.selected, outputs=form.components + [tabs], **private)
     tab.rerender.click(bind(do_rerender, services), inputs=tab.selected, outputs=tab.message, **private)
-    tab.delete.click(bind(do_delete, services), inputs=[tab.selected, tab.confirm] + tab.filters,
-                     outputs=listing + [tab.video, tab.message, tab.recipe_view, tab.selected, tab.confirm], **private)
+    tab.delete.click(
+        bind(do_delete, services),
+        inputs=[tab.selected, tab.confirm] + tab.filters,
+        outputs=listing + [tab.video, tab.message, tab.recipe_view, tab.selected, tab.confirm],
+        **private,
+    )
     tab.open_folder.click(bind(do_open, services), inputs=tab.selected, outputs=tab.message, **private)

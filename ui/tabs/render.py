@@ -96,16 +96,17 @@ def layout(services: Services) -> RenderTab:
     d = {**FALLBACK_SIZES, **(entry.defaults if entry else {})}
     presets = {p.name: p for p in load_presets()}
 
-    note = gr.Markdown(TEST_MODEL_NOTE.format(name=entry.name) if entry and entry.test_model else "",
-                       visible=bool(entry and entry.test_model))
+    note = gr.Markdown(
+        TEST_MODEL_NOTE.format(name=entry.name) if entry and entry.test_model else "",
+        visible=bool(entry and entry.test_model),
+    )
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="A red car drives through a rainy city at night")
             negative = gr.Textbox(label="Negative prompt", value="", lines=1, placeholder="what to avoid (optional)")
             with gr.Row():
                 preset = gr.Dropdown(label="Preset", choices=[""] + list(presets), value="", interactive=True)
-                model = gr.Dropdown(label="Model", choices=[e.name for e in pipelines], value=default,
-                                    interactive=True)
+                model = gr.Dropdown(label="Model", choices=[e.name for e in pipelines], value=default, interactive=True)
             with gr.Row():
                 quantization = gr.Radio(label="Quantization", choices=list(QUANTIZATIONS), value="none")
                 offload = gr.Radio(label="Offload (GPU memory)", choices=list(OFFLOADS), value="none")
@@ -122,23 +123,46 @@ def layout(services: Services) -> RenderTab:
                     lock_seed = gr.Checkbox(label="Lock seed", value=True)
                     dice = gr.Button("Random seed", size="sm")
             lora_names = [e.name for e in studio.vault.entries("lora")]
-            loras = gr.Dropdown(label="LoRAs", choices=lora_names, value=[], multiselect=True, allow_custom_value=True,
-                                info="several at once; strength 1, or type name:0.6 (−2…2)", elem_id="render-loras")
+            loras = gr.Dropdown(
+                label="LoRAs",
+                choices=lora_names,
+                value=[],
+                multiselect=True,
+                allow_custom_value=True,
+                info="several at once; strength 1, or type name:0.6 (−2…2)",
+                elem_id="render-loras",
+            )
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
                 add = gr.Button("Add to queue")
                 cancel = gr.Button("Cancel", variant="stop")
             status = gr.Markdown("")
-            restore = gr.File(label="Drop an MP4 made by the studio to restore its settings", file_types=[".mp4"],
-                              height=90)
+            restore = gr.File(
+                label="Drop an MP4 made by the studio to restore its settings", file_types=[".mp4"], height=90
+            )
         with gr.Column(scale=2):
             video = gr.Video(label="Result", interactive=False, autoplay=True)
             recipe_view = gr.JSON(label="Recipe")
 
-    form = RenderForm([prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps,
-                       guidance, seed, loras])
-    return RenderTab(form, note, preset, lock_seed, dice, generate, add, cancel, status, restore, video, recipe_view,
-                     queue_panel.layout(services.worker), presets)
+    form = RenderForm(
+        [prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed, loras]
+    )
+    return RenderTab(
+        form,
+        note,
+        preset,
+        lock_seed,
+        dice,
+        generate,
+        add,
+        cancel,
+        status,
+        restore,
+        video,
+        recipe_view,
+        queue_panel.layout(services.worker),
+        presets,
+    )
 
 
 def on_model(services: Services, name: str) -> list[Any]:
@@ -148,7 +172,8 @@ def on_model(services: Services, name: str) -> list[Any]:
     dd = chosen.defaults
     note_text = TEST_MODEL_NOTE.format(name=chosen.name) if chosen.test_model else ""
     return [gr.update(value=note_text, visible=chosen.test_model)] + [
-        gr.update(value=dd[k]) if k in dd else gr.update() for k in SIZE_FIELDS]
+        gr.update(value=dd[k]) if k in dd else gr.update() for k in SIZE_FIELDS
+    ]
 
 
 def on_preset(presets: dict[str, Preset], name: str) -> list[Any]:
@@ -180,11 +205,41 @@ def enqueue(services: Services, *args: Any) -> int:
         raise refused(exc) from None
 
 
-def on_generate(services: Services, followed: Followed, prompt, negative_prompt, model, quantization, offload, width,
-                height, num_frames, fps, steps, guidance, seed, loras, request: gr.Request):
+def on_generate(
+    services: Services,
+    followed: Followed,
+    prompt,
+    negative_prompt,
+    model,
+    quantization,
+    offload,
+    width,
+    height,
+    num_frames,
+    fps,
+    steps,
+    guidance,
+    seed,
+    loras,
+    request: gr.Request,
+):
     # (explicit parameters: Gradio only injects `request` next to named positional ones)
-    job_id = enqueue(services, prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps,
-                     steps, guidance, seed, loras)
+    job_id = enqueue(
+        services,
+        prompt,
+        negative_prompt,
+        model,
+        quantization,
+        offload,
+        width,
+        height,
+        num_frames,
+        fps,
+        steps,
+        guidance,
+        seed,
+        loras,
+    )
     session = request.session_hash or "default"
     followed.set(session, job_id)
     try:
@@ -223,15 +278,20 @@ def wire(tab: RenderTab, services: Services) -> None:
     sizes = [tab.field(k) for k in SIZE_FIELDS]
     seed = tab.field("seed")
     queue_panel.wire(tab.queue, services)
-    tab.field("model").change(bind(on_model, services), inputs=tab.field("model"), outputs=[tab.note, *sizes],
-                              **private)
+    tab.field("model").change(
+        bind(on_model, services), inputs=tab.field("model"), outputs=[tab.note, *sizes], **private
+    )
     tab.preset.change(bind(on_preset, tab.presets), inputs=tab.preset, outputs=inputs, **private)
     tab.restore.upload(on_restore, inputs=tab.restore, outputs=inputs + [tab.status], **private)
     tab.dice.click(random_seed, outputs=seed, **private)
-    tab.generate.click(bind(on_generate, services, followed), inputs=inputs,
-                       outputs=[tab.video, tab.recipe_view, tab.status], concurrency_limit=None, **private).then(
-        next_seed, inputs=[seed, tab.lock_seed], outputs=seed, **private)
+    tab.generate.click(
+        bind(on_generate, services, followed),
+        inputs=inputs,
+        outputs=[tab.video, tab.recipe_view, tab.status],
+        concurrency_limit=None,
+        **private,
+    ).then(next_seed, inputs=[seed, tab.lock_seed], outputs=seed, **private)
     tab.add.click(bind(on_add, services), inputs=inputs, outputs=tab.status, **private).then(
-        next_seed, inputs=[seed, tab.lock_seed], outputs=seed, **private).then(
-        bind(queue_panel.refresh, services), outputs=[tab.queue.table], **private)
+        next_seed, inputs=[seed, tab.lock_seed], outputs=seed, **private
+    ).then(bind(queue_panel.refresh, services), outputs=[tab.queue.table], **private)
     tab.cancel.click(bind(on_cancel, services, followed), outputs=tab.status, queue=False, **private)

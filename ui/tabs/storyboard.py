@@ -16,18 +16,20 @@ from aiprod_studio.errors import StudioError
 from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.presets import load_presets
 from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames
-from aiprod_studio.storyboard.scenarist import split_script
 from aiprod_studio.storyboard.db import StoryboardStore
+from aiprod_studio.storyboard.scenarist import split_script
 from engine.film import edl, produce
 from engine.film import shots as sb
 from ui.components.shot_table import COLUMNS, read_table, table_rows, thumbnails
 from ui.context import Services, bind
 from ui.errors import refused
 
-EXAMPLE = ("Title: Night drive\nStyle: cinematic, film grain\n"
-           "Shot 1: A red car drives through a rainy city at night (3s)\n"
-           "Shot 2: Close up on the driver, neon lights on her face\n"
-           "Shot 3: The car stops on a bridge over a dark river")
+EXAMPLE = (
+    "Title: Night drive\nStyle: cinematic, film grain\n"
+    "Shot 1: A red car drives through a rainy city at night (3s)\n"
+    "Shot 2: Close up on the driver, neon lights on her face\n"
+    "Shot 3: The car stops on a bridge over a dark river"
+)
 ROW_OPS = ("Add after", "Duplicate", "Delete", "Move up", "Move down")
 
 
@@ -81,8 +83,9 @@ def layout(services: Services) -> StoryboardTab:
         title = gr.Textbox(label="Title", scale=3)
     script = gr.Textbox(label="Script", lines=8, value=EXAMPLE, placeholder="Shot 1: …  (or paragraphs)")
     with gr.Row():
-        model = gr.Dropdown(label="Model", choices=[e.name for e in studio.pipelines()], value=studio.default_model(),
-                            scale=2)
+        model = gr.Dropdown(
+            label="Model", choices=[e.name for e in studio.pipelines()], value=studio.default_model(), scale=2
+        )
         preset = gr.Dropdown(label="Preset", choices=presets, value="", scale=1)
         fps = gr.Number(label="fps", value=24, precision=0, minimum=1, maximum=60, scale=1)
         target = gr.Number(label="Total seconds (0: 3 s a shot)", value=0, minimum=0, scale=1)
@@ -92,8 +95,14 @@ def layout(services: Services) -> StoryboardTab:
         split_btn = gr.Button("Split into shots", variant="primary")
         enhance_btn = gr.Button("Enhance with local LLM", visible=bool(studio.vault.entries(kind="scenarist")))
         save_btn = gr.Button("Save")
-    table = gr.Dataframe(headers=COLUMNS, datatype=["number", "str", "number", "number", "str", "str"],
-                         interactive=True, wrap=True, elem_id="storyboard-table", column_count=6)
+    table = gr.Dataframe(
+        headers=COLUMNS,
+        datatype=["number", "str", "number", "number", "str", "str"],
+        interactive=True,
+        wrap=True,
+        elem_id="storyboard-table",
+        column_count=6,
+    )
     with gr.Row():
         shot_no = gr.Number(label="Shot #", value=1, precision=0, minimum=1, scale=1)
         ops = {name: gr.Button(name, scale=0) for name in ROW_OPS}
@@ -107,35 +116,84 @@ def layout(services: Services) -> StoryboardTab:
     with gr.Row():
         export_dir = gr.Textbox(label="Export to folder", scale=3)
         export_btn = gr.Button("Export", scale=0)
-    return StoryboardTab(state, jobs, saved, open_btn, title, script, model, preset, fps, target, seed, crossfade,
-                         split_btn, enhance_btn, save_btn, table, shot_no, ops, render_all, render_one, cancel, status,
-                         gallery, film, export_dir, export_btn)
+    return StoryboardTab(
+        state,
+        jobs,
+        saved,
+        open_btn,
+        title,
+        script,
+        model,
+        preset,
+        fps,
+        target,
+        seed,
+        crossfade,
+        split_btn,
+        enhance_btn,
+        save_btn,
+        table,
+        shot_no,
+        ops,
+        render_all,
+        render_one,
+        cancel,
+        status,
+        gallery,
+        film,
+        export_dir,
+        export_btn,
+    )
 
 
-def current(board_json: Any, table_value: Any, title_text: str, model_name: str, preset_id: str, fps_v: float,
-            crossfade_v: float) -> Storyboard:
+def current(
+    board_json: Any,
+    table_value: Any,
+    title_text: str,
+    model_name: str,
+    preset_id: str,
+    fps_v: float,
+    crossfade_v: float,
+) -> Storyboard:
     """The page's storyboard: the state's, with the form's settings and the table's shots."""
     if not board_json:
         raise refused("shots: split a script first")
     board = Storyboard.model_validate(board_json)
-    board = board.model_copy(update={"title": title_text or board.title, "model": model_name or None,
-                                     "preset": preset_id or None, "fps": int(fps_v or 24),
-                                     "crossfade_s": float(crossfade_v or 0)})
+    board = board.model_copy(
+        update={
+            "title": title_text or board.title,
+            "model": model_name or None,
+            "preset": preset_id or None,
+            "fps": int(fps_v or 24),
+            "crossfade_s": float(crossfade_v or 0),
+        }
+    )
     return read_table(board, table_value)
 
 
 def shown(services: Services, board: Storyboard, message: str) -> tuple[Any, ...]:
     """Save the storyboard; (state, table, title, saved menu, status) showing it."""
     board = StoryboardStore(services.studio.history).save(board)
-    return (board.model_dump(mode="json"), table_rows(services.studio, board), board.title,
-            gr.update(choices=saved_choices(services), value=f"{board.id}: {board.title}"), message)
+    return (
+        board.model_dump(mode="json"),
+        table_rows(services.studio, board),
+        board.title,
+        gr.update(choices=saved_choices(services), value=f"{board.id}: {board.title}"),
+        message,
+    )
 
 
 def on_sb_split(services: Services, text, model_name, preset_id, fps_v, target_v, seed_v, crossfade_v):
     try:
-        board = split_script(text, fps=int(fps_v or 24), target_s=float(target_v) if target_v else None,
-                             base_seed=int(seed_v or 0), model=model_name or None, preset=preset_id or None,
-                             crossfade_s=float(crossfade_v or 0))
+        board = split_script(
+            text,
+            fps=int(fps_v or 24),
+            target_s=float(target_v) if target_v else None,
+            base_seed=int(seed_v or 0),
+            model=model_name or None,
+            preset=preset_id or None,
+            crossfade_s=float(crossfade_v or 0),
+        )
     except StudioError as exc:
         raise refused(exc) from None
     total = sum(shot_frames(s.duration_s, board.fps) for s in board.shots) / board.fps
@@ -151,8 +209,12 @@ def on_sb_enhance(services: Services, board_json, table_value, title_text, model
     except StudioError as exc:
         raise refused(exc) from None
     kept = [str(r["shot"]) for r in report if r["used"] == "rules"]
-    return shown(services, board, "Prompts rewritten by the local LLM" + (
-        f"; shots {', '.join(kept)} kept their prompt (unusable output)" if kept else "."))
+    return shown(
+        services,
+        board,
+        "Prompts rewritten by the local LLM"
+        + (f"; shots {', '.join(kept)} kept their prompt (unusable output)" if kept else "."),
+    )
 
 
 def on_sb_save(services: Services, *args):
@@ -164,9 +226,18 @@ def on_sb_open(services: Services, choice: str):
         raise refused("id: choose a saved storyboard")
     studio = services.studio
     board = StoryboardStore(studio.history).load(int(choice.split(":")[0]))
-    return (board.model_dump(mode="json"), table_rows(studio, board), board.title, board.script,
-            board.model or studio.default_model(), board.preset or "", board.fps, board.base_seed,
-            board.crossfade_s, thumbnails(studio, board))
+    return (
+        board.model_dump(mode="json"),
+        table_rows(studio, board),
+        board.title,
+        board.script,
+        board.model or studio.default_model(),
+        board.preset or "",
+        board.fps,
+        board.base_seed,
+        board.crossfade_s,
+        thumbnails(studio, board),
+    )
 
 
 def on_sb_row(services: Services, op: str, number, *args):
@@ -176,8 +247,9 @@ def on_sb_row(services: Services, op: str, number, *args):
     if not 0 <= i < len(shots):
         raise refused(f"shot: choose 1–{len(shots)}, got {int(number or 0)}")
     if op == "Add after":
-        shots.insert(i + 1, Shot(prompt="a new shot", duration_s=shots[i].duration_s,
-                                 seed=max(s.seed for s in shots) + 1))
+        shots.insert(
+            i + 1, Shot(prompt="a new shot", duration_s=shots[i].duration_s, seed=max(s.seed for s in shots) + 1)
+        )
     elif op == "Duplicate":
         shots.insert(i + 1, shots[i].model_copy())
     elif op == "Delete":
@@ -200,8 +272,11 @@ def on_sb_render(services: Services, only: bool, number, *args):
     try:
         for event in produce.render_queued(studio, services.worker, board, only=int(number) if only else None):
             if isinstance(event, produce.ShotsQueued):
-                text = (f"Rendering shots {event.to_render}…" if event.to_render
-                        else "Every shot is already rendered: assembling the film…")
+                text = (
+                    f"Rendering shots {event.to_render}…"
+                    if event.to_render
+                    else "Every shot is already rendered: assembling the film…"
+                )
                 yield state_json, table_rows(studio, board), text, gr.update(), gr.update(), event.job_ids
             elif isinstance(event, produce.ShotProgress):
                 text = f"Shot {event.shot}: step {event.step}/{event.total} · {event.done} of {event.shots} shots done"
@@ -214,8 +289,14 @@ def on_sb_render(services: Services, only: bool, number, *args):
                 return
     except StudioError as exc:
         raise refused(exc) from None
-    yield state_json, table_rows(studio, board), "Shot rendered; render the storyboard to build the film.", \
-        thumbnails(studio, board), gr.update(), gr.update()
+    yield (
+        state_json,
+        table_rows(studio, board),
+        "Shot rendered; render the storyboard to build the film.",
+        thumbnails(studio, board),
+        gr.update(),
+        gr.update(),
+    )
 
 
 def on_sb_cancel(services: Services, job_ids: list[int] | None) -> str:
@@ -240,29 +321,53 @@ def on_sb_export(services: Services, folder, *args):
 
 def on_sb_page_load(services: Services):
     """Storyboards saved and models added since the app was built."""
-    return (gr.update(choices=saved_choices(services)),
-            gr.update(choices=[e.name for e in services.studio.pipelines()]))
+    return (
+        gr.update(choices=saved_choices(services)),
+        gr.update(choices=[e.name for e in services.studio.pipelines()]),
+    )
 
 
 def wire(tab: StoryboardTab, services: Services) -> None:
     private = {"api_visibility": "private"}
     form = tab.form
     outs = [tab.state, tab.table, tab.title, tab.saved, tab.status]
-    tab.split_btn.click(bind(on_sb_split, services),
-                        inputs=[tab.script, tab.model, tab.preset, tab.fps, tab.target, tab.seed, tab.crossfade],
-                        outputs=outs, **private)
+    tab.split_btn.click(
+        bind(on_sb_split, services),
+        inputs=[tab.script, tab.model, tab.preset, tab.fps, tab.target, tab.seed, tab.crossfade],
+        outputs=outs,
+        **private,
+    )
     tab.enhance_btn.click(bind(on_sb_enhance, services), inputs=form, outputs=outs, **private)
     tab.save_btn.click(bind(on_sb_save, services), inputs=form, outputs=outs, **private)
-    tab.open_btn.click(bind(on_sb_open, services), inputs=tab.saved,
-                       outputs=[tab.state, tab.table, tab.title, tab.script, tab.model, tab.preset, tab.fps, tab.seed,
-                                tab.crossfade, tab.gallery], **private)
+    tab.open_btn.click(
+        bind(on_sb_open, services),
+        inputs=tab.saved,
+        outputs=[
+            tab.state,
+            tab.table,
+            tab.title,
+            tab.script,
+            tab.model,
+            tab.preset,
+            tab.fps,
+            tab.seed,
+            tab.crossfade,
+            tab.gallery,
+        ],
+        **private,
+    )
     for op, button in tab.ops.items():
         name = "on_sb_" + op.lower().replace(" ", "_")
         button.click(bind(on_sb_row, services, op, name=name), inputs=[tab.shot_no, *form], outputs=outs, **private)
     render_outs = [tab.state, tab.table, tab.status, tab.gallery, tab.film, tab.jobs]
-    tab.render_all.click(bind(on_sb_render, services, False), inputs=[tab.shot_no, *form], outputs=render_outs,
-                         **private)
-    tab.render_one.click(bind(on_sb_render, services, True, name="on_sb_render_shot"), inputs=[tab.shot_no, *form],
-                         outputs=render_outs, **private)
+    tab.render_all.click(
+        bind(on_sb_render, services, False), inputs=[tab.shot_no, *form], outputs=render_outs, **private
+    )
+    tab.render_one.click(
+        bind(on_sb_render, services, True, name="on_sb_render_shot"),
+        inputs=[tab.shot_no, *form],
+        outputs=render_outs,
+        **private,
+    )
     tab.cancel.click(bind(on_sb_cancel, services), inputs=tab.jobs, outputs=tab.status, **private)
     tab.export_btn.click(bind(on_sb_export, services), inputs=[tab.export_dir, *form], outputs=tab.status, **private)

@@ -21,11 +21,12 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from aiprod_studio.choices import LR_SCHEDULES
 from aiprod_studio.errors import BadInput, StudioError
 from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import QUANTIZATIONS
-from aiprod_studio.training import make_train_config
+from aiprod_studio.training import make_train_config, train_default
 from engine.device.plan import memory_gb
 from engine.jobs.events import watch
 from engine.training import dataset as ds
@@ -37,15 +38,36 @@ from ui.errors import refused
 
 PRESETS = {
     "Quick test (60 steps, rank 8)": {"steps": 60, "rank": 8, "lr": 1e-3, "save_every": 20, "warmup": 5},
-    "Character or style (1500 steps, rank 32)": {"steps": 1500, "rank": 32, "lr": 1e-4, "save_every": 250,
-                                                 "warmup": 50},
+    "Character or style (1500 steps, rank 32)": {
+        "steps": 1500,
+        "rank": 32,
+        "lr": 1e-4,
+        "save_every": 250,
+        "warmup": 50,
+    },
     "Motion (2500 steps, rank 64)": {"steps": 2500, "rank": 64, "lr": 5e-5, "save_every": 250, "warmup": 100},
 }
 
 
 PRESET_FIELDS = ("rank", "lr", "steps", "save_every", "warmup")
-START_FIELDS = ("dataset", "name", "base", "trigger", "rank", "lr", "steps", "save_every", "warmup", "seed", "width",
-                "height", "frames", "schedule", "quantization", "checkpointing")
+START_FIELDS = (
+    "dataset",
+    "name",
+    "base",
+    "trigger",
+    "rank",
+    "lr",
+    "steps",
+    "save_every",
+    "warmup",
+    "seed",
+    "width",
+    "height",
+    "frames",
+    "schedule",
+    "quantization",
+    "checkpointing",
+)
 
 
 @dataclass
@@ -95,35 +117,38 @@ def layout(services: Services) -> TrainingTab:
     # one straight column of widgets, top to bottom as the page shows them
     studio = services.studio
     with gr.Row():
-        dataset = gr.Textbox(label="Dataset folder (clips or images + same-name .txt captions, or dataset.jsonl)",
-                             scale=4)
+        dataset = gr.Textbox(
+            label="Dataset folder (clips or images + same-name .txt captions, or dataset.jsonl)", scale=4
+        )
         check_btn = gr.Button("Check dataset", scale=0)
     report = gr.Markdown("")
     with gr.Row():
         name = gr.Textbox(label="LoRA name", scale=2)
-        base = gr.Dropdown(label="Base model", choices=[e.name for e in studio.pipelines()],
-                           value=studio.default_model(), scale=2)
+        base = gr.Dropdown(
+            label="Base model", choices=[e.name for e in studio.pipelines()], value=studio.default_model(), scale=2
+        )
         trigger = gr.Textbox(label="Trigger word (added to captions at encode time)", scale=2)
         preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=list(PRESETS)[1], scale=3)
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            rank = gr.Number(label="Rank", value=32, precision=0, minimum=1, maximum=256)
-            lr = gr.Number(label="Learning rate", value=1e-4)
-            steps = gr.Number(label="Steps", value=1500, precision=0, minimum=1)
-            save_every = gr.Number(label="Save every", value=250, precision=0, minimum=1)
-            warmup = gr.Number(label="Warmup steps", value=50, precision=0, minimum=0)
+            rank = gr.Number(label="Rank", value=train_default("rank"), precision=0, minimum=1, maximum=256)
+            lr = gr.Number(label="Learning rate", value=train_default("lr"))
+            steps = gr.Number(label="Steps", value=train_default("steps"), precision=0, minimum=1)
+            save_every = gr.Number(label="Save every", value=train_default("save_every"), precision=0, minimum=1)
+            warmup = gr.Number(label="Warmup steps", value=train_default("warmup_steps"), precision=0, minimum=0)
             seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
         with gr.Row():
             width = gr.Number(label="Bucket width (0: proposed)", value=0, precision=0, step=32)
             height = gr.Number(label="Bucket height (0: proposed)", value=0, precision=0, step=32)
             frames = gr.Number(label="Bucket frames (0: proposed)", value=0, precision=0, step=8)
-            schedule = gr.Radio(label="Schedule", choices=["constant", "cosine"], value="constant")
+            schedule = gr.Radio(label="Schedule", choices=list(LR_SCHEDULES), value=train_default("schedule"))
             quantization = gr.Radio(label="Base weights", choices=list(QUANTIZATIONS), value="none")
             checkpointing = gr.Checkbox(label="Gradient checkpointing", value=False)
     with gr.Row():
         # (no precision or minimum: the handler names a bad run id itself, 1.5 is refused, not rounded)
-        run = gr.Number(label="Run", value=None, scale=0, min_width=170,
-                        info="filled in by Start; type an id to take a run over")
+        run = gr.Number(
+            label="Run", value=None, scale=0, min_width=170, info="filled in by Start; type an id to take a run over"
+        )
         start_btn = gr.Button("Start training", variant="primary")
         pause_btn = gr.Button("Pause")
         resume_btn = gr.Button("Resume")
@@ -139,10 +164,41 @@ def layout(services: Services) -> TrainingTab:
     with gr.Row():
         base_video = gr.Video(label="Base model", interactive=False)
         lora_video = gr.Video(label="With the LoRA at that step", interactive=False)
-    return TrainingTab(dataset, check_btn, report, name, base, trigger, preset, rank, lr, steps, save_every, warmup,
-                       seed, width, height, frames, schedule, quantization, checkpointing, run, start_btn, pause_btn,
-                       resume_btn, cancel_btn, status, plot, sample_step, steps_btn, sample_prompt, sample_seed,
-                       compare_btn, base_video, lora_video)
+    return TrainingTab(
+        dataset,
+        check_btn,
+        report,
+        name,
+        base,
+        trigger,
+        preset,
+        rank,
+        lr,
+        steps,
+        save_every,
+        warmup,
+        seed,
+        width,
+        height,
+        frames,
+        schedule,
+        quantization,
+        checkpointing,
+        run,
+        start_btn,
+        pause_btn,
+        resume_btn,
+        cancel_btn,
+        status,
+        plot,
+        sample_step,
+        steps_btn,
+        sample_prompt,
+        sample_seed,
+        compare_btn,
+        base_video,
+        lora_video,
+    )
 
 
 def on_train_check(services: Services, folder: str):
@@ -183,8 +239,10 @@ def run_text(job_id: int, row: dict[str, Any]) -> str:
     if metrics:
         m = metrics[-1]
         eta = m["seconds"] * (row["total_steps"] - m["step"])
-        text += (f" · step {m['step']}/{row['total_steps']} · loss {m['loss']:.4f} · "
-                 f"{m['seconds']:.2f}s/step · about {eta:,.0f}s left")
+        text += (
+            f" · step {m['step']}/{row['total_steps']} · loss {m['loss']:.4f} · "
+            f"{m['seconds']:.2f}s/step · about {eta:,.0f}s left"
+        )
     if row["status"] == "queued":
         text += f" (position {row['position']} in the queue)"
     if row["status"] == "done":
@@ -198,28 +256,62 @@ def follow(services: Services, job_id: int):
     """(status text, loss table, Run box) while the run moves; the Run box is set once, at the start."""
     studio, worker = services.studio, services.worker
     run_box = job_id
-    for row in watch(lambda: worker.status(job_id) | {"metrics": studio.history.metrics(job_id)},
-                     key=lambda r: (r["status"], len(r["metrics"])), poll_s=0.5, timeout_s=None):
+    for row in watch(
+        lambda: worker.status(job_id) | {"metrics": studio.history.metrics(job_id)},
+        key=lambda r: (r["status"], len(r["metrics"])),
+        poll_s=0.5,
+        timeout_s=None,
+    ):
         yield run_text(job_id, row), loss_frame(row["metrics"]), run_box
         run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
 
 
 def _whole(field: str, value: float | None, empty: int | None = None) -> int:
-    return empty if value in (None, "") and empty is not None else whole_number(value, field, low=-2**63)
+    return empty if value in (None, "") and empty is not None else whole_number(value, field, low=-(2**63))
 
 
-def on_train_start(services: Services, folder, lora_name, model, trig, rank_v, lr_v, steps_v, save_v, warm_v, seed_v,
-                   w, h, f, sched, quant, ckpt):
+def on_train_start(
+    services: Services,
+    folder,
+    lora_name,
+    model,
+    trig,
+    rank_v,
+    lr_v,
+    steps_v,
+    save_v,
+    warm_v,
+    seed_v,
+    w,
+    h,
+    f,
+    sched,
+    quant,
+    ckpt,
+):
     try:
         if isinstance(lr_v, bool) or not isinstance(lr_v, (int, float)) or not math.isfinite(lr_v):
             raise BadInput(f"lr must be a number, got {lr_v!r}", field="lr")
-        config = make_train_config({
-            "dataset": folder, "name": (lora_name or "").strip(), "model": model or None, "trigger": trig or "",
-            "rank": _whole("rank", rank_v), "lr": float(lr_v), "steps": _whole("steps", steps_v),
-            "save_every": _whole("save_every", save_v), "warmup_steps": _whole("warmup_steps", warm_v, 0),
-            "seed": _whole("seed", seed_v, 0), "width": _whole("width", w, 0) or None,
-            "height": _whole("height", h, 0) or None, "num_frames": _whole("num_frames", f, 0) or None,
-            "schedule": sched, "quantization": quant, "gradient_checkpointing": bool(ckpt)})
+        config = make_train_config(
+            {
+                "dataset": folder,
+                "name": (lora_name or "").strip(),
+                "model": model or None,
+                "trigger": trig or "",
+                "rank": _whole("rank", rank_v),
+                "lr": float(lr_v),
+                "steps": _whole("steps", steps_v),
+                "save_every": _whole("save_every", save_v),
+                "warmup_steps": _whole("warmup_steps", warm_v, 0),
+                "seed": _whole("seed", seed_v, 0),
+                "width": _whole("width", w, 0) or None,
+                "height": _whole("height", h, 0) or None,
+                "num_frames": _whole("num_frames", f, 0) or None,
+                "schedule": sched,
+                "quantization": quant,
+                "gradient_checkpointing": bool(ckpt),
+            }
+        )
         job_id = queue_training(services.worker, config)
     except StudioError as exc:
         raise refused(exc) from None
@@ -272,15 +364,23 @@ def wire(tab: TrainingTab, services: Services) -> None:
     private = {"api_visibility": "private"}
     stop = {verb: bind(on_train_stop, services, verb, name=f"on_train_{verb}") for verb in ("paused", "cancelled")}
     following = [tab.status, tab.plot, tab.run]
-    tab.check_btn.click(bind(on_train_check, services), inputs=tab.dataset,
-                        outputs=[tab.report, tab.width, tab.height, tab.frames], **private)
+    tab.check_btn.click(
+        bind(on_train_check, services),
+        inputs=tab.dataset,
+        outputs=[tab.report, tab.width, tab.height, tab.frames],
+        **private,
+    )
     tab.preset.change(on_train_preset, inputs=tab.preset, outputs=[getattr(tab, k) for k in PRESET_FIELDS], **private)
-    tab.start_btn.click(bind(on_train_start, services), inputs=[getattr(tab, k) for k in START_FIELDS],
-                        outputs=following, **private)
+    tab.start_btn.click(
+        bind(on_train_start, services), inputs=[getattr(tab, k) for k in START_FIELDS], outputs=following, **private
+    )
     tab.pause_btn.click(stop["paused"], inputs=tab.run, outputs=tab.status, **private)
     tab.cancel_btn.click(stop["cancelled"], inputs=tab.run, outputs=tab.status, **private)
     tab.resume_btn.click(bind(on_train_resume, services), inputs=tab.run, outputs=following, **private)
     tab.steps_btn.click(bind(on_train_steps, services), inputs=tab.run, outputs=tab.sample_step, **private)
-    tab.compare_btn.click(bind(on_train_compare, services), inputs=[tab.run, tab.sample_step, tab.sample_prompt,
-                                                                    tab.sample_seed],
-                          outputs=[tab.base_video, tab.lora_video], **private)
+    tab.compare_btn.click(
+        bind(on_train_compare, services),
+        inputs=[tab.run, tab.sample_step, tab.sample_prompt, tab.sample_seed],
+        outputs=[tab.base_video, tab.lora_video],
+        **private,
+    )

@@ -16,12 +16,11 @@ from typing import Any
 
 import gradio as gr
 
+from aiprod_studio.choices import DEFAULT_KIND, STORED_QUANTIZATIONS, VAULT_KINDS
 from aiprod_studio.errors import StudioError
 from aiprod_studio.files import atomic
-from aiprod_studio.recipe import QUANTIZATIONS
 from aiprod_studio.vault.cli import human_bytes, plural
 from aiprod_studio.vault.report import build_report, to_markdown
-from aiprod_studio.vault.store import KINDS
 from aiprod_studio.vault.transfer import export_bundle, import_path
 from aiprod_studio.vault.verify import last_results, verify
 from engine.studio import Studio
@@ -42,19 +41,37 @@ def rows(studio: Studio) -> list[list[Any]]:
     out = []
     for e in studio.vault.entries():
         check = checks.get(e.name, {})
-        source = (f"{e.source.repo}@{e.source.revision[:10]}" if e.source else
-                  f"from {e.derived_from.split('@')[0]} ({e.quantization})" if e.derived_from else
-                  "built-in test model" if e.test_model else "imported")
-        out.append([BADGES.get(check.get("status", ""), "○ unchecked"), e.name, e.kind, e.family,
-                    human_bytes(e.total_size), source, e.license, e.digest[:12],
-                    f"{check.get('mode', '')} {check.get('checked', '')}".strip()])
+        source = (
+            f"{e.source.repo}@{e.source.revision[:10]}"
+            if e.source
+            else f"from {e.derived_from.split('@')[0]} ({e.quantization})"
+            if e.derived_from
+            else "built-in test model"
+            if e.test_model
+            else "imported"
+        )
+        out.append(
+            [
+                BADGES.get(check.get("status", ""), "○ unchecked"),
+                e.name,
+                e.kind,
+                e.family,
+                human_bytes(e.total_size),
+                source,
+                e.license,
+                e.digest[:12],
+                f"{check.get('mode', '')} {check.get('checked', '')}".strip(),
+            ]
+        )
     return out
 
 
 def progress_text(label: str, p: Any) -> str:
     eta = f", about {p.eta_s:,.0f}s left" if p.eta_s is not None else ""
-    return (f"{label}: {p.fraction:.0%} — {human_bytes(p.done_bytes)} of {human_bytes(p.total_bytes)}, "
-            f"{p.files_done}/{p.files_total} files, {human_bytes(p.bytes_per_s)}/s{eta}")
+    return (
+        f"{label}: {p.fraction:.0%} — {human_bytes(p.done_bytes)} of {human_bytes(p.total_bytes)}, "
+        f"{p.files_done}/{p.files_total} files, {human_bytes(p.bytes_per_s)}/s{eta}"
+    )
 
 
 class Tracked:
@@ -129,9 +146,9 @@ def layout(services: Services) -> VaultTab:
     vault = services.studio.vault
     names = [e.name for e in vault.entries()]
     pipelines = [e.name for e in vault.entries("pipeline")]
-    stored = [q for q in QUANTIZATIONS if q != "none"]
-    table = gr.Dataframe(value=rows(services.studio), headers=COLUMNS, interactive=False, wrap=True,
-                         elem_id="vault-table")
+    table = gr.Dataframe(
+        value=rows(services.studio), headers=COLUMNS, interactive=False, wrap=True, elem_id="vault-table"
+    )
     with gr.Row():
         target = gr.Dropdown(label="Entry", choices=["(all)"] + names, value="(all)", scale=2)
         mode = gr.Radio(label="Check", choices=["quick", "deep"], value="quick", scale=1)
@@ -144,7 +161,7 @@ def layout(services: Services) -> VaultTab:
         with gr.Row():
             src = gr.Textbox(label="Path on this machine", scale=3)
             new_name = gr.Textbox(label="Name (not needed for a bundle)", scale=2)
-            kind = gr.Dropdown(label="Kind", choices=list(KINDS), value="pipeline", scale=1)
+            kind = gr.Dropdown(label="Kind", choices=list(VAULT_KINDS), value=DEFAULT_KIND, scale=1)
         with gr.Row():
             license_ = gr.Textbox(label="License", scale=2)
             link = gr.Checkbox(label="Hard-link instead of copying (same disk only)", value=False, scale=2)
@@ -155,7 +172,7 @@ def layout(services: Services) -> VaultTab:
         export_btn = gr.Button("Export", scale=0)
     with gr.Accordion("Quantized copy (saved once, loads without re-quantizing)", open=False), gr.Row():
         q_name = gr.Dropdown(label="Pipeline", choices=pipelines, value=pipelines[0] if pipelines else None, scale=2)
-        q_to = gr.Radio(label="Weights", choices=stored, value="fp8", scale=1)
+        q_to = gr.Radio(label="Weights", choices=list(STORED_QUANTIZATIONS), value="fp8", scale=1)
         q_new = gr.Textbox(label="New name", scale=2)
         quantize_btn = gr.Button("Quantize", scale=0)
     with gr.Accordion("Sovereignty report", open=False):
@@ -165,9 +182,33 @@ def layout(services: Services) -> VaultTab:
         report_file = gr.File(label="Report (.md)", interactive=False)
         report_view = gr.Markdown("")
     gr.Markdown(PROVISION_HELP)
-    return VaultTab(table, target, mode, verify_btn, cancel_btn, refresh_btn, status, task, src, new_name, kind,
-                    license_, link, import_btn, export_name, export_dir, export_btn, q_name, q_to, q_new,
-                    quantize_btn, self_test, report_btn, report_file, report_view)
+    return VaultTab(
+        table,
+        target,
+        mode,
+        verify_btn,
+        cancel_btn,
+        refresh_btn,
+        status,
+        task,
+        src,
+        new_name,
+        kind,
+        license_,
+        link,
+        import_btn,
+        export_name,
+        export_dir,
+        export_btn,
+        q_name,
+        q_to,
+        q_new,
+        quantize_btn,
+        self_test,
+        report_btn,
+        report_file,
+        report_view,
+    )
 
 
 def lists(services: Services) -> tuple[Any, ...]:
@@ -175,9 +216,14 @@ def lists(services: Services) -> tuple[Any, ...]:
     vault = services.studio.vault
     all_names = [e.name for e in vault.entries()]
     pipes = [e.name for e in vault.entries("pipeline")]
-    return (gr.update(value=rows(services.studio)), gr.update(choices=["(all)"] + all_names),
-            gr.update(choices=all_names), gr.update(choices=pipes), gr.update(choices=pipes),
-            gr.update(choices=[e.name for e in vault.entries("lora")]))
+    return (
+        gr.update(value=rows(services.studio)),
+        gr.update(choices=["(all)"] + all_names),
+        gr.update(choices=all_names),
+        gr.update(choices=pipes),
+        gr.update(choices=pipes),
+        gr.update(choices=[e.name for e in vault.entries("lora")]),
+    )
 
 
 def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
@@ -196,16 +242,22 @@ def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any
 def on_vault_verify(services: Services, name: str, how: str):
     vault = services.studio.vault
     names_ = None if name in ("", "(all)", None) else [name]
-    job = track(f"{how} verify", lambda progress, cancel: verify(vault, names_, deep=how == "deep",
-                                                               progress=progress, cancel=cancel))
+    job = track(
+        f"{how} verify",
+        lambda progress, cancel: verify(vault, names_, deep=how == "deep", progress=progress, cancel=cancel),
+    )
     try:
         while True:
             yield *next(job), gr.update()
     except StopIteration as done:
         report = done.value
     outcome = "all ok" if report.ok else plural(len(report.failures()), "problem")
-    lines = [(f"**{report.mode} verify: {outcome}** ({plural(len(report.entries), 'entry', 'entries')}, "
-              f"{human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)")]
+    lines = [
+        (
+            f"**{report.mode} verify: {outcome}** ({plural(len(report.entries), 'entry', 'entries')}, "
+            f"{human_bytes(report.hashed_bytes)} hashed in {report.seconds:.2f}s)"
+        )
+    ]
     lines += [f"- ✖ {f}" for f in report.failures()]
     yield "\n".join(lines), None, gr.update(value=rows(services.studio))
 
@@ -221,30 +273,45 @@ def on_vault_import(services: Services, path: str, name: str, kind_: str, licens
     if not (path or "").strip():
         raise refused("path: give the folder, file or bundle to import")
     fields = {"license": license_text.strip()} if (license_text or "").strip() else {}
-    job = track("import", lambda progress, cancel: import_path(
-        services.studio.vault, path.strip(), (name or "").strip() or None, kind=None if kind_ == "pipeline" else kind_,
-        link=hard_link, progress=progress, cancel=cancel, **fields))
+    job = track(
+        "import",
+        lambda progress, cancel: import_path(
+            services.studio.vault,
+            path.strip(),
+            (name or "").strip() or None,
+            kind=None if kind_ == "pipeline" else kind_,
+            link=hard_link,
+            progress=progress,
+            cancel=cancel,
+            **fields,
+        ),
+    )
     try:
         while True:
             yield next(job) + (gr.update(),) * 6
     except StopIteration as done:
         entry = done.value
-    text = (f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
-            f"digest `{entry.digest[:12]}`.")
+    text = (
+        f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
+        f"digest `{entry.digest[:12]}`."
+    )
     yield (text, None) + lists(services)
 
 
 def on_vault_export(services: Services, name: str, folder: str):
     if not name or not (folder or "").strip():
         raise refused("to: choose an entry and a folder to write the bundle into")
-    job = track("export", lambda progress, cancel: export_bundle(services.studio.vault, name, folder.strip(),
-                                                                progress=progress, cancel=cancel))
+    job = track(
+        "export",
+        lambda progress, cancel: export_bundle(
+            services.studio.vault, name, folder.strip(), progress=progress, cancel=cancel
+        ),
+    )
     try:
         while True:
             yield next(job)
     except StopIteration as done:
-        yield (f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`.",
-               None)
+        yield (f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`.", None)
 
 
 def on_vault_quantize(services: Services, name: str, to: str, new: str):
@@ -278,16 +345,32 @@ def wire(tab: VaultTab, services: Services, model_menu: Any, lora_menu: Any) -> 
     render form's `model_menu` and `lora_menu`."""
     private = {"api_visibility": "private"}
     listed = menus(tab, model_menu, lora_menu)
-    tab.verify_btn.click(bind(on_vault_verify, services), inputs=[tab.target, tab.mode],
-                         outputs=[tab.status, tab.task, tab.table], **private)
+    tab.verify_btn.click(
+        bind(on_vault_verify, services),
+        inputs=[tab.target, tab.mode],
+        outputs=[tab.status, tab.task, tab.table],
+        **private,
+    )
     tab.cancel_btn.click(on_vault_cancel, inputs=tab.task, outputs=tab.status, **private)
     tab.refresh_btn.click(bind(lists, services), outputs=listed, **private)
-    tab.import_btn.click(bind(on_vault_import, services), inputs=[tab.src, tab.new_name, tab.kind, tab.license_,
-                                                                  tab.link],
-                         outputs=[tab.status, tab.task, *listed], **private)
-    tab.export_btn.click(bind(on_vault_export, services), inputs=[tab.export_name, tab.export_dir],
-                         outputs=[tab.status, tab.task], **private)
-    tab.quantize_btn.click(bind(on_vault_quantize, services), inputs=[tab.q_name, tab.q_to, tab.q_new],
-                           outputs=[tab.status, *listed], **private)
-    tab.report_btn.click(bind(on_vault_report, services), inputs=tab.self_test,
-                         outputs=[tab.report_file, tab.report_view], **private)
+    tab.import_btn.click(
+        bind(on_vault_import, services),
+        inputs=[tab.src, tab.new_name, tab.kind, tab.license_, tab.link],
+        outputs=[tab.status, tab.task, *listed],
+        **private,
+    )
+    tab.export_btn.click(
+        bind(on_vault_export, services),
+        inputs=[tab.export_name, tab.export_dir],
+        outputs=[tab.status, tab.task],
+        **private,
+    )
+    tab.quantize_btn.click(
+        bind(on_vault_quantize, services),
+        inputs=[tab.q_name, tab.q_to, tab.q_new],
+        outputs=[tab.status, *listed],
+        **private,
+    )
+    tab.report_btn.click(
+        bind(on_vault_report, services), inputs=tab.self_test, outputs=[tab.report_file, tab.report_view], **private
+    )
