@@ -150,8 +150,8 @@ def orphan():
 
         gone = subprocess.Popen([sys.executable, "-c", "pass"])
         gone.wait()
-        with history._lock:
-            history.db.execute(
+        with history.locked() as db:
+            db.execute(
                 "UPDATE jobs SET owner_pid = ?, owner_host = ?, owner_start = '0' WHERE id = ?",
                 [gone.pid, host_id(), job_id],
             )

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from tests.test_lora_train import make_dataset
+from training_data import make_dataset
 
 
 def test_check_then_train_then_interrupt_and_resume(cli, tiny_vault, data_dir, tmp_path):
