@@ -207,6 +207,7 @@ def import_path(
     `link=True` hard-links instead of copying (same filesystem only; the vault then shares
     the bytes with the source, and verify catches any later edit of either).
     """
+    # (one function on purpose: the import's numbered steps share one lock, one staging folder and one journal)
     # 1. What is being imported, under which name.
     src = Path(source).expanduser()
     if not src.exists():

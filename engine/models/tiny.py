@@ -87,6 +87,8 @@ def build_tokenizer(max_length: int = MAX_TOKENS):
 
 def build_pipeline(seed: int = 0):
     """Build the tiny LTX-2 pipeline in memory (float32, CPU), deterministically."""
+    # (one function on purpose: every component's config side by side is how the tiny model is checked against a real
+    # one)
     from diffusers import (
         AutoencoderKLLTX2Audio,
         AutoencoderKLLTX2Video,

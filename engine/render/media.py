@@ -50,6 +50,7 @@ def encode_mp4(
     `frames` is (F, H, W, 3) uint8 or float in [0, 1]; `audio` is (channels, samples)
     float in [-1, 1]. The file appears under `path` only once it is complete.
     """
+    # (one function on purpose: the video and audio streams share one container, one temp file and one fsync)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = to_uint8_frames(np.asarray(frames))

@@ -27,6 +27,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
 
 
 def cmd_lora(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    # (one function on purpose: a new run, a resume and a secondary `accelerate` process share the same row and exit
+    # paths)
     import os
 
     from aiprod_studio.numbers import whole_number

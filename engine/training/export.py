@@ -43,6 +43,8 @@ def export(
 ) -> dict[str, Any]:
     """Write the diffusers and ComfyUI files, load the first back into `transformer` (the one
     just trained) to count modules, record it in the vault."""
+    # (one function on purpose: the files written, the load-back check and the vault record happen in this order or not
+    # at all)
     import diffusers
     from safetensors import safe_open
 
