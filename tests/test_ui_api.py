@@ -300,7 +300,7 @@ def test_storyboard_split_and_render_endpoints(client, served):
 
 
 def test_lora_train_endpoint_queues_a_run_and_job_reports_it(client, served, tmp_path_factory):
-    from tests.test_lora_train import make_dataset
+    from training_data import make_dataset
 
     folder = make_dataset(tmp_path_factory.mktemp("api-ds") / "ds", n=2)
     rec = client.predict(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 import pytest
-from tests.test_lora_train import make_dataset
+from training_data import make_dataset
 
 
 @pytest.fixture
