@@ -103,7 +103,7 @@ def test_the_loss_plot_is_numeric_from_the_first_update():
     """Before the first step the plot gets an empty frame: its axes must already be numbers."""
     import gradio as gr
 
-    from ui.tabs.training import loss_frame
+    from ui.components.training_run import loss_frame
 
     plot = gr.LinePlot(x="step", y="loss")
     assert plot.postprocess(loss_frame([])).datatypes["loss"] == "quantitative"

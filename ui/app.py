@@ -25,6 +25,7 @@ from engine.jobs.queue import QueueWorker
 from engine.runners import make_worker
 from engine.studio import Studio
 from ui import api
+from ui.components import saved_storyboards, vault_table
 from ui.context import Services, bind
 from ui.security import StudioGuard, normalize_origin
 from ui.tabs import history as history_tab
@@ -60,9 +61,11 @@ def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
                 menus = (render.field("model"), render.field("loras"))
                 vault_tab.wire(vault, services, *menus)
         # a reload shows models added since the app was built (CLI imports, quantized copies)
-        app.load(bind(vault_tab.lists, services), outputs=vault_tab.menus(vault, *menus), api_visibility="private")
+        app.load(bind(vault_table.lists, services), outputs=vault_tab.menus(vault, *menus), api_visibility="private")
         app.load(
-            bind(storyboard_tab.on_sb_page_load, services), outputs=[board.saved, board.model], api_visibility="private"
+            bind(saved_storyboards.on_sb_page_load, services),
+            outputs=[board.saved, board.model],
+            api_visibility="private",
         )
         api.build(studio, worker)
     return app

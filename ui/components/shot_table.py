@@ -1,4 +1,5 @@
-"""The storyboard's shot table: a storyboard shown as rows, edited rows read back, thumbnails of rendered shots."""
+"""The storyboard's shot table: a storyboard shown as rows, edited rows read back (with the form's
+settings: `current`), thumbnails of rendered shots."""
 
 from __future__ import annotations
 
@@ -62,6 +63,31 @@ def read_table(board: Storyboard, table: Any) -> Storyboard:
         except (ValueError, TypeError, OverflowError, StudioError) as exc:
             raise refused(f"shot {len(shots) + 1}: {exc}") from None
     return board.model_copy(update={"shots": shots})
+
+
+def current(
+    board_json: Any,
+    table_value: Any,
+    title_text: str,
+    model_name: str,
+    preset_id: str,
+    fps_v: float,
+    crossfade_v: float,
+) -> Storyboard:
+    """The page's storyboard: the state's, with the form's settings and the table's shots."""
+    if not board_json:
+        raise refused("shots: split a script first")
+    board = Storyboard.model_validate(board_json)
+    board = board.model_copy(
+        update={
+            "title": title_text or board.title,
+            "model": model_name or None,
+            "preset": preset_id or None,
+            "fps": int(fps_v or 24),
+            "crossfade_s": float(crossfade_v or 0),
+        }
+    )
+    return read_table(board, table_value)
 
 
 def thumbnails(studio: Studio, board: Storyboard) -> list[tuple[Any, str]]:

@@ -89,6 +89,7 @@ def status_text(event: Any) -> str:
 
 def layout(services: Services) -> RenderTab:
     """Lay out the tab inside the current `gr.Blocks`: the form, its buttons, the result, the queue panel."""
+    # long: one widget a line, top to bottom as the page shows them
     studio = services.studio
     pipelines = studio.pipelines()
     default = studio.default_model()

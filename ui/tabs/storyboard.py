@@ -3,6 +3,10 @@
 The storyboard lives in a `gr.State` as JSON and in the database (saved on Split, Save and
 Render). The shot table is read back into the storyboard before every action, so edits in
 its cells are never lost.
+
+This module lays the tab out and handles Split, Enhance and the shot table's row buttons.
+Open, Save and the Saved menu are in `ui/components/saved_storyboards.py`; Render, Cancel and
+Export in `ui/components/film_render.py`; the table's rows in `ui/components/shot_table.py`.
 """
 
 from __future__ import annotations
@@ -13,14 +17,12 @@ from typing import Any
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
-from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.presets import load_presets
-from aiprod_studio.storyboard.board import Shot, Storyboard, shot_frames
-from aiprod_studio.storyboard.db import StoryboardStore
+from aiprod_studio.storyboard.board import Shot, shot_frames
 from aiprod_studio.storyboard.scenarist import split_script
-from engine.film import edl, produce
-from engine.film import shots as sb
-from ui.components.shot_table import COLUMNS, read_table, table_rows, thumbnails
+from ui.components.film_render import on_sb_cancel, on_sb_export, on_sb_render
+from ui.components.saved_storyboards import on_sb_open, on_sb_save, saved_choices, shown
+from ui.components.shot_table import COLUMNS, current
 from ui.context import Services, bind
 from ui.errors import refused
 
@@ -30,6 +32,8 @@ EXAMPLE = (
     "Shot 2: Close up on the driver, neon lights on her face\n"
     "Shot 3: The car stops on a bridge over a dark river"
 )
+
+
 ROW_OPS = ("Add after", "Duplicate", "Delete", "Move up", "Move down")
 
 
@@ -68,11 +72,8 @@ class StoryboardTab:
         return [self.state, self.table, self.title, self.model, self.preset, self.fps, self.crossfade]
 
 
-def saved_choices(services: Services) -> list[str]:
-    return [f"{b['id']}: {b['title']}" for b in StoryboardStore(services.studio.history).list()]
-
-
 def layout(services: Services) -> StoryboardTab:
+    # long: one widget a line, top to bottom as the page shows them, then the dataclass filled in that order
     studio = services.studio
     presets = [""] + [p.id for p in load_presets() if p.kind == "render"]
     state = gr.State(None)
@@ -146,43 +147,6 @@ def layout(services: Services) -> StoryboardTab:
     )
 
 
-def current(
-    board_json: Any,
-    table_value: Any,
-    title_text: str,
-    model_name: str,
-    preset_id: str,
-    fps_v: float,
-    crossfade_v: float,
-) -> Storyboard:
-    """The page's storyboard: the state's, with the form's settings and the table's shots."""
-    if not board_json:
-        raise refused("shots: split a script first")
-    board = Storyboard.model_validate(board_json)
-    board = board.model_copy(
-        update={
-            "title": title_text or board.title,
-            "model": model_name or None,
-            "preset": preset_id or None,
-            "fps": int(fps_v or 24),
-            "crossfade_s": float(crossfade_v or 0),
-        }
-    )
-    return read_table(board, table_value)
-
-
-def shown(services: Services, board: Storyboard, message: str) -> tuple[Any, ...]:
-    """Save the storyboard; (state, table, title, saved menu, status) showing it."""
-    board = StoryboardStore(services.studio.history).save(board)
-    return (
-        board.model_dump(mode="json"),
-        table_rows(services.studio, board),
-        board.title,
-        gr.update(choices=saved_choices(services), value=f"{board.id}: {board.title}"),
-        message,
-    )
-
-
 def on_sb_split(services: Services, text, model_name, preset_id, fps_v, target_v, seed_v, crossfade_v):
     try:
         board = split_script(
@@ -217,29 +181,6 @@ def on_sb_enhance(services: Services, board_json, table_value, title_text, model
     )
 
 
-def on_sb_save(services: Services, *args):
-    return shown(services, current(*args), "Saved.")
-
-
-def on_sb_open(services: Services, choice: str):
-    if not choice:
-        raise refused("id: choose a saved storyboard")
-    studio = services.studio
-    board = StoryboardStore(studio.history).load(int(choice.split(":")[0]))
-    return (
-        board.model_dump(mode="json"),
-        table_rows(studio, board),
-        board.title,
-        board.script,
-        board.model or studio.default_model(),
-        board.preset or "",
-        board.fps,
-        board.base_seed,
-        board.crossfade_s,
-        thumbnails(studio, board),
-    )
-
-
 def on_sb_row(services: Services, op: str, number, *args):
     """One of `ROW_OPS` on shot `number`."""
     board = current(*args)
@@ -261,70 +202,6 @@ def on_sb_row(services: Services, op: str, number, *args):
     elif op == "Move down" and i + 1 < len(shots):
         shots[i + 1], shots[i] = shots[i], shots[i + 1]
     return shown(services, board.model_copy(update={"shots": shots}), f"{op}: shot {i + 1}.")
-
-
-def on_sb_render(services: Services, only: bool, number, *args):
-    """Render the shots without a current clip (or only shot `number`), then assemble the film:
-    yields (state, table, status, gallery, film, the page's job ids)."""
-    studio, store = services.studio, StoryboardStore(services.studio.history)
-    board = store.save(current(*args))
-    state_json = board.model_dump(mode="json")
-    try:
-        for event in produce.render_queued(studio, services.worker, board, only=int(number) if only else None):
-            if isinstance(event, produce.ShotsQueued):
-                text = (
-                    f"Rendering shots {event.to_render}…"
-                    if event.to_render
-                    else "Every shot is already rendered: assembling the film…"
-                )
-                yield state_json, table_rows(studio, board), text, gr.update(), gr.update(), event.job_ids
-            elif isinstance(event, produce.ShotProgress):
-                text = f"Shot {event.shot}: step {event.step}/{event.total} · {event.done} of {event.shots} shots done"
-                yield gr.update(), gr.update(), text, gr.update(), gr.update(), gr.update()
-            else:
-                info = event.info
-                store.set_film(board.id, info["path"])
-                text = f"Film: {info['frames']} frames, {info['seconds']:.2f}s, {info['shots']} shots."
-                yield state_json, table_rows(studio, board), text, thumbnails(studio, board), info["path"], gr.update()
-                return
-    except StudioError as exc:
-        raise refused(exc) from None
-    yield (
-        state_json,
-        table_rows(studio, board),
-        "Shot rendered; render the storyboard to build the film.",
-        thumbnails(studio, board),
-        gr.update(),
-        gr.update(),
-    )
-
-
-def on_sb_cancel(services: Services, job_ids: list[int] | None) -> str:
-    worker = services.worker
-    stopped = [j for j in job_ids or [] if worker.status(j)["status"] not in FINAL_STATUSES]
-    for job_id in stopped:
-        worker.cancel(job_id)
-    return f"Cancelling jobs {stopped}…" if stopped else "Nothing is rendering from this page."
-
-
-def on_sb_export(services: Services, folder, *args):
-    studio = services.studio
-    board = StoryboardStore(studio.history).save(current(*args))
-    if not (folder or "").strip():
-        raise refused("folder: where should the export go?")
-    try:
-        dest = edl.export(board, sb.plan(studio, board), sb.film_path(studio, board), folder.strip())
-    except StudioError as exc:
-        raise refused(exc) from None
-    return f"Exported to `{dest}`: film.mp4, clips/, storyboard.json, film.edl."
-
-
-def on_sb_page_load(services: Services):
-    """Storyboards saved and models added since the app was built."""
-    return (
-        gr.update(choices=saved_choices(services)),
-        gr.update(choices=[e.name for e in services.studio.pipelines()]),
-    )
 
 
 def wire(tab: StoryboardTab, services: Services) -> None:

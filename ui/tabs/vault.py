@@ -1,16 +1,14 @@
 """The Model Vault tab: entries with their check status; verify, import, export, quantize, report.
 
-Long work (hashing gigabytes, copying, quantizing) runs in a thread; the handler only turns
-its progress events into text, and Cancel sets the event the core checks between chunks.
-Each browser session keeps the task it started in a `gr.State`, so its Cancel stops only that.
+This module lays the tab out and handles Verify, Quantize and the sovereignty report. The
+entries table and Refresh are in `ui/components/vault_table.py`; long work runs as a task with
+a Cancel button (`ui/components/vault_task.py`); Import and Export are in
+`ui/components/vault_transfer.py`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import queue
-import threading
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,96 +19,18 @@ from aiprod_studio.errors import StudioError
 from aiprod_studio.files import atomic
 from aiprod_studio.vault.cli import human_bytes, plural
 from aiprod_studio.vault.report import build_report, to_markdown
-from aiprod_studio.vault.transfer import export_bundle, import_path
-from aiprod_studio.vault.verify import last_results, verify
-from engine.studio import Studio
+from aiprod_studio.vault.verify import verify
+from ui.components.vault_table import COLUMNS, lists, rows
+from ui.components.vault_task import on_vault_cancel, track
+from ui.components.vault_transfer import on_vault_export, on_vault_import
 from ui.context import Services, bind
 from ui.errors import refused
 
-COLUMNS = ["status", "name", "kind", "family", "size", "source", "license", "digest", "last check"]
-BADGES = {"ok": "✔ ok", "failed": "✖ failed"}
 PROVISION_HELP = (
     "**Adding models.** Real weights are fetched once on a connected machine with "
     "`aiprod-studio vault provision ltx-2 --revision <commit>` (see `models/catalog.json`), then carried here "
     "as a bundle (`vault export`) or a folder and brought in below. Nothing on this page uses the network."
 )
-
-
-def rows(studio: Studio) -> list[list[Any]]:
-    checks = last_results(studio.vault)
-    out = []
-    for e in studio.vault.entries():
-        check = checks.get(e.name, {})
-        source = (
-            f"{e.source.repo}@{e.source.revision[:10]}"
-            if e.source
-            else f"from {e.derived_from.split('@')[0]} ({e.quantization})"
-            if e.derived_from
-            else "built-in test model"
-            if e.test_model
-            else "imported"
-        )
-        out.append(
-            [
-                BADGES.get(check.get("status", ""), "○ unchecked"),
-                e.name,
-                e.kind,
-                e.family,
-                human_bytes(e.total_size),
-                source,
-                e.license,
-                e.digest[:12],
-                f"{check.get('mode', '')} {check.get('checked', '')}".strip(),
-            ]
-        )
-    return out
-
-
-def progress_text(label: str, p: Any) -> str:
-    eta = f", about {p.eta_s:,.0f}s left" if p.eta_s is not None else ""
-    return (
-        f"{label}: {p.fraction:.0%} — {human_bytes(p.done_bytes)} of {human_bytes(p.total_bytes)}, "
-        f"{p.files_done}/{p.files_total} files, {human_bytes(p.bytes_per_s)}/s{eta}"
-    )
-
-
-class Tracked:
-    """Runs `fn(progress, cancel)` in a thread; `updates()` yields its progress events."""
-
-    def __init__(self, fn: Callable[[Callable[[Any], None], threading.Event], Any]):
-        self._events: queue.Queue = queue.Queue()
-        self._result: dict[str, Any] = {}
-        self.cancel = cancel = threading.Event()
-
-        def target() -> None:
-            try:
-                self._result["value"] = fn(self._events.put, cancel)
-            except BaseException as exc:  # noqa: BLE001 - handed to the handler thread below
-                self._result["error"] = exc
-            finally:
-                self._events.put(None)
-
-        threading.Thread(target=target, daemon=True, name="vault-task").start()
-
-    @property
-    def running(self) -> bool:
-        return not self._result and not self.cancel.is_set()
-
-    def updates(self) -> Iterator[Any]:
-        while (item := self._events.get()) is not None:
-            while not self._events.empty():  # skip to the newest event
-                nxt = self._events.get()
-                if nxt is None:
-                    yield item
-                    return
-                item = nxt
-            yield item
-
-    def result(self) -> Any:
-        if "error" in self._result:
-            exc = self._result["error"]
-            raise refused(exc) if isinstance(exc, StudioError) else exc
-        return self._result.get("value")
 
 
 @dataclass
@@ -143,6 +63,7 @@ class VaultTab:
 
 
 def layout(services: Services) -> VaultTab:
+    # long: one widget a line, top to bottom as the page shows them, then the dataclass filled in that order
     vault = services.studio.vault
     names = [e.name for e in vault.entries()]
     pipelines = [e.name for e in vault.entries("pipeline")]
@@ -211,34 +132,6 @@ def layout(services: Services) -> VaultTab:
     )
 
 
-def lists(services: Services) -> tuple[Any, ...]:
-    """Updates for the menus that list vault entries: the table, this tab's menus, the Render tab's."""
-    vault = services.studio.vault
-    all_names = [e.name for e in vault.entries()]
-    pipes = [e.name for e in vault.entries("pipeline")]
-    return (
-        gr.update(value=rows(services.studio)),
-        gr.update(choices=["(all)"] + all_names),
-        gr.update(choices=all_names),
-        gr.update(choices=pipes),
-        gr.update(choices=pipes),
-        gr.update(choices=[e.name for e in vault.entries("lora")]),
-    )
-
-
-def track(label: str, fn: Callable[[Callable[[Any], None], threading.Event], Any]) -> Iterator[Any]:
-    """Yields (progress text, the task) — at once, so Cancel can reach it — and returns its result."""
-    job = Tracked(fn)
-    yield f"{label}: starting…", job
-    for p in job.updates():
-        yield progress_text(label, p), job
-    try:
-        return job.result()
-    except gr.Error as exc:  # the status says so too, not the last progress line
-        yield f"{label} failed: {exc.message}", None
-        raise
-
-
 def on_vault_verify(services: Services, name: str, how: str):
     vault = services.studio.vault
     names_ = None if name in ("", "(all)", None) else [name]
@@ -260,58 +153,6 @@ def on_vault_verify(services: Services, name: str, how: str):
     ]
     lines += [f"- ✖ {f}" for f in report.failures()]
     yield "\n".join(lines), None, gr.update(value=rows(services.studio))
-
-
-def on_vault_cancel(job: Tracked | None) -> str:
-    if job is None or not job.running:
-        return "Nothing is running from this page."
-    job.cancel.set()
-    return "Cancelling…"
-
-
-def on_vault_import(services: Services, path: str, name: str, kind_: str, license_text: str, hard_link: bool):
-    if not (path or "").strip():
-        raise refused("path: give the folder, file or bundle to import")
-    fields = {"license": license_text.strip()} if (license_text or "").strip() else {}
-    job = track(
-        "import",
-        lambda progress, cancel: import_path(
-            services.studio.vault,
-            path.strip(),
-            (name or "").strip() or None,
-            kind=None if kind_ == "pipeline" else kind_,
-            link=hard_link,
-            progress=progress,
-            cancel=cancel,
-            **fields,
-        ),
-    )
-    try:
-        while True:
-            yield next(job) + (gr.update(),) * 6
-    except StopIteration as done:
-        entry = done.value
-    text = (
-        f"Imported **{entry.name}**: {len(entry.files)} files, {human_bytes(entry.total_size)}, "
-        f"digest `{entry.digest[:12]}`."
-    )
-    yield (text, None) + lists(services)
-
-
-def on_vault_export(services: Services, name: str, folder: str):
-    if not name or not (folder or "").strip():
-        raise refused("to: choose an entry and a folder to write the bundle into")
-    job = track(
-        "export",
-        lambda progress, cancel: export_bundle(
-            services.studio.vault, name, folder.strip(), progress=progress, cancel=cancel
-        ),
-    )
-    try:
-        while True:
-            yield next(job)
-    except StopIteration as done:
-        yield (f"Exported **{name}** to `{done.value}` — check it anywhere with `sha256sum -c CHECKSUMS.sha256`.", None)
 
 
 def on_vault_quantize(services: Services, name: str, to: str, new: str):

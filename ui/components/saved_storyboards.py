@@ -1,0 +1,60 @@
+"""Saved storyboards: the Saved menu, Open, Save, and what every storyboard action shows after saving."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from aiprod_studio.storyboard.board import Storyboard
+from aiprod_studio.storyboard.db import StoryboardStore
+from ui.components.shot_table import current, table_rows, thumbnails
+from ui.context import Services
+from ui.errors import refused
+
+
+def saved_choices(services: Services) -> list[str]:
+    return [f"{b['id']}: {b['title']}" for b in StoryboardStore(services.studio.history).list()]
+
+
+def shown(services: Services, board: Storyboard, message: str) -> tuple[Any, ...]:
+    """Save the storyboard; (state, table, title, saved menu, status) showing it."""
+    board = StoryboardStore(services.studio.history).save(board)
+    return (
+        board.model_dump(mode="json"),
+        table_rows(services.studio, board),
+        board.title,
+        gr.update(choices=saved_choices(services), value=f"{board.id}: {board.title}"),
+        message,
+    )
+
+
+def on_sb_save(services: Services, *args):
+    return shown(services, current(*args), "Saved.")
+
+
+def on_sb_open(services: Services, choice: str):
+    if not choice:
+        raise refused("id: choose a saved storyboard")
+    studio = services.studio
+    board = StoryboardStore(studio.history).load(int(choice.split(":")[0]))
+    return (
+        board.model_dump(mode="json"),
+        table_rows(studio, board),
+        board.title,
+        board.script,
+        board.model or studio.default_model(),
+        board.preset or "",
+        board.fps,
+        board.base_seed,
+        board.crossfade_s,
+        thumbnails(studio, board),
+    )
+
+
+def on_sb_page_load(services: Services):
+    """Storyboards saved and models added since the app was built."""
+    return (
+        gr.update(choices=saved_choices(services)),
+        gr.update(choices=[e.name for e in services.studio.pipelines()]),
+    )
