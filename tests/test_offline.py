@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import socket
 import subprocess
@@ -93,8 +94,14 @@ def test_no_download_code_outside_provisioning():
 
 
 def test_every_from_pretrained_is_local_only():
+    calls = []
     for package in ("engine", "ui"):
         for f in (ROOT / package).rglob("*.py"):
-            for line in f.read_text(encoding="utf-8").splitlines():
-                if ".from_pretrained(" in line:
-                    assert "local_files_only=True" in line, f"{f.name}: {line.strip()}"
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "from_pretrained":
+                    local = any(
+                        k.arg == "local_files_only" and getattr(k.value, "value", None) is True for k in node.keywords
+                    )
+                    calls.append((f"{f.relative_to(ROOT)}:{node.lineno}", local))
+    assert len(calls) >= 4  # the pipeline, the quantized copy, the tiny model, the scenarist
+    assert [where for where, local in calls if not local] == []
