@@ -115,3 +115,25 @@ def test_own_frees_the_warm_model_and_keeps_none_after_the_lease():
     with owner.lease("render") as lease:
         lease.warm("a", lambda: Model("a"))
     assert made == ["a", "b", "a"]
+
+
+def test_closing_does_not_wait_for_a_lease_that_is_still_held():
+    owner = DeviceOwner(resolve("cpu"))
+    holding, release = threading.Event(), threading.Event()
+
+    def job():
+        with owner.lease("train") as lease:
+            lease.warm("a", object)
+            holding.set()
+            release.wait(30)
+
+    t = threading.Thread(target=job)
+    t.start()
+    holding.wait(5)
+    started = time.perf_counter()
+    owner.clear(wait_s=0.2)
+    assert time.perf_counter() - started < 5 and owner.warm_key == "a"  # gave up: the job still holds it
+    release.set()
+    t.join()
+    owner.clear()
+    assert owner.warm_key is None

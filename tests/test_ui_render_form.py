@@ -88,4 +88,3 @@ def test_a_recipe_fills_the_fields_it_has_and_leaves_the_others():
 def test_the_form_finds_its_components_by_field():
     form = RenderForm(components=[f"<{f}>" for f in FIELDS])
     assert form.component("model") == "<model>" and form.component("loras") == "<loras>"
-    assert form.updates_from_recipe({"fps": 12})[FIELDS.index("fps")]["value"] == 12

@@ -53,10 +53,16 @@ class DeviceOwner:
     def warm_key(self) -> Hashable | None:
         return self._warm_key
 
-    def clear(self) -> None:
-        """Free the warm model (the studio is closing)."""
-        with self._lock:
+    def clear(self, wait_s: float = 5.0) -> None:
+        """Free the warm model (the studio is closing). A lease still held after `wait_s` keeps
+        the device: closing does not wait for a job that will not stop."""
+        if not self._lock.acquire(timeout=wait_s):
+            log.warning("the device is still held by %s; not waiting for it to close", self.holder)
+            return
+        try:
             self._drop()
+        finally:
+            self._lock.release()
 
     def _drop(self) -> None:
         if self._warm is not None:

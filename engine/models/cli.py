@@ -28,13 +28,12 @@ def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
 
 
 def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from engine.studio import Studio
+    from aiprod_studio.vault.store import Vault
+    from engine.models.quantized import save_quantized
 
-    studio = Studio(settings)
-    try:
-        entry = studio.quantize(args.name, args.to, args.new_name, dtype=args.dtype)
-    finally:
-        studio.close()
+    # (a process of its own: nothing else holds the device here, so no lease to take; the
+    # studio's Vault tab quantizes through `Studio.quantize`, which holds the device)
+    entry = save_quantized(Vault(settings.models_dir), args.name, args.to, args.new_name, dtype=args.dtype)
     data = entry.model_dump(mode="json") | {"total_size": entry.total_size}
     return data, (
         f"saved {entry.name}: {args.name} with its transformer stored {args.to} "

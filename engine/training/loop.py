@@ -235,7 +235,7 @@ def _train(
         at, tensors, state = latest
         if state["fingerprint"] != prep.fingerprint:
             raise BadInput(
-                f"the dataset or settings changed since step {at} (fingerprint differs): start a new run",
+                f"the dataset or settings changed since step-{at:06d} (fingerprint differs): start a new run",
                 field="resume",
             )
         set_peft_model_state_dict(unwrapped, tensors)

@@ -64,6 +64,3 @@ class RenderForm:
 
     def component(self, field: str) -> Any:
         return self.components[FIELDS.index(field)]
-
-    def updates_from_recipe(self, recipe: dict[str, Any]) -> list[Any]:
-        return updates_from_recipe(recipe)
