@@ -115,3 +115,18 @@ def test_storyboard_shots_carry_their_loras(lora_studio):
     ]
     sb.render_now(lora_studio, plans)
     assert plans[1].job["recipe"]["loras"][0]["name"] == "style-a"
+
+
+def test_a_tampered_lora_is_refused_by_its_vault_check_before_its_header_is_read(own_studio, tmp_path):
+    from aiprod_studio.errors import IntegrityError
+    from aiprod_studio.vault.transfer import import_path
+
+    made = make_tiny_lora(own_studio.vault, name="made-here", seed=4)
+    copy = tmp_path / "plain.safetensors"
+    shutil.copy(own_studio.vault.file_path(made, next(iter(made.files))), copy)
+    plain = import_path(own_studio.vault, copy, "plain", kind="lora", family="ltx2")  # no base recorded
+    assert plain.derived_from is None
+    weights = own_studio.vault.file_path(plain, next(iter(plain.files)))
+    weights.write_bytes(b"\x00" * 16)  # not a safetensors file any more
+    with pytest.raises(IntegrityError, match="vault entry 'plain' failed its check"):
+        own_studio.build_recipe({"prompt": "a lighthouse", "loras": ["plain"]})

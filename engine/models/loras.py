@@ -77,6 +77,7 @@ def resolve(vault: Vault, model: Entry, specs: list[Any]) -> list[LoraRef]:
     for spec in specs or []:
         ref = parse_lora_spec(spec)
         entry = vault.get(ref.name, kind="lora", field="loras")
+        vault.require_ok(entry)  # the file is checked before its header is read: a tampered one is named as such
         if ref.sha256 and ref.sha256 != entry.digest:
             raise BadInput(
                 f"loras: {ref.name!r} has changed since this recipe was made (digest "
