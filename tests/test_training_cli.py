@@ -166,3 +166,15 @@ def test_two_processes_train_like_one_with_the_whole_batch(tiny_vault, tmp_path)
         metrics = con.execute("SELECT job_id, count(*) FROM train_metrics GROUP BY job_id").fetchall()
     assert rows == [("Train LoRA two", "done", 2), ("Train LoRA one", "done", 2)]  # one row for the 2 processes
     assert [m[1] for m in metrics] == [2, 2]
+
+
+def test_check_of_a_dataset_with_nothing_usable_exits_2_and_prints_every_finding(cli, tmp_path):
+    dataset = make_dataset(tmp_path / "ds", n=2)
+    for caption in dataset.glob("*.txt"):
+        caption.unlink()
+    check = cli("train", "check", "--dataset", str(dataset), "--json")
+    assert check.returncode == 2, check.stdout
+    assert check.json["ok"] is False and check.json["usable"] == 0 and check.json["bucket"] is None
+    assert [f["problem"] for f in check.json["findings"]] == ["missing caption", "missing caption"]
+    text = cli("train", "check", "--dataset", str(dataset))
+    assert text.returncode == 2 and "clip00.mp4: missing caption" in text.stdout and "no usable item" in text.stdout

@@ -23,6 +23,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, A
         + (f"; proposed bucket {bucket[0]}×{bucket[1]}, {bucket[2]} frames" if bucket else "")
     ]
     lines += [f"  - {f}" for f in report.findings]
+    if not report.items:  # nothing to train on is bad input: exit 2, with every finding printed
+        lines.append("no usable item: fix the findings above, then check again")
+        return report.to_json() | {"_exit": 2}, "\n".join(lines)
     return report.to_json(), "\n".join(lines)
 
 
