@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 
-def form(prompt="a lighthouse in a storm", steps=8, num_frames=17):
+def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, seed=5.0):
     # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
     # loras
     return [
@@ -19,10 +19,10 @@ def form(prompt="a lighthouse in a storm", steps=8, num_frames=17):
         64.0,
         64.0,
         float(num_frames),
-        24.0,
+        fps,
         float(steps),
         3.0,
-        5.0,
+        seed,
         [],
     ]
 
@@ -75,7 +75,7 @@ def test_add_to_queue_returns_at_once(handlers, studio, worker):
 
 def test_choosing_a_model_or_preset_fills_the_form(handlers):
     note, width, *_ = handlers["on_model"]("aiprod-tiny-ltx2")
-    assert note["visible"] is True and "Test model" in note["value"]
+    assert "Start here" in note["value"] and "`aiprod-tiny-ltx2`" in note["value"] and "Test model" in note["value"]
     assert width["value"] == 64
     updates = handlers["on_preset"]("9:16 portrait")
     assert updates[5]["value"] == 576 and updates[6]["value"] == 1024  # width, height
@@ -131,3 +131,59 @@ def test_queue_panel_resume_discard_and_cancel(handlers, studio, worker, orphan)
     assert f"job {a} is done" in text
     _, text = handlers["on_queue_resume"](None)
     assert text.startswith("Pick a job")
+
+
+@pytest.fixture
+def app(studio, worker):
+    from ui.app import build_app
+
+    return build_app(studio, worker)
+
+
+def test_the_page_opens_on_render_with_a_start_panel_naming_the_model(app):
+    config = app.get_config_file()
+    tabs = next(c for c in config["components"] if c["type"] == "tabs")
+    assert tabs["props"]["selected"] == "render"
+    start = next(c for c in config["components"] if c["props"].get("elem_id") == "render-start")
+    assert "Start here" in start["props"]["value"] and "aiprod-tiny-ltx2" in start["props"]["value"]
+
+
+def test_number_fields_leave_ranges_to_the_recipe_so_messages_name_the_field(app, handlers):
+    import gradio as gr
+
+    config = app.get_config_file()
+    numbers = [c["props"] for c in config["components"] if c["type"] == "number" and c["props"].get("label")]
+    bounded = {n["label"] for n in numbers if n.get("minimum") is not None or n.get("maximum") is not None}
+    assert not bounded & {"Width", "Height", "Frames", "FPS", "Guidance", "Job"}  # (labels only the Render tab uses)
+    with pytest.raises(gr.Error, match="fps"):
+        handlers["on_add"](*form(prompt="zero fps", fps=0))
+    with pytest.raises(gr.Error, match="seed"):
+        handlers["on_add"](*form(prompt="huge seed", seed=10**30))
+
+
+def test_an_unlocked_seed_is_drawn_before_the_render_it_applies_to(app):
+    config = app.get_config_file()
+    generate = next(c["id"] for c in config["components"] if c["props"].get("elem_id") == "render-generate")
+    first = next(d for d in config["dependencies"] if any(t[0] == generate for t in d["targets"]))
+    assert app.fns[first["id"]].fn.__name__ == "next_seed"  # the seed is picked first, then the render runs
+    then = next(d for d in config["dependencies"] if d.get("trigger_after") == first["id"])
+    assert app.fns[then["id"]].fn.__name__ == "on_generate"
+
+
+def test_the_queue_panel_job_field_starts_empty_and_asks_for_a_pick(app, handlers):
+    config = app.get_config_file()
+    job = next(c["props"] for c in config["components"] if c["type"] == "number" and c["props"].get("label") == "Job")
+    assert job.get("value") is None and job.get("minimum") is None
+    _, message = handlers["on_queue_cancel"](None)
+    assert message == "Pick a job from the table first."
+    _, message = handlers["on_queue_cancel"](1.5)
+    assert "job_id" in message and "whole number" in message
+
+
+def test_progress_says_loading_then_estimating_then_the_time_left():
+    from engine.jobs.events import Progress
+    from ui.components.render_job import status_text
+
+    assert status_text(Progress(3, "running", 0, 8, None, 4.0)) == "Job 3: loading the model…"
+    assert status_text(Progress(3, "running", 1, 8, None, 9.0)).endswith("estimating the time left…")
+    assert status_text(Progress(3, "running", 4, 8, None, 9.5, step_s=0.5)).endswith("about 2.0s left")

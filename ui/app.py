@@ -40,12 +40,25 @@ TITLE = "AIPROD Studio"
 MAX_UPLOAD = "2gb"
 
 
+# Ctrl+Enter (⌘+Enter) in the Render prompt presses Generate; runs in the page, loads nothing
+SHORTCUTS_JS = """
+() => {
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter" || !(e.ctrlKey || e.metaKey)) return;
+    if (!e.target.closest || !e.target.closest("#render-prompt")) return;
+    const button = document.querySelector("#render-generate");
+    if (button) { e.preventDefault(); button.click(); }
+  });
+}
+"""
+
+
 def build_app(studio: Studio, worker: QueueWorker) -> gr.Blocks:
     """The page: each tab laid out, then wired to the services every browser session shares."""
     services = Services(studio, worker)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"# {TITLE}\nLocal, offline video generation — nothing leaves this machine.")
-        with gr.Tabs() as tabs:
+        with gr.Tabs(selected="render") as tabs:  # the page opens where a first clip is made
             with gr.Tab("Storyboard", id="storyboard"):
                 board = storyboard_tab.layout(services)
                 storyboard_tab.wire(board, services)
@@ -128,6 +141,7 @@ def launch_kwargs(
         "allowed_paths": [str(studio.settings.outputs_dir)],
         "blocked_paths": [str(studio.settings.models_dir), str(studio.settings.db_path)],
         "show_error": True,
+        "js": SHORTCUTS_JS,
         "quiet": True,  # the studio prints its own address; Gradio's banner would suggest a share link
         "footer_links": ["api"],
         "run_history": False,  # its routes can save runs to, and fetch assets from, a remote bucket

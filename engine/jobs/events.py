@@ -26,10 +26,18 @@ class Progress:
     total: int
     position: int | None  # place in the queue while queued
     elapsed_s: float
+    step_s: float | None = None  # seconds per step, measured over the steps seen after the first
+
+    @property
+    def loading(self) -> bool:
+        """Running but no step done yet: the model is loading (or the device is still busy)."""
+        return self.status == "running" and self.step == 0
 
     @property
     def eta_s(self) -> float | None:
-        return self.elapsed_s / self.step * (self.total - self.step) if self.step else None
+        """Seconds left, once there is a basis: None until two steps were seen (the first one
+        carries the model's loading time, so it says nothing about the rest)."""
+        return self.step_s * (self.total - self.step) if self.step_s is not None else None
 
 
 @dataclass(frozen=True)
@@ -86,8 +94,13 @@ def watch(
 def events(read: Callable[[], Row], poll_s: float = 0.1, timeout_s: float | None = None) -> Iterator[Event]:
     """`watch` as typed events: `Progress` whenever the job moves, then its final event."""
     started = time.perf_counter()
+    first: tuple[int, float] | None = None  # (step, when) the first time a step was seen done
     for row in watch(read, poll_s=poll_s, timeout_s=timeout_s):
         status = row["status"]
+        step, now = row["step"] or 0, time.perf_counter()
+        if status == "running" and step >= 1 and first is None:
+            first = (step, now)
+        step_s = (now - first[1]) / (step - first[0]) if first is not None and step > first[0] else None
         if status == "done":
             yield Done(row)
         elif status == "failed":
@@ -95,11 +108,4 @@ def events(read: Callable[[], Row], poll_s: float = 0.1, timeout_s: float | None
         elif status in FINAL_STATUSES:
             yield Stopped(row)
         else:
-            yield Progress(
-                row["id"],
-                status,
-                row["step"] or 0,
-                row["total_steps"] or 0,
-                row.get("position"),
-                time.perf_counter() - started,
-            )
+            yield Progress(row["id"], status, step, row["total_steps"] or 0, row.get("position"), now - started, step_s)

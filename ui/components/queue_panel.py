@@ -44,7 +44,7 @@ def layout(worker: QueueWorker) -> QueuePanel:
             label="Running, waiting and interrupted jobs",
         )
         with gr.Row():
-            job = gr.Number(label="Job", precision=0, minimum=1, scale=1)
+            job = gr.Number(label="Job", value=None, precision=0, scale=1, info="pick a row, or type its number")
             cancel = gr.Button("Cancel job", size="sm")
             resume = gr.Button("Resume", size="sm")
             discard = gr.Button("Discard", size="sm")
@@ -59,16 +59,16 @@ def refresh(services: Services) -> list[list[Any]]:
 
 def on_queue_action(services: Services, action: str, job_id: float | None) -> tuple[list[list[Any]], str]:
     worker = services.worker
-    if not job_id:
-        return refresh(services), "Pick a job number from the table first."
-    try:
+    if job_id in (None, ""):
+        return refresh(services), "Pick a job from the table first."
+    try:  # the worker checks the number (a whole job id that exists) and names the field
         if action == "cancel":
-            text = f"Job {int(job_id)}: {worker.cancel(int(job_id))}."
+            text = f"Job {job_id}: {worker.cancel(job_id)}."
         elif action == "resume":
-            text = f"Job {worker.resume(int(job_id))} is back in the queue."
+            text = f"Job {worker.resume(job_id)} is back in the queue."
         else:
-            worker.discard(int(job_id))
-            text = f"Job {int(job_id)} discarded."
+            worker.discard(job_id)
+            text = f"Job {job_id} discarded."
     except StudioError as exc:
         text = str(exc)
     return refresh(services), text

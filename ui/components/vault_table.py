@@ -29,7 +29,7 @@ def rows(studio: Studio) -> list[list[Any]]:
         source = (
             f"{e.source.repo}@{e.source.revision[:10]}"
             if e.source
-            else f"from {e.derived_from.split('@')[0]} ({e.quantization})"
+            else f"from {e.derived_from.split('@')[0]}" + (f" ({e.quantization})" if e.quantization else "")
             if e.derived_from
             else "built-in test model"
             if e.test_model
