@@ -54,10 +54,12 @@ def test_take_over_by_run_id_pause_then_resume(setup):
     taken = h["on_train_resume"](run)  # the user types the run's id: Resume follows it without queueing it again
     for _text, plot, _ in taken:
         if len(plot) >= 5:
-            assert "paused" in h["on_train_paused"](run)
+            assert "pausing" in h["on_train_paused"](run)
             break
     final = list(taken)[-1][0]
-    assert "cancelled" in final and "resume it to continue" in final
+    saved = h["on_train_steps"](run)["value"]  # the step the checkpoint holds, where Resume continues
+    assert final.startswith(f"Run {run}: paused at step {saved} of 300") and "cancelled" not in final
+    assert "left" not in final and "s/step" not in final  # no stale time estimate
     assert studio.history.count() == 1
     done = list(h["on_train_resume"](run))[-1][0]
     assert "done" in done and "paused-lora" in done
@@ -95,8 +97,9 @@ def test_the_check_sizes_the_bucket_for_the_devices_memory(setup, tmp_path, monk
     bare = tmp_path / "bare"
     bare.mkdir()
     (folder / "clip00.mp4").rename(bare / "clip00.mp4")
-    with pytest.raises(gr.Error, match=r"dataset: no usable items: clip00.mp4: missing caption \(add clip00.txt\)"):
-        h["on_train_check"](str(bare))
+    text, *bucket = h["on_train_check"](str(bare))  # every finding in the tab, not only in a toast
+    assert text.startswith("**No usable items**") and "- ⚠ clip00.mp4: missing caption (add clip00.txt)" in text
+    assert bucket == [gr.update()] * 3
 
 
 def test_the_loss_plot_is_numeric_from_the_first_update():
@@ -105,11 +108,45 @@ def test_the_loss_plot_is_numeric_from_the_first_update():
 
     from ui.components.training_run import loss_frame
 
-    plot = gr.LinePlot(x="step", y="loss")
-    assert plot.postprocess(loss_frame([])).datatypes["loss"] == "quantitative"
-    assert plot.postprocess(loss_frame([{"step": 1, "loss": 0.5, "lr": 1e-4, "seconds": 0.1}])).datatypes == {
-        "step": "quantitative",
-        "loss": "quantitative",
-        "lr": "quantitative",
-        "seconds": "quantitative",
-    }
+    plot = gr.LinePlot(x="step", y="loss", color="series")
+    numbers = {"step": "quantitative", "loss": "quantitative", "series": "nominal"}
+    assert plot.postprocess(loss_frame([])).datatypes == numbers
+    falling = [{"step": s, "loss": 1.0 / s, "lr": 1e-4, "seconds": 0.1} for s in range(1, 13)]
+    frame = loss_frame(falling)
+    assert plot.postprocess(frame).datatypes == numbers
+    loss, average = (frame[frame["series"] == name] for name in ("loss", "average of 10"))
+    assert list(loss["step"]) == [float(s) for s in range(1, 13)] and list(loss["loss"]) == [
+        1.0 / s for s in range(1, 13)
+    ]
+    assert average["loss"].iloc[1] == pytest.approx((1.0 + 0.5) / 2)  # the mean of the steps so far, then of 10
+    assert average["loss"].iloc[-1] == pytest.approx(sum(1.0 / s for s in range(3, 13)) / 10)
+    assert loss["loss"].is_monotonic_decreasing and average["loss"].is_monotonic_decreasing
+
+
+def test_a_reloaded_page_takes_up_the_run_and_history_lists_it(setup):
+    studio, worker, h, folder = setup
+    assert next(h["on_train_attach"]())[0] == ""  # no training run yet: nothing to show
+    page = h["on_train_start"](*start_args(folder, "reloaded-lora", steps=200))
+    _, _, run = next(page)
+    page.close()  # the page is reloaded mid-run
+    attached = h["on_train_attach"]()
+    text, plot, box = next(attached)
+    assert box == run and text.startswith(f"Run {run}: ")
+    while not len(plot):
+        text, plot, _ = next(attached)
+    assert "step" in text and set(plot["series"]) == {"loss", "average of 10"}
+    worker.cancel(run)
+    list(attached)
+    text, plot, box = list(h["on_train_attach"]())[-1]  # after the run: the most recent one is shown
+    assert box == run and text.startswith(f"Run {run}: cancelled") and len(plot) > 0
+    # History lists the training run with its kind; a render's actions refuse it
+    render = studio.history.create_job(studio.stamp(studio.build_recipe({"prompt": "a render"})), status="done")
+    _, table, ids, video_ids = h["load"]("", "", "", 1)
+    assert ids == [render, run] and [r[-1] for r in table] == ["render", "train"] and video_ids == []
+    with pytest.raises(gr.Error, match=f"Job {run} is a training run"):
+        h["do_reuse"](run)
+    assert h["do_rerender"](run).startswith(f"Job {run} is a training run")
+    assert f"Job {run} is a training run" in h["do_delete"](run, True, "", "", "", 1)[5]
+    from ui.tabs.history import details
+
+    assert "(training run)" in details(studio.history.get(run))

@@ -23,6 +23,7 @@ from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.training import make_train_config
 from engine.jobs.events import watch
+from engine.training.checkpoints import checkpoint_steps
 from engine.training.jobs import queue_training
 from ui.context import Services
 from ui.errors import refused
@@ -48,10 +49,21 @@ START_FIELDS = (
 )
 
 
+AVERAGE_OVER = 10  # steps in the loss's moving average
+
+# runs paused from this app, until resumed or cancelled: the engine stops a paused run the way it
+# stops a cancelled one (a checkpoint at the last whole step), so only the page knows which it was
+_paused: set[int] = set()
+
+
 def loss_frame(metrics: list[dict]) -> pd.DataFrame:
-    """The loss plot's data; numeric even before the first step, or the plot keeps a text axis
-    with a label per value for the whole run."""
-    return pd.DataFrame(metrics or [], columns=["step", "loss", "lr", "seconds"]).astype(float)
+    """The loss plot's data, long form: step and loss as numbers (even before the first step, or
+    the plot keeps a text axis with a label per value), one `series` per line, the loss and its
+    moving average."""
+    steps = pd.DataFrame(metrics or [], columns=["step", "loss"]).astype(float)
+    average = steps.assign(loss=steps["loss"].rolling(AVERAGE_OVER, min_periods=1).mean())
+    frame = pd.concat([steps.assign(series="loss"), average.assign(series=f"average of {AVERAGE_OVER}")])
+    return frame.astype({"step": float, "loss": float, "series": str}).reset_index(drop=True)
 
 
 def run_id(services: Services, value: float | None) -> int | None:
@@ -70,16 +82,26 @@ def run_id(services: Services, value: float | None) -> int | None:
     return number
 
 
-def run_text(job_id: int, row: dict[str, Any]) -> str:
-    """One line on a run: status, last step's loss, speed and ETA, its place in the queue, its outcome."""
+def saved_step(services: Services, job_id: int) -> int | None:
+    """The step of the run's last checkpoint (where Resume continues), None before the first."""
+    studio = services.studio
+    found = checkpoint_steps(studio.settings, job_id, studio.history.get(job_id)["recipe"]["name"])
+    return found[-1] if found else None
+
+
+def run_text(job_id: int, row: dict[str, Any], saved: int | None = None) -> str:
+    """One line on a run: status, last step's loss, speed and ETA (while it runs), its place in the
+    queue, its outcome; a run paused from this app reads "paused at step N", N the checkpoint's."""
+    if row["status"] == "cancelled" and job_id in _paused:
+        where = f"step {saved}" if saved is not None else "the start (no checkpoint yet)"
+        return f"Run {job_id}: paused at {where} of {row['total_steps']} — Resume continues from there."
     text, metrics = f"Run {job_id}: {row['status']}", row["metrics"]
     if metrics:
         m = metrics[-1]
-        eta = m["seconds"] * (row["total_steps"] - m["step"])
-        text += (
-            f" · step {m['step']}/{row['total_steps']} · loss {m['loss']:.4f} · "
-            f"{m['seconds']:.2f}s/step · about {eta:,.0f}s left"
-        )
+        text += f" · step {m['step']}/{row['total_steps']} · loss {m['loss']:.4f}"
+        if row["status"] == "running":  # a stopped run has no time left to estimate
+            eta = m["seconds"] * (row["total_steps"] - m["step"])
+            text += f" · {m['seconds']:.2f}s/step · about {eta:,.0f}s left"
     if row["status"] == "queued":
         text += f" (position {row['position']} in the queue)"
     if row["status"] == "done":
@@ -99,7 +121,8 @@ def follow(services: Services, job_id: int):
         poll_s=0.5,
         timeout_s=None,
     ):
-        yield run_text(job_id, row), loss_frame(row["metrics"]), run_box
+        saved = saved_step(services, job_id) if row["status"] in FINAL_STATUSES else None
+        yield run_text(job_id, row, saved), loss_frame(row["metrics"]), run_box
         run_box = gr.update()  # leave the box alone: the user may type another run's id meanwhile
 
 
@@ -160,9 +183,14 @@ def on_train_stop(services: Services, verb: str, run_value: float | None) -> str
     if job_id is None:
         return "No training run started from this page."
     try:
-        return f"Run {job_id}: {services.worker.cancel(job_id)} ({verb}; Resume continues from the last checkpoint)."
+        state = services.worker.cancel(job_id)
     except StudioError as exc:
         return str(exc)
+    if verb == "paused":
+        _paused.add(job_id)
+        return f"Run {job_id}: pausing at the end of this step (Resume continues from its checkpoint)."
+    _paused.discard(job_id)
+    return f"Run {job_id}: {state} (its checkpoints stay; Resume continues from the last one)."
 
 
 def on_train_resume(services: Services, run_value: float | None):
@@ -172,6 +200,22 @@ def on_train_resume(services: Services, run_value: float | None):
     try:
         if services.worker.status(job_id)["status"] in FINAL_STATUSES:  # else a run taken over: just follow it
             services.worker.resume(job_id)
+            _paused.discard(job_id)
     except StudioError as exc:
         raise refused(exc) from None
     yield from follow(services, job_id)
+
+
+def on_train_attach(services: Services):
+    """A (re)loaded page: follow the training run that is running or queued, or else show the most
+    recent one, filling the Run box; nothing when there has been no training run."""
+    runs = services.studio.history.jobs(limit=50, kind="train")
+    live = [r for r in runs if r["status"] == "running"] + [r for r in reversed(runs) if r["status"] == "queued"]
+    if live:
+        yield from follow(services, live[0]["id"])  # the running one, or else the next to run
+    elif runs:
+        job_id = runs[0]["id"]
+        row = services.worker.status(job_id) | {"metrics": services.studio.history.metrics(job_id)}
+        yield run_text(job_id, row, saved_step(services, job_id)), loss_frame(row["metrics"]), job_id
+    else:
+        yield "", loss_frame([]), gr.update()

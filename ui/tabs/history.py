@@ -1,4 +1,8 @@
-"""The History tab: past renders newest first, filters and paging, details and actions."""
+"""The History tab: past renders and training runs newest first, filters and paging, details and actions.
+
+The actions (re-use settings, re-render, delete with its file) are a render's: a training run's
+row says so (its LoRA is in the vault; the Training tab resumes it).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from ui.context import Services, bind
 from ui.errors import refused
 
 PAGE = 12
-COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created"]
+COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created", "kind"]
+NOT_A_RENDER = "Job {} is a training run: this action is for renders (the Training tab resumes a run)."
 
 
 def page_rows(studio: Studio, text: str, status: str, model: str, page: int) -> list[dict[str, Any]]:
@@ -29,14 +34,15 @@ def page_rows(studio: Studio, text: str, status: str, model: str, page: int) -> 
         status=status or None,
         text=text or None,
         model=model or None,
-        kind="render",
     )
 
 
 def details(row: dict[str, Any]) -> str:
-    lines = [f"**Job {row['id']}** · {row['status']} · model `{row['model']}` · seed {row['seed']}"]
+    what = "training run" if row["kind"] == "train" else "render"
+    lines = [f"**Job {row['id']}** ({what}) · {row['status']} · model `{row['model']}` · seed {row['seed']}"]
     if row.get("wall_s") is not None:
-        lines.append(f"Rendered in {row['wall_s']:.2f}s (started {row['started_at']}, finished {row['finished_at']})")
+        verb = "Trained" if row["kind"] == "train" else "Rendered"
+        lines.append(f"{verb} in {row['wall_s']:.2f}s (started {row['started_at']}, finished {row['finished_at']})")
     if row.get("error"):
         lines.append(f"Error: {row['error']}")
     if row.get("output_path"):
@@ -128,7 +134,7 @@ def layout(services: Services) -> HistoryTab:
 
 def load(services: Services, text_v, status_v, model_v, page_v):
     rows = page_rows(services.studio, text_v, status_v, model_v, int(page_v or 1))
-    done = [r for r in rows if r["status"] == "done" and r["output_path"] and Path(r["output_path"]).exists()]
+    done = [r for r in rows if r["kind"] == "render" and r["status"] == "done" and playable(r)]
     table_v = [
         [
             r["id"],
@@ -138,11 +144,24 @@ def load(services: Services, text_v, status_v, model_v, page_v):
             r["seed"],
             round(r["wall_s"], 2) if r["wall_s"] is not None else "",
             r["created_at"][:19],
+            r["kind"],
         ]
         for r in rows
     ]
     gallery_v = [(r["output_path"], f"#{r['id']} {(r['prompt'] or '')[:40]}") for r in done]
     return gallery_v, table_v, [r["id"] for r in rows], [r["id"] for r in done]
+
+
+def playable(row: dict[str, Any]) -> bool:
+    return bool(row["output_path"]) and Path(row["output_path"]).exists()
+
+
+def render_row(services: Services, job_id) -> dict[str, Any]:
+    """The selected job, refused when it is a training run (the actions are a render's)."""
+    row = services.studio.history.get(int(job_id))
+    if row["kind"] != "render":
+        raise refused(NOT_A_RENDER.format(row["id"]))
+    return row
 
 
 def show(services: Services, job_id: int | None):
@@ -152,11 +171,7 @@ def show(services: Services, job_id: int | None):
         row = services.studio.history.get(int(job_id))
     except KeyError:
         return None, f"Job {job_id} no longer exists.", None, None
-    path = (
-        row["output_path"]
-        if row["status"] == "done" and row["output_path"] and Path(row["output_path"]).exists()
-        else None
-    )
+    path = row["output_path"] if row["kind"] == "render" and row["status"] == "done" and playable(row) else None
     return path, details(row), row["recipe"], row["id"]
 
 
@@ -171,12 +186,14 @@ def pick_gallery(services: Services, id_list, evt: gr.SelectData):
 def do_reuse(services: Services, job_id):
     if job_id is None:
         raise refused("Select a render first.")
-    return updates_from_recipe(services.studio.history.get(job_id)["recipe"]) + [gr.Tabs(selected="render")]
+    return updates_from_recipe(render_row(services, job_id)["recipe"]) + [gr.Tabs(selected="render")]
 
 
 def do_rerender(services: Services, job_id):
     if job_id is None:
         return "Select a render first."
+    if services.studio.history.get(int(job_id))["kind"] != "render":
+        return NOT_A_RENDER.format(job_id)
     try:
         recipe = Recipe.model_validate(services.studio.history.get(job_id)["recipe"])
         new_id = services.worker.enqueue(recipe)
@@ -193,6 +210,8 @@ def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, 
         return [gr.update()] * 4 + [gr.update(), "Tick the box to confirm the deletion.", gr.update(), job_id, False]
     history = services.studio.history
     row = history.get(job_id)
+    if row["kind"] != "render":  # its file is a LoRA in the vault, not an output to unlink
+        return [gr.update()] * 4 + [gr.update(), NOT_A_RENDER.format(job_id), gr.update(), job_id, False]
     if row["status"] not in FINAL_STATUSES:
         return [gr.update()] * 4 + [gr.update(), "Cancel the job before deleting it.", gr.update(), job_id, False]
     history.delete(job_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 
 from aiprod_studio.choices import LR_SCHEDULES
 from aiprod_studio.errors import StudioError
@@ -19,7 +20,13 @@ from aiprod_studio.recipe import QUANTIZATIONS
 from aiprod_studio.training import train_default
 from engine.device.plan import memory_gb
 from engine.training import dataset as ds
-from ui.components.training_run import START_FIELDS, on_train_resume, on_train_start, on_train_stop
+from ui.components.training_run import (
+    START_FIELDS,
+    on_train_attach,
+    on_train_resume,
+    on_train_start,
+    on_train_stop,
+)
 from ui.components.training_samples import on_train_compare, on_train_steps
 from ui.context import Services, bind
 from ui.errors import refused
@@ -118,7 +125,7 @@ def layout(services: Services) -> TrainingTab:
         resume_btn = gr.Button("Resume")
         cancel_btn = gr.Button("Cancel", variant="stop")
     status = gr.Markdown("", elem_id="training-status")
-    plot = gr.LinePlot(x="step", y="loss", title="Training loss", height=260)
+    plot = gr.LinePlot(x="step", y="loss", color="series", title="Training loss", height=260, x_title="step")
     with gr.Row():
         sample_step = gr.Dropdown(label="Checkpoint step", choices=[], value=None, scale=1)
         steps_btn = gr.Button("List checkpoints", scale=0)
@@ -167,9 +174,12 @@ def layout(services: Services) -> TrainingTab:
 
 def on_train_check(services: Services, folder: str):
     try:
-        rep = ds.require_items(ds.check(folder, memory_gb(services.studio.plan)))
+        rep = ds.check(folder, memory_gb(services.studio.plan))
     except StudioError as exc:
         raise refused(exc) from None
+    if not rep.items or rep.bucket is None:  # every finding in the tab, not only in a toast that fades
+        findings = "\n".join(f"- ⚠ {f}" for f in rep.findings)
+        return f"**No usable items** in `{folder}`:\n{findings}", gr.update(), gr.update(), gr.update()
     width, height, frames = rep.bucket
     lines = [f"**{len(rep.items)} usable items**; proposed bucket {width}×{height}, {frames} frames."]
     lines += [f"- ⚠ {f}" for f in rep.findings]
@@ -185,6 +195,8 @@ def wire(tab: TrainingTab, services: Services) -> None:
     private = {"api_visibility": "private"}
     stop = {verb: bind(on_train_stop, services, verb, name=f"on_train_{verb}") for verb in ("paused", "cancelled")}
     following = [tab.status, tab.plot, tab.run]
+    if Context.root_block is not None:  # a (re)loaded page takes up the running run, or shows the last one
+        Context.root_block.load(bind(on_train_attach, services), outputs=following, **private)
     tab.check_btn.click(
         bind(on_train_check, services),
         inputs=tab.dataset,
