@@ -97,6 +97,8 @@ def test_browser_visits_every_tab_renders_and_stays_local(tiny_vault, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("request", lambda r: hosts.add(r.url.split("/")[2] if "://" in r.url else r.url))
             page.goto(f"http://127.0.0.1:{port}/", wait_until="load")  # the queue panel polls: never "idle"
+            page.get_by_role("button", name="Generate").wait_for(timeout=30_000)  # the page opens on Render
+            page.get_by_role("tab", name="Storyboard").click()
             page.get_by_role("button", name="Split into shots").wait_for(timeout=30_000)
             page.get_by_label("Script").fill(
                 "Style: soft light\nShot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)"
