@@ -7,23 +7,34 @@ Export writes the film, its clips, the storyboard and an EDL into a folder.
 
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
-from aiprod_studio.errors import StudioError
+from aiprod_studio.errors import Cancelled, StudioError
 from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.storyboard.db import StoryboardStore
 from engine.film import edl, produce
 from engine.film import shots as sb
-from ui.components.shot_table import current, table_rows, thumbnails
+from ui.components.shot_table import current, kept, table_rows, thumbnails
 from ui.context import Services
 from ui.errors import refused
+
+log = logging.getLogger(__name__)
 
 
 def on_sb_render(services: Services, only: bool, number, *args):
     """Render the shots without a current clip (or only shot `number`), then assemble the film:
     yields (state, table, status, gallery, film, the page's job ids)."""
     studio, store = services.studio, StoryboardStore(services.studio.history)
-    board = store.save(current(*args))
+    try:
+        board = store.save(current(*args))
+    except StudioError as exc:
+        yield kept(6, 2, refused(exc))
+        return
+    except gr.Error as exc:
+        yield kept(6, 2, exc)
+        return
     state_json = board.model_dump(mode="json")
     try:
         for event in produce.render_queued(studio, services.worker, board, only=int(number) if only else None):
@@ -43,8 +54,14 @@ def on_sb_render(services: Services, only: bool, number, *args):
                 text = f"Film: {info['frames']} frames, {info['seconds']:.2f}s, {info['shots']} shots."
                 yield state_json, table_rows(studio, board), text, thumbnails(studio, board), info["path"], gr.update()
                 return
+    except Cancelled as exc:  # not a failure: the table shows which shots stopped
+        log.info("storyboard %s: %s", board.id, exc)
+        yield state_json, table_rows(studio, board), f"Render cancelled ({exc}).", gr.update(), gr.update(), gr.update()
+        return
     except StudioError as exc:
-        raise refused(exc) from None
+        text = f"⚠ Render failed: {refused(exc).message}"
+        yield state_json, table_rows(studio, board), text, gr.update(), gr.update(), gr.update()
+        return
     yield (
         state_json,
         table_rows(studio, board),
@@ -65,11 +82,13 @@ def on_sb_cancel(services: Services, job_ids: list[int] | None) -> str:
 
 def on_sb_export(services: Services, folder, *args):
     studio = services.studio
-    board = StoryboardStore(studio.history).save(current(*args))
-    if not (folder or "").strip():
-        raise refused("folder: where should the export go?")
     try:
+        board = StoryboardStore(studio.history).save(current(*args))
+        if not (folder or "").strip():
+            raise refused("folder: where should the export go?")
         dest = edl.export(board, sb.plan(studio, board), sb.film_path(studio, board), folder.strip())
     except StudioError as exc:
-        raise refused(exc) from None
+        return f"⚠ {refused(exc).message}"
+    except gr.Error as exc:
+        return f"⚠ {exc.message}"
     return f"Exported to `{dest}`: film.mp4, clips/, storyboard.json, film.edl."

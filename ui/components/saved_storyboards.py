@@ -6,9 +6,10 @@ from typing import Any
 
 import gradio as gr
 
+from aiprod_studio.errors import StudioError
 from aiprod_studio.storyboard.board import Storyboard
 from aiprod_studio.storyboard.db import StoryboardStore
-from ui.components.shot_table import current, table_rows, thumbnails
+from ui.components.shot_table import current, kept, table_rows, thumbnails
 from ui.context import Services
 from ui.errors import refused
 
@@ -30,7 +31,12 @@ def shown(services: Services, board: Storyboard, message: str) -> tuple[Any, ...
 
 
 def on_sb_save(services: Services, *args):
-    return shown(services, current(*args), "Saved.")
+    try:
+        return shown(services, current(*args), "Saved.")
+    except StudioError as exc:
+        return kept(5, 4, refused(exc))
+    except gr.Error as exc:
+        return kept(5, 4, exc)
 
 
 def on_sb_open(services: Services, choice: str):

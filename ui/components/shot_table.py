@@ -3,9 +3,14 @@ settings: `current`), thumbnails of rendered shots."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import gradio as gr
+from pydantic import ValidationError
+
 from aiprod_studio.errors import StudioError
+from aiprod_studio.recipe import MAX_SEED, format_validation_error
 from aiprod_studio.storyboard.board import Shot, Storyboard
 from engine.film import shots as sb
 from engine.models.loras import parse_lora_spec
@@ -41,28 +46,76 @@ def table_rows(studio: Studio, board: Storyboard) -> list[list[Any]]:
     return rows
 
 
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value).strip()
+    return "" if text == "nan" else text
+
+
+def _number(shot: int, column: str, value: Any, *, whole: bool, lo: float, hi: float | None = None) -> float:
+    """The cell's number, or a refusal naming the shot, the column and the value as typed."""
+    kind = "a whole number" if whole else "a number of seconds"
+    bounds = f"from {lo:g} to {hi:g}" if hi is not None else (f"> {lo:g}" if not whole else f">= {lo:g}")
+    try:
+        number = float(_cell(value))
+    except ValueError:
+        number = math.nan
+    ok = math.isfinite(number) and (number >= lo if whole else number > lo) and (hi is None or number <= hi)
+    if not ok or (whole and number != int(number)):
+        raise refused(f"shot {shot}: {column} must be {kind} {bounds}, got {_cell(value)!r}")
+    return number
+
+
 def read_table(board: Storyboard, table: Any) -> Storyboard:
-    """The storyboard with the table's (possibly edited) prompts, durations and seeds."""
+    """The storyboard with the table's (possibly edited) prompts, durations, seeds and LoRAs.
+
+    A bad cell is refused with the shot's number, the column and the value as typed."""
     values = table.values.tolist() if hasattr(table, "values") else list(table or [])
     shots = []
     for row in values:
-        if not row or all(v in ("", None) for v in row[1:4]):
+        if not row or all(_cell(v) == "" for v in row[1:4]):
             continue
+        n = len(shots) + 1
+        number = _cell(row[0])
         try:
-            number = int(float(row[0])) if str(row[0]).strip() not in ("", "nan") else 0
-            base = board.shots[number - 1] if 1 <= number <= len(board.shots) else None
-            specs = [x for x in str(row[4] if len(row) > 5 and row[4] is not None else "").split(",") if x.strip()]
-            data = {
-                "prompt": str(row[1]),
-                "duration_s": float(row[2]),
-                "seed": int(float(row[3])),
-                "loras": [parse_lora_spec(x) for x in specs],
-            }
+            index = int(float(number)) if number else 0
+        except ValueError:
+            index = 0
+        base = board.shots[index - 1] if 1 <= index <= len(board.shots) else None
+        prompt = _cell(row[1])
+        if not prompt:
+            raise refused(f"shot {n}: prompt must not be empty")
+        data: dict[str, Any] = {
+            "prompt": prompt,
+            "duration_s": _number(n, "duration", row[2], whole=False, lo=0),
+            "seed": int(_number(n, "seed", row[3], whole=True, lo=0, hi=MAX_SEED)),
+        }
+        try:
+            specs = [x for x in _cell(row[4] if len(row) > 5 else "").split(",") if x.strip()]
+            data["loras"] = [parse_lora_spec(x) for x in specs]
             shot = base.model_copy(update=data) if base else Shot(**data)
             shots.append(Shot.model_validate(shot.model_dump()))  # a copy is not validated: check it here
-        except (ValueError, TypeError, OverflowError, StudioError) as exc:
-            raise refused(f"shot {len(shots) + 1}: {exc}") from None
+        except ValidationError as exc:
+            raise refused(f"shot {n}: {format_validation_error(exc)}") from None
+        except StudioError as exc:
+            raise refused(f"shot {n}: {exc}") from None
     return board.model_copy(update={"shots": shots})
+
+
+def form_number(label: str, value: Any, default: float, lo: float, hi: float | None, *, whole: bool) -> float:
+    """A storyboard setting from its field (empty: `default`), or a refusal naming the field and its range."""
+    if value is None or _cell(value) == "":
+        return default
+    kind = "a whole number" if whole else "a number"
+    bounds = f"from {lo:g} to {hi:g}" if hi is not None else f"of {lo:g} or more"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and lo <= number and (hi is None or number <= hi)) or (
+        whole and number != int(number)
+    ):
+        raise refused(f"{label} must be {kind} {bounds}, got {_cell(value)}")
+    return int(number) if whole else number
 
 
 def current(
@@ -83,11 +136,16 @@ def current(
             "title": title_text or board.title,
             "model": model_name or None,
             "preset": preset_id or None,
-            "fps": int(fps_v or 24),
-            "crossfade_s": float(crossfade_v or 0),
+            "fps": int(form_number("fps", fps_v, 24, 1, 60, whole=True)),
+            "crossfade_s": form_number("crossfade (s)", crossfade_v, 0, 0, 2, whole=False),
         }
     )
     return read_table(board, table_value)
+
+
+def kept(outputs: int, status: int, error: gr.Error) -> tuple[Any, ...]:
+    """What a refused action shows: every output as it was, the refusal on the status line."""
+    return tuple(f"⚠ {error.message}" if i == status else gr.update() for i in range(outputs))
 
 
 def thumbnails(studio: Studio, board: Storyboard) -> list[tuple[Any, str]]:

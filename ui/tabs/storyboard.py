@@ -1,7 +1,8 @@
 """The Storyboard tab: script → shots (a table to edit) → renders through the queue → one film.
 
-The storyboard lives in a `gr.State` as JSON and in the database (saved on Split, Save and
-Render). The shot table is read back into the storyboard before every action, so edits in
+The storyboard lives in a `gr.State` as JSON and in the database (saved on Save, Render and
+the row buttons; Split only shows the script's shots). A refused action leaves every widget as
+it was and says why on the status line. The shot table is read back into the storyboard before every action, so edits in
 its cells are never lost.
 
 This module lays the tab out and handles Split, Enhance and the shot table's row buttons.
@@ -18,11 +19,12 @@ import gradio as gr
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.presets import load_presets
+from aiprod_studio.recipe import MAX_SEED
 from aiprod_studio.storyboard.board import Shot, shot_frames
 from aiprod_studio.storyboard.scenarist import split_script
 from ui.components.film_render import on_sb_cancel, on_sb_export, on_sb_render
 from ui.components.saved_storyboards import on_sb_open, on_sb_save, saved_choices, shown
-from ui.components.shot_table import COLUMNS, current
+from ui.components.shot_table import COLUMNS, current, form_number, kept, table_rows
 from ui.context import Services, bind
 from ui.errors import refused
 
@@ -88,10 +90,11 @@ def layout(services: Services) -> StoryboardTab:
             label="Model", choices=[e.name for e in studio.pipelines()], value=studio.default_model(), scale=2
         )
         preset = gr.Dropdown(label="Preset", choices=presets, value="", scale=1)
-        fps = gr.Number(label="fps", value=24, precision=0, minimum=1, maximum=60, scale=1)
-        target = gr.Number(label="Total seconds (0: 3 s a shot)", value=0, minimum=0, scale=1)
-        seed = gr.Number(label="Base seed", value=0, precision=0, minimum=0, scale=1)
-        crossfade = gr.Number(label="Crossfade (s)", value=0, minimum=0, maximum=2, scale=1)
+        # no minimum/maximum on these fields: the handlers check them, in words naming the field
+        fps = gr.Number(label="fps", value=24, precision=0, scale=1)
+        target = gr.Number(label="Total seconds (0: 3 s a shot)", value=0, scale=1)
+        seed = gr.Number(label="Base seed", value=0, precision=0, scale=1)
+        crossfade = gr.Number(label="Crossfade (s)", value=0, scale=1)
     with gr.Row():
         split_btn = gr.Button("Split into shots", variant="primary")
         enhance_btn = gr.Button("Enhance with local LLM", visible=bool(studio.vault.entries(kind="scenarist")))
@@ -105,7 +108,7 @@ def layout(services: Services) -> StoryboardTab:
         column_count=6,
     )
     with gr.Row():
-        shot_no = gr.Number(label="Shot #", value=1, precision=0, minimum=1, scale=1)
+        shot_no = gr.Number(label="Shot #", value=1, precision=0, scale=1)
         ops = {name: gr.Button(name, scale=0) for name in ROW_OPS}
     with gr.Row():
         render_all = gr.Button("Render storyboard", variant="primary")
@@ -147,46 +150,59 @@ def layout(services: Services) -> StoryboardTab:
     )
 
 
-def on_sb_split(services: Services, text, model_name, preset_id, fps_v, target_v, seed_v, crossfade_v):
+def on_sb_split(services: Services, board_json, text, model_name, preset_id, fps_v, target_v, seed_v, crossfade_v):
+    """The script's shots, shown but not saved: they replace the current storyboard's on the next Save
+    (or render), so pressing Split again does not add a storyboard to the Saved menu."""
     try:
         board = split_script(
             text,
-            fps=int(fps_v or 24),
-            target_s=float(target_v) if target_v else None,
-            base_seed=int(seed_v or 0),
+            fps=int(form_number("fps", fps_v, 24, 1, 60, whole=True)),
+            target_s=form_number("total seconds", target_v, 0, 0, None, whole=False) or None,
+            base_seed=int(form_number("base seed", seed_v, 0, 0, MAX_SEED, whole=True)),
             model=model_name or None,
             preset=preset_id or None,
-            crossfade_s=float(crossfade_v or 0),
+            crossfade_s=form_number("crossfade (s)", crossfade_v, 0, 0, 2, whole=False),
         )
     except StudioError as exc:
-        raise refused(exc) from None
+        return kept(5, 4, refused(exc))
+    except gr.Error as exc:
+        return kept(5, 4, exc)
+    board = board.model_copy(update={"id": (board_json or {}).get("id")})
     total = sum(shot_frames(s.duration_s, board.fps) for s in board.shots) / board.fps
-    return shown(services, board, f"{len(board.shots)} shots, {total:.2f}s. Edit the table, then render.")
+    text = f"{len(board.shots)} shots, {total:.2f}s, not saved yet. Edit the table, then Save or render."
+    return board.model_dump(mode="json"), table_rows(services.studio, board), board.title, gr.update(), text
 
 
 def on_sb_enhance(services: Services, board_json, table_value, title_text, model_name, preset_id, fps_v, crossfade_v):
     from engine.film.scenarist import enhance
 
-    board = current(board_json, table_value, title_text, model_name, preset_id, fps_v, crossfade_v)
     try:
+        board = current(board_json, table_value, title_text, model_name, preset_id, fps_v, crossfade_v)
         board, report = enhance(services.studio.vault, board)
     except StudioError as exc:
-        raise refused(exc) from None
-    kept = [str(r["shot"]) for r in report if r["used"] == "rules"]
+        return kept(5, 4, refused(exc))
+    except gr.Error as exc:
+        return kept(5, 4, exc)
+    unchanged = [str(r["shot"]) for r in report if r["used"] == "rules"]
     return shown(
         services,
         board,
         "Prompts rewritten by the local LLM"
-        + (f"; shots {', '.join(kept)} kept their prompt (unusable output)" if kept else "."),
+        + (f"; shots {', '.join(unchanged)} kept their prompt (unusable output)" if unchanged else "."),
     )
 
 
 def on_sb_row(services: Services, op: str, number, *args):
     """One of `ROW_OPS` on shot `number`."""
-    board = current(*args)
-    shots, i = list(board.shots), int(number or 1) - 1
-    if not 0 <= i < len(shots):
-        raise refused(f"shot: choose 1–{len(shots)}, got {int(number or 0)}")
+    try:
+        board = current(*args)
+        shots, i = list(board.shots), int(form_number("shot #", number, 1, 1, None, whole=True)) - 1
+        if not 0 <= i < len(shots):
+            raise refused(f"shot: choose 1–{len(shots)}, got {i + 1}")
+        if op == "Delete" and len(shots) == 1:
+            raise refused("shots: a storyboard keeps at least one shot")
+    except gr.Error as exc:
+        return kept(5, 4, exc)
     if op == "Add after":
         shots.insert(
             i + 1, Shot(prompt="a new shot", duration_s=shots[i].duration_s, seed=max(s.seed for s in shots) + 1)
@@ -194,8 +210,6 @@ def on_sb_row(services: Services, op: str, number, *args):
     elif op == "Duplicate":
         shots.insert(i + 1, shots[i].model_copy())
     elif op == "Delete":
-        if len(shots) == 1:
-            raise refused("shots: a storyboard keeps at least one shot")
         shots.pop(i)
     elif op == "Move up" and i > 0:
         shots[i - 1], shots[i] = shots[i], shots[i - 1]
@@ -210,7 +224,7 @@ def wire(tab: StoryboardTab, services: Services) -> None:
     outs = [tab.state, tab.table, tab.title, tab.saved, tab.status]
     tab.split_btn.click(
         bind(on_sb_split, services),
-        inputs=[tab.script, tab.model, tab.preset, tab.fps, tab.target, tab.seed, tab.crossfade],
+        inputs=[tab.state, tab.script, tab.model, tab.preset, tab.fps, tab.target, tab.seed, tab.crossfade],
         outputs=outs,
         **private,
     )
