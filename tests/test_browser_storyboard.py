@@ -29,6 +29,7 @@ def test_a_bad_duration_cell_is_named_and_the_table_stays_readable(tiny_vault, t
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            page.get_by_role("tab", name="Storyboard").click()  # (the page opens on Render)
             page.get_by_role("button", name="Split into shots").wait_for(timeout=30_000)
             page.get_by_label("Script").fill("Shot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)")
             page.get_by_role("button", name="Split into shots").click()

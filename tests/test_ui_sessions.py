@@ -167,7 +167,7 @@ def test_training_pause_reaches_only_the_run_of_its_own_session(served, tmp_path
     assert studio.history.get(run)["status"] == "running"
 
     said = alice.result(alice.click("on_train_paused"))[0]
-    assert said.startswith(f"Run {run}: cancelling (paused")
+    assert said.startswith(f"Run {run}: pausing at the end of this step")
     alice.wait(start)
     row = studio.history.get(run)
     assert row["status"] == "cancelled" and len(studio.history.metrics(run)) < 300
