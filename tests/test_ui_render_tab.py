@@ -107,7 +107,7 @@ def test_history_lists_shows_reuses_and_deletes(handlers, studio):
     refused = handlers["do_delete"](row["id"], False, "", "", "", 1)
     assert "confirm" in refused[5] and studio.history.get(row["id"])
     deleted = handlers["do_delete"](row["id"], True, "kept", "done", "", 1)
-    assert "deleted" in deleted[5]
+    assert "deleted" in deleted[5] and deleted[-1] == ""  # the details of the deleted job are cleared
     with pytest.raises(KeyError):
         studio.history.get(row["id"])
     from pathlib import Path
@@ -187,3 +187,14 @@ def test_progress_says_loading_then_estimating_then_the_time_left():
     assert status_text(Progress(3, "running", 0, 8, None, 4.0)) == "Job 3: loading the model…"
     assert status_text(Progress(3, "running", 1, 8, None, 9.0)).endswith("estimating the time left…")
     assert status_text(Progress(3, "running", 4, 8, None, 9.5, step_s=0.5)).endswith("about 2.0s left")
+
+
+def test_open_folder_from_another_machine_says_where_the_file_is(handlers, studio, monkeypatch):
+    import subprocess
+
+    opened = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: opened.append(a))
+    row = studio.render(studio.build_recipe({"prompt": "made on the server", "seed": 1}))
+    remote = SimpleNamespace(client=SimpleNamespace(host="192.168.1.20"), session_hash="s")
+    said = handlers["do_open"](row["id"], request=remote)
+    assert "another machine" in said and row["output_path"] in said and opened == []

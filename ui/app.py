@@ -40,6 +40,15 @@ TITLE = "AIPROD Studio"
 MAX_UPLOAD = "2gb"
 
 
+# table headers never break inside a word; on a phone the five tabs fit in one row instead of a "⋯" menu
+STUDIO_CSS = """
+.header-content .header { white-space: nowrap; word-break: keep-all; }
+.overflow-menu > button::after { content: "more tabs"; margin-left: 4px; font-size: 12px; }
+@media (max-width: 560px) {
+  .tab-wrapper .tab-container button { padding-left: 4px; padding-right: 4px; font-size: 13px; }
+}
+"""
+
 # Ctrl+Enter (⌘+Enter) in the Render prompt presses Generate; runs in the page, loads nothing
 SHORTCUTS_JS = """
 () => {
@@ -142,6 +151,7 @@ def launch_kwargs(
         "blocked_paths": [str(studio.settings.models_dir), str(studio.settings.db_path)],
         "show_error": True,
         "js": SHORTCUTS_JS,
+        "css": STUDIO_CSS,
         "quiet": True,  # the studio prints its own address; Gradio's banner would suggest a share link
         "footer_links": ["api"],
         "run_history": False,  # its routes can save runs to, and fetch assets from, a remote bucket

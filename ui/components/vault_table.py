@@ -45,7 +45,7 @@ def rows(studio: Studio) -> list[list[Any]]:
                 source,
                 e.license,
                 e.digest[:12],
-                f"{check.get('mode', '')} {check.get('checked', '')}".strip(),
+                f"{check.get('mode', '')} {check.get('checked', '')[:16].replace('T', ' ')}".strip(),  # to the minute
             ]
         )
     return out

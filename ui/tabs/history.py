@@ -203,32 +203,34 @@ def do_rerender(services: Services, job_id):
 
 
 def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, page_v):
-    # outputs: the listing (4), video, message, recipe, selected, confirm
+    # outputs: the listing (4), video, message, recipe, selected, confirm, details
+    keep = [gr.update()] * 4
     if job_id is None:
-        return [gr.update()] * 4 + [None, "Select a render first.", None, job_id, False]
+        return keep + [None, "Select a render first.", None, job_id, False, gr.update()]
     if not confirmed:
-        return [gr.update()] * 4 + [gr.update(), "Tick the box to confirm the deletion.", gr.update(), job_id, False]
+        return keep + [gr.update(), "Tick the box to confirm the deletion.", gr.update(), job_id, False, gr.update()]
     history = services.studio.history
     row = history.get(job_id)
     if row["kind"] != "render":  # its file is a LoRA in the vault, not an output to unlink
-        return [gr.update()] * 4 + [gr.update(), NOT_A_RENDER.format(job_id), gr.update(), job_id, False]
+        return keep + [gr.update(), NOT_A_RENDER.format(job_id), gr.update(), job_id, False, gr.update()]
     if row["status"] not in FINAL_STATUSES:
-        return [gr.update()] * 4 + [gr.update(), "Cancel the job before deleting it.", gr.update(), job_id, False]
+        return keep + [gr.update(), "Cancel the job before deleting it.", gr.update(), job_id, False, gr.update()]
     history.delete(job_id)
     if row["output_path"]:
         Path(row["output_path"]).unlink(missing_ok=True)
-    return [
-        *load(services, text_v, status_v, model_v, page_v),
-        None,
-        f"Job {job_id} and its file were deleted.",
-        None,
-        None,
-        False,
-    ]
+    deleted = f"Job {job_id} and its file were deleted."
+    return [*load(services, text_v, status_v, model_v, page_v), None, deleted, None, None, False, ""]
 
 
-def do_open(services: Services, job_id):
+LOCAL_CLIENTS = ("127.0.0.1", "::1", "localhost")
+
+
+def do_open(services: Services, job_id, request: gr.Request):
     folder = services.studio.settings.outputs_dir
+    client = getattr(getattr(request, "client", None), "host", "") or ""
+    if client not in LOCAL_CLIENTS:  # under --listen a window would open on the studio's machine, not here
+        where = services.studio.history.get(int(job_id))["output_path"] if job_id else None
+        return f"The studio runs on another machine; its file is there, at `{where or folder}`."
     opener = shutil.which("xdg-open") or shutil.which("open")
     if opener:
         subprocess.Popen([opener, str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -252,7 +254,7 @@ def wire(tab: HistoryTab, services: Services, form: RenderForm, tabs: gr.Tabs) -
     tab.delete.click(
         bind(do_delete, services),
         inputs=[tab.selected, tab.confirm] + tab.filters,
-        outputs=listing + [tab.video, tab.message, tab.recipe_view, tab.selected, tab.confirm],
+        outputs=listing + [tab.video, tab.message, tab.recipe_view, tab.selected, tab.confirm, tab.info],
         **private,
     )
     tab.open_folder.click(bind(do_open, services), inputs=tab.selected, outputs=tab.message, **private)

@@ -33,6 +33,7 @@ class RenderTab:
     form: RenderForm
     note: Any
     preset: Any
+    profile: Any
     lock_seed: Any
     dice: Any
     generate: Any
@@ -58,6 +59,11 @@ def layout(services: Services) -> RenderTab:
     entry = next((e for e in pipelines if e.name == default), None)
     d = {**FALLBACK_SIZES, **(entry.defaults if entry else {})}
     presets = {p.name: p for p in load_presets()}
+    by_kind = {
+        kind: [("", "")] + [(f"{p.name} — {p.description}" if p.description else p.name, p.name) for p in found]
+        for kind in ("render", "hardware")
+        for found in [[p for p in presets.values() if p.kind == kind]]
+    }
 
     note = gr.Markdown(start_note(entry), elem_id="render-start")
     on_gpu = studio.plan.device.type == "cuda"
@@ -71,7 +77,16 @@ def layout(services: Services) -> RenderTab:
             )
             negative = gr.Textbox(label="Negative prompt", value="", lines=1, placeholder="what to avoid (optional)")
             with gr.Row():
-                preset = gr.Dropdown(label="Preset", choices=[""] + list(presets), value="", interactive=True)
+                preset = gr.Dropdown(
+                    label="Preset", choices=by_kind["render"], value="", info="size, length and steps", interactive=True
+                )
+                profile = gr.Dropdown(
+                    label="GPU profile",
+                    choices=by_kind["hardware"],
+                    value="",
+                    info="quantization and offload for your card's memory",
+                    interactive=True,
+                )
                 model = gr.Dropdown(label="Model", choices=[e.name for e in pipelines], value=default, interactive=True)
             with gr.Row():
                 quantization = gr.Radio(
@@ -139,6 +154,7 @@ def layout(services: Services) -> RenderTab:
         form,
         note,
         preset,
+        profile,
         lock_seed,
         dice,
         generate,
@@ -206,6 +222,7 @@ def wire(tab: RenderTab, services: Services) -> None:
         bind(on_model, services), inputs=tab.field("model"), outputs=[tab.note, *sizes], **private
     )
     tab.preset.change(bind(on_preset, tab.presets), inputs=tab.preset, outputs=inputs, **private)
+    tab.profile.change(bind(on_preset, tab.presets, name="on_profile"), inputs=tab.profile, outputs=inputs, **private)
     tab.restore.upload(on_restore, inputs=tab.restore, outputs=inputs + [tab.status], **private)
     tab.dice.click(random_seed, outputs=seed, **private)
     # an unlocked seed is drawn before the render starts, so the render uses it (and the field shows it)

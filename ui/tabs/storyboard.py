@@ -77,7 +77,7 @@ class StoryboardTab:
 def layout(services: Services) -> StoryboardTab:
     # long: one widget a line, top to bottom as the page shows them, then the dataclass filled in that order
     studio = services.studio
-    presets = [""] + [p.id for p in load_presets() if p.kind == "render"]
+    presets = [("", "")] + [(p.name, p.id) for p in load_presets() if p.kind == "render"]  # names shown, ids kept
     state = gr.State(None)
     jobs = gr.State([])
     with gr.Row():

@@ -102,19 +102,43 @@ def layout(services: Services) -> TrainingTab:
         preset = gr.Dropdown(label="Preset", choices=list(PRESETS), value=list(PRESETS)[1], scale=3)
     with gr.Accordion("Advanced", open=False):
         with gr.Row():
-            rank = gr.Number(label="Rank", value=train_default("rank"), precision=0, minimum=1, maximum=256)
-            lr = gr.Number(label="Learning rate", value=train_default("lr"))
-            steps = gr.Number(label="Steps", value=train_default("steps"), precision=0, minimum=1)
-            save_every = gr.Number(label="Save every", value=train_default("save_every"), precision=0, minimum=1)
-            warmup = gr.Number(label="Warmup steps", value=train_default("warmup_steps"), precision=0, minimum=0)
-            seed = gr.Number(label="Seed", value=0, precision=0, minimum=0)
+            # (no widget bounds: the training settings' check names the field and the range in words)
+            rank = gr.Number(
+                label="Rank", value=train_default("rank"), precision=0, info="how much the LoRA can learn: 4–64 common"
+            )
+            lr = gr.Number(label="Learning rate", value=train_default("lr"), info="step size; lower if the loss jumps")
+            steps = gr.Number(label="Steps", value=train_default("steps"), precision=0, info="training steps in all")
+            save_every = gr.Number(
+                label="Save every", value=train_default("save_every"), precision=0, info="a checkpoint every N steps"
+            )
+            warmup = gr.Number(
+                label="Warmup steps",
+                value=train_default("warmup_steps"),
+                precision=0,
+                info="steps at a rising learning rate before the full one",
+            )
+            seed = gr.Number(label="Seed", value=0, precision=0, info="same seed and data, same LoRA")
         with gr.Row():
-            width = gr.Number(label="Bucket width (0: proposed)", value=0, precision=0, step=32)
+            # the bucket: the one size and length every clip is resized and cut to for training
+            width = gr.Number(
+                label="Bucket width (0: proposed)", value=0, precision=0, step=32, info="every clip is resized to it"
+            )
             height = gr.Number(label="Bucket height (0: proposed)", value=0, precision=0, step=32)
-            frames = gr.Number(label="Bucket frames (0: proposed)", value=0, precision=0, step=8)
+            frames = gr.Number(
+                label="Bucket frames (0: proposed)", value=0, precision=0, step=8, info="17, 25, 33 … (8·k + 1)"
+            )
             schedule = gr.Radio(label="Schedule", choices=list(LR_SCHEDULES), value=train_default("schedule"))
-            quantization = gr.Radio(label="Base weights", choices=list(QUANTIZATIONS), value="none")
-            checkpointing = gr.Checkbox(label="Gradient checkpointing", value=False)
+            quantization = gr.Radio(
+                label="Base weights",
+                choices=list(QUANTIZATIONS),
+                value="none",
+                info="the base model's weights in 8 bits while training: less memory",
+            )
+            checkpointing = gr.Checkbox(
+                label="Gradient checkpointing",
+                value=False,
+                info="recompute instead of store: less memory, slower steps",
+            )
     with gr.Row():
         # (no precision or minimum: the handler names a bad run id itself, 1.5 is refused, not rounded)
         run = gr.Number(

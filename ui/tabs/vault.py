@@ -26,6 +26,12 @@ from ui.components.vault_transfer import on_vault_export, on_vault_import
 from ui.context import Services, bind
 from ui.errors import refused
 
+COLUMN_HELP = (
+    "*family*: the model line an entry belongs to (ltx2, ltx, clip, llm) · *digest*: the start of the SHA-256 "
+    "over the entry's files, what recipes record · *last check*: quick (sizes and dates) or deep (every byte "
+    "re-hashed), and when"
+)
+
 PROVISION_HELP = (
     "**Adding models.** Real weights are fetched once on a connected machine with "
     "`aiprod-studio vault provision ltx-2 --revision <commit>` (see `models/catalog.json`), then carried here "
@@ -70,9 +76,16 @@ def layout(services: Services) -> VaultTab:
     table = gr.Dataframe(
         value=rows(services.studio), headers=COLUMNS, interactive=False, wrap=True, elem_id="vault-table"
     )
+    gr.Markdown(COLUMN_HELP, elem_id="vault-columns")
     with gr.Row():
         target = gr.Dropdown(label="Entry", choices=["(all)"] + names, value="(all)", scale=2)
-        mode = gr.Radio(label="Check", choices=["quick", "deep"], value="quick", scale=1)
+        mode = gr.Radio(
+            label="Check",
+            choices=["quick", "deep"],
+            value="quick",
+            scale=1,
+            info="quick: sizes and dates; deep: every byte re-hashed",
+        )
         verify_btn = gr.Button("Verify", variant="primary", scale=0)
         cancel_btn = gr.Button("Cancel", scale=0)
         refresh_btn = gr.Button("Refresh", scale=0)
