@@ -53,8 +53,11 @@ def test_cancel_button_stops_the_followed_render(handlers, studio):
 def test_bad_input_is_shown_as_an_error_naming_the_field(handlers, studio):
     import gradio as gr
 
-    with pytest.raises(gr.Error, match="num_frames must be 8k\\+1"):
-        list(handlers["on_generate"](*form(num_frames=20), request=SimpleNamespace(session_hash="s3")))
+    [(video, recipe, status)] = list(
+        handlers["on_generate"](*form(num_frames=20), request=SimpleNamespace(session_hash="s3"))
+    )
+    assert status.startswith("⚠") and "num_frames must be 8k+1" in status
+    assert video == gr.update() and recipe == gr.update()  # the last clip and its recipe stay on screen
     assert studio.history.count() == 0
 
 
@@ -149,16 +152,13 @@ def test_the_page_opens_on_render_with_a_start_panel_naming_the_model(app):
 
 
 def test_number_fields_leave_ranges_to_the_recipe_so_messages_name_the_field(app, handlers):
-    import gradio as gr
 
     config = app.get_config_file()
     numbers = [c["props"] for c in config["components"] if c["type"] == "number" and c["props"].get("label")]
     bounded = {n["label"] for n in numbers if n.get("minimum") is not None or n.get("maximum") is not None}
     assert not bounded & {"Width", "Height", "Frames", "FPS", "Guidance", "Job"}  # (labels only the Render tab uses)
-    with pytest.raises(gr.Error, match="fps"):
-        handlers["on_add"](*form(prompt="zero fps", fps=0))
-    with pytest.raises(gr.Error, match="seed"):
-        handlers["on_add"](*form(prompt="huge seed", seed=10**30))
+    assert "fps" in handlers["on_add"](*form(prompt="zero fps", fps=0))
+    assert "seed" in handlers["on_add"](*form(prompt="huge seed", seed=10**30))
 
 
 def test_an_unlocked_seed_is_drawn_before_the_render_it_applies_to(app):

@@ -13,6 +13,13 @@ import gradio as gr
 log = logging.getLogger("aiprod_studio.ui")
 
 
+def shown(error: gr.Error) -> str:
+    """A refusal that must not hide the work: a toast, and the text for the tab's status line.
+    (Raising `gr.Error` from an event marks every output of the event as failed.)"""
+    gr.Warning(error.message)
+    return f"⚠ {error.message}"
+
+
 def refused(message: object) -> gr.Error:
     """The error to raise for bad input: `raise refused(exc) from None`."""
     text = str(message)

@@ -11,7 +11,7 @@ from aiprod_studio.errors import StudioError
 from engine.jobs.queue import Done, Progress, Stopped
 from ui.components.render_form import values
 from ui.context import Services
-from ui.errors import refused
+from ui.errors import refused, shown
 
 
 class Followed:
@@ -75,22 +75,12 @@ def on_generate(
     request: gr.Request,
 ):
     # (explicit parameters: Gradio only injects `request` next to named positional ones)
-    job_id = enqueue(
-        services,
-        prompt,
-        negative_prompt,
-        model,
-        quantization,
-        offload,
-        width,
-        height,
-        num_frames,
-        fps,
-        steps,
-        guidance,
-        seed,
-        loras,
-    )
+    args = (prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance)
+    try:
+        job_id = enqueue(services, *args, seed, loras)
+    except gr.Error as exc:  # the last clip and its recipe stay on screen; the message goes to the status line
+        yield gr.update(), gr.update(), shown(exc)
+        return
     session = request.session_hash or "default"
     followed.set(session, job_id)
     try:

@@ -21,7 +21,7 @@ from ui.components.render_form import RenderForm, updates_from_recipe
 from ui.components.render_job import Followed, enqueue, on_cancel, on_generate
 from ui.components.start_panel import start_note
 from ui.context import Services, bind
-from ui.errors import refused
+from ui.errors import refused, shown
 
 GPU_ONLY = "only on a CUDA GPU; this studio runs on the CPU"
 SIZE_FIELDS = ("width", "height", "num_frames", "fps", "steps", "guidance")
@@ -206,7 +206,10 @@ def next_seed(seed_value: float, locked: bool) -> Any:
 
 
 def on_add(services: Services, *args: Any) -> str:
-    job_id = enqueue(services, *args)
+    try:
+        job_id = enqueue(services, *args)
+    except gr.Error as exc:
+        return shown(exc)
     return f"Job {job_id} added to the queue (position {services.worker.status(job_id)['position'] or 'now running'})."
 
 
