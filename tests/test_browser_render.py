@@ -42,9 +42,10 @@ def test_the_page_opens_on_render_and_ctrl_enter_renders_a_clip_that_fits_the_wi
     start.wait_for(timeout=30_000)  # visible without a click: Render is the first screen
     assert "Start here" in start.inner_text() and "aiprod-tiny-ltx2" in start.inner_text()
     prompt = page.locator("#render-prompt textarea")
+    page.wait_for_selector("html[data-aiprod-shortcuts=on]", state="attached", timeout=30_000)  # the page's keys
     prompt.fill("a small red square")
     prompt.press("Control+Enter")
-    page.wait_for_selector("text=Done: job", timeout=90_000)
+    page.wait_for_selector("text=Done: job", timeout=150_000)
     video = page.locator("video:visible").first
     video.wait_for(timeout=30_000)
     box = video.bounding_box()

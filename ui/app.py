@@ -58,6 +58,7 @@ SHORTCUTS_JS = """
     const button = document.querySelector("#render-generate");
     if (button) { e.preventDefault(); button.click(); }
   });
+  document.documentElement.dataset.aiprodShortcuts = "on";
 }
 """
 
