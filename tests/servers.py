@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,3 +106,33 @@ def serve_in_process(models: Path, data: Path, **launch: Any) -> Iterator[Served
             os.environ.pop("GRADIO_TEMP_DIR", None)
         else:
             os.environ["GRADIO_TEMP_DIR"] = old_tmp
+
+
+# -- a real browser on a real server ---------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("AIPROD_REQUIRE_BROWSER"), reason="needs Debian's chromium (CI installs it)"
+)
+
+
+@contextlib.contextmanager
+def browser_page(vault: Path, data: Path, width: int = 1280, height: int = 900) -> Iterator[tuple[Any, str]]:
+    """(a headless Chromium page on the studio, the studio's URL): `aiprod-studio ui` over `vault` and `data`."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "AIPROD_REQUIRE_BROWSER is set but chromium is not installed"
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = start_server(vault, data, port)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(url, wait_until="load")
+            yield page, url
+            browser.close()
+    finally:
+        stop(server)

@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-from servers import free_port, start_server, stop
+from servers import browser_page, needs_browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("AIPROD_REQUIRE_BROWSER"), reason="needs Debian's chromium (CI installs it)"
-)
+pytestmark = needs_browser
 
 
 @pytest.fixture
 def page(tiny_vault, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "AIPROD_REQUIRE_BROWSER is set but chromium is not installed"
-    data = tmp_path / "data"
-    data.mkdir()
-    port = free_port()
-    server = start_server(tiny_vault, data, port)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-            yield page
-            browser.close()
-    finally:
-        stop(server)
+    with browser_page(tiny_vault, tmp_path / "data", 1280, 800) as (page, _url):
+        yield page
 
 
 def test_the_page_opens_on_render_and_ctrl_enter_renders_a_clip_that_fits_the_window(page):

@@ -2,59 +2,37 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
-import pytest
-from servers import free_port, start_server, stop
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None and not os.environ.get("AIPROD_REQUIRE_BROWSER"), reason="needs Debian's chromium (CI installs it)"
-)
+from servers import browser_page, needs_browser
 
 
+@needs_browser
 def test_a_bad_duration_cell_is_named_and_the_table_stays_readable(tiny_vault, tmp_path):
-    from playwright.sync_api import sync_playwright
+    with browser_page(tiny_vault, tmp_path / "data", 1400, 1000) as (page, _url):
+        page.get_by_role("tab", name="Storyboard").click()  # (the page opens on Render)
+        page.get_by_role("button", name="Split into shots").wait_for(timeout=30_000)
+        page.get_by_label("Script").fill("Shot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)")
+        page.get_by_role("button", name="Split into shots").click()
+        page.wait_for_selector("text=2 shots, 1.00s", timeout=30_000)
 
-    assert CHROMIUM, "AIPROD_REQUIRE_BROWSER is set but chromium is not installed"
-    data = tmp_path / "data"
-    data.mkdir()
-    port = free_port()
-    server = start_server(tiny_vault, data, port)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-            page.get_by_role("tab", name="Storyboard").click()  # (the page opens on Render)
-            page.get_by_role("button", name="Split into shots").wait_for(timeout=30_000)
-            page.get_by_label("Script").fill("Shot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)")
-            page.get_by_role("button", name="Split into shots").click()
-            page.wait_for_selector("text=2 shots, 1.00s", timeout=30_000)
+        # 1. Type `abc` into shot 2's duration cell.
+        table = page.locator("#storyboard-table")
+        cell = table.get_by_test_id("cell-1-2")  # row 2, the duration column
+        cell.dblclick()
+        page.keyboard.press("Control+A")
+        page.keyboard.type("abc")
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
 
-            # 1. Type `abc` into shot 2's duration cell.
-            table = page.locator("#storyboard-table")
-            cell = table.get_by_test_id("cell-1-2")  # row 2, the duration column
-            cell.dblclick()
-            page.keyboard.press("Control+A")
-            page.keyboard.type("abc")
-            page.keyboard.press("Enter")
-            page.keyboard.press("Escape")
-
-            # 2. Save: the status line names shot 2 and the duration column, the table is still there.
-            page.get_by_role("button", name="Save").click()
-            status = page.locator("#storyboard-status")
-            deadline = time.time() + 30
-            while "shot 2" not in status.inner_text() and time.time() < deadline:
-                page.wait_for_timeout(250)
-            said = status.inner_text()
-            assert "shot 2: duration" in said and "abc" in said, said
-            text = table.inner_text()
-            assert "boats in a harbour" in text and "a gull on a post" in text
-            assert "Error" not in text
-            browser.close()
-    finally:
-        stop(server)
+        # 2. Save: the status line names shot 2 and the duration column, the table is still there.
+        page.get_by_role("button", name="Save").click()
+        status = page.locator("#storyboard-status")
+        deadline = time.time() + 30
+        while "shot 2" not in status.inner_text() and time.time() < deadline:
+            page.wait_for_timeout(250)
+        said = status.inner_text()
+        assert "shot 2: duration" in said and "abc" in said, said
+        text = table.inner_text()
+        assert "boats in a harbour" in text and "a gull on a post" in text
+        assert "Error" not in text

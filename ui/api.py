@@ -28,7 +28,8 @@ from engine.film import shots as sb
 from engine.jobs.queue import QueueWorker
 from engine.studio import Studio
 from engine.training.jobs import queue_training
-from ui.components.render_form import values
+from ui.components.render_job import enqueue as enqueue_clip
+from ui.context import Services
 from ui.errors import refused
 
 RECORD_KEYS = (
@@ -65,11 +66,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
     signature, return annotation and docstring as the published contract, exactly as written here.
     """
 
-    def _enqueue(values_: dict[str, Any]) -> int:
-        try:
-            return worker.enqueue(studio.build_recipe(values_))
-        except StudioError as exc:
-            raise refused(exc) from None
+    services = Services(studio, worker)
 
     def _status(job_id: int) -> dict[str, Any]:
         try:
@@ -94,23 +91,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
     ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record.
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2)."""
-        job_id = _enqueue(
-            values(
-                prompt,
-                negative_prompt,
-                model,
-                quantization,
-                offload,
-                width,
-                height,
-                num_frames,
-                fps,
-                steps,
-                guidance,
-                seed,
-                loras,
-            )
-        )
+        size = (width, height, num_frames, fps, steps, guidance)
+        job_id = enqueue_clip(services, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
         row = worker.wait(job_id)
         if row["status"] != "done":
             raise refused(f"job {job_id} {row['status']}: {row.get('error') or ''}".strip())
@@ -132,23 +114,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         loras: list[str] | None = None,
     ) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position)."""
-        job_id = _enqueue(
-            values(
-                prompt,
-                negative_prompt,
-                model,
-                quantization,
-                offload,
-                width,
-                height,
-                num_frames,
-                fps,
-                steps,
-                guidance,
-                seed,
-                loras,
-            )
-        )
+        size = (width, height, num_frames, fps, steps, guidance)
+        job_id = enqueue_clip(services, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
         return record(_status(job_id))
 
     def job(job_id: int) -> tuple[dict, FileData | None]:

@@ -7,6 +7,7 @@ crash, so the studio's terminal gets one line instead.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import gradio as gr
 
@@ -18,6 +19,11 @@ def shown(error: gr.Error) -> str:
     (Raising `gr.Error` from an event marks every output of the event as failed.)"""
     gr.Warning(error.message)
     return f"⚠ {error.message}"
+
+
+def kept(outputs: int, status: int, error: gr.Error) -> tuple[Any, ...]:
+    """What a refused action returns: every output as it was, the refusal (`shown`) at index `status`."""
+    return tuple(shown(error) if i == status else gr.update() for i in range(outputs))
 
 
 def refused(message: object) -> gr.Error:

@@ -16,9 +16,9 @@ from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.storyboard.db import StoryboardStore
 from engine.film import edl, produce
 from engine.film import shots as sb
-from ui.components.shot_table import current, kept, table_rows, thumbnails
+from ui.components.shot_table import current, table_rows, thumbnails
 from ui.context import Services
-from ui.errors import refused
+from ui.errors import kept, refused
 
 log = logging.getLogger(__name__)
 

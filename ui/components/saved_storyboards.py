@@ -9,9 +9,9 @@ import gradio as gr
 from aiprod_studio.errors import StudioError
 from aiprod_studio.storyboard.board import Storyboard
 from aiprod_studio.storyboard.db import StoryboardStore
-from ui.components.shot_table import current, kept, table_rows, thumbnails
+from ui.components.shot_table import current, table_rows, thumbnails
 from ui.context import Services
-from ui.errors import refused
+from ui.errors import kept, refused
 
 
 def saved_choices(services: Services) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gradio as gr
 from pydantic import ValidationError
 
 from aiprod_studio.errors import StudioError
@@ -141,11 +140,6 @@ def current(
         }
     )
     return read_table(board, table_value)
-
-
-def kept(outputs: int, status: int, error: gr.Error) -> tuple[Any, ...]:
-    """What a refused action shows: every output as it was, the refusal on the status line."""
-    return tuple(f"⚠ {error.message}" if i == status else gr.update() for i in range(outputs))
 
 
 def thumbnails(studio: Studio, board: Storyboard) -> list[tuple[Any, str]]:

@@ -24,9 +24,9 @@ from aiprod_studio.storyboard.board import Shot, shot_frames
 from aiprod_studio.storyboard.scenarist import split_script
 from ui.components.film_render import on_sb_cancel, on_sb_export, on_sb_render
 from ui.components.saved_storyboards import on_sb_open, on_sb_save, saved_choices, shown
-from ui.components.shot_table import COLUMNS, current, form_number, kept, table_rows
+from ui.components.shot_table import COLUMNS, current, form_number, table_rows
 from ui.context import Services, bind
-from ui.errors import refused
+from ui.errors import kept, refused
 
 EXAMPLE = (
     "Title: Night drive\nStyle: cinematic, film grain\n"
