@@ -59,7 +59,7 @@ def refresh(services: Services) -> list[list[Any]]:
 
 def on_queue_action(services: Services, action: str, job_id: float | None) -> tuple[list[list[Any]], str]:
     worker = services.worker
-    if job_id in (None, ""):
+    if job_id in (None, "", 0):  # (an empty Number field reads 0 in the browser)
         return refresh(services), "Pick a job from the table first."
     try:  # the worker checks the number (a whole job id that exists) and names the field
         if action == "cancel":
