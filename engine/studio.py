@@ -189,7 +189,7 @@ class Studio:
                 loras.apply(pipe, self.vault, recipe.loras)
 
                 def on_progress(step: int, total: int) -> None:
-                    history.set_progress(job_id, step, total)
+                    run.step(step, total)
                     if progress is not None:
                         progress(step, total)
 

@@ -194,9 +194,23 @@ def test_done_renders_from_before_the_scheduler_was_retired_keep_matching(tmp_pa
     monkeypatch.undo()
 
     h = History(path)
-    assert h.schema_version == len(MIGRATIONS) == 5
+    assert h.schema_version == len(MIGRATIONS) == 6
     assert r.render_key() != old_key
     row = h.latest_for_key(r.render_key())
     assert row is not None and row["output_path"] == str(output) and row["recipe"]["scheduler"] == {}
     assert h.get(train)["render_key"] is None  # a training run has no render key, and gets none
     h.close()
+
+
+def test_a_pause_is_remembered_on_the_row_and_cleared_on_resume(tmp_path):
+    history = History(tmp_path / "h.db")
+    queued, running = history.create_job(recipe()), history.create_job(recipe())
+    assert history.claim(running)
+    assert history.cancel_if_queued(queued, pause=True) and history.request_cancel(running, pause=True)
+    history.mark_failed(running, "training stopped at step 3; resume it to continue", status="cancelled")
+    again = History(tmp_path / "h.db")  # after a restart
+    assert again.get(queued)["paused"] and again.get(queued)["error"] == "paused before it started"
+    assert again.get(running)["paused"] and again.get(running)["status"] == "cancelled"
+    assert again.requeue(running) and not again.get(running)["paused"]
+    plain = again.create_job(recipe())
+    assert again.cancel_if_queued(plain) and not again.get(plain)["paused"]

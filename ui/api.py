@@ -36,6 +36,7 @@ RECORD_KEYS = (
     "id",
     "kind",
     "status",
+    "paused",
     "prompt",
     "model",
     "model_digest",
@@ -51,6 +52,7 @@ RECORD_KEYS = (
     "started_at",
     "finished_at",
     "recipe",
+    "metrics",
 )
 
 
@@ -119,9 +121,12 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         return record(_status(job_id))
 
     def job(job_id: int) -> tuple[dict, FileData | None]:
-        """A job's record (status, step/total_steps, progress 0–1, position, error) and its MP4 once done (a clip
-        written outside the outputs folder by a command-line `--out` is not served: its path is in the record)."""
+        """A job's record (status, step/total_steps, progress 0–1, position, error; a training run's loss per step in
+        `metrics`, `paused` when it was paused) and its MP4 once done (a clip written outside the outputs folder by a
+        command-line `--out` is not served: its path is in the record)."""
         row = _status(job_id)
+        if row.get("kind") == "train":
+            row["metrics"] = studio.history.metrics(row["id"])
         is_clip = row["status"] == "done" and row.get("kind", "render") == "render"
         served = is_clip and Path(row["output_path"]).resolve().is_relative_to(studio.settings.outputs_dir.resolve())
         return record(row), FileData(path=row["output_path"]) if served else None

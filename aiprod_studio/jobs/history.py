@@ -45,6 +45,7 @@ def now() -> str:
 OWNER_COLUMNS = ("owner_pid", "owner_host", "owner_start", "heartbeat")
 # an ended job has no owner, and no partial file of its own left (the writer removed it on failure)
 RELEASED = {"owner_pid": None, "owner_host": None, "owner_start": None, "target_path": None}
+CANCEL, PAUSE = 1, 2  # `cancel_requested`: how the stop was asked (a paused run is cancelled, resumable)
 
 
 class History:
@@ -189,17 +190,23 @@ class History:
         taken = status in ACTIVE_STATUSES and (pid, host) != (me.pid, me.host)
         return bool(cancel) or taken
 
-    def request_cancel(self, job_id: int) -> bool:
-        """Ask the owner of a running job to stop (it sees this at its next heartbeat)."""
+    def request_cancel(self, job_id: int, pause: bool = False) -> bool:
+        """Ask the owner of a running job to stop (it sees this at its next heartbeat); a pause is
+        a cancel the row remembers as one (`paused` on the row), so it reads so after a restart."""
         with self._lock:
-            cur = self.db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", [job_id])
+            cur = self.db.execute(
+                "UPDATE jobs SET cancel_requested = ? WHERE id = ? AND status = 'running'",
+                [PAUSE if pause else CANCEL, job_id],
+            )
             return cur.rowcount == 1
 
     def set_recipe(self, job_id: int, recipe: Recipe) -> None:
         self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest, render_key=recipe.render_key())
 
-    def mark_done(self, job_id: int, output_path: str, wall_s: float) -> None:
-        self._update(job_id, status="done", finished_at=now(), output_path=output_path, wall_s=wall_s, **RELEASED)
+    def mark_done(self, job_id: int, output_path: str, wall_s: float, step_s: float | None = None) -> None:
+        """Done; `step_s`, the seconds one step took (loading excluded), times the next like it."""
+        columns = {"output_path": output_path, "wall_s": wall_s, "step_s": step_s}
+        self._update(job_id, status="done", finished_at=now(), **columns, **RELEASED)
 
     def mark_failed(self, job_id: int, error: str, status: FinalStatus = "failed") -> None:
         """The job ended (by its owner, or discarded): the row no longer belongs to a process."""
@@ -218,11 +225,13 @@ class History:
             )
             return cur.rowcount == 1
 
-    def cancel_if_queued(self, job_id: int, reason: str = "cancelled before it started") -> bool:
+    def cancel_if_queued(self, job_id: int, pause: bool = False) -> bool:
+        reason = "paused before it started" if pause else "cancelled before it started"
         with self._lock:
             cur = self.db.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = ?, error = ? WHERE id = ? AND status = 'queued'",
-                [now(), reason, job_id],
+                "UPDATE jobs SET status = 'cancelled', finished_at = ?, error = ?, cancel_requested = ? "
+                "WHERE id = ? AND status = 'queued'",
+                [now(), reason, PAUSE if pause else CANCEL, job_id],
             )
             return cur.rowcount == 1
 
@@ -400,4 +409,5 @@ def row_id(value: object) -> int:
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["recipe"] = json.loads(row["recipe"]) if row.get("recipe") else None
+    row["paused"] = row["status"] == "cancelled" and row.get("cancel_requested") == PAUSE
     return row

@@ -107,10 +107,17 @@ def _m005_render_keys(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE jobs SET render_key = ? WHERE id = ?", [key, job_id])
 
 
+def _m006_step_times(db: sqlite_utils.Database) -> None:
+    """A finished job records the seconds one step took, loading excluded: the time left of the
+    next job of the same model and size is estimated from this machine's own past jobs."""
+    db.table("jobs").add_column("step_s", float)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_jobs,
     _m002_storyboards,
     _m003_training,
     _m004_owners,
     _m005_render_keys,
+    _m006_step_times,
 ]

@@ -27,6 +27,7 @@ class Progress:
     position: int | None  # place in the queue while queued
     elapsed_s: float
     step_s: float | None = None  # seconds per step, measured over the steps seen after the first
+    typical_step_s: float | None = None  # seconds per step of this machine's last jobs like this one
 
     @property
     def loading(self) -> bool:
@@ -35,9 +36,13 @@ class Progress:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left, once there is a basis: None until two steps were seen (the first one
-        carries the model's loading time, so it says nothing about the rest)."""
-        return self.step_s * (self.total - self.step) if self.step_s is not None else None
+        """Seconds left, once there is a basis: the job's own steps once two were seen (the first
+        one carries the model's loading time, so it says nothing about the rest), before that the
+        machine's past jobs of the same model and size; None while there is neither."""
+        per_step = self.step_s if self.step_s is not None else self.typical_step_s
+        if per_step is None or self.status != "running":
+            return None
+        return per_step * (self.total - self.step)
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,11 @@ def watch(
         time.sleep(poll_s)
 
 
-def events(read: Callable[[], Row], poll_s: float = 0.1, timeout_s: float | None = None) -> Iterator[Event]:
-    """`watch` as typed events: `Progress` whenever the job moves, then its final event."""
+def events(
+    read: Callable[[], Row], poll_s: float = 0.1, timeout_s: float | None = None, typical_step_s: float | None = None
+) -> Iterator[Event]:
+    """`watch` as typed events: `Progress` whenever the job moves, then its final event;
+    `typical_step_s` (from past jobs) estimates the time left until the job's own steps do."""
     started = time.perf_counter()
     first: tuple[int, float] | None = None  # (step, when) the first time a step was seen done
     for row in watch(read, poll_s=poll_s, timeout_s=timeout_s):
@@ -108,4 +116,5 @@ def events(read: Callable[[], Row], poll_s: float = 0.1, timeout_s: float | None
         elif status in FINAL_STATUSES:
             yield Stopped(row)
         else:
-            yield Progress(row["id"], status, step, row["total_steps"] or 0, row.get("position"), now - started, step_s)
+            total = row["total_steps"] or 0
+            yield Progress(row["id"], status, step, total, row.get("position"), now - started, step_s, typical_step_s)

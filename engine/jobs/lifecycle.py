@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from aiprod_studio.errors import Cancelled, failure_text
 from aiprod_studio.jobs.history import History
 from aiprod_studio.jobs.owner import Heartbeat
+from aiprod_studio.jobs.timing import StepClock
 
 
 class JobRun:
@@ -33,14 +34,21 @@ class JobRun:
         self.history, self.job_id = history, job_id
         self.finished = False
         self._started = time.perf_counter()
+        self._clock = StepClock()
 
     def started(self, target: str | None = None) -> None:
         """The job starts now (after waiting for the device); `target` is the file it will write."""
         self.history.mark_running(self.job_id, target=target)
         self._started = time.perf_counter()
 
+    def step(self, step: int, total: int) -> None:
+        """`step` of `total` is done: the row shows it, and the clock times it."""
+        self.history.set_progress(self.job_id, step, total)
+        self._clock.tick(step)
+
     def done(self, output_path: str) -> None:
-        self.history.mark_done(self.job_id, output_path, time.perf_counter() - self._started)
+        wall_s = time.perf_counter() - self._started
+        self.history.mark_done(self.job_id, output_path, wall_s, step_s=self._clock.step_s)
         self.finished = True
 
 

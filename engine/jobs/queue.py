@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.files import partials
 from aiprod_studio.jobs.history import History
+from aiprod_studio.jobs.timing import typical_step_s
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import Recipe
 from engine.jobs.events import Done, Event, Failed, Progress, Stopped, events
@@ -100,21 +101,21 @@ class QueueWorker:
         stamped = self.studio.stamp(recipe)
         return self.submit(lambda history: history.create_job(stamped))
 
-    def cancel(self, job_id: int) -> str:
+    def cancel(self, job_id: int, pause: bool = False) -> str:
         """Cancel a queued job (it never starts) or a running one (it stops within about a
-        second here; a job another process runs stops at that process's next heartbeat)."""
+        second here; a job another process runs stops at that process's next heartbeat).
+        `pause` stops it the same way but the row remembers it was paused (resume continues)."""
         history = self.studio.history
         row = self._row(job_id)
         job_id = row["id"]
-        if history.cancel_if_queued(job_id):
-            return "cancelled"
-        with self._lock:
-            event = self._cancels.get(job_id)
-        if event is not None:
-            event.set()
-            return "cancelling"
-        if history.request_cancel(job_id):
-            return "cancelling"
+        if history.cancel_if_queued(job_id, pause=pause):
+            return "paused" if pause else "cancelled"
+        if history.request_cancel(job_id, pause=pause):
+            with self._lock:
+                event = self._cancels.get(job_id)
+            if event is not None:  # ours: stop now rather than at the next heartbeat
+                event.set()
+            return "pausing" if pause else "cancelling"
         raise BadInput(f"job {job_id} is {row['status']}; only queued or running jobs can be cancelled", field="job_id")
 
     def resume(self, job_id: int) -> int:
@@ -170,8 +171,9 @@ class QueueWorker:
 
     def follow(self, job_id: int, poll_s: float = 0.1, timeout_s: float | None = None) -> Iterator[Event]:
         """Yield a `Progress` whenever the job moves, then its final event."""
-        number = self._row(job_id)["id"]
-        return events(lambda: self.status(number), poll_s=poll_s, timeout_s=timeout_s)
+        row = self._row(job_id)
+        typical = typical_step_s(self.studio.history, row)  # the basis of the time left until its own steps
+        return events(lambda: self.status(row["id"]), poll_s=poll_s, timeout_s=timeout_s, typical_step_s=typical)
 
     def wait(self, job_id: int, timeout_s: float | None = None) -> dict[str, Any]:
         final = None

@@ -30,7 +30,16 @@ def rows(worker: QueueWorker) -> list[list[Any]]:
     table = []
     for r in worker.active():
         progress = f"{r['step'] or 0}/{r['total_steps']}" if r["status"] == "running" else ""
-        table.append([r["id"], r["status"], r.get("position") or "", progress, r["model"], (r["prompt"] or "")[:80]])
+        table.append(
+            [
+                r["id"],
+                "paused" if r.get("paused") else r["status"],
+                r.get("position") or "",
+                progress,
+                r["model"],
+                (r["prompt"] or "")[:80],
+            ]
+        )
     return table
 
 
@@ -44,7 +53,7 @@ def layout(worker: QueueWorker) -> QueuePanel:
             label="Running, waiting and interrupted jobs",
         )
         with gr.Row():
-            job = gr.Number(label="Job", value=None, precision=0, scale=1, info="pick a row, or type its number")
+            job = gr.Textbox(label="Job", placeholder="pick a row, or type its number", scale=1, max_lines=1)
             cancel = gr.Button("Cancel job", size="sm")
             resume = gr.Button("Resume", size="sm")
             discard = gr.Button("Discard", size="sm")
@@ -57,9 +66,9 @@ def refresh(services: Services) -> list[list[Any]]:
     return rows(services.worker)
 
 
-def on_queue_action(services: Services, action: str, job_id: float | None) -> tuple[list[list[Any]], str]:
+def on_queue_action(services: Services, action: str, job_id: str | float | None) -> tuple[list[list[Any]], str]:
     worker = services.worker
-    if job_id in (None, "", 0):  # (an empty Number field reads 0 in the browser)
+    if job_id in (None, 0) or not str(job_id).strip():
         return refresh(services), "Pick a job from the table first."
     try:  # the worker checks the number (a whole job id that exists) and names the field
         if action == "cancel":

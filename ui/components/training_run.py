@@ -51,10 +51,6 @@ START_FIELDS = (
 
 AVERAGE_OVER = 10  # steps in the loss's moving average
 
-# runs paused from this app, until resumed or cancelled: the engine stops a paused run the way it
-# stops a cancelled one (a checkpoint at the last whole step), so only the page knows which it was
-_paused: set[int] = set()
-
 
 def loss_frame(metrics: list[dict]) -> pd.DataFrame:
     """The loss plot's data, long form: step and loss as numbers (even before the first step, or
@@ -66,9 +62,9 @@ def loss_frame(metrics: list[dict]) -> pd.DataFrame:
     return frame.astype({"step": float, "loss": float, "series": str}).reset_index(drop=True)
 
 
-def run_id(services: Services, value: float | None) -> int | None:
+def run_id(services: Services, value: str | float | None) -> int | None:
     """The run in the page's Run box, checked to be a training run."""
-    if value in (None, "", 0):  # an empty box (a reloaded page sends 0)
+    if value in (None, 0) or not str(value).strip():  # an empty box
         return None
     try:
         number = whole_number(value, "run")
@@ -91,8 +87,8 @@ def saved_step(services: Services, job_id: int) -> int | None:
 
 def run_text(job_id: int, row: dict[str, Any], saved: int | None = None) -> str:
     """One line on a run: status, last step's loss, speed and ETA (while it runs), its place in the
-    queue, its outcome; a run paused from this app reads "paused at step N", N the checkpoint's."""
-    if row["status"] == "cancelled" and job_id in _paused:
+    queue, its outcome; a paused run reads "paused at step N", N the checkpoint's."""
+    if row.get("paused"):
         where = f"step {saved}" if saved is not None else "the start (no checkpoint yet)"
         return f"Run {job_id}: paused at {where} of {row['total_steps']} — Resume continues from there."
     text, metrics = f"Run {job_id}: {row['status']}", row["metrics"]
@@ -178,29 +174,28 @@ def on_train_start(
     yield from follow(services, job_id)
 
 
-def on_train_stop(services: Services, verb: str, run_value: float | None) -> str:
+def on_train_stop(services: Services, verb: str, run_value: str | float | None) -> str:
     job_id = run_id(services, run_value)
     if job_id is None:
         return "No training run started from this page."
     try:
-        state = services.worker.cancel(job_id)
+        state = services.worker.cancel(job_id, pause=verb == "paused")
     except StudioError as exc:
         return str(exc)
+    if state == "paused":  # it had not started
+        return f"Run {job_id}: paused before it started (Resume queues it again)."
     if verb == "paused":
-        _paused.add(job_id)
         return f"Run {job_id}: pausing at the end of this step (Resume continues from its checkpoint)."
-    _paused.discard(job_id)
     return f"Run {job_id}: {state} (its checkpoints stay; Resume continues from the last one)."
 
 
-def on_train_resume(services: Services, run_value: float | None):
+def on_train_resume(services: Services, run_value: str | float | None):
     job_id = run_id(services, run_value)
     if job_id is None:
         raise refused("resume: no training run started from this page (type its id in the Run box)")
     try:
         if services.worker.status(job_id)["status"] in FINAL_STATUSES:  # else a run taken over: just follow it
             services.worker.resume(job_id)
-            _paused.discard(job_id)
     except StudioError as exc:
         raise refused(exc) from None
     yield from follow(services, job_id)

@@ -97,7 +97,7 @@ def layout(services: Services) -> HistoryTab:
     selected = gr.State(None)
     with gr.Row():
         with gr.Column(scale=2):
-            video = gr.Video(label="Selected render", interactive=False)
+            video = gr.Video(label="Selected render", interactive=False, height=360)
         with gr.Column(scale=3):
             info = gr.Markdown("Select a render above.")
             recipe_view = gr.JSON(label="Recipe")
@@ -138,7 +138,7 @@ def load(services: Services, text_v, status_v, model_v, page_v):
     table_v = [
         [
             r["id"],
-            r["status"],
+            "paused" if r.get("paused") else r["status"],
             (r["prompt"] or "")[:80],
             r["model"],
             r["seed"],
