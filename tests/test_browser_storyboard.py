@@ -36,3 +36,35 @@ def test_a_bad_duration_cell_is_named_and_the_table_stays_readable(tiny_vault, t
         text = table.inner_text()
         assert "boats in a harbour" in text and "a gull on a post" in text
         assert "Error" not in text
+
+
+@needs_browser
+def test_cancel_reads_cancelled_and_the_film_fits_the_window(tiny_vault, tmp_path):
+    with browser_page(tiny_vault, tmp_path / "data", 1280, 900) as (page, _url):
+        page.get_by_role("tab", name="Storyboard").click()
+        page.get_by_role("button", name="Split into shots").wait_for(timeout=30_000)
+        shots = "\n".join(f"Shot {i}: a red square moves left, take {i} (2s)" for i in range(1, 9))
+        page.get_by_label("Script").fill(shots)
+        page.get_by_role("button", name="Split into shots").click()
+        page.wait_for_selector("text=8 shots", timeout=30_000)
+        status = page.locator("#storyboard-status")
+
+        # 1. Cancel while the shots render: the status says cancelled (no Error toast), and so does the table.
+        page.get_by_role("button", name="Render storyboard").click()
+        page.wait_for_selector("#storyboard-status :text('Shot 1: step')", timeout=60_000)
+        page.get_by_role("button", name="Cancel", exact=True).click()
+        deadline = time.time() + 60
+        while "Render cancelled" not in status.inner_text() and time.time() < deadline:
+            page.wait_for_timeout(250)
+        assert "Render cancelled" in status.inner_text(), status.inner_text()
+        assert page.locator(".toast-body.error").count() == 0
+        table = page.locator("#storyboard-table").inner_text()
+        assert "cancelled" in table and "running" not in table and "queued" not in table, table
+
+        # 2. Render again: the remaining shots render, and the 64×64 film is not drawn taller than the window.
+        page.get_by_role("button", name="Render storyboard").click()
+        page.wait_for_selector("#storyboard-status :text('Film:')", timeout=240_000)
+        video = page.locator("#storyboard-film video")
+        video.wait_for(timeout=30_000)
+        box = video.bounding_box()
+        assert box is not None and box["height"] <= 900 * 0.6, box

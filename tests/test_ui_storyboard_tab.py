@@ -125,12 +125,15 @@ def test_a_bad_cell_is_named_and_the_page_keeps_its_work(handlers, studio, colum
 def test_number_fields_are_checked_in_words(handlers):
     for args, said in [
         ((0, 0, 5, 0), "fps must be a whole number from 1 to 60, got 0"),
-        ((24, -2, 5, 0), "total seconds must be a number of 0 or more, got -2"),
+        ((24, -2, 5, 0), "total seconds must be a number from 0 to 3600, got -2"),
+        ((24, 4000, 5, 0), "total seconds must be a number from 0 to 3600, got 4000"),
         ((24, 0, -1, 0), "base seed must be a whole number from 0 to"),
         ((24, 0, 5, 3), "crossfade (s) must be a number from 0 to 2, got 3"),
     ]:
         out = handlers["on_sb_split"](None, SCRIPT, "aiprod-tiny-ltx2", "", *args)
         assert out[:4] == (UNCHANGED,) * 4 and said in out[4]
+    out = handlers["on_sb_split"](None, "Shot 1: boats (2s)\nShot 2: a gull", "aiprod-tiny-ltx2", "", 24, 1, 5, 0)
+    assert "total seconds 1 leaves 0.00s for 1 shots" in out[4] and "target_s" not in out[4]
     board, table, title = split(handlers)
     out = handlers["on_sb_save"](board, table, title, "aiprod-tiny-ltx2", "", 61, 0)
     assert "fps must be a whole number from 1 to 60, got 61" in out[4]
@@ -157,4 +160,10 @@ def test_a_cancelled_render_says_cancelled_and_shows_each_shot(handlers, studio,
     monkeypatch.setattr(produce, "render_queued", stopped)
     *_, last = list(handlers["on_sb_render"](1, *form(board, table, title)))
     assert "cancelled" in last[2] and "⚠" not in last[2]
-    assert [r[5] for r in last[1]] == ["to render", "to render"]  # not "running" / "queued" any more
+    assert [r[5] for r in last[1]] == ["to render (job 1 cancelled)", "to render (job 2 cancelled)"]  # not running
+
+
+def test_open_with_nothing_chosen_or_a_deleted_board_keeps_the_page(handlers):
+    for choice, said in [("", "choose one in the menu first"), ("7: Gone", "there is no storyboard '7: Gone'")]:
+        with pytest.warns(UserWarning, match=said):  # the toast; the editor keeps what it shows
+            assert handlers["on_sb_open"](choice) == UNCHANGED

@@ -212,7 +212,7 @@ def split_script(
             left = round(target_s * fps) - sum(fixed.values())
             if left < len(free) * max(MIN_SHOT_FRAMES, round(0.5 * fps)):
                 raise BadInput(
-                    f"target_s {target_s} leaves {max(left, 0) / fps:.2f}s for {len(free)} shots after "
+                    f"target_s {target_s:g} leaves {max(left, 0) / fps:.2f}s for {len(free)} shots after "
                     f"the duration hints ({sum(fixed.values()) / fps:.2f}s): raise it or remove hints",
                     field="target_s",
                 )

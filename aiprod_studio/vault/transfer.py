@@ -33,6 +33,7 @@ from typing import Any
 from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.files import atomic
+from aiprod_studio.files.folders import writable_folder
 from aiprod_studio.vault.manifest import (
     CHECKSUMS_NAME,
     HASH_CHUNK,
@@ -340,13 +341,10 @@ def export_bundle(
 ) -> Path:
     """Write `<to>/<name>/`, a self-verifying bundle of one entry; the source is checked while copied."""
     entry = vault.get(name, field="name")
-    dest_root = Path(to).expanduser()
-    if dest_root.exists() and not dest_root.is_dir():
-        raise BadInput(f"to must be a folder, got the file {str(to)!r}", field="to")
+    dest_root = writable_folder(to, "to")
     dest = dest_root / name
     if dest.exists():
         raise BadInput(f"{dest} already exists; choose another folder", field="to")
-    dest_root.mkdir(parents=True, exist_ok=True)
     tmp = dest_root / f".{name}.exporting"
     remove_path(tmp)
     meter = Meter(entry.total_size, progress, len(entry.files), cancel)

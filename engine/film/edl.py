@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files import atomic
+from aiprod_studio.files.folders import writable_folder
 from aiprod_studio.storyboard.board import Storyboard
 from engine.film.shots import ShotPlan, slug
 
@@ -20,11 +21,11 @@ def _timecode(frame: int, fps: int) -> str:
 
 def export(board: Storyboard, plans: list[ShotPlan], film: Path, folder: Path | str) -> Path:
     """`<folder>/<title>/`: the film, every shot's clip, the storyboard JSON and a CMX 3600 EDL."""
-    dest = Path(folder).expanduser() / slug(board.title)
-    if dest.exists():
-        raise BadInput(f"{dest} already exists; choose another folder", field="folder")
     if not film.is_file():
         raise BadInput("the film has not been assembled yet: render the storyboard first", field="film")
+    dest = writable_folder(folder, "folder") / slug(board.title)
+    if dest.exists():
+        raise BadInput(f"{dest} already exists; choose another folder", field="folder")
     tmp = dest.with_name(f".{dest.name}.exporting")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "clips").mkdir(parents=True)

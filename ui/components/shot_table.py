@@ -18,7 +18,21 @@ from engine.studio import Studio
 from ui.components.render_form import lora_label
 from ui.errors import refused
 
+STOPPED = ("cancelled", "failed", "interrupted")  # a shot whose last job ended so is still to render
 COLUMNS = ["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]
+
+
+def shot_status(studio: Studio, p: sb.ShotPlan | None) -> str:
+    """A shot's status cell: rendered, its job's status, or "to render", saying why when its last
+    job stopped (cancelled, failed or interrupted)."""
+    if p is None:
+        return "to render"
+    if p.job is not None:
+        return "rendered" if p.current else f"job {p.job['id']} {p.job['status']}"
+    last = studio.history.latest_for_key(p.recipe.render_key(), STOPPED)
+    if last is None:
+        return "to render"
+    return f"to render (job {last['id']} {'paused' if last.get('paused') else last['status']})"
 
 
 def table_rows(studio: Studio, board: Storyboard) -> list[list[Any]]:
@@ -29,9 +43,7 @@ def table_rows(studio: Studio, board: Storyboard) -> list[list[Any]]:
         plans = []
     for i, shot in enumerate(board.shots):
         p = plans[i] if i < len(plans) else None
-        status = (
-            "rendered" if p and p.current else f"job {p.job['id']} {p.job['status']}" if p and p.job else "to render"
-        )
+        status = shot_status(studio, p)
         rows.append(
             [
                 i + 1,

@@ -20,7 +20,7 @@ import gradio as gr
 from aiprod_studio.errors import StudioError
 from aiprod_studio.presets import load_presets
 from aiprod_studio.recipe import MAX_SEED
-from aiprod_studio.storyboard.board import Shot, shot_frames
+from aiprod_studio.storyboard.board import MAX_FILM_S, Shot, shot_frames
 from aiprod_studio.storyboard.scenarist import split_script
 from ui.components.film_render import on_sb_cancel, on_sb_export, on_sb_render
 from ui.components.saved_storyboards import on_sb_open, on_sb_save, saved_choices, shown
@@ -116,7 +116,7 @@ def layout(services: Services) -> StoryboardTab:
         cancel = gr.Button("Cancel")
     status = gr.Markdown("", elem_id="storyboard-status")
     gallery = gr.Gallery(label="Shots", columns=6, height=200, allow_preview=False)
-    film = gr.Video(label="Film", interactive=False)
+    film = gr.Video(label="Film", interactive=False, height=420, elem_id="storyboard-film")  # a 64×64 film stays small
     with gr.Row():
         export_dir = gr.Textbox(label="Export to folder", scale=3)
         export_btn = gr.Button("Export", scale=0)
@@ -157,14 +157,15 @@ def on_sb_split(services: Services, board_json, text, model_name, preset_id, fps
         board = split_script(
             text,
             fps=int(form_number("fps", fps_v, 24, 1, 60, whole=True)),
-            target_s=form_number("total seconds", target_v, 0, 0, None, whole=False) or None,
+            target_s=form_number("total seconds", target_v, 0, 0, MAX_FILM_S, whole=False) or None,
             base_seed=int(form_number("base seed", seed_v, 0, 0, MAX_SEED, whole=True)),
             model=model_name or None,
             preset=preset_id or None,
             crossfade_s=form_number("crossfade (s)", crossfade_v, 0, 0, 2, whole=False),
         )
-    except StudioError as exc:
-        return kept(5, 4, refused(exc))
+    except StudioError as exc:  # the engine's field name is the form's label here
+        text = str(exc).replace("target_s", "total seconds", 1) if getattr(exc, "field", None) == "target_s" else exc
+        return kept(5, 4, refused(text))
     except gr.Error as exc:
         return kept(5, 4, exc)
     board = board.model_copy(update={"id": (board_json or {}).get("id")})
