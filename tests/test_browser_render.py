@@ -40,3 +40,15 @@ def test_a_value_out_of_range_is_answered_with_the_field_in_words(page):
     toast.wait_for(timeout=30_000)
     text = toast.inner_text()
     assert "fps" in text and "less than minimum" not in text
+
+
+def test_a_radio_group_is_one_tab_stop_chosen_with_the_arrow_keys(page):
+    page.wait_for_selector("html[data-aiprod-shortcuts=on]", state="attached", timeout=30_000)
+    group = page.get_by_role("group").filter(has_text="Quantization")
+    group.get_by_label("none").focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)  # the component re-renders its choice
+    assert "selected" in (group.get_by_test_id("int8-radio-label").get_attribute("class") or "")
+    page.keyboard.press("Tab")
+    left = page.evaluate("[document.activeElement.type, document.activeElement.getAttribute('aria-label')]")
+    assert left[0] != "radio", left  # out of the group, not onto fp8

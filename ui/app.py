@@ -49,7 +49,8 @@ STUDIO_CSS = """
 }
 """
 
-# Ctrl+Enter (⌘+Enter) in the Render prompt presses Generate; runs in the page, loads nothing
+# Ctrl+Enter (⌘+Enter) in the Render prompt presses Generate, and radio groups are one tab stop
+# each; runs in the page, loads nothing
 SHORTCUTS_JS = """
 () => {
   document.addEventListener("keydown", (e) => {
@@ -58,6 +59,17 @@ SHORTCUTS_JS = """
     const button = document.querySelector("#render-generate");
     if (button) { e.preventDefault(); button.click(); }
   });
+  // each radio group is one tab stop, its options chosen with the arrow keys: one name per group
+  let groups = 0;
+  const groupRadios = () => document.querySelectorAll("fieldset").forEach((set) => {
+    const radios = set.querySelectorAll("input[type=radio]");
+    if (!radios.length) return;
+    set.dataset.aiprodRadios ||= `aiprod-radios-${++groups}`;
+    radios.forEach((r) => { if (r.name !== set.dataset.aiprodRadios) r.name = set.dataset.aiprodRadios; });
+  });
+  const watched = { childList: true, subtree: true, attributeFilter: ["name"] };  // Svelte resets names
+  new MutationObserver(groupRadios).observe(document.body, watched);
+  groupRadios();
   document.documentElement.dataset.aiprodShortcuts = "on";
 }
 """

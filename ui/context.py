@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import gradio as gr
+
 from engine.jobs.queue import QueueWorker
 from engine.studio import Studio
+from ui.errors import untouched
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,10 @@ def bind(fn: Callable[..., Any], *leading: Any, name: str | None = None) -> Call
     parameters through the handler's type hints, which a partial hides. The handler keeps
     `fn`'s name (its event's private api_name; `name` overrides it), its remaining
     parameters, their type hints, and whether it is a generator.
+
+    A refusal (`gr.Error`) the handler raises becomes a warning toast and a skip of every
+    output: raising it from an event would mark every output as failed and hide the work
+    (a handler that has a status line puts the message there itself, with `errors.kept`).
     """
     signature = inspect.signature(fn)
     params = list(signature.parameters.values())
@@ -46,11 +53,17 @@ def bind(fn: Callable[..., Any], *leading: Any, name: str | None = None) -> Call
     if inspect.isgeneratorfunction(fn):
 
         def handler(*args: Any, **kwargs: Any) -> Any:
-            return (yield from fn(*leading, *args, **kwargs))
+            try:
+                return (yield from fn(*leading, *args, **kwargs))
+            except gr.Error as error:
+                yield untouched(error)
     else:
 
         def handler(*args: Any, **kwargs: Any) -> Any:
-            return fn(*leading, *args, **kwargs)
+            try:
+                return fn(*leading, *args, **kwargs)
+            except gr.Error as error:
+                return untouched(error)
 
     handler.__name__ = handler.__qualname__ = name or fn.__name__
     handler.__module__, handler.__doc__ = fn.__module__, fn.__doc__

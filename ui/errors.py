@@ -21,6 +21,13 @@ def shown(error: gr.Error) -> str:
     return f"⚠ {error.message}"
 
 
+def untouched(error: gr.Error) -> Any:
+    """A refused event's answer when it has no status line: the message as a toast, every
+    output left as it was (one `gr.skip()` stands for all of them)."""
+    gr.Warning(error.message)
+    return gr.skip()
+
+
 def kept(outputs: int, status: int, error: gr.Error) -> tuple[Any, ...]:
     """What a refused action returns: every output as it was, the refusal (`shown`) at index `status`."""
     return tuple(shown(error) if i == status else gr.update() for i in range(outputs))

@@ -41,9 +41,12 @@ def on_sb_save(services: Services, *args):
 
 def on_sb_open(services: Services, choice: str):
     if not choice:
-        raise refused("id: choose a saved storyboard")
+        raise refused("saved storyboards: choose one in the menu first")
     studio = services.studio
-    board = StoryboardStore(studio.history).load(int(choice.split(":")[0]))
+    try:
+        board = StoryboardStore(studio.history).load(int(str(choice).split(":")[0]))
+    except (StudioError, KeyError, ValueError):
+        raise refused(f"saved storyboards: there is no storyboard {str(choice)[:60]!r} (refresh the page)") from None
     return (
         board.model_dump(mode="json"),
         table_rows(studio, board),

@@ -12,7 +12,7 @@ from ui.context import Services
 from ui.errors import refused
 
 
-def on_train_steps(services: Services, run_value: float | None):
+def on_train_steps(services: Services, run_value: str | float | None):
     job_id = run_id(services, run_value)
     if job_id is None:
         raise refused("step: start a training run first")
@@ -21,7 +21,7 @@ def on_train_steps(services: Services, run_value: float | None):
     return gr.update(choices=found, value=found[-1] if found else None)
 
 
-def on_train_compare(services: Services, run_value: float | None, step_v, prompt: str, seed_v: float):
+def on_train_compare(services: Services, run_value: str | float | None, step_v, prompt: str, seed_v: float):
     job_id = run_id(services, run_value)
     if job_id is None or step_v in (None, ""):
         raise refused("step: start a run and choose one of its checkpoints")

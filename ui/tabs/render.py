@@ -189,7 +189,9 @@ def on_restore(path: str | None) -> list[Any]:
         return updates_from_recipe({}) + [gr.update()]
     recipe = media.read_metadata_json(path)
     if recipe is None:
-        raise refused("That file carries no AIPROD recipe (was it made by the studio?)")
+        return updates_from_recipe({}) + [
+            shown(refused("file: it carries no AIPROD recipe (was it made by the studio?)"))
+        ]
     return updates_from_recipe(recipe) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
 
 

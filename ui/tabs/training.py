@@ -29,7 +29,7 @@ from ui.components.training_run import (
 )
 from ui.components.training_samples import on_train_compare, on_train_steps
 from ui.context import Services, bind
-from ui.errors import refused
+from ui.errors import kept, refused
 
 PRESETS = {
     "Quick test (60 steps, rank 8)": {"steps": 60, "rank": 8, "lr": 1e-3, "save_every": 20, "warmup": 5},
@@ -140,16 +140,23 @@ def layout(services: Services) -> TrainingTab:
                 info="recompute instead of store: less memory, slower steps",
             )
     with gr.Row():
-        # (no precision or minimum: the handler names a bad run id itself, 1.5 is refused, not rounded)
-        run = gr.Number(
-            label="Run", value=None, scale=0, min_width=170, info="filled in by Start; type an id to take a run over"
+        # (text, not a number box: it starts empty, and the handler names a bad run id itself)
+        run = gr.Textbox(
+            label="Run",
+            placeholder="filled in by Start",
+            scale=0,
+            min_width=170,
+            max_lines=1,
+            info="type a run's id to take it over",
         )
         start_btn = gr.Button("Start training", variant="primary")
         pause_btn = gr.Button("Pause")
         resume_btn = gr.Button("Resume")
         cancel_btn = gr.Button("Cancel", variant="stop")
     status = gr.Markdown("", elem_id="training-status")
-    plot = gr.LinePlot(x="step", y="loss", color="series", title="Training loss", height=260, x_title="step")
+    plot = gr.LinePlot(
+        x="step", y="loss", color="series", title="Training loss", height=260, x_title="step", elem_id="training-plot"
+    )
     with gr.Row():
         sample_step = gr.Dropdown(label="Checkpoint step", choices=[], value=None, scale=1)
         steps_btn = gr.Button("List checkpoints", scale=0)
@@ -157,8 +164,8 @@ def layout(services: Services) -> TrainingTab:
         sample_seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
         compare_btn = gr.Button("Render base vs checkpoint", scale=0)
     with gr.Row():
-        base_video = gr.Video(label="Base model", interactive=False)
-        lora_video = gr.Video(label="With the LoRA at that step", interactive=False)
+        base_video = gr.Video(label="Base model", interactive=False, height=320)
+        lora_video = gr.Video(label="With the LoRA at that step", interactive=False, height=320)
     return TrainingTab(
         dataset,
         check_btn,
@@ -199,8 +206,8 @@ def layout(services: Services) -> TrainingTab:
 def on_train_check(services: Services, folder: str):
     try:
         rep = ds.check(folder, memory_gb(services.studio.plan))
-    except StudioError as exc:
-        raise refused(exc) from None
+    except StudioError as exc:  # in the tab, where the findings go, and as a toast
+        return kept(4, 0, refused(exc))
     if not rep.items or rep.bucket is None:  # every finding in the tab, not only in a toast that fades
         findings = "\n".join(f"- ⚠ {f}" for f in rep.findings)
         return f"**No usable items** in `{folder}`:\n{findings}", gr.update(), gr.update(), gr.update()
