@@ -1,0 +1,1 @@
+"""Quality gates: technical checks of a clip's file and semantic scores with a local CLIP."""
