@@ -12,18 +12,24 @@ from aiprod_studio.settings import Settings
 def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio.vault.store import Vault
     from engine.models.tiny import make_tiny
+    from engine.qa.tiny_clip import make_tiny_clip
 
-    entry = make_tiny(Vault(settings.ensure_dirs().models_dir), name=args.name)
+    vault = Vault(settings.ensure_dirs().models_dir)
+    entry = make_tiny(vault, name=args.name)
+    clip = make_tiny_clip(vault)  # so the semantic QA runs out of the box too
     data = {
         "name": entry.name,
         "path": str(settings.models_dir / entry.path),
         "digest": entry.digest,
         "files": len(entry.files),
         "total_size": entry.total_size,
+        "clip": clip.name,
     }
     return data, (
         f"built test model {entry.name} ({len(entry.files)} files, {entry.total_size:,d} bytes, "
-        f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}"
+        f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}\n"
+        f"built test CLIP {clip.name} for the semantic QA ({clip.total_size:,d} bytes, digest {clip.digest[:12]}) "
+        f"in {settings.models_dir / clip.path}"
     )
 
 
@@ -43,8 +49,12 @@ def cmd_quantize(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
 
 
 def register(reg: Any) -> None:
-    p = reg.subcommand("vault", "make-tiny", "build the studio's tiny LTX-2 test model into the vault", cmd_make_tiny)
-    p.add_argument("--name", default="aiprod-tiny-ltx2")
+    p = reg.subcommand(
+        "vault", "make-tiny", "build the studio's tiny LTX-2 test model and tiny CLIP into the vault", cmd_make_tiny
+    )
+    p.add_argument(
+        "--name", default="aiprod-tiny-ltx2", help="the LTX-2 test model's name (the CLIP's is aiprod-tiny-clip)"
+    )
 
     p = reg.subcommand(
         "vault",
