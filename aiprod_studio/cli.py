@@ -1,7 +1,8 @@
 """The `aiprod-studio` command line (also `python -m aiprod_studio`).
 
 The core owns parsing, output and exit codes (0 ok, 2 bad input, 3 integrity failure,
-4 cancelled/interrupted, 1 internal error). Commands that need tensors or a browser UI
+4 cancelled/interrupted, 5 a quality check failed (`qa`, `compare --min-psnr`, `reproduce`),
+1 internal error). Commands that need tensors or a browser UI
 live in the `engine` and `ui` packages and join this parser through the
 `aiprod_studio.commands` entry-point group, so the core never imports them. Every
 command takes `--models-dir`, `--data-dir`, `--device` and `--json`; `--json` prints
@@ -37,6 +38,7 @@ log = logging.getLogger("aiprod_studio")
 # -- the core's own commands ------------------------------------------------------------------
 def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio.jobs.history import History
+    from aiprod_studio.jobs.rows import qa_summary
 
     history = History(settings.db_path)
     try:
@@ -45,18 +47,21 @@ def _cmd_history(args: argparse.Namespace, settings: Settings) -> tuple[dict[str
             status=args.status,
             text=args.search,
             model=args.model,
+            findings=args.findings,
+            order=args.sort,
         )
     finally:
         history.close()
-    lines = [f"{'id':>6}  {'status':<11} {'model':<20} {'seed':>10}  {'wall_s':>7}  prompt"]
+    lines = [f"{'id':>6}  {'status':<11} {'model':<20} {'seed':>10}  {'wall_s':>7}  {'qa':<14} prompt"]
     for r in rows:
         wall = f"{r['wall_s']:.2f}" if r.get("wall_s") is not None else "-"
         lines.append(
-            f"{r['id']:>6}  {r['status']:<11} {str(r['model'])[:20]:<20} {r['seed']:>10}  {wall:>7}  "
-            f"{(r['prompt'] or '')[:60]}"
+            f"{r['id']:>6}  {'paused' if r['paused'] else r['status']:<11} {str(r['model'])[:20]:<20} "
+            f"{r['seed']:>10}  {wall:>7}  {qa_summary(r.get('qa')):<14} {(r['prompt'] or '')[:60]}"
         )
     if not rows:
-        lines.append("(no matching jobs)" if args.status or args.search or args.model else "(no jobs yet)")
+        filtered = args.status or args.search or args.model or args.findings is not None
+        lines.append("(no matching jobs)" if filtered else "(no jobs yet)")
     return {"jobs": rows}, "\n".join(lines)
 
 
@@ -66,6 +71,10 @@ def _register_core(reg: Registry) -> None:
     p.add_argument("--status", choices=JOB_STATUSES)
     p.add_argument("--search", help="text that the prompt contains")
     p.add_argument("--model", help="only jobs of this model")
+    found = p.add_mutually_exclusive_group()
+    found.add_argument("--findings", action="store_true", default=None, help="only clips whose QA found something")
+    found.add_argument("--clean", dest="findings", action="store_false", help="only clips whose QA found nothing")
+    p.add_argument("--sort", choices=("newest", "score"), default="newest", help="score: best prompt match first")
     vault_cli.register(reg)
     storyboard_cli.register(reg)
 

@@ -14,6 +14,7 @@ from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import Settings
 from engine.film import cli as film_cli
 from engine.models import cli as models_cli
+from engine.qa import cli as qa_cli
 from engine.render import cli as render_cli
 from engine.training import cli as train_cli
 
@@ -44,6 +45,7 @@ def register(reg: Any) -> None:
     render_cli.register(reg)
     models_cli.register(reg)
     film_cli.register(reg)
+    qa_cli.register(reg)
     p = reg.command(
         "report",
         "the sovereignty report: models and their sources, licences, offline settings, and a network self-test render",

@@ -8,7 +8,6 @@ own defaults over the studio's), `render` runs one job end to end and records it
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import logging
 import re
 import threading
@@ -18,30 +17,23 @@ from typing import Any
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files import partials
 from aiprod_studio.jobs.history import History
+from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.store import Vault
+from engine.device.environment import environment
 from engine.device.lease import DeviceLease, DeviceOwner
 from engine.device.plan import DevicePlan, resolve
 from engine.jobs.lifecycle import job_lifecycle
 from engine.models import loras
 from engine.models.limits import check_limits
 from engine.models.pipelines import warm_pipeline
+from engine.qa.gate import QualityGate, expectations
 from engine.render.clip import ProgressFn, render_to_file
 
 log = logging.getLogger(__name__)
-
-_VERSIONED = ("aiprod-studio", "torch", "diffusers", "transformers", "optimum-quanto")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in _VERSIONED:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[name] = importlib.metadata.version(name)
-    return versions
 
 
 def _slug(text: str, limit: int = 40) -> str:
@@ -56,6 +48,7 @@ class Studio:
         self.device = DeviceOwner(self.plan)  # renders, training, export, quantize: one at a time
         self._history: History | None = None
         self._history_lock = threading.Lock()
+        self.qa = QualityGate(self.vault)  # the checks every clip passes once written
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -88,6 +81,29 @@ class Studio:
         for problem in staging.errors:
             log.warning("vault import leftover not cleared: %s", problem)
         return {"interrupted": interrupted, "partials": [str(p) for p in removed], "vault": staging.to_json()}
+
+    def clip_qa(self, job_id: Any) -> dict[str, Any]:
+        """A finished clip's QA report: the one stored with it, or (a clip rendered before the
+        studio checked clips) made now and stored."""
+        number = whole_number(job_id, "job_id")
+        try:
+            row = self.history.get(number)
+        except KeyError:
+            raise BadInput(f"job_id {number} does not exist", field="job_id") from None
+        if row.get("kind", "render") != "render" or row["status"] != "done":
+            raise BadInput(
+                f"job {row['id']} is a {row.get('kind') or 'render'} job that is {row['status']}; "
+                "only a finished clip has a quality report",
+                field="job_id",
+            )
+        if row["qa"] is None:
+            path = Path(row["output_path"])
+            if not path.is_file():
+                raise BadInput(f"job {row['id']}'s clip {str(path)!r} is no longer on disk", field="job_id")
+            family = next((e.family for e in self.vault.entries("pipeline") if e.digest == row["model_digest"]), None)
+            row["qa"] = self.qa.check(path, row["prompt"], expectations(row["recipe"], family), device="cpu")
+            self.history.set_qa(row["id"], row["qa"])
+        return dict(row["qa"])
 
     # -- models ------------------------------------------------------------------------------
     def pipelines(self) -> list[Entry]:
@@ -127,7 +143,7 @@ class Studio:
             "model": model,
             "model_digest": entry.digest,
             "advanced": advanced,
-            "versions": {**library_versions(), "device": self.plan.label},
+            "versions": environment(self.plan),
             "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])],
         }
         recipe = make_recipe(data)
@@ -141,9 +157,7 @@ class Studio:
     def stamp(self, recipe: Recipe) -> Recipe:
         """The recipe as it will render: the model's current digest and the library versions."""
         entry = self.vault.get(recipe.model, kind="pipeline")
-        return recipe.model_copy(
-            update={"model_digest": entry.digest, "versions": {**library_versions(), "device": self.plan.label}}
-        )
+        return recipe.model_copy(update={"model_digest": entry.digest, "versions": environment(self.plan)})
 
     def render(
         self,
@@ -194,5 +208,8 @@ class Studio:
                         progress(step, total)
 
                 render_to_file(pipe, recipe, target, on_progress, cancel)
+                # 3. The quality gates, on the device still held: the file, then the CLIP scores.
+                expect = expectations(recipe, entry.family)
+                history.set_qa(job_id, self.qa.check(target, recipe.prompt, expect, device=lease.plan.device))
                 run.done(str(target))
         return history.get(job_id)

@@ -46,12 +46,14 @@ def _isolated_env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_vault(tmp_path_factory) -> Path:
-    """A vault holding only the tiny model, built once per test session."""
+    """A vault holding the tiny model and the tiny CLIP (as `vault make-tiny` builds them), once per session."""
     from aiprod_studio.vault.store import Vault
     from engine.models.tiny import make_tiny
+    from engine.qa.tiny_clip import make_tiny_clip
 
     root = tmp_path_factory.mktemp("vault")
     make_tiny(Vault(root))
+    make_tiny_clip(Vault(root))
     return root
 
 

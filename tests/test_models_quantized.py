@@ -64,5 +64,5 @@ def test_bad_requests_are_refused(own_studio):
     with pytest.raises(BadInput) as info:
         own_studio.render(recipe)
     assert info.value.field == "quantization" and "stored quantized as int8" in str(info.value)
-    assert [e.name for e in vault.entries()] == ["aiprod-tiny-ltx2", "q8"]
+    assert [e.name for e in vault.entries("pipeline")] == ["aiprod-tiny-ltx2", "q8"]
     assert not list((vault.root / "pipelines").glob(".*"))

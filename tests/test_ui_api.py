@@ -327,3 +327,23 @@ def test_job_does_not_serve_a_clip_written_outside_the_outputs_folder(client, se
     row = studio.render(studio.build_recipe({"prompt": "kept on my desk", "steps": 2}), out_path=tmp_path / "mine.mp4")
     record, video = client.predict(job_id=row["id"], api_name="/job")
     assert record["status"] == "done" and record["output_path"] == str(tmp_path / "mine.mp4") and video is None
+
+
+def test_qa_and_reproduce_endpoints(client):
+    _video, record = client.predict(prompt="a red square", seed=31, api_name="/render")
+    assert record["qa"]["ok"] and record["qa"]["semantic"]["model"] == "aiprod-tiny-clip"
+    answer = client.predict(job_id=record["id"], api_name="/qa")
+    assert answer == {"job_id": record["id"], "qa": record["qa"]}
+    again = client.predict(job_id=record["id"], api_name="/reproduce")
+    assert again["passed"] and again["comparison"]["psnr_min"] == "inf" and again["comparison"]["identical"]
+    listed = client.predict(findings="no", order="score", api_name="/history")
+    assert record["id"] in [r["id"] for r in listed]
+    from gradio_client.exceptions import AppError
+
+    for api_name, kwargs, says in [
+        ("/qa", {"job_id": 999999}, "job_id 999999 does not exist"),
+        ("/reproduce", {"job_id": -1}, "job_id must be a whole number"),
+        ("/history", {"findings": "maybe"}, "findings must be"),
+    ]:
+        with pytest.raises(AppError, match=says):
+            client.predict(**kwargs, api_name=api_name)

@@ -21,7 +21,10 @@ W = "pipelines/aiprod-tiny-ltx2/transformer/diffusion_pytorch_model.safetensors"
 def test_verify_shows_badges_then_names_a_damaged_file(handlers, own_studio):
     *_, (text, task, table) = list(handlers["on_vault_verify"]("(all)", "deep"))
     assert task is None  # the page's task is forgotten once it is over
-    assert "all ok" in text and table["value"][0][:2] == ["✔ ok", "aiprod-tiny-ltx2"]
+    assert "all ok" in text and next(r for r in table["value"] if r[1] == "aiprod-tiny-ltx2")[:2] == [
+        "✔ ok",
+        "aiprod-tiny-ltx2",
+    ]
     with open(own_studio.vault.root / W, "r+b") as f:
         f.seek(-1, 2)
         last = f.read(1)
@@ -29,7 +32,7 @@ def test_verify_shows_badges_then_names_a_damaged_file(handlers, own_studio):
         f.write(bytes([last[0] ^ 0xFF]))
     *_, (text, _, table) = list(handlers["on_vault_verify"]("aiprod-tiny-ltx2", "quick"))
     assert "1 problem**" in text and f"hash mismatch {W}" in text
-    assert table["value"][0][0] == "✖ failed"
+    assert next(r for r in table["value"] if r[1] == "aiprod-tiny-ltx2")[0] == "✖ failed"
 
 
 def test_import_export_round_trip_through_the_tab(handlers, own_studio, tmp_path):
@@ -38,7 +41,7 @@ def test_import_export_round_trip_through_the_tab(handlers, own_studio, tmp_path
     bundle = tmp_path / "usb/aiprod-tiny-ltx2"
     *_, final = list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
     assert "Imported **tiny-copy**" in final[0]
-    assert [r[1] for r in final[2]["value"]] == ["aiprod-tiny-ltx2", "tiny-copy"]
+    assert [r[1] for r in final[2]["value"]] == ["aiprod-tiny-clip", "aiprod-tiny-ltx2", "tiny-copy"]
     assert "tiny-copy" in final[5]["choices"] and "tiny-copy" in final[6]["choices"]  # quantize and Render menus
     with pytest.warns(UserWarning, match="already an entry"):
         list(handlers["on_vault_import"](str(bundle), "tiny-copy", "pipeline", "", False))
@@ -59,7 +62,7 @@ def test_page_load_lists_models_added_since_the_app_was_built(handlers, own_stud
     bundle = export_bundle(own_studio.vault, "aiprod-tiny-ltx2", tmp_path / "usb")
     import_path(own_studio.vault, bundle, "added-by-cli")
     table, target, export_menu, quantize_menu, render_menu, lora_menu = handlers["lists"]()
-    assert [r[1] for r in table["value"]] == ["added-by-cli", "aiprod-tiny-ltx2"]
+    assert [r[1] for r in table["value"]] == ["added-by-cli", "aiprod-tiny-clip", "aiprod-tiny-ltx2"]
     assert "added-by-cli" in render_menu["choices"] and "added-by-cli" in target["choices"]
 
 

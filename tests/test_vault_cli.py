@@ -44,12 +44,13 @@ def test_flipped_byte_fails_verify_with_exit_3_and_render_refuses(cli, models, t
     assert bad.returncode == 3 and "FAILED" in bad.stdout and f"hash mismatch {W}" in bad.stdout
     as_json = cli("vault", "verify", "--json", models_dir=models)
     assert as_json.returncode == 3 and as_json.json["ok"] is False
-    assert as_json.json["entries"][0]["problems"][0] | {"detail": ""} == {"kind": "hash", "file": W, "detail": ""}
+    damaged = next(e for e in as_json.json["entries"] if e["name"] == "aiprod-tiny-ltx2")
+    assert damaged["problems"][0] | {"detail": ""} == {"kind": "hash", "file": W, "detail": ""}
     render = cli("render", "--prompt", "a boat", "--out", str(tmp_path / "x.mp4"), models_dir=models)
     assert render.returncode == 3 and W in render.stderr and "failed its check" in render.stderr
     assert not (tmp_path / "x.mp4").exists()
     listed = cli("vault", "list", "--json", models_dir=models).json
-    assert listed["entries"][0]["last_check"]["status"] == "failed"
+    assert next(e for e in listed["entries"] if e["name"] == "aiprod-tiny-ltx2")["last_check"]["status"] == "failed"
 
 
 def test_each_damage_is_named(cli, models):
@@ -61,7 +62,8 @@ def test_each_damage_is_named(cli, models):
     os.symlink("/etc", folder / "etc")
     r = cli("vault", "verify", "--json", models_dir=models)
     assert r.returncode == 3
-    found = {(p["kind"], p["file"]) for p in r.json["entries"][0]["problems"]}
+    damaged = next(e for e in r.json["entries"] if e["name"] == "aiprod-tiny-ltx2")
+    found = {(p["kind"], p["file"]) for p in damaged["problems"]}
     assert found == {
         ("size", "pipelines/aiprod-tiny-ltx2/vae/diffusion_pytorch_model.safetensors"),
         ("missing", "pipelines/aiprod-tiny-ltx2/vocoder/config.json"),
@@ -126,7 +128,8 @@ def test_report_lists_models_and_passes_the_network_self_test(cli, models, tmp_p
     assert r.returncode == 0, r.stderr
     data = r.json
     assert data["self_test"]["ok"] is True and data["self_test"]["attempts"] == [] and data["self_test"]["frames"] == 17
-    [model] = data["models"]
+    model = next(m for m in data["models"] if m["name"] == "aiprod-tiny-ltx2")
+    assert {m["name"] for m in data["models"]} == {"aiprod-tiny-ltx2", "aiprod-tiny-clip"}
     assert model["name"] == "aiprod-tiny-ltx2" and model["license"] == "Apache-2.0" and model["last_check"] == "ok"
     assert data["offline"]["environment_ok"] is True and data["offline"]["environment"]["HF_HUB_OFFLINE"] == "1"
     names = {d["name"].lower(): d for d in data["dependencies"]}

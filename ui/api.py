@@ -9,13 +9,14 @@ contract (tests/snapshots/gradio_api.json pins them).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio.data_classes import FileData
 
-from aiprod_studio.errors import StudioError
+from aiprod_studio.errors import BadInput, StudioError
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.storyboard.board import storyboard_from_json
 from aiprod_studio.storyboard.db import StoryboardStore
@@ -53,7 +54,19 @@ RECORD_KEYS = (
     "finished_at",
     "recipe",
     "metrics",
+    "qa",
 )
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every infinite or NaN float as the text "inf", "-inf" or "nan" (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def record(row: dict[str, Any]) -> dict[str, Any]:
@@ -139,19 +152,53 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         except StudioError as exc:
             raise refused(exc) from None
 
-    def history(limit: int = 20, offset: int = 0, status: str = "", text: str = "", model: str = "") -> list[dict]:
-        """Past and queued jobs as records, newest first; filter by status, prompt text, model."""
+    def history(
+        limit: int = 20,
+        offset: int = 0,
+        status: str = "",
+        text: str = "",
+        model: str = "",
+        findings: str = "",
+        order: str = "newest",
+    ) -> list[dict]:
+        """Past and queued jobs as records, newest first (order "score": best prompt match first); filter by status,
+        prompt text, model, and findings ("yes": clips whose QA found something, "no": clean clips)."""
         try:
+            if findings not in ("", "yes", "no"):
+                raise BadInput(f"findings must be '', 'yes' or 'no', got {str(findings)[:40]!r}", field="findings")
             rows = studio.history.jobs(
                 limit=whole_number(limit, "limit", high=500),
                 offset=whole_number(offset, "offset", low=0),
                 status=status or None,
                 text=text or None,
                 model=model or None,
+                findings={"": None, "yes": True, "no": False}[findings],
+                order=order,
             )
         except StudioError as exc:
             raise refused(exc) from None
         return [record(r) for r in rows]
+
+    def qa(job_id: int) -> dict:
+        """A finished clip's quality report: technical findings (code, severity, frame and time range, message),
+        the file's probe, and semantic scores from the vault's CLIP (prompt match mean and minimum, temporal
+        coherence; None with a `semantic_note` when the vault has no QA model)."""
+        try:
+            return {"job_id": whole_number(job_id, "job_id"), "qa": studio.clip_qa(job_id)}
+        except StudioError as exc:
+            raise refused(exc) from None
+
+    def reproduce(job_id: int, deep: bool = False) -> dict:
+        """Render a finished clip's recipe again, after checking that its model, LoRAs and QA model are still the
+        vault's (refused naming the mismatch), and compare: per-frame PSNR (lowest, mean), largest pixel difference,
+        the sound's SNR, and `passed` (bit-identical on the CPU, lowest frame above 55 dB on CUDA)."""
+        from engine.render.reproduce import reproduce as again
+
+        try:
+            result = again(studio, whole_number(job_id, "job_id"), deep=bool(deep))
+        except StudioError as exc:
+            raise refused(exc) from None
+        return json_safe(result)
 
     def vault_list(kind: str = "") -> list[dict]:
         """The vault's entries: name, kind, family, location, source, license, files (sha256, size), last check."""
@@ -258,6 +305,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         job,
         cancel,
         history,
+        qa,
+        reproduce,
         storyboard_split,
         storyboard_render,
         vault_list,

@@ -193,9 +193,12 @@ def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
     """First-run work before serving: a test model if the vault is empty, crash recovery."""
     if build_tiny_if_empty and not studio.pipelines():
         from engine.models.tiny import make_tiny
+        from engine.qa.tiny_clip import make_tiny_clip
 
         print("The vault holds no pipeline: building the tiny test model…", flush=True)
         make_tiny(studio.vault)
+        if not studio.vault.entries("qa"):  # and a tiny CLIP, so every clip gets its scores
+            make_tiny_clip(studio.vault)
     recovered = studio.recover()
     if recovered["interrupted"]:
         log.warning(

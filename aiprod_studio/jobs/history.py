@@ -13,7 +13,6 @@ running row whose owner is gone into `interrupted`.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import sqlite3
 import threading
@@ -25,27 +24,16 @@ from typing import Any
 import sqlite_utils
 
 from aiprod_studio import choices
-from aiprod_studio.choices import ACTIVE_STATUSES, JOB_KINDS, RESUMABLE_STATUSES, FinalStatus, JobStatus
-from aiprod_studio.errors import BadInput
-from aiprod_studio.jobs import migrations
+from aiprod_studio.choices import ACTIVE_STATUSES, RESUMABLE_STATUSES, FinalStatus, JobStatus
+from aiprod_studio.jobs import migrations, search
 from aiprod_studio.jobs.owner import Owner, is_alive, owner_of
-from aiprod_studio.recipe import Recipe, check_text
+from aiprod_studio.jobs.rows import CANCEL, OWNER_COLUMNS, PAUSE, RELEASED, decode, now, row_id
+from aiprod_studio.recipe import Recipe
 from aiprod_studio.training import TrainConfig
 
 STATUSES = choices.JOB_STATUSES  # (ui and engine read them from here)
 FINAL_STATUSES = choices.FINAL_STATUSES
 MIGRATIONS = migrations.MIGRATIONS  # what `History` applies (a test shortens it to build an old database)
-
-
-def now() -> str:
-    """The time a row records (created, started, finished, updated): UTC, ISO 8601, milliseconds."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
-OWNER_COLUMNS = ("owner_pid", "owner_host", "owner_start", "heartbeat")
-# an ended job has no owner, and no partial file of its own left (the writer removed it on failure)
-RELEASED = {"owner_pid": None, "owner_host": None, "owner_start": None, "target_path": None}
-CANCEL, PAUSE = 1, 2  # `cancel_requested`: how the stop was asked (a paused run is cancelled, resumable)
 
 
 class History:
@@ -200,6 +188,10 @@ class History:
             )
             return cur.rowcount == 1
 
+    def set_qa(self, job_id: int, report: dict[str, Any]) -> None:
+        """The clip's QA report (technical findings, semantic scores), stored as JSON on its row."""
+        self._update(job_id, qa=json.dumps(report, allow_nan=False))
+
     def set_recipe(self, job_id: int, recipe: Recipe) -> None:
         self._update(job_id, recipe=recipe.to_json(), model_digest=recipe.model_digest, render_key=recipe.render_key())
 
@@ -333,47 +325,15 @@ class History:
                 rows = list(self.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
         if not rows:
             raise KeyError(job_id)
-        return _decode(rows[0])
+        return decode(rows[0])
 
-    def jobs(
-        self,
-        limit: int = 50,
-        offset: int = 0,
-        status: str | None = None,
-        text: str | None = None,
-        model: str | None = None,
-        kind: str | None = None,
-    ) -> list[dict[str, Any]]:
-        for name, value in (("text", text), ("model", model), ("status", status), ("kind", kind)):
-            try:
-                check_text(value)
-            except ValueError as exc:
-                raise BadInput(f"{name} {exc}", field=name) from None
-        if status and status not in STATUSES:
-            raise BadInput(f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status")
-        if kind and kind not in JOB_KINDS:
-            raise BadInput(f"kind must be one of {', '.join(JOB_KINDS)}, got {kind!r}", field="kind")
-        where: list[str] = []
-        params: list[str] = []
-        if kind:
-            where.append("kind = ?")
-            params.append(kind)
-        if status:
-            where.append("status = ?")
-            params.append(status)
-        if model:
-            where.append("model = ?")
-            params.append(model)
-        if text:
-            where.append("prompt LIKE ? ESCAPE '\\'")
-            params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        sql = "SELECT * FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
+    def jobs(self, limit: int = 50, offset: int = 0, **filters: Any) -> list[dict[str, Any]]:
+        """Rows newest first (or best semantic score first); `filters` as `search.select` takes them:
+        status, text, model, kind, findings, order."""
+        sql, params = search.select(**filters)
         with self._lock:
             self.recover_interrupted()  # a reader never shows a job running whose owner is gone
-            return [_decode(r) for r in self.db.query(sql, [*params, limit, offset])]
+            return [decode(r) for r in self.db.query(sql, [*params, limit, offset])]
 
     def latest_for_key(self, render_key: str, statuses: tuple[str, ...] = ("done",)) -> dict[str, Any] | None:
         """The newest job with this render key in one of `statuses` (done: whose MP4 still exists)."""
@@ -387,7 +347,7 @@ class History:
             )
         for row in rows:
             if row["status"] != "done" or (row["output_path"] and Path(row["output_path"]).is_file()):
-                return _decode(row)
+                return decode(row)
         return None
 
     def count(self, status: str | None = None) -> int:
@@ -397,17 +357,3 @@ class History:
             if status:
                 return int(self.db.execute("SELECT count(*) FROM jobs WHERE status = ?", [status]).fetchone()[0])
             return int(self.db.execute("SELECT count(*) FROM jobs").fetchone()[0])
-
-
-def row_id(value: object) -> int:
-    """The id SQLite gave the row just inserted (sqlite-utils and sqlite3 type it as optional)."""
-    if not isinstance(value, int):
-        raise RuntimeError(f"an insert returned no row id (got {value!r})")
-    return value
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    row = dict(row)
-    row["recipe"] = json.loads(row["recipe"]) if row.get("recipe") else None
-    row["paused"] = row["status"] == "cancelled" and row.get("cancel_requested") == PAUSE
-    return row

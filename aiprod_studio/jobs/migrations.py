@@ -113,6 +113,11 @@ def _m006_step_times(db: sqlite_utils.Database) -> None:
     db.table("jobs").add_column("step_s", float)
 
 
+def _m007_qa(db: sqlite_utils.Database) -> None:
+    """A finished clip carries its QA report (technical findings, semantic scores) as JSON."""
+    db.table("jobs").add_column("qa", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_jobs,
     _m002_storyboards,
@@ -120,4 +125,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m004_owners,
     _m005_render_keys,
     _m006_step_times,
+    _m007_qa,
 ]

@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.jobs.history import History, now, row_id
+from aiprod_studio.jobs.history import History
+from aiprod_studio.jobs.rows import now, row_id
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.storyboard.board import MAX_ID, Shot, Storyboard, check_storyboard
 

@@ -13,10 +13,21 @@ from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
 from aiprod_studio.settings import Settings
+from engine.qa.cli import report_lines
 
 
 def _json_float(x: float) -> float | str:
     return "inf" if math.isinf(x) else round(x, 4)
+
+
+def _min_psnr(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"min-psnr must be a number of dB, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"min-psnr must be a number of dB above 0, got {text!r}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -83,8 +94,10 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "model_digest": row["model_digest"],
         "wall_s": round(row["wall_s"], 4),
         "recipe": row["recipe"],
+        "qa": row["qa"],
     }
-    return result, f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"
+    text = f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"
+    return result, "\n".join([text, *report_lines(row["qa"])]) if row["qa"] else text
 
 
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -126,20 +139,73 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
         result = media.compare(Path(args.a), Path(args.b))
     except ValueError as exc:
         raise BadInput(str(exc), field="file") from None
+    return comparison_report(result, args.a, args.b, args.min_psnr)
+
+
+def comparison_report(
+    result: dict[str, Any], a: str, b: str, min_psnr: float | None = None
+) -> tuple[dict[str, Any], str]:
+    """`media.compare`'s result as the CLI prints it; exit 5 when the video's lowest frame PSNR
+    is below `min_psnr`."""
     per = [_json_float(x) for x in result["psnr_per_frame"]]
     lines = [f"frame {i:>4}: PSNR {p} dB" for i, p in enumerate(per)]
     lines.append(
-        f"overall: PSNR {_json_float(result['psnr'])} dB over {result['frames']} frames"
-        + (" (identical)" if result["identical"] else "")
+        f"video: PSNR {_json_float(result['psnr'])} dB over {result['frames']} frames, lowest frame "
+        f"{_json_float(result['psnr_min'])} dB, mean {_json_float(result['psnr_mean'])} dB, largest pixel "
+        f"difference {result['max_abs_diff']}" + (" (identical)" if result["identical"] else "")
     )
-    return {
-        "a": args.a,
-        "b": args.b,
+    audio = result.get("audio")
+    if audio is None:
+        lines.append("sound: not compared (one of the files has none)")
+    else:
+        audio = {**audio, "snr": _json_float(audio["snr"])}
+        lines.append(
+            f"sound: SNR {audio['snr']} dB over {audio['samples']} samples"
+            + (" (identical)" if audio["identical"] else "")
+        )
+    report: dict[str, Any] = {
+        "a": a,
+        "b": b,
         "frames": result["frames"],
         "psnr": _json_float(result["psnr"]),
+        "psnr_min": _json_float(result["psnr_min"]),
+        "psnr_mean": _json_float(result["psnr_mean"]),
+        "max_abs_diff": result["max_abs_diff"],
         "psnr_per_frame": per,
         "identical": result["identical"],
-    }, "\n".join(lines)
+        "audio": audio,
+    }
+    if min_psnr is not None:
+        report["min_psnr"] = min_psnr
+        report["passed"] = result["psnr_min"] >= min_psnr
+        verdict = "passes" if report["passed"] else "FAILS"
+        lines.append(f"{verdict} --min-psnr {min_psnr:g} (lowest frame {_json_float(result['psnr_min'])} dB)")
+        if not report["passed"]:
+            report["_exit"] = 5
+    return report, "\n".join(lines)
+
+
+def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    """Render a job's (or an MP4's) recipe again and compare; exit 5 when it did not reproduce."""
+    from engine.render.reproduce import reproduce
+    from engine.studio import Studio
+
+    studio = Studio(settings)
+    try:
+        with sigterm_as_interrupt():
+            result = reproduce(studio, args.source, deep=args.deep)
+    finally:
+        studio.close()
+    compared, text = comparison_report(result["comparison"], result["original"], result["reproduction"])
+    verdict = "reproduced" if result["passed"] else "did NOT reproduce"
+    head = (
+        f"{result['source']} {verdict} on {result['device']} (target: {result['target']}); "
+        f"checked {', '.join(result['checked'])}; new clip: job {result['job_id']}"
+    )
+    report = {**result, "comparison": compared}
+    if not result["passed"]:
+        report["_exit"] = 5
+    return report, f"{text}\n{head}"
 
 
 def register(reg: Any) -> None:
@@ -165,9 +231,22 @@ def register(reg: Any) -> None:
     p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
     p.add_argument("--out", help="where to write the MP4 (default: the outputs folder)")
 
+    p = reg.command(
+        "reproduce",
+        "render a job's (or a studio MP4's) recipe again after checking its weights; compare (exit 5 if it differs)",
+        cmd_reproduce,
+    )
+    p.add_argument("source", help="a job id from `history`, or a studio MP4")
+    p.add_argument("--deep", action="store_true", help="hash every weight file first (slow for large models)")
+
     p = reg.command("inspect", "print the recipe embedded in an MP4 made by the studio", cmd_inspect)
     p.add_argument("file")
 
-    p = reg.command("compare", "PSNR per frame and overall between two videos ('inf' when identical)", cmd_compare)
+    p = reg.command(
+        "compare",
+        "PSNR per frame and overall, and the sound's SNR, between two videos ('inf' when identical)",
+        cmd_compare,
+    )
     p.add_argument("a")
     p.add_argument("b")
+    p.add_argument("--min-psnr", type=_min_psnr, help="exit 5 when any frame's PSNR is below this many dB (e.g. 55)")

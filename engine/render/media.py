@@ -206,15 +206,48 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+def snr(a: np.ndarray, b: np.ndarray) -> float:
+    """Signal-to-noise ratio of sound `b` against reference `a` in dB; `inf` when identical."""
+    noise = float(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    signal = float(np.sum(a.astype(np.float64) ** 2))
+    if noise == 0:
+        return math.inf
+    return 10.0 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def _finite_mean(values: list[float]) -> float:
+    """The mean of the finite values (identical frames are `inf`); `inf` when every one is."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.inf
+
+
 def compare(a_path: Path, b_path: Path) -> dict[str, Any]:
-    """PSNR per frame and overall between two videos of the same size and length."""
+    """Video: PSNR per frame, its minimum and mean, the overall PSNR and the largest pixel
+    difference, between two videos of the same size and length. Audio: the SNR of B's sound
+    against A's (None when either has none; a different rate or channel count is a mismatch)."""
     a, b = read_frames(a_path), read_frames(b_path)
     if a.shape != b.shape:
         raise ValueError(f"videos differ in shape: {a.shape} vs {b.shape}")
     per_frame = [psnr(a[i], b[i]) for i in range(a.shape[0])]
+    (sa, ra), (sb, rb) = read_audio(a_path), read_audio(b_path)
+    audio: dict[str, Any] | None = None
+    if sa.size and sb.size:
+        if ra != rb or sa.shape[0] != sb.shape[0]:
+            raise ValueError(f"sound differs in format: {sa.shape[0]} ch at {ra} Hz vs {sb.shape[0]} ch at {rb} Hz")
+        n = min(sa.shape[1], sb.shape[1])
+        audio = {
+            "snr": snr(sa[:, :n], sb[:, :n]),
+            "samples": n,
+            "length_differs": sa.shape[1] != sb.shape[1],
+            "identical": sa.shape == sb.shape and bool(np.array_equal(sa, sb)),
+        }
     return {
         "frames": a.shape[0],
         "psnr": psnr(a, b),
         "psnr_per_frame": per_frame,
+        "psnr_min": min(per_frame) if per_frame else math.inf,
+        "psnr_mean": _finite_mean(per_frame),
+        "max_abs_diff": int(np.max(np.abs(a.astype(np.int16) - b.astype(np.int16)))) if a.size else 0,
         "identical": bool(np.array_equal(a, b)),
+        "audio": audio,
     }

@@ -9,6 +9,7 @@ import gradio as gr
 
 from aiprod_studio.errors import StudioError
 from engine.jobs.queue import Done, Progress, Stopped
+from ui.components.qa_report import qa_markdown
 from ui.components.render_form import values
 from ui.context import Services
 from ui.errors import refused, shown
@@ -43,7 +44,8 @@ def status_text(event: Any) -> str:
         return f"Job {event.job_id}: step {event.step}/{event.total} · {eta}"
     row = event.row
     if isinstance(event, Done):
-        return f"Done: job {row['id']} in {row['wall_s']:.2f}s → `{row['output_path']}`"
+        done = f"Done: job {row['id']} in {row['wall_s']:.2f}s → `{row['output_path']}`"
+        return f"{done}\n\n{qa_markdown(row.get('qa'))}".strip()
     if isinstance(event, Stopped):
         return f"Job {row['id']} {row['status']}: the partial clip was discarded."
     return f"Failed: job {row['id']}: {event.error}"

@@ -16,14 +16,16 @@ import gradio as gr
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.jobs.history import FINAL_STATUSES, STATUSES
+from aiprod_studio.jobs.rows import qa_summary
 from aiprod_studio.recipe import Recipe
 from engine.studio import Studio
+from ui.components.qa_report import qa_markdown
 from ui.components.render_form import RenderForm, updates_from_recipe
 from ui.context import Services, bind
 from ui.errors import refused
 
 PAGE = 12
-COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created", "kind"]
+COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created", "quality", "kind"]
 NOT_A_RENDER = "Job {} is a training run: this action is for renders (the Training tab resumes a run)."
 
 
@@ -47,6 +49,8 @@ def details(row: dict[str, Any]) -> str:
         lines.append(f"Error: {row['error']}")
     if row.get("output_path"):
         lines.append(f"File: `{row['output_path']}`")
+    if row.get("qa"):
+        lines.append(qa_markdown(row["qa"]))
     return "\n\n".join(lines)
 
 
@@ -144,6 +148,7 @@ def load(services: Services, text_v, status_v, model_v, page_v):
             r["seed"],
             round(r["wall_s"], 2) if r["wall_s"] is not None else "",
             r["created_at"][:19],
+            qa_summary(r.get("qa")),
             r["kind"],
         ]
         for r in rows

@@ -1,0 +1,96 @@
+"""The quality gates every clip passes after it is written: the technical check of the file
+against its recipe, then the semantic scores with the vault's local CLIP when it has one.
+
+`QualityGate` keeps the loaded CLIP between clips (a new one is loaded when the vault's QA
+entry changes). A gate that breaks never fails the render: its report then says what broke.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from aiprod_studio.errors import failure_text
+from aiprod_studio.recipe import Recipe
+from aiprod_studio.vault.store import Vault
+from engine.qa import technical
+from engine.qa.semantic import FAMILY, ClipScorer, load_scorer, score_file
+from engine.render import media
+
+log = logging.getLogger(__name__)
+
+NO_QA_MODEL = (
+    "no QA model in the vault, so no semantic scores: `aiprod-studio vault make-tiny` builds a test one, "
+    "`aiprod-studio vault provision clip-vit-b32` (on a connected machine) a real one"
+)
+AUDIO_FAMILIES = ("ltx2",)  # pipelines that render sound with the picture
+
+
+def expectations(recipe: Recipe | dict[str, Any], family: str | None) -> dict[str, Any]:
+    """What the file must hold: the recipe's size, rate and length, and sound for an audio model."""
+    data = recipe.model_dump(mode="json") if isinstance(recipe, Recipe) else recipe
+    expect = {k: data[k] for k in ("width", "height", "fps", "num_frames") if data.get(k) is not None}
+    if family is not None:
+        expect["audio"] = family in AUDIO_FAMILIES
+    return expect
+
+
+class QualityGate:
+    """Checks clips and films; safe to share between threads (one scoring at a time)."""
+
+    def __init__(self, vault: Vault):
+        self.vault = vault
+        self._lock = threading.Lock()
+        self._scorer: ClipScorer | None = None
+
+    def scorer(self, device: Any = "cpu") -> ClipScorer | None:
+        """The vault's best QA model, loaded once (again when the entry or the device changes)."""
+        found = [e for e in self.vault.entries("qa") if e.family == FAMILY]
+        if not found:
+            self._scorer = None
+            return None
+        best = sorted(found, key=lambda e: e.test_model)[0]
+        cached = self._scorer
+        if cached is None or cached.entry.digest != best.digest or str(cached.device) != str(device):
+            self._scorer = load_scorer(self.vault, best.name, device=device)
+        return self._scorer
+
+    def check(
+        self, path: Path, prompt: str | None, expect: dict[str, Any] | None = None, device: Any = "cpu"
+    ) -> dict[str, Any]:
+        """The QA report of one file: the technical report, plus `semantic` (scores, or None with
+        `semantic_note` saying why)."""
+        with self._lock:
+            try:
+                report = technical.check_file(Path(path), expect)
+            except Exception as exc:  # noqa: BLE001 - the clip is written; the report says the check broke
+                log.exception("technical QA of %s failed", path)
+                report = {"version": 1, "ok": None, "errors": 0, "warnings": 0, "findings": [], "probe": {}}
+                report["technical_error"] = failure_text(exc)
+            report["semantic"], report["semantic_note"] = None, None
+            try:
+                scorer = self.scorer(device)
+                if scorer is None:
+                    report["semantic_note"] = NO_QA_MODEL
+                else:
+                    report["semantic"] = score_file(scorer, Path(path), prompt)
+            except Exception as exc:  # noqa: BLE001 - as above: a QA model that breaks never fails the render
+                log.exception("semantic QA of %s failed", path)
+                report["semantic_note"] = f"the semantic check failed: {failure_text(exc)}"
+            return report
+
+
+def check_any_file(gate: QualityGate, path: Path, prompt: str | None = None) -> dict[str, Any]:
+    """`aiprod-studio qa FILE`: the report of any MP4, judged against its embedded recipe when it
+    has one (and `prompt`, else the recipe's)."""
+    recipe = media.read_metadata_json(path) or {}
+    family = None
+    if recipe.get("model"):
+        try:
+            family = gate.vault.get(recipe["model"]).family
+        except Exception:  # noqa: BLE001 - a clip from a model this vault no longer has
+            family = None
+    expect = expectations(recipe, family) if recipe.get("width") else None
+    return gate.check(path, prompt or recipe.get("prompt"), expect)

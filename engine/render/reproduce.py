@@ -1,0 +1,117 @@
+"""Reproduce a render: the same recipe on the same weights, compared frame by frame and sample
+by sample with the clip it claims to reproduce.
+
+The source is a history job or any studio MP4 (its embedded recipe). Before anything renders,
+the model, every LoRA and the QA model the source was scored with must still be the ones in
+the vault: same digests, files matching the manifest (`deep` hashes them all). The render
+runs in deterministic mode on CUDA; on the CPU the studio's renders repeat bit for bit, so
+there the target is "identical", on CUDA a lowest-frame PSNR above `CUDA_TARGET_DB`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from aiprod_studio.errors import BadInput, IntegrityError
+from aiprod_studio.numbers import whole_number
+from aiprod_studio.recipe import Recipe
+from aiprod_studio.vault.verify import verify
+from engine.device.environment import deterministic
+from engine.render import media
+
+CUDA_TARGET_DB = 55.0
+
+
+def source_of(studio: Any, source: Any) -> tuple[Recipe, Path, dict[str, Any] | None, str]:
+    """(recipe, the clip to compare with, its QA report if any, a label) for a job id or an MP4 path."""
+    text = str(source).strip()
+    if text.lower().endswith(".mp4"):
+        path = Path(text)
+        if not path.is_file():
+            raise BadInput(f"source {text!r} does not exist", field="source")
+        data = media.read_metadata_json(path)
+        if data is None:
+            raise BadInput(f"source {text!r} carries no AIPROD recipe (was it made by the studio?)", field="source")
+        return Recipe.model_validate(data), path, None, text
+    number = whole_number(source, "job_id")
+    try:
+        row = studio.history.get(number)
+    except KeyError:
+        raise BadInput(f"job_id {number} does not exist", field="job_id") from None
+    if row.get("kind", "render") != "render" or row["status"] != "done":
+        raise BadInput(
+            f"job {number} is a {row.get('kind') or 'render'} job that is {row['status']}; only a finished clip "
+            "can be reproduced",
+            field="job_id",
+        )
+    path = Path(row["output_path"])
+    if not path.is_file():
+        raise BadInput(f"job {number}'s clip {str(path)!r} is no longer on disk", field="job_id")
+    return Recipe.model_validate(row["recipe"]), path, row.get("qa"), f"job {number}"
+
+
+def check_weights(studio: Any, recipe: Recipe, qa: dict[str, Any] | None, deep: bool) -> list[str]:
+    """Refuse (naming the entry and file) when a weight the source used changed; returns the entries checked."""
+    vault = studio.vault
+    model = vault.get(recipe.model, kind="pipeline", field="model")
+    if model.digest != recipe.model_digest:
+        raise IntegrityError(
+            f"model {recipe.model!r} is not the one the clip was rendered with: digest {model.digest[:12]} in the "
+            f"vault, {recipe.model_digest[:12]} in the recipe"
+        )
+    entries = [model]
+    for ref in recipe.loras:
+        lora = vault.get(ref.name, kind="lora", field="loras")
+        files = {f.sha256 for f in lora.files.values()}
+        if ref.sha256 and ref.sha256 not in files:
+            raise IntegrityError(f"LoRA {ref.name!r} is not the one the clip was rendered with (sha256 differs)")
+        entries.append(lora)
+    semantic = (qa or {}).get("semantic") or {}
+    if semantic.get("model"):
+        scorer = vault.get(semantic["model"], kind="qa", field="qa_model")
+        if scorer.digest != semantic.get("model_digest"):
+            raise IntegrityError(f"QA model {scorer.name!r} is not the one the clip was scored with (digest differs)")
+        entries.append(scorer)
+    for entry in entries:
+        if deep:
+            report = verify(vault, [entry.name], deep=True)
+            if report.failures():
+                raise IntegrityError(f"vault entry {entry.name!r} failed its check: " + "; ".join(report.failures()))
+        else:
+            vault.require_ok(entry)
+    return [e.name for e in entries]
+
+
+def reproduce(studio: Any, source: Any, deep: bool = False, out_dir: Path | None = None) -> dict[str, Any]:
+    """Render the source's recipe again and compare; the report says whether it reproduced."""
+    recipe, original, qa, label = source_of(studio, source)
+    checked = check_weights(studio, recipe, qa, deep)
+    folder = out_dir or studio.settings.outputs_dir / "reproduced"
+    folder.mkdir(parents=True, exist_ok=True)
+    with deterministic(studio.plan):
+        row = studio.render(recipe, out_path=folder / f"{original.stem}-again.mp4")
+    try:
+        result = media.compare(original, Path(row["output_path"]))
+    except ValueError as exc:
+        raise BadInput(f"the reproduction differs in form from {label}: {exc}", field="source") from None
+    on_cuda = studio.plan.device.type == "cuda"
+    passed = result["psnr_min"] > CUDA_TARGET_DB if on_cuda else result["identical"] and _sound_same(result)
+    return {
+        "source": label,
+        "original": str(original),
+        "reproduction": row["output_path"],
+        "job_id": row["id"],
+        "checked": checked,
+        "device": studio.plan.label,
+        "deterministic": on_cuda,
+        "target": f"lowest frame PSNR > {CUDA_TARGET_DB:g} dB" if on_cuda else "bit-identical",
+        "passed": passed,
+        "comparison": result,
+    }
+
+
+def _sound_same(result: dict[str, Any]) -> bool:
+    audio = result.get("audio")
+    return audio is None or (audio["identical"] or math.isinf(audio["snr"]) and audio["snr"] > 0)

@@ -1,0 +1,135 @@
+"""The quality gates on every render: stored on the job row, shown by the CLI, the API and
+History, filterable; `qa FILE` and `compare --min-psnr` exit 5 on a failure."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from engine.render import media
+
+
+def tone(seconds: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return np.stack([0.25 * np.sin(2 * np.pi * 440 * t)] * 2).astype(np.float32)
+
+
+def moving(frames: int = 17, size: int = 64) -> np.ndarray:
+    x = np.linspace(0, 1, size)
+    return np.stack([np.dstack([np.roll(np.tile(x, (size, 1)), 3 * i, axis=1)] * 3) for i in range(frames)])
+
+
+def test_a_render_stores_its_qa_on_the_row_with_clip_scores(studio):
+    row = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 4}))
+    qa = row["qa"]
+    assert qa["ok"] and qa["findings"] == [] and qa["probe"]["frames"] == row["recipe"]["num_frames"]
+    semantic = qa["semantic"]
+    assert semantic["model"] == "aiprod-tiny-clip" and semantic["frames_scored"] >= 2
+    for key in ("prompt_mean", "prompt_min", "temporal"):
+        assert math.isfinite(semantic[key]) and -1 <= semantic[key] <= 1
+    assert semantic["prompt_min"] <= semantic["prompt_mean"]
+    assert studio.history.get(row["id"])["qa"] == qa  # stored, and read back the same
+    assert studio.clip_qa(row["id"]) == qa
+
+
+def test_without_a_qa_model_the_scores_are_absent_and_the_studio_says_how_to_add_one(tmp_path):
+    from aiprod_studio.settings import load_settings
+    from aiprod_studio.vault.store import Vault
+    from engine.models.tiny import make_tiny
+    from engine.studio import Studio
+
+    make_tiny(Vault(tmp_path / "models"))  # the pipeline alone
+    studio = Studio(load_settings(models_dir=tmp_path / "models", data_dir=tmp_path / "data", device="cpu"))
+    try:
+        row = studio.render(studio.build_recipe({"prompt": "a red square"}))
+    finally:
+        studio.close()
+    assert row["qa"]["ok"] and row["qa"]["semantic"] is None
+    assert "vault make-tiny" in row["qa"]["semantic_note"] and "clip-vit-b32" in row["qa"]["semantic_note"]
+
+
+def test_an_old_clip_without_a_report_gets_one_when_asked(studio):
+    row = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 8}))
+    with studio.history.locked() as db:
+        db.execute("UPDATE jobs SET qa = NULL WHERE id = ?", [row["id"]])
+    assert studio.history.get(row["id"])["qa"] is None
+    made = studio.clip_qa(row["id"])
+    assert made["ok"] and studio.history.get(row["id"])["qa"] == made
+
+
+def test_clip_qa_refuses_what_has_no_clip(studio):
+    from aiprod_studio.errors import BadInput
+
+    queued = studio.history.create_job(studio.stamp(studio.build_recipe({"prompt": "x"})), status="cancelled")
+    for job_id, says in [(queued, "only a finished clip"), (999, "does not exist"), ("1.5", "whole number")]:
+        with pytest.raises(BadInput, match=says) as caught:
+            studio.clip_qa(job_id)
+        assert caught.value.field == "job_id"
+
+
+def test_history_filters_by_findings_and_sorts_by_score(studio):
+    a = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 1}))
+    b = studio.render(studio.build_recipe({"prompt": "a blue circle", "seed": 2}))
+    bad = studio.history.create_job(studio.stamp(studio.build_recipe({"prompt": "bad"})), status="done")
+    studio.history.set_qa(bad, {**a["qa"], "ok": False, "errors": 1, "findings": [{"code": "black_frames"}]})
+    history = studio.history
+    assert [r["id"] for r in history.jobs(findings=True)] == [bad]
+    assert {r["id"] for r in history.jobs(findings=False)} == {a["id"], b["id"]}
+    scores = [r["qa"]["semantic"]["prompt_mean"] for r in history.jobs(order="score", findings=False)]
+    assert scores == sorted(scores, reverse=True)
+    from aiprod_studio.errors import BadInput
+
+    with pytest.raises(BadInput, match="order must be one of newest, score"):
+        history.jobs(order="best")
+
+
+def test_cli_render_history_and_qa_carry_the_report(cli, tmp_path):
+    out = tmp_path / "clip.mp4"
+    r = cli("render", "--prompt", "a red square", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert r.json["qa"]["ok"] and r.json["qa"]["semantic"]["model"] == "aiprod-tiny-clip"
+    listed = cli("history", "--json", "--clean", "--sort", "score").json["jobs"]
+    assert listed and listed[0]["qa"]["ok"]
+    checked = cli("qa", str(out), "--json")
+    assert (
+        checked.returncode == 0
+        and checked.json["qa"]["semantic"]["prompt_mean"] == r.json["qa"]["semantic"]["prompt_mean"]
+    )
+    other = cli("qa", str(out), "--prompt", "a green forest", "--json")
+    assert other.json["qa"]["semantic"]["prompt_mean"] != r.json["qa"]["semantic"]["prompt_mean"]
+    text = cli("qa", str(out))
+    assert "technical check: ok" in text.stdout and "prompt match" in text.stdout
+
+
+def test_cli_qa_exits_5_on_black_frames_and_refuses_what_is_no_video(cli, tmp_path):
+    frames = moving()
+    frames[4:9] = 0.0
+    bad = media.encode_mp4(tmp_path / "black.mp4", frames, 24, tone(17 / 24), 16000)
+    r = cli("qa", str(bad), "--prompt", "a gradient", "--json")
+    assert r.returncode == 5, r.stderr
+    found = [f for f in r.json["qa"]["findings"] if f["code"] == "black_frames"]
+    assert found and found[0]["start_frame"] == 4 and found[0]["end_frame"] == 8
+    json.dumps(r.json, allow_nan=False)
+    text = cli("qa", str(bad))
+    assert text.returncode == 5 and "black_frames" in text.stdout
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video")
+    for path, says in [(junk, "not a readable video"), (tmp_path / "none.mp4", "does not exist")]:
+        r = cli("qa", str(path))
+        assert r.returncode == 2 and says in r.stderr
+
+
+def test_compare_min_psnr_exits_5_on_different_seeds_and_compares_the_sound(cli, studio):
+    a = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 1}))["output_path"]
+    b = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 2}))["output_path"]
+    r = cli("compare", a, b, "--min-psnr", "55", "--json")
+    assert r.returncode == 5 and r.json["passed"] is False and r.json["psnr_min"] < 55
+    assert r.json["max_abs_diff"] > 0 and r.json["audio"]["samples"] > 0
+    same = cli("compare", a, a, "--min-psnr", "55", "--json")
+    assert same.returncode == 0 and same.json["psnr_min"] == "inf" and same.json["audio"]["snr"] == "inf"
+    assert same.json["audio"]["identical"] and same.json["identical"]
+    bad = cli("compare", a, b, "--min-psnr", "-3")
+    assert bad.returncode == 2 and "min-psnr" in bad.stderr

@@ -1,0 +1,70 @@
+"""Reproduce: the same recipe on the same weights gives the same clip (bit-identical on the CPU);
+a changed weight file is refused, naming the file, before anything renders."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from aiprod_studio.errors import BadInput, IntegrityError
+from engine.render.reproduce import reproduce
+
+
+def test_a_render_reproduces_bit_for_bit_on_the_cpu(studio):
+    row = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 11}))
+    result = reproduce(studio, row["id"])
+    compared = result["comparison"]
+    assert result["passed"] and result["target"] == "bit-identical" and result["job_id"] != row["id"]
+    assert compared["identical"] and math.isinf(compared["psnr_min"]) and compared["max_abs_diff"] == 0
+    assert compared["audio"]["identical"] and math.isinf(compared["audio"]["snr"])
+    assert result["checked"] == ["aiprod-tiny-ltx2", "aiprod-tiny-clip"]  # the model and the QA model
+    again = reproduce(studio, row["output_path"])  # from the MP4 alone (its embedded recipe)
+    assert again["passed"] and again["source"] == row["output_path"]
+
+
+def test_a_changed_weight_file_is_refused_naming_the_file(own_studio):
+    row = own_studio.render(own_studio.build_recipe({"prompt": "a red square", "seed": 3}))
+    entry = own_studio.vault.get("aiprod-tiny-ltx2")
+    weights = sorted(rel for rel in entry.files if rel.endswith(".safetensors"))[0]
+    path = own_studio.vault.file_path(entry, weights)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # one byte of the weights, same size
+    path.write_bytes(bytes(data))
+    jobs = own_studio.history.count()
+    with pytest.raises(IntegrityError, match="failed its check") as caught:
+        reproduce(own_studio, row["id"], deep=True)
+    assert weights in str(caught.value) and own_studio.history.count() == jobs  # nothing rendered
+
+
+def test_a_model_replaced_since_is_refused_by_digest(own_studio):
+    row = own_studio.render(own_studio.build_recipe({"prompt": "a red square", "seed": 5}))
+    with own_studio.history.locked() as db:  # as if rendered with another build of the model
+        recipe = {**row["recipe"], "model_digest": "0" * 64}
+        db.execute("UPDATE jobs SET recipe = ? WHERE id = ?", [json.dumps(recipe), row["id"]])
+    with pytest.raises(IntegrityError, match="not the one the clip was rendered with"):
+        reproduce(own_studio, row["id"])
+
+
+def test_what_cannot_be_reproduced_is_refused_by_name(studio, tmp_path):
+    queued = studio.history.create_job(studio.stamp(studio.build_recipe({"prompt": "x"})), status="cancelled")
+    for source, says in [
+        (queued, "only a finished clip"),
+        (10_000, "does not exist"),
+        (str(tmp_path / "none.mp4"), "does not exist"),
+        ("abc", "whole number"),
+    ]:
+        with pytest.raises(BadInput, match=says):
+            reproduce(studio, source)
+
+
+def test_cli_reproduce_exits_0_when_identical(cli, studio):
+    row = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 12}))
+    r = cli("reproduce", str(row["id"]), "--json")
+    assert r.returncode == 0, r.stderr
+    assert (
+        r.json["passed"] and r.json["comparison"]["psnr_min"] == "inf" and r.json["comparison"]["audio"]["snr"] == "inf"
+    )
+    text = cli("reproduce", row["output_path"])
+    assert text.returncode == 0 and "reproduced on cpu" in text.stdout
