@@ -126,7 +126,7 @@ def test_shots_of_a_film_are_scored_against_their_own_prompts(scorer):
         {"prompt": "a cat sleeps on a chair", "start_frame": 9, "end_frame": 17},
     ]
     first, second = scorer.score_shots(film, 24, shots)
-    assert set(first) == KEYS | {"shot", "start_frame", "end_frame", "start_s", "end_s"}
+    assert set(first) == KEYS | {"shot", "prompt", "start_frame", "end_frame", "start_s", "end_s"}
     assert (first["shot"], second["shot"], second["start_s"], second["end_s"]) == (1, 2, 9 / 24, 17 / 24)
     assert {k: first[k] for k in KEYS} == scorer.score(film[0:9], "a lighthouse in fog")
     assert {k: second[k] for k in KEYS} == scorer.score(film[9:17], "a cat sleeps on a chair")

@@ -25,6 +25,11 @@ def test_split_then_render_then_rerender_only_the_edited_shot(cli, tmp_path):
     assert first.returncode == 0, first.stderr
     assert first.json["rendered_shots"] == [1, 2] and first.json["frames"] == 24
     assert media.probe(film)["video"]["frames"] == 24
+    qa = first.json["qa"]  # the film's own QA: its file, and each shot scored against its prompt
+    assert qa["ok"] and qa["probe"]["frames"] == 24, qa["findings"]
+    shots = qa["semantic"]["shots"]
+    assert [s["prompt"] for s in shots] == ["boats in a harbour. Soft light.", "a gull on a post. Soft light."]
+    assert [(s["start_frame"], s["end_frame"]) for s in shots] == [(0, 12), (12, 24)]
 
     board = json.loads(board_file.read_text())
     board["shots"][1]["prompt"] = "a gull takes off. Soft light."

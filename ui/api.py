@@ -263,6 +263,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
                         "frames": event.info["frames"],
                         "seconds": event.info["seconds"],
                         "chapters": event.info["chapters"],
+                        "qa": event.info.get("qa"),
                     }
         except StudioError as exc:
             raise refused(exc) from None

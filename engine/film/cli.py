@@ -10,6 +10,7 @@ from typing import Any
 from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import Settings
+from engine.qa.cli import report_lines
 
 
 def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -37,6 +38,9 @@ def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple
         with sigterm_as_interrupt():
             sb.render_now(studio, plans, progress)
         film = assembly.assemble(board, plans, out)
+        from engine.qa.gate import check_film
+
+        film["qa"] = check_film(studio.qa, film, plans[0].recipe if plans else None)
         exported = str(edl.export(board, plans, out, args.export)) if args.export else None
     finally:
         studio.close()
@@ -45,11 +49,12 @@ def cmd_storyboard_render(args: argparse.Namespace, settings: Settings) -> tuple
         "reused_shots": [p.index + 1 for p in plans if p.index not in todo],
         "export": exported,
     }
-    return result, (
+    summary = (
         f"film {out}: {film['shots']} shots, {film['frames']} frames ({film['seconds']:.2f}s); "
         f"rendered shots {result['rendered_shots'] or 'none'}, reused {result['reused_shots'] or 'none'}"
         + (f"; exported to {exported}" if exported else "")
     )
+    return result, "\n".join([summary, *report_lines(film["qa"])])
 
 
 def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:

@@ -13,6 +13,7 @@ from aiprod_studio.storyboard.board import Storyboard
 from engine.film.assembly import assemble
 from engine.film.shots import enqueue, film_path, plan
 from engine.jobs.events import watch
+from engine.qa.gate import check_film
 
 if TYPE_CHECKING:
     from engine.jobs.queue import QueueWorker
@@ -72,4 +73,6 @@ def render_queued(
                     p.index + 1, row["step"] or 0, row["total_steps"] or 0, sum(q.current for q in plans), len(plans)
                 )
     if all(p.current for p in plans):
-        yield FilmReady(assemble(board, plans, out or film_path(studio, board)))
+        info = assemble(board, plans, out or film_path(studio, board))
+        info["qa"] = check_film(studio.qa, info, plans[0].recipe if plans else None)
+        yield FilmReady(info)

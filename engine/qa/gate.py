@@ -82,6 +82,15 @@ class QualityGate:
             return report
 
 
+def check_film(gate: QualityGate, info: dict[str, Any], recipe: Recipe | None, device: Any = "cpu") -> dict[str, Any]:
+    """The QA report of an assembled film (`info` from `assemble`): its length and rate, the
+    shots' size, and each shot's CLIP scores against its own prompt."""
+    expect: dict[str, Any] = {"num_frames": info["frames"]}
+    if recipe is not None:
+        expect |= {"width": recipe.width, "height": recipe.height, "fps": recipe.fps}
+    return gate.check(Path(info["path"]), None, expect, device=device)
+
+
 def check_any_file(gate: QualityGate, path: Path, prompt: str | None = None) -> dict[str, Any]:
     """`aiprod-studio qa FILE`: the report of any MP4, judged against its embedded recipe when it
     has one (and `prompt`, else the recipe's)."""

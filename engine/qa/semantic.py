@@ -148,7 +148,8 @@ class ClipScorer:
                 )
             prompt = check_prompt(shot.get("prompt"), field=f"shot {n}: prompt")
             picked = start + sample_indices(end - start, samples)
-            place = {"shot": n, "start_frame": start, "end_frame": end, "start_s": start / fps, "end_s": end / fps}
+            place = {"shot": n, "prompt": prompt, "start_frame": start, "end_frame": end}
+            place |= {"start_s": start / fps, "end_s": end / fps}
             out.append(self._score(frames[picked], prompt) | place)
         return out
 

@@ -16,6 +16,7 @@ from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.storyboard.db import StoryboardStore
 from engine.film import edl, produce
 from engine.film import shots as sb
+from ui.components.qa_report import qa_markdown
 from ui.components.shot_table import current, table_rows, thumbnails
 from ui.context import Services
 from ui.errors import kept, refused
@@ -52,6 +53,7 @@ def on_sb_render(services: Services, only: bool, number, *args):
                 info = event.info
                 store.set_film(board.id, info["path"])
                 text = f"Film: {info['frames']} frames, {info['seconds']:.2f}s, {info['shots']} shots."
+                text = f"{text}\n\n{qa_markdown(info.get('qa'))}".strip()
                 yield state_json, table_rows(studio, board), text, thumbnails(studio, board), info["path"], gr.update()
                 return
     except Cancelled as exc:  # not a failure: the table shows which shots stopped
