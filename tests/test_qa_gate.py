@@ -133,3 +133,29 @@ def test_compare_min_psnr_exits_5_on_different_seeds_and_compares_the_sound(cli,
     assert same.json["audio"]["identical"] and same.json["identical"]
     bad = cli("compare", a, b, "--min-psnr", "-3")
     assert bad.returncode == 2 and "min-psnr" in bad.stderr
+
+
+def test_cli_best_of_three_ranks_the_takes_and_copies_the_best(cli, tmp_path):
+    out = tmp_path / "best.mp4"
+    r = cli("render", "--prompt", "a red square", "--seed", "20", "--takes", "3", "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    takes = r.json["takes"]
+    assert sorted(t["seed"] for t in takes) == [20, 21, 22] and [t["rank"] for t in takes] == [1, 2, 3]
+    assert takes[0]["best"] and r.json["id"] == takes[0]["id"] and r.json["output"] == str(out)
+    assert media.read_frames(out).tobytes() == media.read_frames(takes[0]["output_path"]).tobytes()
+    bad = cli("render", "--prompt", "x", "--takes", "9")
+    assert bad.returncode == 2 and "takes must be a whole number from 1 to 8, got 9" in bad.stderr
+
+
+def test_takes_rank_by_score_then_findings_and_unfinished_last():
+    from aiprod_studio.jobs.takes import ranked
+
+    def take(i, status="done", score=None, errors=0):
+        qa = {"errors": errors, "warnings": 0, "semantic": {"prompt_mean": score} if score is not None else None}
+        return {"id": i, "status": status, "qa": qa}
+
+    rows = [take(1, score=0.1), take(2, "failed"), take(3, score=0.3, errors=1), take(4, score=0.3), take(5)]
+    order = ranked(rows)
+    assert [r["id"] for r in order] == [4, 3, 1, 5, 2] and order[0]["best"] and not order[1]["best"]
+    assert [r["rank"] for r in order] == [1, 2, 3, 4, 5]
+    assert not ranked([take(2, "failed")])[0]["best"]  # no finished take: none is the best

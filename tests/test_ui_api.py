@@ -116,7 +116,7 @@ def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(
     answer = call_raw(
         served[1],
         "enqueue",
-        '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, null, null, null, 0, null]}',
+        '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, null, null, null, 0, null, 1]}',
     )
     assert "prompt contains an invalid character (lone surrogate U+D800" in answer, answer
     with pytest.raises(Exception, match="status must be one of queued, running"):
@@ -347,3 +347,19 @@ def test_qa_and_reproduce_endpoints(client):
     ]:
         with pytest.raises(AppError, match=says):
             client.predict(**kwargs, api_name=api_name)
+
+
+def test_best_of_n_over_the_api(client):
+    video, record = client.predict(prompt="a green field", seed=60, takes=3, api_name="/render")
+    takes = record["takes"]
+    assert [t["rank"] for t in takes] == [1, 2, 3] and sorted(t["seed"] for t in takes) == [60, 61, 62]
+    assert takes[0]["best"] and takes[0]["id"] == record["id"] and record["take_of"] == min(t["id"] for t in takes)
+    scores = [t["prompt_match"] for t in takes]
+    assert scores == sorted(scores, reverse=True)
+    assert media.probe(video)["video"]["frames"] == record["recipe"]["num_frames"]
+    queued = client.predict(prompt="a green field", seed=70, takes=2, api_name="/enqueue")
+    assert len(queued["take_ids"]) == 2 and queued["id"] == queued["take_ids"][0]
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="takes must be a whole number from 1 to 8, got 0"):
+        client.predict(prompt="x", takes=0, api_name="/enqueue")

@@ -17,6 +17,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from aiprod_studio.errors import BadInput, StudioError
+from aiprod_studio.jobs.takes import summary, takes_of
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.storyboard.board import storyboard_from_json
 from aiprod_studio.storyboard.db import StoryboardStore
@@ -29,7 +30,7 @@ from engine.film import shots as sb
 from engine.jobs.queue import QueueWorker
 from engine.studio import Studio
 from engine.training.jobs import queue_training
-from ui.components.render_job import enqueue as enqueue_clip
+from ui.components.render_job import enqueue_group
 from ui.context import Services
 from ui.errors import refused
 
@@ -55,6 +56,7 @@ RECORD_KEYS = (
     "recipe",
     "metrics",
     "qa",
+    "take_of",
 )
 
 
@@ -103,15 +105,21 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         guidance: float | None = None,
         seed: int = 0,
         loras: list[str] | None = None,
+        takes: int = 1,
     ) -> tuple[FileData, dict]:
-        """Render one clip through the queue and wait: returns the MP4 and its history record.
-        `loras`: vault LoRA names, each optionally `name:strength` (−2…2)."""
+        """Render one clip through the queue and wait: returns the MP4 and its history record (with its `qa`).
+        `loras`: vault LoRA names, each optionally `name:strength` (−2…2). `takes` > 1 (up to 8) renders that many
+        seeds (the seed, then the next ones) and returns the best, with every take ranked under `takes`."""
         size = (width, height, num_frames, fps, steps, guidance)
-        job_id = enqueue_clip(services, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
-        row = worker.wait(job_id)
+        ids = enqueue_group(services, takes, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        for job_id in ids:
+            worker.wait(job_id)
+        ranking = takes_of(studio.history, ids[0])
+        row = ranking[0]
         if row["status"] != "done":
-            raise refused(f"job {job_id} {row['status']}: {row.get('error') or ''}".strip())
-        return FileData(path=row["output_path"]), record(row)
+            raise refused(f"job {row['id']} {row['status']}: {row.get('error') or ''}".strip())
+        extra = {"takes": [summary(r) for r in ranking]} if len(ids) > 1 else {}
+        return FileData(path=row["output_path"]), record(row) | extra
 
     def enqueue(
         prompt: str,
@@ -127,11 +135,13 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         guidance: float | None = None,
         seed: int = 0,
         loras: list[str] | None = None,
+        takes: int = 1,
     ) -> dict:
-        """Add one clip to the queue and return at once: its record (id, status, position)."""
+        """Add one clip to the queue and return at once: its record (id, status, position). `takes` > 1 (up to 8)
+        queues that many seeds as one group: the first take's record, every take's id under `take_ids`."""
         size = (width, height, num_frames, fps, steps, guidance)
-        job_id = enqueue_clip(services, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
-        return record(_status(job_id))
+        ids = enqueue_group(services, takes, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        return record(_status(ids[0])) | ({"take_ids": ids} if len(ids) > 1 else {})
 
     def job(job_id: int) -> tuple[dict, FileData | None]:
         """A job's record (status, step/total_steps, progress 0–1, position, error; a training run's loss per step in

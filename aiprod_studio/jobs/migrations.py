@@ -118,6 +118,11 @@ def _m007_qa(db: sqlite_utils.Database) -> None:
     db.table("jobs").add_column("qa", str)
 
 
+def _m008_takes(db: sqlite_utils.Database) -> None:
+    """The takes of one best-of-N render share `take_of`: the id of the group's first job."""
+    db.table("jobs").add_column("take_of", int)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_jobs,
     _m002_storyboards,
@@ -126,4 +131,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m005_render_keys,
     _m006_step_times,
     _m007_qa,
+    _m008_takes,
 ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.files import partials
 from aiprod_studio.jobs.history import History
+from aiprod_studio.jobs.takes import check_takes, group, take_seeds
 from aiprod_studio.jobs.timing import typical_step_s
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import Recipe
@@ -100,6 +101,21 @@ class QueueWorker:
         """Queue a render of `recipe`, stamped with the model's current digest."""
         stamped = self.studio.stamp(recipe)
         return self.submit(lambda history: history.create_job(stamped))
+
+    def enqueue_takes(self, recipe: Recipe, takes: int) -> list[int]:
+        """Queue `takes` renders of `recipe`, one seed each (its seed, then the next ones), as one
+        group of takes; all or none (a queue without room for every take refuses them all)."""
+        count = check_takes(takes)
+        if self.history.count("queued") + count > self.max_size:
+            raise QueueFull(self.max_size)
+        stamped = self.studio.stamp(recipe)
+        ids = [
+            self.history.create_job(stamped.model_copy(update={"seed": seed}))
+            for seed in take_seeds(stamped.seed, count)
+        ]
+        group(self.history, ids)
+        self._notify()
+        return ids
 
     def cancel(self, job_id: int, pause: bool = False) -> str:
         """Cancel a queued job (it never starts) or a running one (it stops within about a

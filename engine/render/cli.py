@@ -11,6 +11,7 @@ from typing import Any
 
 from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
+from aiprod_studio.jobs.takes import check_takes, summary, take_line
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
 from aiprod_studio.settings import Settings
 from engine.qa.cli import report_lines
@@ -40,6 +41,7 @@ def _seed(text: str) -> int:
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from engine.render.takes import copy_best, render_takes
     from engine.studio import Studio
 
     # 1. Values from a recipe file (optional), overridden by explicit flags.
@@ -81,23 +83,34 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
             if not args.json and sys.stderr.isatty():
                 print(f"\rstep {step}/{total}", end="" if step < total else "\n", file=sys.stderr, flush=True)
 
+        takes = check_takes(args.takes)
         with sigterm_as_interrupt():
-            row = studio.render(recipe, out_path=out, progress=progress)
+            if takes == 1:
+                row, ranking = studio.render(recipe, out_path=out, progress=progress), []
+            else:
+                ranking = render_takes(studio, recipe, takes, progress)
+                row = ranking[0]
+                if out is not None:
+                    row = row | {"output_path": str(copy_best(row, out))}
     finally:
         studio.close()
     result = {
         "id": row["id"],
         "status": row["status"],
         "output": row["output_path"],
-        "seed": recipe.seed,
+        "seed": row["seed"],
         "model": recipe.model,
         "model_digest": row["model_digest"],
         "wall_s": round(row["wall_s"], 4),
         "recipe": row["recipe"],
         "qa": row["qa"],
     }
-    text = f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"
-    return result, "\n".join([text, *report_lines(row["qa"])]) if row["qa"] else text
+    text = [f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"]
+    if ranking:
+        result["takes"] = [summary(r) for r in ranking]
+        text[0] = f"best of {len(ranking)} takes: job {row['id']} (seed {row['seed']}) → {row['output_path']}"
+        text += [take_line(t) for t in result["takes"]]
+    return result, "\n".join([*text, *report_lines(row["qa"])]) if row["qa"] else "\n".join(text)
 
 
 def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
@@ -229,6 +242,12 @@ def register(reg: Any) -> None:
         help="apply a vault LoRA (strength −2…2, default 1); repeat for several",
     )
     p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
+    p.add_argument(
+        "--takes",
+        type=int,
+        default=1,
+        help="render N seeds (the seed, then the next) and keep the best: 1–8 (default 1)",
+    )
     p.add_argument("--out", help="where to write the MP4 (default: the outputs folder)")
 
     p = reg.command(

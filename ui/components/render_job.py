@@ -8,6 +8,8 @@ from typing import Any
 import gradio as gr
 
 from aiprod_studio.errors import StudioError
+from aiprod_studio.jobs.history import FINAL_STATUSES
+from aiprod_studio.jobs.takes import check_takes, summary, take_line, takes_of
 from engine.jobs.queue import Done, Progress, Stopped
 from ui.components.qa_report import qa_markdown
 from ui.components.render_form import values
@@ -16,22 +18,23 @@ from ui.errors import refused, shown
 
 
 class Followed:
-    """The job each browser session is following, so its Cancel button can reach it."""
+    """The jobs each browser session is following (one clip, or a group of takes), so its Cancel
+    button can reach them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._jobs: dict[str, int] = {}
+        self._jobs: dict[str, list[int]] = {}
 
-    def set(self, session: str, job_id: int | None) -> None:
+    def set(self, session: str, job_ids: list[int] | None) -> None:
         with self._lock:
-            if job_id is None:
+            if not job_ids:
                 self._jobs.pop(session, None)
             else:
-                self._jobs[session] = job_id
+                self._jobs[session] = list(job_ids)
 
-    def get(self, session: str) -> int | None:
+    def get(self, session: str) -> list[int]:
         with self._lock:
-            return self._jobs.get(session)
+            return list(self._jobs.get(session, []))
 
 
 def status_text(event: Any) -> str:
@@ -58,6 +61,16 @@ def enqueue(services: Services, *args: Any) -> int:
         raise refused(exc) from None
 
 
+def enqueue_group(services: Services, takes: Any, *args: Any) -> list[int]:
+    """Queue the form's clip `takes` times (one seed each, grouped), or once; the job ids."""
+    try:
+        count = check_takes(1 if takes in (None, "") else takes)
+        recipe = services.studio.build_recipe(values(*args))
+        return [services.worker.enqueue(recipe)] if count == 1 else services.worker.enqueue_takes(recipe, count)
+    except StudioError as exc:
+        raise refused(exc) from None
+
+
 def on_generate(
     services: Services,
     followed: Followed,
@@ -74,35 +87,61 @@ def on_generate(
     guidance,
     seed,
     loras,
+    takes,
     request: gr.Request,
 ):
     # (explicit parameters: Gradio only injects `request` next to named positional ones)
     args = (prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance)
     try:
-        job_id = enqueue(services, *args, seed, loras)
+        ids = enqueue_group(services, takes, *args, seed, loras)
     except gr.Error as exc:  # the last clip and its recipe stay on screen; the message goes to the status line
         yield gr.update(), gr.update(), shown(exc)
         return
     session = request.session_hash or "default"
-    followed.set(session, job_id)
+    followed.set(session, ids)
     try:
-        for event in services.worker.follow(job_id):
-            if isinstance(event, Progress):
-                yield gr.update(), gr.update(), status_text(event)
-            elif isinstance(event, Done):
-                row = event.row
-                yield row["output_path"], row["recipe"] | {"job_id": row["id"]}, status_text(event)
-            else:
-                yield None, gr.update(), status_text(event)
+        for n, job_id in enumerate(ids, start=1):
+            take = f"Take {n} of {len(ids)}: " if len(ids) > 1 else ""
+            for event in services.worker.follow(job_id):
+                if isinstance(event, Progress):
+                    yield gr.update(), gr.update(), take + status_text(event)
+                elif len(ids) > 1:
+                    yield gr.update(), gr.update(), take + status_text(event).split("\n")[0]
+                elif isinstance(event, Done):
+                    row = event.row
+                    yield row["output_path"], row["recipe"] | {"job_id": row["id"]}, status_text(event)
+                else:
+                    yield None, gr.update(), status_text(event)
+            if len(ids) > 1 and services.worker.status(job_id)["status"] == "cancelled":
+                break  # Cancel stops the whole group
+        if len(ids) > 1:
+            yield best_take(services, ids[0])
     finally:
-        followed.set(session, None)  # leaving the page does not cancel: the job stays in the queue
+        followed.set(session, None)  # leaving the page does not cancel: the jobs stay in the queue
+
+
+def best_take(services: Services, first: int) -> tuple[Any, Any, str]:
+    """The group's best finished take on screen, and every take ranked."""
+    ranking = takes_of(services.studio.history, first)
+    lines = [take_line(summary(r)) for r in ranking]
+    best = ranking[0]
+    if not best["best"]:
+        return None, gr.update(), "No take finished:\n" + "\n".join(f"- {line.strip()}" for line in lines)
+    head = f"Best of {len(ranking)} takes: job {best['id']} (seed {best['seed']}) → `{best['output_path']}`"
+    text = "\n".join([head, "", *(f"- {line.strip()}" for line in lines), "", qa_markdown(best.get("qa"))])
+    return best["output_path"], best["recipe"] | {"job_id": best["id"]}, text.strip()
 
 
 def on_cancel(services: Services, followed: Followed, request: gr.Request) -> str:
-    job_id = followed.get(request.session_hash or "default")
-    if job_id is None:
+    job_ids = followed.get(request.session_hash or "default")
+    if not job_ids:
         return "Nothing is rendering from this page (cancel queued jobs in the queue panel)."
-    try:
-        return f"Job {job_id}: {services.worker.cancel(job_id)}…"
-    except StudioError as exc:
-        return str(exc)
+    said = []
+    for job_id in job_ids:
+        if services.worker.status(job_id)["status"] in FINAL_STATUSES:
+            continue
+        try:
+            said.append(f"Job {job_id}: {services.worker.cancel(job_id)}…")
+        except StudioError as exc:
+            said.append(str(exc))
+    return " ".join(said) or "Nothing is rendering from this page."

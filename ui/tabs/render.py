@@ -45,6 +45,7 @@ class RenderTab:
     recipe_view: Any
     queue: queue_panel.QueuePanel
     presets: dict[str, Preset]
+    takes: Any  # best of N: how many seeds Generate renders
 
     def field(self, name: str) -> Any:
         return self.form.component(name)
@@ -139,6 +140,7 @@ def layout(services: Services) -> RenderTab:
                 generate = gr.Button("Generate", variant="primary", elem_id="render-generate")
                 add = gr.Button("Add to queue")
                 cancel = gr.Button("Cancel", variant="stop")
+                takes = gr.Number(label="Takes", value=1, precision=0, scale=0, min_width=110, info="best of 1–8 seeds")
             status = gr.Markdown("")
             restore = gr.File(
                 label="Drop an MP4 made by the studio to restore its settings", file_types=[".mp4"], height=90
@@ -166,6 +168,7 @@ def layout(services: Services) -> RenderTab:
         recipe_view,
         queue_panel.layout(services.worker),
         presets,
+        takes,
     )
 
 
@@ -233,7 +236,7 @@ def wire(tab: RenderTab, services: Services) -> None:
     # an unlocked seed is drawn before the render starts, so the render uses it (and the field shows it)
     tab.generate.click(next_seed, inputs=[seed, tab.lock_seed], outputs=seed, queue=False, **private).then(
         bind(on_generate, services, followed),
-        inputs=inputs,
+        inputs=[*inputs, tab.takes],
         outputs=[tab.video, tab.recipe_view, tab.status],
         concurrency_limit=None,
         **private,

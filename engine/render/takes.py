@@ -1,0 +1,37 @@
+"""Best of N rendered now (the command line's `render --takes N`): each take in turn, in this
+process, then grouped and ranked like the queue's takes (`aiprod_studio/jobs/takes.py`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aiprod_studio.files.atomic import replace_durably
+from aiprod_studio.files.partials import temp_path_for
+from aiprod_studio.jobs import takes as best_of
+from aiprod_studio.recipe import Recipe
+from engine.render.clip import ProgressFn
+
+
+def render_takes(studio: Any, recipe: Recipe, count: int, progress: ProgressFn | None = None) -> list[dict[str, Any]]:
+    """Render `count` takes of `recipe` (its seed, then the next ones); returns them ranked, best first."""
+    ids = []
+    for seed in best_of.take_seeds(recipe.seed, best_of.check_takes(count)):
+        ids.append(studio.render(recipe.model_copy(update={"seed": seed}), progress=progress)["id"])
+    best_of.group(studio.history, ids)
+    return best_of.takes_of(studio.history, ids[0])
+
+
+def copy_best(best: dict[str, Any], out: Path) -> Path:
+    """The best take's clip also at `out` (complete or not at all)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(out)
+    try:
+        shutil.copyfile(best["output_path"], tmp)
+        replace_durably(tmp, out)
+    finally:
+        if tmp.exists():
+            os.unlink(tmp)
+    return out
