@@ -82,9 +82,9 @@ class Studio:
             log.warning("vault import leftover not cleared: %s", problem)
         return {"interrupted": interrupted, "partials": [str(p) for p in removed], "vault": staging.to_json()}
 
-    def clip_qa(self, job_id: Any) -> dict[str, Any]:
-        """A finished clip's QA report: the one stored with it, or (a clip rendered before the
-        studio checked clips) made now and stored."""
+    def finished_clip(self, job_id: Any, purpose: str) -> dict[str, Any]:
+        """The row of a finished render whose clip is still on disk, else a refusal naming the job
+        and why it cannot serve `purpose` ("have a quality report", "be reproduced")."""
         number = whole_number(job_id, "job_id")
         try:
             row = self.history.get(number)
@@ -92,16 +92,22 @@ class Studio:
             raise BadInput(f"job_id {number} does not exist", field="job_id") from None
         if row.get("kind", "render") != "render" or row["status"] != "done":
             raise BadInput(
-                f"job {row['id']} is a {row.get('kind') or 'render'} job that is {row['status']}; "
-                "only a finished clip has a quality report",
+                f"job {number} is a {row.get('kind') or 'render'} job that is {row['status']}; "
+                f"only a finished clip can {purpose}",
                 field="job_id",
             )
+        if not Path(row["output_path"]).is_file():
+            raise BadInput(f"job {number}'s clip {row['output_path']!r} is no longer on disk", field="job_id")
+        return row
+
+    def clip_qa(self, job_id: Any) -> dict[str, Any]:
+        """A finished clip's QA report: the one stored with it, or (a clip rendered before the
+        studio checked clips) made now and stored."""
+        row = self.finished_clip(job_id, "have a quality report")
         if row["qa"] is None:
-            path = Path(row["output_path"])
-            if not path.is_file():
-                raise BadInput(f"job {row['id']}'s clip {str(path)!r} is no longer on disk", field="job_id")
             family = next((e.family for e in self.vault.entries("pipeline") if e.digest == row["model_digest"]), None)
-            row["qa"] = self.qa.check(path, row["prompt"], expectations(row["recipe"], family), device="cpu")
+            expect = expectations(row["recipe"], family)
+            row["qa"] = self.qa.check(Path(row["output_path"]), row["prompt"], expect, device="cpu")
             self.history.set_qa(row["id"], row["qa"])
         return dict(row["qa"])
 

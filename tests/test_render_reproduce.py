@@ -68,3 +68,34 @@ def test_cli_reproduce_exits_0_when_identical(cli, studio):
     )
     text = cli("reproduce", row["output_path"])
     assert text.returncode == 0 and "reproduced on cpu" in text.stdout
+
+
+def test_a_hostile_recipe_in_an_mp4_is_refused_by_field(studio, tmp_path):
+    import numpy as np
+
+    from engine.render import media
+
+    forged = media.encode_mp4(
+        tmp_path / "forged.mp4",
+        np.zeros((9, 64, 64, 3), np.uint8),
+        24,
+        metadata={media.RECIPE_TAG: json.dumps({"prompt": "x", "model": "aiprod-tiny-ltx2", "num_frames": 20})},
+    )
+    with pytest.raises(BadInput, match="num_frames"):
+        reproduce(studio, str(forged))
+
+
+@pytest.mark.gpu
+def test_reproduce_on_cuda_in_deterministic_mode_is_above_55_db(tiny_vault, data_dir):
+    from aiprod_studio.settings import load_settings
+    from engine.studio import Studio
+
+    studio = Studio(load_settings(models_dir=tiny_vault, data_dir=data_dir, device="cuda"))
+    try:
+        row = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 13}))
+        result = reproduce(studio, row["id"])
+        env = studio.history.get(result["job_id"])["recipe"]["versions"]
+    finally:
+        studio.close()
+    assert env["deterministic"] == "on" and env["gpu"] and env["cuda"] and env["cudnn"]
+    assert result["target"].startswith("lowest frame PSNR > 55") and result["passed"], result["comparison"]["psnr_min"]

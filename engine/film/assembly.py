@@ -21,7 +21,7 @@ from engine.render import media
 
 log = logging.getLogger(__name__)
 
-STORYBOARD_TAG = "description"
+STORYBOARD_TAG = media.STORYBOARD_TAG
 JOIN_SAMPLES_S = 0.004  # audio overlap at a join: long enough to hide a click, too short to hear
 
 

@@ -319,7 +319,6 @@ def score_file(scorer: ClipScorer, path: Path | str, prompt: str | None = None, 
     `{"file", "model", "model_digest", "shots": [...]}` as `ClipScorer.score_shots` gives them.
     A clip gives `ClipScorer.score`'s dict with `file` added.
     """
-    from engine.film.assembly import STORYBOARD_TAG
     from engine.render import media
 
     path = Path(path)
@@ -331,7 +330,7 @@ def score_file(scorer: ClipScorer, path: Path | str, prompt: str | None = None, 
         prompt = recipe.get("prompt") if recipe else None
     if prompt is not None:
         return scorer.score(frames, prompt, samples) | {"file": str(path)}
-    record = media.read_metadata_json(path, STORYBOARD_TAG)
+    record = media.read_metadata_json(path, media.STORYBOARD_TAG)
     chapters = media.read_chapters(path)
     if record and isinstance(record.get("shots"), list) and record.get("fps") and len(chapters) == len(record["shots"]):
         fps = record["fps"]

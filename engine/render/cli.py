@@ -118,7 +118,6 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     import json
 
     from aiprod_studio.storyboard.board import Storyboard
-    from engine.film.assembly import STORYBOARD_TAG
     from engine.render import media
 
     path = Path(args.file)
@@ -133,7 +132,7 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     if recipe is not None:
         text = json.dumps(recipe, indent=2, sort_keys=True)
         return {"file": str(path), "recipe": recipe, "streams": info}, text
-    record = media.read_metadata_json(path, STORYBOARD_TAG)
+    record = media.read_metadata_json(path, media.STORYBOARD_TAG)
     if record is None or not isinstance(record.get("shots"), list):
         raise BadInput(f"file {str(path)!r} carries no AIPROD recipe or storyboard", field="file")
     # A film: its storyboard as `storyboard render` takes it; the jobs behind its shots beside it.

@@ -22,7 +22,8 @@ from aiprod_studio.files.partials import holding, temp_path_for
 
 log = logging.getLogger(__name__)
 
-RECIPE_TAG = "comment"
+RECIPE_TAG = "comment"  # a clip's recipe JSON
+STORYBOARD_TAG = "description"  # a film's storyboard JSON (and the jobs behind its shots)
 AAC_FRAME = 1024
 
 

@@ -10,13 +10,13 @@ there the target is "identical", on CUDA a lowest-frame PSNR above `CUDA_TARGET_
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 from aiprod_studio.errors import BadInput, IntegrityError
-from aiprod_studio.numbers import whole_number
-from aiprod_studio.recipe import Recipe
+from aiprod_studio.recipe import Recipe, recipe_from_json
 from aiprod_studio.vault.verify import verify
 from engine.device.environment import deterministic
 from engine.render import media
@@ -34,22 +34,10 @@ def source_of(studio: Any, source: Any) -> tuple[Recipe, Path, dict[str, Any] | 
         data = media.read_metadata_json(path)
         if data is None:
             raise BadInput(f"source {text!r} carries no AIPROD recipe (was it made by the studio?)", field="source")
-        return Recipe.model_validate(data), path, None, text
-    number = whole_number(source, "job_id")
-    try:
-        row = studio.history.get(number)
-    except KeyError:
-        raise BadInput(f"job_id {number} does not exist", field="job_id") from None
-    if row.get("kind", "render") != "render" or row["status"] != "done":
-        raise BadInput(
-            f"job {number} is a {row.get('kind') or 'render'} job that is {row['status']}; only a finished clip "
-            "can be reproduced",
-            field="job_id",
-        )
+        return recipe_from_json(json.dumps(data)), path, None, text  # checked like any recipe file
+    row = studio.finished_clip(source, "be reproduced")
     path = Path(row["output_path"])
-    if not path.is_file():
-        raise BadInput(f"job {number}'s clip {str(path)!r} is no longer on disk", field="job_id")
-    return Recipe.model_validate(row["recipe"]), path, row.get("qa"), f"job {number}"
+    return Recipe.model_validate(row["recipe"]), path, row.get("qa"), f"job {row['id']}"
 
 
 def check_weights(studio: Any, recipe: Recipe, qa: dict[str, Any] | None, deep: bool) -> list[str]:
