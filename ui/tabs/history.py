@@ -29,13 +29,25 @@ COLUMNS = ["job", "status", "prompt", "model", "seed", "seconds", "created", "qu
 NOT_A_RENDER = "Job {} is a training run: this action is for renders (the Training tab resumes a run)."
 
 
-def page_rows(studio: Studio, text: str, status: str, model: str, page: int) -> list[dict[str, Any]]:
+# the Show menu: which clips, in which order, by their quality report
+VIEWS = {
+    "newest first": {},
+    "best prompt match first": {"order": "score"},
+    "with QA findings": {"findings": True},
+    "clean clips only": {"findings": False},
+}
+
+
+def page_rows(
+    studio: Studio, text: str, status: str, model: str, page: int, view: str = "newest first"
+) -> list[dict[str, Any]]:
     return studio.history.jobs(
         limit=PAGE,
         offset=max(0, page - 1) * PAGE,
         status=status or None,
         text=text or None,
         model=model or None,
+        **VIEWS.get(view or "newest first", {}),
     )
 
 
@@ -76,9 +88,11 @@ class HistoryTab:
     delete: Any
     message: Any
 
+    view: Any = None  # the Show menu (newest, best match, with findings, clean)
+
     @property
     def filters(self) -> list[Any]:
-        return [self.text, self.status, self.model, self.page]
+        return [self.text, self.status, self.model, self.page, self.view]
 
     @property
     def listing(self) -> list[Any]:
@@ -92,6 +106,7 @@ def layout(services: Services) -> HistoryTab:
         model = gr.Dropdown(
             label="Model", choices=[""] + [e.name for e in services.studio.pipelines()], value="", scale=1
         )
+        view = gr.Dropdown(label="Show", choices=list(VIEWS), value="newest first", scale=1)
         page = gr.Number(label="Page", value=1, precision=0, minimum=1, scale=1)
         refresh = gr.Button("Refresh", scale=0)
     gallery = gr.Gallery(label="Renders", columns=6, height=260, allow_preview=False)
@@ -133,11 +148,12 @@ def layout(services: Services) -> HistoryTab:
         confirm,
         delete,
         message,
+        view,
     )
 
 
-def load(services: Services, text_v, status_v, model_v, page_v):
-    rows = page_rows(services.studio, text_v, status_v, model_v, int(page_v or 1))
+def load(services: Services, text_v, status_v, model_v, page_v, view_v="newest first"):
+    rows = page_rows(services.studio, text_v, status_v, model_v, int(page_v or 1), view_v)
     done = [r for r in rows if r["kind"] == "render" and r["status"] == "done" and playable(r)]
     table_v = [
         [
@@ -207,7 +223,7 @@ def do_rerender(services: Services, job_id):
     return f"Job {new_id} queued with the same recipe as job {job_id}."
 
 
-def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, page_v):
+def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, page_v, view_v="newest first"):
     # outputs: the listing (4), video, message, recipe, selected, confirm, details
     keep = [gr.update()] * 4
     if job_id is None:
@@ -224,7 +240,7 @@ def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, 
     if row["output_path"]:
         Path(row["output_path"]).unlink(missing_ok=True)
     deleted = f"Job {job_id} and its file were deleted."
-    return [*load(services, text_v, status_v, model_v, page_v), None, deleted, None, None, False, ""]
+    return [*load(services, text_v, status_v, model_v, page_v, view_v), None, deleted, None, None, False, ""]
 
 
 LOCAL_CLIENTS = ("127.0.0.1", "::1", "localhost")
@@ -249,7 +265,15 @@ def wire(tab: HistoryTab, services: Services, form: RenderForm, tabs: gr.Tabs) -
     listing = tab.listing
     shown = [tab.video, tab.info, tab.recipe_view, tab.selected]
     loader = bind(load, services)
-    for trigger in (tab.refresh.click, tab.text.submit, tab.status.change, tab.model.change, tab.page.change):
+    triggers = (
+        tab.refresh.click,
+        tab.text.submit,
+        tab.status.change,
+        tab.model.change,
+        tab.page.change,
+        tab.view.change,
+    )
+    for trigger in triggers:
         trigger(loader, inputs=tab.filters, outputs=listing, **private)
     tabs.select(loader, inputs=tab.filters, outputs=listing, **private)
     tab.table.select(bind(pick_table, services), inputs=tab.ids, outputs=shown, **private)
