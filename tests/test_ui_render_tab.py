@@ -240,3 +240,20 @@ def test_best_of_three_renders_three_seeds_ranked_and_shows_the_best(handlers, s
     assert "← best" in text
     *_, (_, _, said) = list(handlers["on_generate"](*form(), 9, SimpleNamespace(session_hash="t")))
     assert said == "⚠ takes must be a whole number from 1 to 8, got 9"
+
+
+def test_history_shows_quality_and_filters_and_sorts_by_it(handlers, studio):
+    a = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 1}))
+    b = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 2}))
+    bad = studio.history.create_job(studio.stamp(studio.build_recipe({"prompt": "a bad clip"})), status="done")
+    studio.history.set_qa(bad, {**a["qa"], "ok": False, "errors": 1, "findings": [{"code": "black_frames"}]})
+    _, table, ids, _ = handlers["load"]("", "", "", 1)
+    quality = dict(zip(ids, [r[7] for r in table], strict=True))
+    assert quality[bad] == "1E 0W" + quality[bad][5:] and quality[a["id"]].startswith("ok ")
+    assert handlers["load"]("", "", "", 1, "with QA findings")[2] == [bad]
+    assert set(handlers["load"]("", "", "", 1, "clean clips only")[2]) == {a["id"], b["id"]}
+    by_score = handlers["load"]("", "", "", 1, "best prompt match first")[2]
+    scores = {r["id"]: r["qa"]["semantic"]["prompt_mean"] for r in (a, b)}
+    assert [i for i in by_score if i in scores] == sorted(scores, key=scores.get, reverse=True)
+    _, info, _, _ = handlers["pick_table"](ids, SimpleNamespace(index=[ids.index(a["id"]), 0]))
+    assert "**Quality**" in info and "technical check: ok" in info and "prompt match" in info
