@@ -30,6 +30,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
                 f"semantic ({semantic['model']}): {where}prompt match {s['prompt_mean']:.3f} "
                 f"(lowest frame {s['prompt_min']:.3f}){temporal}"
             )
+        if semantic.get("test_model"):
+            lines.append("  (a test QA model with random weights: these scores exercise the path, they mean nothing)")
     return lines
 
 

@@ -76,6 +76,7 @@ class QualityGate:
                     report["semantic_note"] = NO_QA_MODEL
                 else:
                     report["semantic"] = score_file(scorer, Path(path), prompt)
+                    report["semantic"]["test_model"] = scorer.entry.test_model  # random weights: no meaning
             except Exception as exc:  # noqa: BLE001 - as above: a QA model that breaks never fails the render
                 log.exception("semantic QA of %s failed", path)
                 report["semantic_note"] = f"the semantic check failed: {failure_text(exc)}"
