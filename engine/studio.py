@@ -11,6 +11,7 @@ import contextlib
 import logging
 import re
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from aiprod_studio.settings import Settings
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.store import Vault
+from engine.device.environment import deterministic as determinism
 from engine.device.environment import environment
 from engine.device.lease import DeviceLease, DeviceOwner
 from engine.device.plan import DevicePlan, resolve
@@ -107,7 +109,7 @@ class Studio:
         if row["qa"] is None:
             family = next((e.family for e in self.vault.entries("pipeline") if e.digest == row["model_digest"]), None)
             expect = expectations(row["recipe"], family)
-            row["qa"] = self.qa.check(Path(row["output_path"]), row["prompt"], expect, device="cpu")
+            row["qa"] = self.qa.check(Path(row["output_path"]), row["prompt"], expect)
             self.history.set_qa(row["id"], row["qa"])
         return dict(row["qa"])
 
@@ -171,10 +173,12 @@ class Studio:
         out_path: Path | None = None,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        deterministic: bool = False,
     ) -> dict[str, Any]:
-        """Render one recipe now, as a recorded job (created `running`, so no queue worker takes it)."""
+        """Render one recipe now, as a recorded job (created `running`, so no queue worker takes it);
+        `deterministic`: in CUDA's deterministic mode (what `reproduce` asks for)."""
         job_id = self.history.create_job(self.stamp(recipe), status="running")
-        return self.run_job(job_id, out_path=out_path, progress=progress, cancel=cancel)
+        return self.run_job(job_id, out_path=out_path, progress=progress, cancel=cancel, deterministic=deterministic)
 
     def run_job(
         self,
@@ -182,6 +186,7 @@ class Studio:
         out_path: Path | None = None,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        deterministic: bool = False,
     ) -> dict[str, Any]:
         """Render a job whose row is already `running`; returns the finished row.
 
@@ -202,7 +207,11 @@ class Studio:
                 history.set_recipe(job_id, recipe)
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
             # 2. Wait for the device, then render.
-            with self.device_lease("render") as lease:
+            # (deterministic mode is process-wide: it is on only while this render holds the device)
+            with self.device_lease("render") as lease, determinism(self.plan) if deterministic else nullcontext():
+                if deterministic:  # the recipe says which mode it was rendered in
+                    recipe = recipe.model_copy(update={"versions": environment(self.plan, deterministic=True)})
+                    history.set_recipe(job_id, recipe)
                 run.started(target=str(target))
                 pipe = warm_pipeline(lease, self.vault, entry, recipe.quantization, recipe.offload)
                 loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
@@ -216,6 +225,6 @@ class Studio:
                 render_to_file(pipe, recipe, target, on_progress, cancel)
                 # 3. The quality gates, on the device still held: the file, then the CLIP scores.
                 expect = expectations(recipe, entry.family)
-                history.set_qa(job_id, self.qa.check(target, recipe.prompt, expect, device=lease.plan.device))
+                history.set_qa(job_id, self.qa.check(target, recipe.prompt, expect))
                 run.done(str(target))
         return history.get(job_id)

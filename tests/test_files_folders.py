@@ -19,6 +19,9 @@ def test_a_missing_folder_is_created_with_its_parents(tmp_path):
         ("", "to: give a folder to write into"),
         ("{file}", "to must be a folder, got the file"),
         ("{file}/inside", "to: cannot create the folder"),
+        ("a\x00b", "to: cannot create the folder"),
+        ("~nobody-here-at-all/x", "to: cannot create the folder"),
+        ("x" * 5000, "to: cannot create the folder"),
     ],
 )
 def test_a_folder_that_cannot_hold_files_is_refused_naming_the_field(tmp_path, value, says):

@@ -214,3 +214,11 @@ def test_a_pause_is_remembered_on_the_row_and_cleared_on_resume(tmp_path):
     assert again.requeue(running) and not again.get(running)["paused"]
     plain = again.create_job(recipe())
     assert again.cancel_if_queued(plain) and not again.get(plain)["paused"]
+
+
+def test_a_paused_run_cancelled_for_good_is_no_longer_paused(tmp_path):
+    history = History(tmp_path / "h.db")
+    job = history.create_job(recipe())
+    assert history.cancel_if_queued(job, pause=True) and history.get(job)["paused"]
+    history.forget_pause(job)
+    assert not history.get(job)["paused"] and history.get(job)["status"] == "cancelled"

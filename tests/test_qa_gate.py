@@ -151,11 +151,39 @@ def test_takes_rank_by_score_then_findings_and_unfinished_last():
     from aiprod_studio.jobs.takes import ranked
 
     def take(i, status="done", score=None, errors=0):
-        qa = {"errors": errors, "warnings": 0, "semantic": {"prompt_mean": score} if score is not None else None}
+        qa = {"ok": errors == 0, "errors": errors, "warnings": 0}
+        qa["semantic"] = {"prompt_mean": score} if score is not None else None
         return {"id": i, "status": status, "qa": qa}
 
-    rows = [take(1, score=0.1), take(2, "failed"), take(3, score=0.3, errors=1), take(4, score=0.3), take(5)]
-    order = ranked(rows)
-    assert [r["id"] for r in order] == [4, 3, 1, 5, 2] and order[0]["best"] and not order[1]["best"]
+    rows = [take(1, score=0.1), take(2, "failed"), take(3, score=0.9, errors=1), take(4, score=0.3), take(5)]
+    order = ranked(rows)  # a technical failure never wins on score; unscored after scored; unfinished last
+    assert [r["id"] for r in order] == [4, 1, 5, 3, 2] and order[0]["best"] and not order[1]["best"]
     assert [r["rank"] for r in order] == [1, 2, 3, 4, 5]
     assert not ranked([take(2, "failed")])[0]["best"]  # no finished take: none is the best
+
+
+def test_a_check_that_breaks_is_a_finding_not_a_clean_clip(studio, monkeypatch):
+    from engine.qa import technical
+
+    def broken(path, expect=None):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(technical, "check_file", broken)
+    row = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 77}))
+    qa = row["qa"]
+    assert row["status"] == "done" and qa["ok"] is None and "decoder exploded" in qa["technical_error"]
+    assert [f["code"] for f in qa["findings"]] == ["check_failed"] and qa["semantic"]["model"] == "aiprod-tiny-clip"
+    assert row["id"] in [r["id"] for r in studio.history.jobs(findings=True)]
+    assert row["id"] not in [r["id"] for r in studio.history.jobs(findings=False)]
+
+
+def test_compare_says_when_only_one_file_has_sound(cli, tmp_path):
+    frames = moving()
+    a = media.encode_mp4(tmp_path / "a.mp4", frames, 24, tone(17 / 24), 16000)
+    b = media.encode_mp4(tmp_path / "b.mp4", frames, 24)
+    r = cli("compare", str(a), str(b), "--json")
+    assert r.returncode == 0 and r.json["audio"]["only_in"] == "a" and r.json["audio"]["snr"] is None
+    assert "only A has a sound track" in cli("compare", str(a), str(b)).stdout
+    silent = media.encode_mp4(tmp_path / "silent.mp4", frames, 24, np.zeros_like(tone(17 / 24)), 16000)
+    r = cli("compare", str(silent), str(a), "--json")
+    assert r.json["audio"]["snr"] == "-inf"  # a silent reference: not "inf", which would read as identical

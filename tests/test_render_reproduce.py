@@ -99,3 +99,20 @@ def test_reproduce_on_cuda_in_deterministic_mode_is_above_55_db(tiny_vault, data
         studio.close()
     assert env["deterministic"] == "on" and env["gpu"] and env["cuda"] and env["cudnn"]
     assert result["target"].startswith("lowest frame PSNR > 55") and result["passed"], result["comparison"]["psnr_min"]
+
+
+def test_a_reproduction_that_lost_its_sound_does_not_pass(studio, monkeypatch):
+    from engine.render import media
+
+    row = studio.render(studio.build_recipe({"prompt": "a red square", "seed": 14}))
+    real = media.compare
+
+    def without_sound(a, b):
+        result = real(a, b)
+        return result | {
+            "audio": {"snr": None, "samples": 0, "length_differs": True, "identical": False, "only_in": "a"}
+        }
+
+    monkeypatch.setattr(media, "compare", without_sound)
+    result = reproduce(studio, row["id"])
+    assert result["comparison"]["identical"] and not result["passed"]

@@ -17,14 +17,14 @@ def writable_folder(value: Path | str, field: str) -> Path:
     text = str(value).strip()
     if not text:
         raise BadInput(f"{field}: give a folder to write into", field=field)
-    folder = Path(text).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise BadInput(f"{field} must be a folder, got the file {text!r}", field=field)
     try:
+        folder = Path(text).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise BadInput(f"{field} must be a folder, got the file {text!r}", field=field)
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = (exc.strerror or type(exc).__name__).lower()
-        raise BadInput(f"{field}: cannot create the folder {text!r} ({reason})", field=field) from None
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, ~nobody, a name too long, no such device…
+        reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).lower()
+        raise BadInput(f"{field}: cannot create the folder {text[:200]!r} ({reason})", field=field) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BadInput(f"{field}: the folder {text!r} is not writable", field=field)
     return folder

@@ -188,6 +188,13 @@ class History:
             )
             return cur.rowcount == 1
 
+    def forget_pause(self, job_id: int) -> None:
+        """A paused job is now simply cancelled (cancelled for good, or discarded)."""
+        with self._lock:
+            self.db.execute(
+                "UPDATE jobs SET cancel_requested = ? WHERE id = ? AND cancel_requested = ?", [CANCEL, job_id, PAUSE]
+            )
+
     def set_qa(self, job_id: int, report: dict[str, Any]) -> None:
         """The clip's QA report (technical findings, semantic scores), stored as JSON on its row."""
         self._update(job_id, qa=json.dumps(report, allow_nan=False))

@@ -43,8 +43,8 @@ def select(
         where.append("prompt LIKE ? ESCAPE '\\'")
         params.append("%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
     if findings is not None:
-        counted = "json_extract(qa, '$.errors') + json_extract(qa, '$.warnings')"
-        where.append(f"qa IS NOT NULL AND {counted} {'>' if findings else '='} 0")
+        clean = "json_extract(qa, '$.ok') = 1 AND json_extract(qa, '$.errors') + json_extract(qa, '$.warnings') = 0"
+        where.append(f"qa IS NOT NULL AND {'NOT' if findings else ''} ({clean})")
     sql = "SELECT * FROM jobs"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -1,8 +1,9 @@
 """Best of N: several takes of one recipe, one seed each, grouped and ranked.
 
-The takes of a group share `take_of`, the id of the group's first job. They are ranked by the
-semantic prompt match of their QA report (best first), then by fewer technical errors and
-warnings; a take that did not finish comes last. The best finished take is marked `best`; the
+The takes of a group share `take_of`, the id of the group's first job. A take whose file passed
+its technical check comes before one that failed it; then they are ranked by the semantic
+prompt match of their QA report (best first), then by fewer errors and warnings; a take that
+did not finish comes last. The best finished take is marked `best`; the
 others stay in the history, browsable like any clip.
 """
 
@@ -39,7 +40,8 @@ def _key(row: dict[str, Any]) -> tuple[Any, ...]:
     qa = row.get("qa") or {}
     score = (qa.get("semantic") or {}).get("prompt_mean")
     scored = score if isinstance(score, int | float) else -2.0  # below any cosine
-    return (row["status"] != "done", -scored, qa.get("errors", 99), qa.get("warnings", 99), row["id"])
+    failed = qa.get("ok") is not True  # a take whose file failed its technical check never wins on score
+    return (row["status"] != "done", failed, -scored, qa.get("errors", 99), qa.get("warnings", 99), row["id"])
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

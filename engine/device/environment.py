@@ -3,7 +3,8 @@ deterministic.
 
 `environment(plan)` is the recipe's `versions` block: the library versions, the device (and
 on CUDA its name, the CUDA, cuDNN and driver versions) and whether deterministic mode was on.
-`deterministic(plan)` turns on, for one block, what makes CUDA kernels repeat themselves
+`deterministic(plan)` turns on, for one block (a render holding the device lease, so no other
+GPU work runs meanwhile), what makes CUDA kernels repeat themselves
 (`torch.use_deterministic_algorithms(True, warn_only=True)`, cuDNN deterministic and not
 benchmarking, a fixed cuBLAS workspace) and restores the previous settings after it. On the
 CPU the studio's renders repeat without it.
@@ -43,8 +44,8 @@ def driver_version() -> str | None:
     return next((w for w in words if w[:1].isdigit() and w.count(".") >= 1), None)
 
 
-def environment(plan: DevicePlan) -> dict[str, str]:
-    """The recipe's `versions` block for a render on `plan`'s device, now."""
+def environment(plan: DevicePlan, deterministic: bool = False) -> dict[str, str]:
+    """The recipe's `versions` block for a render on `plan`'s device (`deterministic`: in that mode)."""
     env = {**library_versions(), "device": plan.label}
     if plan.device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(plan.device)
@@ -53,7 +54,7 @@ def environment(plan: DevicePlan) -> dict[str, str]:
         driver = driver_version()
         if driver:
             env["driver"] = driver
-        env["deterministic"] = "on" if torch.are_deterministic_algorithms_enabled() else "off"
+        env["deterministic"] = "on" if deterministic else "off"
     return env
 
 

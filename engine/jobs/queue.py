@@ -109,11 +109,10 @@ class QueueWorker:
         if self.history.count("queued") + count > self.max_size:
             raise QueueFull(self.max_size)
         stamped = self.studio.stamp(recipe)
-        ids = [
-            self.history.create_job(stamped.model_copy(update={"seed": seed}))
-            for seed in take_seeds(stamped.seed, count)
-        ]
-        group(self.history, ids)
+        ids: list[int] = []
+        for seed in take_seeds(stamped.seed, count):
+            ids.append(self.history.create_job(stamped.model_copy(update={"seed": seed})))
+            group(self.history, ids)  # grouped as they come: a crash in between keeps the group
         self._notify()
         return ids
 
@@ -126,6 +125,9 @@ class QueueWorker:
         job_id = row["id"]
         if history.cancel_if_queued(job_id, pause=pause):
             return "paused" if pause else "cancelled"
+        if row.get("paused") and not pause:  # a paused run cancelled for good: no longer resumable as paused
+            history.forget_pause(job_id)
+            return "cancelled"
         if history.request_cancel(job_id, pause=pause):
             with self._lock:
                 event = self._cancels.get(job_id)
@@ -158,6 +160,7 @@ class QueueWorker:
             raise BadInput(f"job {job_id} is {row['status']}; only interrupted jobs can be discarded", field="job_id")
         self._refuse_if_owner_alive(row, "discarded")
         self.studio.history.mark_failed(job_id, "discarded after an interruption", status="cancelled")
+        self.studio.history.forget_pause(job_id)  # a pause asked before the interruption is moot
         _sweep_partial(row)
 
     def _refuse_if_owner_alive(self, row: dict[str, Any], verb: str) -> None:

@@ -45,21 +45,20 @@ class QualityGate:
         self._lock = threading.Lock()
         self._scorer: ClipScorer | None = None
 
-    def scorer(self, device: Any = "cpu") -> ClipScorer | None:
-        """The vault's best QA model, loaded once (again when the entry or the device changes)."""
+    def scorer(self) -> ClipScorer | None:
+        """The vault's best QA model, loaded once (again when the entry changes). It scores on the
+        CPU: eight frames take well under a second there, and it never holds GPU memory that the
+        next render or training run needs."""
         found = [e for e in self.vault.entries("qa") if e.family == FAMILY]
         if not found:
             self._scorer = None
             return None
         best = sorted(found, key=lambda e: e.test_model)[0]
-        cached = self._scorer
-        if cached is None or cached.entry.digest != best.digest or str(cached.device) != str(device):
-            self._scorer = load_scorer(self.vault, best.name, device=device)
+        if self._scorer is None or self._scorer.entry.digest != best.digest:
+            self._scorer = load_scorer(self.vault, best.name, device="cpu")
         return self._scorer
 
-    def check(
-        self, path: Path, prompt: str | None, expect: dict[str, Any] | None = None, device: Any = "cpu"
-    ) -> dict[str, Any]:
+    def check(self, path: Path, prompt: str | None, expect: dict[str, Any] | None = None) -> dict[str, Any]:
         """The QA report of one file: the technical report, plus `semantic` (scores, or None with
         `semantic_note` saying why)."""
         with self._lock:
@@ -67,11 +66,17 @@ class QualityGate:
                 report = technical.check_file(Path(path), expect)
             except Exception as exc:  # noqa: BLE001 - the clip is written; the report says the check broke
                 log.exception("technical QA of %s failed", path)
-                report = {"version": 1, "ok": None, "errors": 0, "warnings": 0, "findings": [], "probe": {}}
-                report["technical_error"] = failure_text(exc)
+                broke = {
+                    "code": "check_failed",
+                    "severity": "warning",
+                    "message": f"the check broke: {failure_text(exc)}",
+                }
+                broke |= {"start_frame": None, "end_frame": None, "start_s": None, "end_s": None}
+                report = {"version": 1, "ok": None, "errors": 0, "warnings": 1, "findings": [broke], "probe": {}}
+                report["technical_error"] = failure_text(exc)  # not clean: listed with the findings
             report["semantic"], report["semantic_note"] = None, None
             try:
-                scorer = self.scorer(device)
+                scorer = self.scorer()
                 if scorer is None:
                     report["semantic_note"] = NO_QA_MODEL
                 else:
@@ -83,13 +88,13 @@ class QualityGate:
             return report
 
 
-def check_film(gate: QualityGate, info: dict[str, Any], recipe: Recipe | None, device: Any = "cpu") -> dict[str, Any]:
+def check_film(gate: QualityGate, info: dict[str, Any], recipe: Recipe | None) -> dict[str, Any]:
     """The QA report of an assembled film (`info` from `assemble`): its length and rate, the
     shots' size, and each shot's CLIP scores against its own prompt."""
     expect: dict[str, Any] = {"num_frames": info["frames"]}
     if recipe is not None:
         expect |= {"width": recipe.width, "height": recipe.height, "fps": recipe.fps}
-    return gate.check(Path(info["path"]), None, expect, device=device)
+    return gate.check(Path(info["path"]), None, expect)
 
 
 def check_any_file(gate: QualityGate, path: Path, prompt: str | None = None) -> dict[str, Any]:

@@ -105,22 +105,22 @@ class ClipScorer:
         return text.float()
 
     # -- scores ----------------------------------------------------------------------------
-    def score(self, frames: np.ndarray, prompt: str, samples: int = 8) -> dict[str, Any]:
+    def score(self, frames: np.ndarray | SampledFrames, prompt: str, samples: int = 8) -> dict[str, Any]:
         """Prompt-frame and frame-frame cosines over `samples` evenly spaced frames (first and last included)."""
-        frames = check_frames(frames)
+        frames = frames if isinstance(frames, SampledFrames) else check_frames(frames)
         prompt = check_prompt(prompt)
         picked = sample_indices(len(frames), check_samples(samples))
         return self._score(frames[picked], prompt)
 
     def score_shots(
-        self, frames: np.ndarray, fps: float, shots: Sequence[Mapping[str, Any]], samples: int = 8
+        self, frames: np.ndarray | SampledFrames, fps: float, shots: Sequence[Mapping[str, Any]], samples: int = 8
     ) -> list[dict[str, Any]]:
         """Each shot of a film scored against its own prompt over its frames [start_frame, end_frame).
 
         Every dict has `score`'s keys plus `shot` (1-based), `start_frame`, `end_frame`,
         `start_s` and `end_s`.
         """
-        frames = check_frames(frames)
+        frames = frames if isinstance(frames, SampledFrames) else check_frames(frames)
         samples = check_samples(samples)
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
             raise BadInput(f"fps must be a number more than 0, got {fps!r}", field="fps")
@@ -170,6 +170,20 @@ class ClipScorer:
             "prompt_min": round(float(sims.min()), DIGITS),
             "temporal": None if temporal is None else round(float(temporal), DIGITS),
         }
+
+
+class SampledFrames:
+    """A file's frames where they will be sampled, decoded once: indexes like the whole clip's
+    (F, H, W, 3) array but holds only those frames, so a long film is scored in little memory."""
+
+    def __init__(self, count: int, frames: Mapping[int, np.ndarray]):
+        self.count, self.frames = count, frames
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, indices: np.ndarray) -> np.ndarray:
+        return np.stack([self.frames[int(i)] for i in indices])
 
 
 def _triple(value: Any) -> tuple[float, float, float]:
@@ -324,11 +338,15 @@ def score_file(scorer: ClipScorer, path: Path | str, prompt: str | None = None, 
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"file {str(path)!r} does not exist", field="file")
-    frames = media.read_frames(path)
+    samples = check_samples(samples)
+    count = media.count_frames(path)
+    if count == 0:
+        raise BadInput(f"file {str(path)!r} has no video frames", field="file")
     if prompt is None:
         recipe = media.read_metadata_json(path)
         prompt = recipe.get("prompt") if recipe else None
     if prompt is not None:
+        frames = SampledFrames(count, media.read_frames_at(path, sample_indices(count, samples)))
         return scorer.score(frames, prompt, samples) | {"file": str(path)}
     record = media.read_metadata_json(path, media.STORYBOARD_TAG)
     chapters = media.read_chapters(path)
@@ -337,11 +355,17 @@ def score_file(scorer: ClipScorer, path: Path | str, prompt: str | None = None, 
         shots = [
             {
                 "prompt": shot.get("prompt") if isinstance(shot, Mapping) else None,
-                "start_frame": min(round(c["start_s"] * fps), len(frames) - 1),
-                "end_frame": min(round(c["end_s"] * fps), len(frames)),
+                "start_frame": min(round(c["start_s"] * fps), count - 1),
+                "end_frame": min(round(c["end_s"] * fps), count),
             }
             for shot, c in zip(record["shots"], chapters, strict=True)
         ]
+        wanted = [
+            s["start_frame"] + sample_indices(s["end_frame"] - s["start_frame"], samples)
+            for s in shots
+            if s["end_frame"] > s["start_frame"]
+        ]
+        frames = SampledFrames(count, media.read_frames_at(path, np.concatenate(wanted) if wanted else []))
         scored = scorer.score_shots(frames, fps, shots, samples)
         return {"file": str(path), "model": scorer.entry.name, "model_digest": scorer.entry.digest, "shots": scored}
     raise BadInput(

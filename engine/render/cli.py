@@ -11,6 +11,7 @@ from typing import Any
 
 from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
+from aiprod_studio.files.folders import writable_folder
 from aiprod_studio.jobs.takes import check_takes, summary, take_line
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
 from aiprod_studio.settings import Settings
@@ -18,7 +19,9 @@ from engine.qa.cli import report_lines
 
 
 def _json_float(x: float) -> float | str:
-    return "inf" if math.isinf(x) else round(x, 4)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return round(x, 4)
 
 
 def _min_psnr(text: str) -> float:
@@ -84,6 +87,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
                 print(f"\rstep {step}/{total}", end="" if step < total else "\n", file=sys.stderr, flush=True)
 
         takes = check_takes(args.takes)
+        if out is not None and takes > 1:  # the best take is copied there: refuse a bad folder before rendering
+            writable_folder(out.parent, "out")
         with sigterm_as_interrupt():
             if takes == 1:
                 row, ranking = studio.render(recipe, out_path=out, progress=progress), []
@@ -168,7 +173,9 @@ def comparison_report(
     )
     audio = result.get("audio")
     if audio is None:
-        lines.append("sound: not compared (one of the files has none)")
+        lines.append("sound: neither file has any")
+    elif audio.get("only_in"):
+        lines.append(f"sound: only {'A' if audio['only_in'] == 'a' else 'B'} has a sound track")
     else:
         audio = {**audio, "snr": _json_float(audio["snr"])}
         lines.append(

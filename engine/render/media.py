@@ -162,6 +162,28 @@ def read_frames(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
+def count_frames(path: Path) -> int:
+    """The number of video frames, counted by decoding (nothing is kept)."""
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def read_frames_at(path: Path, indices: Any) -> dict[int, np.ndarray]:
+    """Only the frames at `indices`, as {index: (H, W, 3) uint8 RGB}: a long film is streamed, never held whole."""
+    wanted = {int(i) for i in indices}
+    found: dict[int, np.ndarray] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                found[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    return found
+
+
 def read_audio(path: Path) -> tuple[np.ndarray, int]:
     """The audio track as (channels, samples) float32 and its sample rate, trimmed to its declared length."""
     with av.open(str(path)) as container:
@@ -225,14 +247,18 @@ def _finite_mean(values: list[float]) -> float:
 def compare(a_path: Path, b_path: Path) -> dict[str, Any]:
     """Video: PSNR per frame, its minimum and mean, the overall PSNR and the largest pixel
     difference, between two videos of the same size and length. Audio: the SNR of B's sound
-    against A's (None when either has none; a different rate or channel count is a mismatch)."""
+    against A's (None when neither has sound; `only_in` when one has; a different rate or
+    channel count is a mismatch)."""
     a, b = read_frames(a_path), read_frames(b_path)
     if a.shape != b.shape:
         raise ValueError(f"videos differ in shape: {a.shape} vs {b.shape}")
     per_frame = [psnr(a[i], b[i]) for i in range(a.shape[0])]
     (sa, ra), (sb, rb) = read_audio(a_path), read_audio(b_path)
     audio: dict[str, Any] | None = None
-    if sa.size and sb.size:
+    if bool(sa.size) != bool(sb.size):  # sound on one side only: not the same clip
+        audio = {"snr": None, "samples": 0, "length_differs": True, "identical": False}
+        audio["only_in"] = "a" if sa.size else "b"
+    elif sa.size and sb.size:
         if ra != rb or sa.shape[0] != sb.shape[0]:
             raise ValueError(f"sound differs in format: {sa.shape[0]} ch at {ra} Hz vs {sb.shape[0]} ch at {rb} Hz")
         n = min(sa.shape[1], sb.shape[1])

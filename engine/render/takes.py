@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from aiprod_studio.errors import StudioError
 from aiprod_studio.files.atomic import replace_durably
 from aiprod_studio.files.partials import temp_path_for
 from aiprod_studio.jobs import takes as best_of
@@ -17,10 +18,15 @@ from engine.render.clip import ProgressFn
 
 def render_takes(studio: Any, recipe: Recipe, count: int, progress: ProgressFn | None = None) -> list[dict[str, Any]]:
     """Render `count` takes of `recipe` (its seed, then the next ones); returns them ranked, best first."""
-    ids = []
+    ids: list[int] = []
     for seed in best_of.take_seeds(recipe.seed, best_of.check_takes(count)):
-        ids.append(studio.render(recipe.model_copy(update={"seed": seed}), progress=progress)["id"])
-    best_of.group(studio.history, ids)
+        take = studio.stamp(recipe.model_copy(update={"seed": seed}))
+        ids.append(studio.history.create_job(take, status="running"))  # as Studio.render does
+        best_of.group(studio.history, ids)  # grouped as they come: an interruption keeps the group
+        try:
+            studio.run_job(ids[-1], progress=progress)
+        except StudioError:  # this take failed (its row says why): the others still count
+            continue
     return best_of.takes_of(studio.history, ids[0])
 
 

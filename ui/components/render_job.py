@@ -112,8 +112,6 @@ def on_generate(
                     yield row["output_path"], row["recipe"] | {"job_id": row["id"]}, status_text(event)
                 else:
                     yield None, gr.update(), status_text(event)
-            if len(ids) > 1 and services.worker.status(job_id)["status"] == "cancelled":
-                break  # Cancel stops the whole group
         if len(ids) > 1:
             yield best_take(services, ids[0])
     finally:
