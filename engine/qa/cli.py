@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from aiprod_studio.errors import BadInput
@@ -40,13 +39,7 @@ def cmd_qa(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any]
     from engine.qa.gate import QualityGate, check_any_file
     from engine.render import media
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise BadInput(f"file {str(path)!r} does not exist", field="file")
-    try:
-        media.probe(path)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable video"
-        raise BadInput(f"file {str(path)!r} is not a readable video: {exc}", field="file") from None
+    path, _ = media.require_video(args.file)
     if args.prompt is not None and not args.prompt.strip():
         raise BadInput("prompt must not be empty", field="prompt")
     report = check_any_file(QualityGate(Vault(settings.models_dir)), path, args.prompt)

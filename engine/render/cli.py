@@ -125,13 +125,7 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> tuple[dict[str,
     from aiprod_studio.storyboard.board import Storyboard
     from engine.render import media
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise BadInput(f"file {str(path)!r} does not exist", field="file")
-    try:
-        info = media.probe(path)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable video"
-        raise BadInput(f"file {str(path)!r} is not a readable video: {exc}", field="file") from None
+    path, info = media.require_video(args.file)
     info.pop("metadata", None)
     recipe = media.read_metadata_json(path)
     if recipe is not None:

@@ -17,6 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
+from aiprod_studio.errors import BadInput
 from aiprod_studio.files.atomic import replace_durably
 from aiprod_studio.files.partials import holding, temp_path_for
 
@@ -154,6 +155,17 @@ def _declared_samples(stream: Any, rate: int) -> int | None:
     if not stream.duration or not rate:
         return None
     return int(round(float(stream.duration * stream.time_base) * rate))
+
+
+def require_video(value: Path | str, field: str = "file") -> tuple[Path, dict[str, Any]]:
+    """`value` as an existing, readable video file and its probe; else a `BadInput` naming `field`."""
+    path = Path(value)
+    if not path.is_file():
+        raise BadInput(f"{field} {str(value)!r} does not exist", field=field)
+    try:
+        return path, probe(path)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable video"
+        raise BadInput(f"{field} {str(value)!r} is not a readable video: {exc}", field=field) from None
 
 
 def read_frames(path: Path) -> np.ndarray:

@@ -27,13 +27,8 @@ def source_of(studio: Any, source: Any) -> tuple[Recipe, Path, dict[str, Any] | 
     """(recipe, the clip to compare with, its QA report if any, a label) for a job id or an MP4 path."""
     text = str(source).strip()
     if text.lower().endswith(".mp4"):
-        path = Path(text)
-        if not path.is_file():
-            raise BadInput(f"source {text!r} does not exist", field="source")
-        try:
-            data = media.read_metadata_json(path)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable video"
-            raise BadInput(f"source {text!r} is not a readable video: {exc}", field="source") from None
+        path, _ = media.require_video(text, "source")
+        data = media.read_metadata_json(path)
         if data is None:
             raise BadInput(f"source {text!r} carries no AIPROD recipe (was it made by the studio?)", field="source")
         return recipe_from_json(json.dumps(data)), path, None, text  # checked like any recipe file
