@@ -187,3 +187,33 @@ def test_compare_says_when_only_one_file_has_sound(cli, tmp_path):
     silent = media.encode_mp4(tmp_path / "silent.mp4", frames, 24, np.zeros_like(tone(17 / 24)), 16000)
     r = cli("compare", str(silent), str(a), "--json")
     assert r.json["audio"]["snr"] == "-inf"  # a silent reference: not "inf", which would read as identical
+
+
+def test_retakes_try_more_seeds_while_no_take_passes_its_technical_check(studio, worker, monkeypatch):
+    from engine.qa import technical
+
+    real = technical.check_file
+    failing = {"left": 2}
+
+    def first_two_fail(path, expect=None):
+        report = real(path, expect)
+        if failing["left"]:
+            failing["left"] -= 1
+            return report | {"ok": False, "errors": 1, "findings": [{"code": "black_frames"}]}
+        return report
+
+    monkeypatch.setattr(technical, "check_file", first_two_fail)
+    from engine.render.takes import render_takes
+
+    ranking = render_takes(studio, studio.build_recipe({"prompt": "a red square", "seed": 30}), 2, retakes=3)
+    assert sorted(r["seed"] for r in ranking) == [30, 31, 32]  # two failed, one retake passed, none more
+    assert ranking[0]["seed"] == 32 and ranking[0]["best"] and ranking[0]["qa"]["ok"]
+    assert {r["take_of"] for r in ranking} == {min(r["id"] for r in ranking)}
+    failing["left"] = 1  # through the queue: one take fails, one retake
+    first = worker.enqueue(studio.build_recipe({"prompt": "a blue square", "seed": 50}))
+    worker.wait(first)
+    again = worker.wait(worker.enqueue_retake(first))
+    group = sorted(
+        r["seed"] for r in __import__("aiprod_studio.jobs.takes", fromlist=["x"]).takes_of(studio.history, first)
+    )
+    assert again["seed"] == 51 and again["qa"]["ok"] and group == [50, 51]

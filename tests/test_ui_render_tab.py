@@ -28,7 +28,7 @@ def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, see
 
 
 def test_generate_streams_progress_then_the_video(handlers, studio):
-    updates = list(handlers["on_generate"](*form(), 1, request=SimpleNamespace(session_hash="s1")))
+    updates = list(handlers["on_generate"](*form(), 1, 0, request=SimpleNamespace(session_hash="s1")))
     statuses = [u[2] for u in updates]
     assert any("step 8/8" in s or "step" in s for s in statuses[:-1])
     video, recipe, status = updates[-1]
@@ -40,7 +40,7 @@ def test_cancel_button_stops_the_followed_render(handlers, studio):
     request = SimpleNamespace(session_hash="s2")
     updates = []
     asked = False
-    for update in handlers["on_generate"](*form(steps=200), 1, request=request):
+    for update in handlers["on_generate"](*form(steps=200), 1, 0, request=request):
         updates.append(update)
         if "step " in update[2] and not asked:  # the first progress update, whichever step it shows
             assert handlers["on_cancel"](request=request).endswith("cancelling…")
@@ -54,7 +54,7 @@ def test_bad_input_is_shown_as_an_error_naming_the_field(handlers, studio):
     import gradio as gr
 
     [(video, recipe, status)] = list(
-        handlers["on_generate"](*form(num_frames=20), 1, request=SimpleNamespace(session_hash="s3"))
+        handlers["on_generate"](*form(num_frames=20), 1, 0, request=SimpleNamespace(session_hash="s3"))
     )
     assert status.startswith("⚠") and "num_frames must be 8k+1" in status
     assert video == gr.update() and recipe == gr.update()  # the last clip and its recipe stay on screen
@@ -62,7 +62,7 @@ def test_bad_input_is_shown_as_an_error_naming_the_field(handlers, studio):
 
 
 def test_leaving_the_page_keeps_the_job_in_the_queue(handlers, studio, worker):
-    gen = handlers["on_generate"](*form(steps=60), 1, request=SimpleNamespace(session_hash="s4"))
+    gen = handlers["on_generate"](*form(steps=60), 1, 0, request=SimpleNamespace(session_hash="s4"))
     next(gen)
     gen.close()  # what Gradio does when the client goes away
     job = studio.history.jobs()[0]["id"]
@@ -230,7 +230,7 @@ def test_a_job_is_estimated_from_this_machines_past_jobs_of_the_same_model_and_s
 def test_best_of_three_renders_three_seeds_ranked_and_shows_the_best(handlers, studio):
     from types import SimpleNamespace
 
-    *_, (video, recipe, text) = list(handlers["on_generate"](*form(seed=40.0), 3, SimpleNamespace(session_hash="t")))
+    *_, (video, recipe, text) = list(handlers["on_generate"](*form(seed=40.0), 3, 0, SimpleNamespace(session_hash="t")))
     rows = sorted(studio.history.jobs(), key=lambda r: r["id"])[-3:]
     assert [r["seed"] for r in rows] == [40, 41, 42] and {r["take_of"] for r in rows} == {rows[0]["id"]}
     assert all(r["status"] == "done" and r["qa"]["semantic"] for r in rows)
@@ -238,7 +238,7 @@ def test_best_of_three_renders_three_seeds_ranked_and_shows_the_best(handlers, s
     assert video == best["output_path"] and recipe["job_id"] == best["id"]
     assert text.startswith(f"Best of 3 takes: job {best['id']} (seed {best['seed']})") and text.count("take ") >= 3
     assert "← best" in text
-    *_, (_, _, said) = list(handlers["on_generate"](*form(), 9, SimpleNamespace(session_hash="t")))
+    *_, (_, _, said) = list(handlers["on_generate"](*form(), 9, 0, SimpleNamespace(session_hash="t")))
     assert said == "⚠ takes must be a whole number from 1 to 8, got 9"
 
 

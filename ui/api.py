@@ -17,7 +17,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from aiprod_studio.errors import BadInput, StudioError
-from aiprod_studio.jobs.takes import summary, takes_of
+from aiprod_studio.jobs.takes import check_retakes, passed, summary, takes_of
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.storyboard.board import storyboard_from_json
 from aiprod_studio.storyboard.db import StoryboardStore
@@ -106,14 +106,24 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         seed: int = 0,
         loras: list[str] | None = None,
         takes: int = 1,
+        retakes: int = 0,
     ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record (with its `qa`).
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2). `takes` > 1 (up to 8) renders that many
-        seeds (the seed, then the next ones) and returns the best, with every take ranked under `takes`."""
+        seeds (the seed, then the next ones) and returns the best, with every take ranked under `takes`; `retakes`
+        (0–4): while no take passes its technical check, one more seed at a time."""
         size = (width, height, num_frames, fps, steps, guidance)
+        try:
+            extra = check_retakes(retakes)
+        except StudioError as exc:
+            raise refused(exc) from None
         ids = enqueue_group(services, takes, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
         for job_id in ids:
             worker.wait(job_id)
+        while extra and not any(passed(studio.history.get(i)) for i in ids):
+            extra -= 1
+            ids.append(worker.enqueue_retake(ids[0]))
+            worker.wait(ids[-1])
         ranking = takes_of(studio.history, ids[0])
         row = ranking[0]
         if row["status"] != "done":

@@ -16,10 +16,25 @@ from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import MAX_SEED
 
 MAX_TAKES = 8  # more is a batch, not a choice: queue them as separate jobs
+MAX_RETAKES = 4  # extra seeds tried, one at a time, when no take passes its technical check
 
 
 def check_takes(value: object) -> int:
     return whole_number(value, "takes", low=1, high=MAX_TAKES)
+
+
+def check_retakes(value: object) -> int:
+    return whole_number(value, "retakes", low=0, high=MAX_RETAKES)
+
+
+def passed(row: dict[str, Any]) -> bool:
+    """A finished take whose file passed its technical check."""
+    return row["status"] == "done" and (row.get("qa") or {}).get("ok") is True
+
+
+def next_seed(rows: list[dict[str, Any]]) -> int:
+    """The seed of one more take of a group: the one after the largest so far."""
+    return (max(r["seed"] for r in rows) + 1) % (MAX_SEED + 1)
 
 
 def take_seeds(seed: int, takes: int) -> list[int]:

@@ -10,6 +10,7 @@ stops: rows left `running` become `interrupted` on the next start and can be res
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -18,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.files import partials
 from aiprod_studio.jobs.history import History
-from aiprod_studio.jobs.takes import check_takes, group, take_seeds
+from aiprod_studio.jobs.takes import check_takes, group, next_seed, take_seeds, takes_of
 from aiprod_studio.jobs.timing import typical_step_s
 from aiprod_studio.numbers import whole_number
-from aiprod_studio.recipe import Recipe
+from aiprod_studio.recipe import Recipe, recipe_from_json
 from engine.jobs.events import Done, Event, Failed, Progress, Stopped, events
 
 if TYPE_CHECKING:
@@ -115,6 +116,17 @@ class QueueWorker:
             group(self.history, ids)  # grouped as they come: a crash in between keeps the group
         self._notify()
         return ids
+
+    def enqueue_retake(self, first: int) -> int:
+        """One more take of the group `first` leads (or of that single job), with the next seed:
+        a retake when no take passed its technical check."""
+        rows = takes_of(self.history, first)
+        recipe = recipe_from_json(json.dumps(self.history.get(first)["recipe"]))
+        job_id = self.submit(
+            lambda h: h.create_job(self.studio.stamp(recipe.model_copy(update={"seed": next_seed(rows)})))
+        )
+        group(self.history, sorted([r["id"] for r in rows] + [job_id]))
+        return job_id
 
     def cancel(self, job_id: int, pause: bool = False) -> str:
         """Cancel a queued job (it never starts) or a running one (it stops within about a

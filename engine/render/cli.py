@@ -12,7 +12,7 @@ from typing import Any
 from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files.folders import writable_folder
-from aiprod_studio.jobs.takes import check_takes, summary, take_line
+from aiprod_studio.jobs.takes import check_retakes, check_takes, summary, take_line
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
 from aiprod_studio.settings import Settings
 from engine.qa.cli import report_lines
@@ -86,14 +86,16 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
             if not args.json and sys.stderr.isatty():
                 print(f"\rstep {step}/{total}", end="" if step < total else "\n", file=sys.stderr, flush=True)
 
-        takes = check_takes(args.takes)
-        if out is not None and takes > 1:  # the best take is copied there: refuse a bad folder before rendering
+        takes, retakes = check_takes(args.takes), check_retakes(args.retakes)
+        if out is not None and (
+            takes > 1 or retakes
+        ):  # the best take is copied there: refuse a bad folder before rendering
             writable_folder(out.parent, "out")
         with sigterm_as_interrupt():
-            if takes == 1:
+            if takes == 1 and retakes == 0:
                 row, ranking = studio.render(recipe, out_path=out, progress=progress), []
             else:
-                ranking = render_takes(studio, recipe, takes, progress)
+                ranking = render_takes(studio, recipe, takes, progress, retakes)
                 row = ranking[0]
                 if out is not None:
                     row = row | {"output_path": str(copy_best(row, out))}
@@ -111,7 +113,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "qa": row["qa"],
     }
     text = [f"rendered job {row['id']} in {row['wall_s']:.2f}s → {row['output_path']}"]
-    if ranking:
+    if len(ranking) > 1:
         result["takes"] = [summary(r) for r in ranking]
         text[0] = f"best of {len(ranking)} takes: job {row['id']} (seed {row['seed']}) → {row['output_path']}"
         text += [take_line(t) for t in result["takes"]]
@@ -247,6 +249,9 @@ def register(reg: Any) -> None:
         type=int,
         default=1,
         help="render N seeds (the seed, then the next) and keep the best: 1–8 (default 1)",
+    )
+    p.add_argument(
+        "--retakes", type=int, default=0, help="while no take passes its technical check, try up to K more seeds: 0–4"
     )
     p.add_argument("--out", help="where to write the MP4 (default: the outputs folder)")
 

@@ -16,10 +16,17 @@ from aiprod_studio.recipe import Recipe
 from engine.render.clip import ProgressFn
 
 
-def render_takes(studio: Any, recipe: Recipe, count: int, progress: ProgressFn | None = None) -> list[dict[str, Any]]:
-    """Render `count` takes of `recipe` (its seed, then the next ones); returns them ranked, best first."""
+def render_takes(
+    studio: Any, recipe: Recipe, count: int, progress: ProgressFn | None = None, retakes: int = 0
+) -> list[dict[str, Any]]:
+    """Render `count` takes of `recipe` (its seed, then the next ones), then, while none passed its
+    technical check, up to `retakes` more seeds; returns them ranked, best first."""
+    count, retakes = best_of.check_takes(count), best_of.check_retakes(retakes)
+    seeds = iter(best_of.take_seeds(recipe.seed, count + retakes))
     ids: list[int] = []
-    for seed in best_of.take_seeds(recipe.seed, best_of.check_takes(count)):
+    for n, seed in enumerate(seeds):
+        if n >= count and any(best_of.passed(studio.history.get(i)) for i in ids):
+            break  # a take passed: no retake needed
         take = studio.stamp(recipe.model_copy(update={"seed": seed}))
         ids.append(studio.history.create_job(take, status="running"))  # as Studio.render does
         best_of.group(studio.history, ids)  # grouped as they come: an interruption keeps the group

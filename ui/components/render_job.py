@@ -9,7 +9,7 @@ import gradio as gr
 
 from aiprod_studio.errors import StudioError
 from aiprod_studio.jobs.history import FINAL_STATUSES
-from aiprod_studio.jobs.takes import check_takes, summary, take_line, takes_of
+from aiprod_studio.jobs.takes import check_retakes, check_takes, passed, summary, take_line, takes_of
 from engine.jobs.queue import Done, Progress, Stopped
 from ui.components.qa_report import qa_markdown
 from ui.components.render_form import values
@@ -88,19 +88,26 @@ def on_generate(
     seed,
     loras,
     takes,
+    retakes,
     request: gr.Request,
 ):
     # (explicit parameters: Gradio only injects `request` next to named positional ones)
     args = (prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance)
     try:
+        extra = check_retakes(0 if retakes in (None, "") else retakes)
         ids = enqueue_group(services, takes, *args, seed, loras)
+    except StudioError as exc:
+        yield gr.update(), gr.update(), shown(refused(exc))
+        return
     except gr.Error as exc:  # the last clip and its recipe stay on screen; the message goes to the status line
         yield gr.update(), gr.update(), shown(exc)
         return
     session = request.session_hash or "default"
     followed.set(session, ids)
     try:
-        for n, job_id in enumerate(ids, start=1):
+        n = 0
+        while n < len(ids):
+            job_id, n = ids[n], n + 1
             take = f"Take {n} of {len(ids)}: " if len(ids) > 1 else ""
             for event in services.worker.follow(job_id):
                 if isinstance(event, Progress):
@@ -112,6 +119,10 @@ def on_generate(
                     yield row["output_path"], row["recipe"] | {"job_id": row["id"]}, status_text(event)
                 else:
                     yield None, gr.update(), status_text(event)
+            if n == len(ids) and extra and not any(passed(services.studio.history.get(i)) for i in ids):
+                extra -= 1  # every take failed its technical check: one more seed
+                ids.append(services.worker.enqueue_retake(ids[0]))
+                followed.set(session, ids)
         if len(ids) > 1:
             yield best_take(services, ids[0])
     finally:

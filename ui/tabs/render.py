@@ -46,6 +46,7 @@ class RenderTab:
     queue: queue_panel.QueuePanel
     presets: dict[str, Preset]
     takes: Any  # best of N: how many seeds Generate renders
+    retakes: Any  # … and how many more while none passes its technical check
 
     def field(self, name: str) -> Any:
         return self.form.component(name)
@@ -141,6 +142,9 @@ def layout(services: Services) -> RenderTab:
                 add = gr.Button("Add to queue")
                 cancel = gr.Button("Cancel", variant="stop")
                 takes = gr.Number(label="Takes", value=1, precision=0, scale=0, min_width=110, info="best of 1–8 seeds")
+                retakes = gr.Number(
+                    label="Retakes", value=0, precision=0, scale=0, min_width=110, info="0–4 more if all fail QA"
+                )
             status = gr.Markdown("")
             restore = gr.File(
                 label="Drop an MP4 made by the studio to restore its settings", file_types=[".mp4"], height=90
@@ -169,6 +173,7 @@ def layout(services: Services) -> RenderTab:
         queue_panel.layout(services.worker),
         presets,
         takes,
+        retakes,
     )
 
 
@@ -236,7 +241,7 @@ def wire(tab: RenderTab, services: Services) -> None:
     # an unlocked seed is drawn before the render starts, so the render uses it (and the field shows it)
     tab.generate.click(next_seed, inputs=[seed, tab.lock_seed], outputs=seed, queue=False, **private).then(
         bind(on_generate, services, followed),
-        inputs=[*inputs, tab.takes],
+        inputs=[*inputs, tab.takes, tab.retakes],
         outputs=[tab.video, tab.recipe_view, tab.status],
         concurrency_limit=None,
         **private,
