@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from aiprod_studio import choices
@@ -149,6 +149,7 @@ class Recipe(BaseModel):
     quantization: Quantization = RECIPE_DEFAULTS["quantization"]
     offload: Offload = RECIPE_DEFAULTS["offload"]
     advanced: dict[str, Any] = Field(default_factory=dict)
+    deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
     versions: dict[str, str] = Field(default_factory=dict)
 
     _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "versions")
@@ -271,8 +272,9 @@ class Recipe(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def render_key(self) -> str:
-        """Hash of what decides the pixels (not the library versions, not where weights wait)."""
-        data = self.model_dump(mode="json", exclude={"versions", "offload"})
+        """Hash of what decides the pixels (not the library versions, not where weights wait, not
+        the deterministic switch: the same recipe, asked to repeat itself exactly)."""
+        data = self.model_dump(mode="json", exclude={"versions", "offload", "deterministic"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -197,6 +197,7 @@ class Studio:
         history = self.history
         row = history.get(job_id)
         recipe = Recipe.model_validate(row["recipe"])
+        deterministic = deterministic or recipe.deterministic  # asked by the caller, or by the recipe
         target = Path(out_path).resolve() if out_path else self.output_path_for(job_id, recipe)
         cancel = cancel if cancel is not None else threading.Event()  # also set by a cancel from elsewhere
         with job_lifecycle(history, job_id, cancel) as run:

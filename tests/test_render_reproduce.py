@@ -116,3 +116,19 @@ def test_a_reproduction_that_lost_its_sound_does_not_pass(studio, monkeypatch):
     monkeypatch.setattr(media, "compare", without_sound)
     result = reproduce(studio, row["id"])
     assert result["comparison"]["identical"] and not result["passed"]
+
+
+def test_a_recipe_can_ask_for_deterministic_mode_without_changing_its_render_key(cli, studio, tmp_path):
+    from aiprod_studio.recipe import recipe_from_json
+
+    plain = studio.build_recipe({"prompt": "a red square"})
+    asked = plain.model_copy(update={"deterministic": True})
+    assert asked.render_key() == plain.render_key()  # the same clip, asked to repeat itself exactly
+    r = cli("render", "--prompt", "a red square", "--deterministic", "--out", str(tmp_path / "d.mp4"), "--json")
+    assert r.returncode == 0 and r.json["recipe"]["deterministic"] is True, r.stderr
+    forged = tmp_path / "recipe.json"
+    forged.write_text(json.dumps({**json.loads(plain.to_json()), "deterministic": "yes"}))
+    with pytest.raises(BadInput, match="deterministic"):
+        recipe_from_json(forged.read_text())
+    bad = cli("render", "--recipe", str(forged))
+    assert bad.returncode == 2 and "deterministic" in bad.stderr

@@ -138,7 +138,23 @@ def dependency_index(port: int, predicate) -> int:
 
 
 def enqueue_body(prompt: str, fn_index: int, session_hash: str) -> bytes:
-    data = [prompt, "", "", "none", "none", None, None, None, None, None, None, 0, None, 1]  # …, seed, loras, takes
+    data = [
+        prompt,
+        "",
+        "",
+        "none",
+        "none",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        0,
+        None,
+        1,
+        False,
+    ]  # …, takes, deterministic
     return json.dumps({"data": data, "fn_index": fn_index, "session_hash": session_hash}).encode()
 
 

@@ -107,17 +107,20 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         loras: list[str] | None = None,
         takes: int = 1,
         retakes: int = 0,
+        deterministic: bool = False,
     ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record (with its `qa`).
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2). `takes` > 1 (up to 8) renders that many
         seeds (the seed, then the next ones) and returns the best, with every take ranked under `takes`; `retakes`
-        (0–4): while no take passes its technical check, one more seed at a time."""
+        (0–4): while no take passes its technical check, one more seed at a time. `deterministic`: CUDA's
+        deterministic mode (slower; renders repeat exactly, as they always do on the CPU)."""
         size = (width, height, num_frames, fps, steps, guidance)
         try:
             extra = check_retakes(retakes)
         except StudioError as exc:
             raise refused(exc) from None
-        ids = enqueue_group(services, takes, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         for job_id in ids:
             worker.wait(job_id)
         while extra and not any(passed(studio.history.get(i)) for i in ids):
@@ -146,11 +149,14 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         seed: int = 0,
         loras: list[str] | None = None,
         takes: int = 1,
+        deterministic: bool = False,
     ) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position). `takes` > 1 (up to 8)
-        queues that many seeds as one group: the first take's record, every take's id under `take_ids`."""
+        queues that many seeds as one group: the first take's record, every take's id under `take_ids`.
+        `deterministic`: CUDA's deterministic mode for this render."""
         size = (width, height, num_frames, fps, steps, guidance)
-        ids = enqueue_group(services, takes, prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         return record(_status(ids[0])) | ({"take_ids": ids} if len(ids) > 1 else {})
 
     def job(job_id: int) -> tuple[dict, FileData | None]:

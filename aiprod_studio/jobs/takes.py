@@ -34,7 +34,7 @@ def passed(row: dict[str, Any]) -> bool:
 
 def next_seed(rows: list[dict[str, Any]]) -> int:
     """The seed of one more take of a group: the one after the largest so far."""
-    return (max(r["seed"] for r in rows) + 1) % (MAX_SEED + 1)
+    return (max(int(r["seed"]) for r in rows) + 1) % (MAX_SEED + 1)
 
 
 def take_seeds(seed: int, takes: int) -> list[int]:

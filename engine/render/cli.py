@@ -69,6 +69,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "quantization": args.quantize,
         "offload": args.offload,
         "loras": args.lora,
+        "deterministic": True if args.deterministic else None,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     if "prompt" not in values:
@@ -249,6 +250,11 @@ def register(reg: Any) -> None:
         type=int,
         default=1,
         help="render N seeds (the seed, then the next) and keep the best: 1–8 (default 1)",
+    )
+    p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="CUDA's deterministic mode: slower, repeats exactly (the CPU always does)",
     )
     p.add_argument(
         "--retakes", type=int, default=0, help="while no take passes its technical check, try up to K more seeds: 0–4"

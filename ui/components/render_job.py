@@ -61,11 +61,13 @@ def enqueue(services: Services, *args: Any) -> int:
         raise refused(exc) from None
 
 
-def enqueue_group(services: Services, takes: Any, *args: Any) -> list[int]:
-    """Queue the form's clip `takes` times (one seed each, grouped), or once; the job ids."""
+def enqueue_group(services: Services, takes: Any, *args: Any, deterministic: bool = False) -> list[int]:
+    """Queue the form's clip `takes` times (one seed each, grouped), or once; the job ids.
+    `deterministic` asks for CUDA's deterministic mode (the API's switch; the form has none)."""
     try:
         count = check_takes(1 if takes in (None, "") else takes)
-        recipe = services.studio.build_recipe(values(*args))
+        asked = {"deterministic": True} if deterministic is True else {}
+        recipe = services.studio.build_recipe(values(*args) | asked)
         return [services.worker.enqueue(recipe)] if count == 1 else services.worker.enqueue_takes(recipe, count)
     except StudioError as exc:
         raise refused(exc) from None
