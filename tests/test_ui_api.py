@@ -319,6 +319,12 @@ def test_lora_train_endpoint_queues_a_run_and_job_reports_it(client, served, tmp
         client.predict(dataset=str(folder), name="api-lora", api_name="/lora_train")
     with pytest.raises(Exception, match="rank"):
         client.predict(dataset=str(folder), name="other", rank=0, api_name="/lora_train")
+    empty = tmp_path_factory.mktemp("api-empty")  # a folder with nothing to learn from: refused, not queued
+    (empty / "notes.txt").write_text("no clips here")
+    jobs = len(client.predict(limit=500, api_name="/history"))
+    with pytest.raises(Exception, match="dataset: no usable items"):
+        client.predict(dataset=str(empty), name="from-nothing", steps=4, api_name="/lora_train")
+    assert len(client.predict(limit=500, api_name="/history")) == jobs
 
 
 def test_job_does_not_serve_a_clip_written_outside_the_outputs_folder(client, served, tmp_path):

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.training import TrainConfig
+from engine.device.plan import memory_gb
 from engine.jobs.lifecycle import job_lifecycle
+from engine.training import dataset as ds
 from engine.training.loop import TrainProgress, train
 
 if TYPE_CHECKING:
@@ -29,6 +31,10 @@ def queue_training(worker: QueueWorker, config: TrainConfig) -> int:
         raise BadInput("dataset is required: the folder of clips (or images) and captions to train on", field="dataset")
     if not Path(config.dataset).is_dir():
         raise BadInput(f"dataset {config.dataset!r} is not a folder", field="dataset")
+    # the same check the run starts with, before it waits in the queue: a folder with nothing usable
+    # is refused now, naming every finding, not minutes later as a failed run
+    size = (config.width, config.height, config.num_frames)
+    ds.require_items(ds.check(config.dataset, memory_gb(worker.studio.plan), size))
     return worker.submit(lambda history: history.create_train_job(config))
 
 
