@@ -32,7 +32,7 @@ from engine.jobs.lifecycle import job_lifecycle
 from engine.models import loras
 from engine.models.limits import check_limits
 from engine.models.pipelines import warm_pipeline
-from engine.qa.gate import QualityGate, expectations
+from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,7 @@ class Studio:
         studio checked clips) made now and stored."""
         row = self.finished_clip(job_id, "have a quality report")
         if row["qa"] is None:
-            family = next((e.family for e in self.vault.entries("pipeline") if e.digest == row["model_digest"]), None)
-            expect = expectations(row["recipe"], family)
+            expect = expectations(row["recipe"], family_of(self.vault, row["model_digest"]))
             row["qa"] = self.qa.check(Path(row["output_path"]), row["prompt"], expect)
             self.history.set_qa(row["id"], row["qa"])
         return dict(row["qa"])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiprod_studio.jobs.history import FINAL_STATUSES
+from aiprod_studio.jobs.timing import StepClock
 
 Row = dict[str, Any]
 
@@ -102,13 +103,13 @@ def events(
     """`watch` as typed events: `Progress` whenever the job moves, then its final event;
     `typical_step_s` (from past jobs) estimates the time left until the job's own steps do."""
     started = time.perf_counter()
-    first: tuple[int, float] | None = None  # (step, when) the first time a step was seen done
+    clock = StepClock()  # timed from the first step seen done: the ones before carry the loading
     for row in watch(read, poll_s=poll_s, timeout_s=timeout_s):
         status = row["status"]
         step, now = row["step"] or 0, time.perf_counter()
-        if status == "running" and step >= 1 and first is None:
-            first = (step, now)
-        step_s = (now - first[1]) / (step - first[0]) if first is not None and step > first[0] else None
+        if status == "running":
+            clock.tick(step)
+        step_s = clock.step_s
         if status == "done":
             yield Done(row)
         elif status == "failed":

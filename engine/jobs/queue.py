@@ -112,9 +112,9 @@ class QueueWorker:
         stamped = self.studio.stamp(recipe)
         ids: list[int] = []
         for seed in take_seeds(stamped.seed, count):
-            ids.append(self.history.create_job(stamped.model_copy(update={"seed": seed})))
+            take = stamped.model_copy(update={"seed": seed})
+            ids.append(self.submit(lambda history, take=take: history.create_job(take)))
             group(self.history, ids)  # grouped as they come: a crash in between keeps the group
-        self._notify()
         return ids
 
     def enqueue_retake(self, first: int) -> int:

@@ -16,7 +16,7 @@ from aiprod_studio.errors import failure_text
 from aiprod_studio.recipe import Recipe
 from aiprod_studio.vault.store import Vault
 from engine.qa import technical
-from engine.qa.semantic import FAMILY, ClipScorer, load_scorer, score_file
+from engine.qa.semantic import ClipScorer, best_entry, load_scorer, score_file
 from engine.render import media
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ NO_QA_MODEL = (
     "`aiprod-studio vault provision clip-vit-b32` (on a connected machine) a real one"
 )
 AUDIO_FAMILIES = ("ltx2",)  # pipelines that render sound with the picture
+
+
+def family_of(vault: Vault, model_digest: str | None) -> str | None:
+    """The family of the vault pipeline with this digest (None: not in this vault any more)."""
+    return next((e.family for e in vault.entries("pipeline") if e.digest == model_digest), None)
 
 
 def expectations(recipe: Recipe | dict[str, Any], family: str | None) -> dict[str, Any]:
@@ -49,11 +54,10 @@ class QualityGate:
         """The vault's best QA model, loaded once (again when the entry changes). It scores on the
         CPU: eight frames take well under a second there, and it never holds GPU memory that the
         next render or training run needs."""
-        found = [e for e in self.vault.entries("qa") if e.family == FAMILY]
-        if not found:
+        best = best_entry(self.vault)
+        if best is None:
             self._scorer = None
             return None
-        best = sorted(found, key=lambda e: e.test_model)[0]
         if self._scorer is None or self._scorer.entry.digest != best.digest:
             self._scorer = load_scorer(self.vault, best.name, device="cpu")
         return self._scorer
@@ -80,7 +84,8 @@ class QualityGate:
                 if scorer is None:
                     report["semantic_note"] = NO_QA_MODEL
                 else:
-                    report["semantic"] = score_file(scorer, Path(path), prompt)
+                    frames = report["probe"].get("frames")  # counted already: not decoded again
+                    report["semantic"] = score_file(scorer, Path(path), prompt, count=frames or None)
                     report["semantic"]["test_model"] = scorer.entry.test_model  # random weights: no meaning
             except Exception as exc:  # noqa: BLE001 - as above: a QA model that breaks never fails the render
                 log.exception("semantic QA of %s failed", path)
@@ -101,11 +106,5 @@ def check_any_file(gate: QualityGate, path: Path, prompt: str | None = None) -> 
     """`aiprod-studio qa FILE`: the report of any MP4, judged against its embedded recipe when it
     has one (and `prompt`, else the recipe's)."""
     recipe = media.read_metadata_json(path) or {}
-    family = None
-    if recipe.get("model"):
-        try:
-            family = gate.vault.get(recipe["model"]).family
-        except Exception:  # noqa: BLE001 - a clip from a model this vault no longer has
-            family = None
-    expect = expectations(recipe, family) if recipe.get("width") else None
+    expect = expectations(recipe, family_of(gate.vault, recipe.get("model_digest"))) if recipe.get("width") else None
     return gate.check(path, prompt or recipe.get("prompt"), expect)

@@ -218,6 +218,12 @@ def sample_indices(count: int, samples: int) -> np.ndarray:
     return np.unique(np.floor(np.linspace(0, count - 1, n) + 0.5).astype(np.int64))
 
 
+def best_entry(vault: Vault) -> Entry | None:
+    """The vault's open_clip `qa` entry to score with: a real model before a test one (manifest order among equals)."""
+    found = [e for e in vault.entries("qa") if e.family == FAMILY]
+    return sorted(found, key=lambda e: e.test_model)[0] if found else None
+
+
 def load_scorer(vault: Vault, name: str | None = None, device: str | torch.device = "cpu") -> ClipScorer | None:
     """The CLIP scorer of the vault's `qa` entry `name` (or the best one: a real model before a test one).
 
@@ -231,10 +237,10 @@ def load_scorer(vault: Vault, name: str | None = None, device: str | torch.devic
 
     # 1. The entry: the named one (which must be an open_clip qa model), or the best one there is.
     if name is None:
-        found = [e for e in vault.entries("qa") if e.family == FAMILY]
-        if not found:
+        best = best_entry(vault)
+        if best is None:
             return None
-        entry = sorted(found, key=lambda e: e.test_model)[0]  # stable: manifest order among equals
+        entry = best
     else:
         entry = vault.get(name, kind="qa", field="qa_model")
         if entry.family != FAMILY:
@@ -326,7 +332,9 @@ def load_scorer(vault: Vault, name: str | None = None, device: str | torch.devic
     return ClipScorer(entry, model, tokenizer, preprocess_cfg)
 
 
-def score_file(scorer: ClipScorer, path: Path | str, prompt: str | None = None, samples: int = 8) -> dict[str, Any]:
+def score_file(
+    scorer: ClipScorer, path: Path | str, prompt: str | None = None, samples: int = 8, count: int | None = None
+) -> dict[str, Any]:
     """Score an MP4 against `prompt`, or against the prompt of the recipe it carries.
 
     A film (no recipe, a storyboard and one chapter per shot) is scored shot by shot:
@@ -339,7 +347,7 @@ def score_file(scorer: ClipScorer, path: Path | str, prompt: str | None = None, 
     if not path.is_file():
         raise BadInput(f"file {str(path)!r} does not exist", field="file")
     samples = check_samples(samples)
-    count = media.count_frames(path)
+    count = count if count is not None else media.count_frames(path)  # (a caller that decoded it knows)
     if count == 0:
         raise BadInput(f"file {str(path)!r} has no video frames", field="file")
     if prompt is None:

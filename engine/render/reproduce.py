@@ -59,13 +59,12 @@ def check_weights(studio: Any, recipe: Recipe, qa: dict[str, Any] | None, deep: 
         if scorer.digest != semantic.get("model_digest"):
             raise IntegrityError(f"QA model {scorer.name!r} is not the one the clip was scored with (digest differs)")
         entries.append(scorer)
+    if deep:
+        report = verify(vault, [e.name for e in entries], deep=True)
+        if report.failures():
+            raise IntegrityError("the vault failed its check: " + "; ".join(report.failures()))
     for entry in entries:
-        if deep:
-            report = verify(vault, [entry.name], deep=True)
-            if report.failures():
-                raise IntegrityError(f"vault entry {entry.name!r} failed its check: " + "; ".join(report.failures()))
-        else:
-            vault.require_ok(entry)
+        vault.require_ok(entry)  # (after a deep verify, its recorded result)
     return [e.name for e in entries]
 
 
