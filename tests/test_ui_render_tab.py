@@ -240,6 +240,10 @@ def test_best_of_three_renders_three_seeds_ranked_and_shows_the_best(handlers, s
     assert "← best" in text
     *_, (_, _, said) = list(handlers["on_generate"](*form(), 9, 0, SimpleNamespace(session_hash="t")))
     assert said == "⚠ takes must be a whole number from 1 to 8, got 9"
+    *_, (_, _, said) = list(handlers["on_generate"](*form(), 1.5, 0, SimpleNamespace(session_hash="t")))
+    assert said == "⚠ takes must be a whole number, got 1.5"  # refused by name, not rounded to 2
+    *_, (_, _, said) = list(handlers["on_generate"](*form(), 1, 7, SimpleNamespace(session_hash="t")))
+    assert said == "⚠ retakes must be a whole number from 0 to 4, got 7"
 
 
 def test_history_shows_quality_and_filters_and_sorts_by_it(handlers, studio):

@@ -137,14 +137,15 @@ def layout(services: Services) -> RenderTab:
                 info="several at once; strength 1, or type name:0.6 (−2…2)",
                 elem_id="render-loras",
             )
+            with gr.Row():  # (no precision: 1.5 is refused by name, not rounded to 2)
+                takes = gr.Number(label="Takes", value=1, info="best of N: 1 to 8 seeds, the best one kept")
+                retakes = gr.Number(
+                    label="Retakes", value=0, info="0 to 4 more seeds, one at a time, while every take fails its QA"
+                )
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="render-generate")
                 add = gr.Button("Add to queue")
                 cancel = gr.Button("Cancel", variant="stop")
-                takes = gr.Number(label="Takes", value=1, precision=0, scale=0, min_width=110, info="best of 1–8 seeds")
-                retakes = gr.Number(
-                    label="Retakes", value=0, precision=0, scale=0, min_width=110, info="0–4 more if all fail QA"
-                )
             status = gr.Markdown("")
             restore = gr.File(
                 label="Drop an MP4 made by the studio to restore its settings", file_types=[".mp4"], height=90
