@@ -13,7 +13,9 @@ from typing import Literal, get_args
 # -- rendering -----------------------------------------------------------------------------------
 StoredQuantization = Literal["int8", "fp8"]  # a quantized copy saved in the vault
 Quantization = Literal["none", StoredQuantization]  # what a render or a training run asks for
-Offload = Literal["none", "model", "sequential"]  # CUDA memory saving
+Offload = Literal["none", "model", "group", "sequential"]  # CUDA memory saving, least saving first
+
+AUTO = "auto"  # a quantization, offload or profile left to the memory budget to choose
 
 ComputeDtype = Literal["float32", "bfloat16", "float16"]  # what a saved quantized copy runs in
 

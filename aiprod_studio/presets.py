@@ -1,7 +1,9 @@
 """Render presets and hardware profiles: JSON or TOML files in `presets/`.
 
 A render preset fills the size, length and sampling fields; a hardware profile picks the
-quantization and the offload mode. Every file is validated when it is read, and an error
+quantization, the offload mode and VAE tiling, for a GPU of `memory_gb` (or the CPU). The
+profile `auto` (the default) is not a file: the engine's memory budget picks the fastest
+profile that fits the job (`engine/budget/`). Every file is validated when it is read, and an error
 names the file and the field.
 """
 
@@ -11,17 +13,17 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from aiprod_studio.choices import PresetKind
+from aiprod_studio.choices import AUTO, PresetKind
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import format_validation_error, make_recipe
 from aiprod_studio.settings import PROJECT_ROOT
 
 RENDER_KEYS = {"width", "height", "num_frames", "fps", "steps", "guidance", "negative_prompt"}
-HARDWARE_KEYS = {"quantization", "offload"}
+HARDWARE_KEYS = {"quantization", "offload", "vae_tiling"}
 
 
 class Preset(BaseModel):
@@ -31,7 +33,14 @@ class Preset(BaseModel):
     name: str
     kind: PresetKind
     description: str = ""
+    memory_gb: float | None = None  # hardware: the GPU memory this profile is made for
+    device: Literal["cuda", "cpu"] = "cuda"  # hardware: where it renders
     settings: dict[str, Any]
+
+    @property
+    def speed_rank(self) -> float:
+        """Hardware profiles sort fastest first: the most memory asked for first."""
+        return -(self.memory_gb or 0.0)
 
 
 def presets_dir() -> Path:
@@ -45,6 +54,8 @@ def load_preset(path: Path) -> Preset:
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         detail = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise BadInput(f"preset {path.name}: {detail}", field="preset") from None
+    if preset.id == AUTO:
+        raise BadInput(f"preset {path.name}: {AUTO!r} is the automatic choice and cannot be a file", field="preset")
     allowed = RENDER_KEYS if preset.kind == "render" else HARDWARE_KEYS
     unknown = sorted(set(preset.settings) - allowed)
     if unknown:
@@ -65,3 +76,9 @@ def load_presets(folder: Path | None = None) -> list[Preset]:
     if not folder.is_dir():
         return []
     return [load_preset(p) for p in sorted(folder.iterdir()) if p.suffix in (".json", ".toml")]
+
+
+def hardware_profiles(device: str, folder: Path | None = None) -> list[Preset]:
+    """The hardware profiles for `device` ("cuda" or "cpu"), fastest (most memory) first."""
+    found = [p for p in load_presets(folder) if p.kind == "hardware" and p.device == device]
+    return sorted(found, key=lambda p: (p.speed_rank, p.id))

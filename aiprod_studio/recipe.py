@@ -59,8 +59,15 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "guidance": 4.0,
     "quantization": "none",
     "offload": "none",
+    "vae_tiling": False,
+    "fast": False,
+    "profile": "custom",
 }
 
+
+# Settings the render key holds only when they differ from their defaults (so the keys of
+# recipes written before these settings existed do not change).
+KEYED_WHEN_SET = ("vae_tiling", "fast")
 
 # Fields older recipes carry that no longer exist, with the one value they always held
 # (`scheduler`: the engine never read it; it was dropped from the recipe and from its render key).
@@ -148,11 +155,16 @@ class Recipe(BaseModel):
     guidance: float = RECIPE_DEFAULTS["guidance"]
     quantization: Quantization = RECIPE_DEFAULTS["quantization"]
     offload: Offload = RECIPE_DEFAULTS["offload"]
+    vae_tiling: StrictBool = RECIPE_DEFAULTS["vae_tiling"]  # decode the video in tiles: less memory, seams blended
+    fast: StrictBool = RECIPE_DEFAULTS[
+        "fast"
+    ]  # reuse cached transformer work between steps: faster, a little different
+    profile: str = RECIPE_DEFAULTS["profile"]  # the hardware profile that chose quantization, offload and tiling
     advanced: dict[str, Any] = Field(default_factory=dict)
     deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
     versions: dict[str, str] = Field(default_factory=dict)
 
-    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "versions")
+    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "versions", "profile")
 
     @model_validator(mode="before")
     @classmethod
@@ -204,6 +216,32 @@ class Recipe(BaseModel):
     def _model(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must name a model of the vault, got ''")
+        return v
+
+    @model_validator(mode="after")
+    def _offload_with_quantization(self) -> Recipe:
+        """8-bit weights cannot be moved piecewise: accelerate's sequential offload fails on
+        optimum-quanto's tensors, and diffusers' group offloading leaves their inner data on the CPU."""
+        if self.quantization != "none" and self.offload in ("group", "sequential"):
+            message = (
+                f"{self.offload!r} cannot move {self.quantization} weights (only whole components move when "
+                "quantized): choose offload 'model' or 'none', or quantization 'none'"
+            )
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", message), loc=("offload",), input=self.offload
+                    )
+                ],
+            )
+        return self
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", v):
+            raise ValueError(f"must name a hardware profile (lowercase letters, digits, '.', '_', '-'), got {echo(v)}")
         return v
 
     @field_validator("seed")
@@ -273,8 +311,12 @@ class Recipe(BaseModel):
 
     def render_key(self) -> str:
         """Hash of what decides the pixels (not the library versions, not where weights wait, not
-        the deterministic switch: the same recipe, asked to repeat itself exactly)."""
-        data = self.model_dump(mode="json", exclude={"versions", "offload", "deterministic"})
+        the deterministic switch: the same recipe, asked to repeat itself exactly; not the
+        profile's name: the settings it chose are in the key)."""
+        data = self.model_dump(mode="json", exclude={"versions", "offload", "deterministic", "profile"})
+        for name in KEYED_WHEN_SET:  # settings added later: a recipe that leaves them off keeps its old key
+            if data[name] == RECIPE_DEFAULTS[name]:
+                del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

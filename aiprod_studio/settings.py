@@ -13,6 +13,8 @@ from pathlib import Path
 
 import platformdirs
 
+from aiprod_studio.errors import BadInput
+
 APP_NAME = "aiprod-studio"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOST = "127.0.0.1"
@@ -25,6 +27,7 @@ class Settings:
     models_dir: Path
     data_dir: Path
     device: str = DEFAULT_DEVICE
+    memory_limit_gb: float | None = None  # use at most this much of the compute device's memory
 
     @property
     def db_path(self) -> Path:
@@ -50,5 +53,24 @@ def load_settings(
     data = data_dir or os.environ.get("AIPROD_DATA_DIR") or platformdirs.user_data_dir(APP_NAME, appauthor=False)
     dev = device or os.environ.get("AIPROD_DEVICE") or DEFAULT_DEVICE
     return Settings(
-        models_dir=Path(models).expanduser().resolve(), data_dir=Path(data).expanduser().resolve(), device=dev
+        models_dir=Path(models).expanduser().resolve(),
+        data_dir=Path(data).expanduser().resolve(),
+        device=dev,
+        memory_limit_gb=memory_limit(os.environ.get("AIPROD_MEMORY_LIMIT_GB")),
     )
+
+
+def memory_limit(text: str | None) -> float | None:
+    """`AIPROD_MEMORY_LIMIT_GB`: a positive number of GiB the studio may use of the compute
+    device (a GPU shared with other work, or a budget to test against); empty means no limit."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:  # also refuses nan and inf
+        raise BadInput(
+            f"AIPROD_MEMORY_LIMIT_GB must be a positive number of GiB, got {text!r}", field="AIPROD_MEMORY_LIMIT_GB"
+        )
+    return value

@@ -15,15 +15,20 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from aiprod_studio.choices import AUTO
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files import partials
 from aiprod_studio.jobs.history import History
+from aiprod_studio.jobs.timing import typical_step_s
 from aiprod_studio.numbers import whole_number
 from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.staging import recover_staging
 from aiprod_studio.vault.store import Vault
+from engine.budget.check import PROFILE_KEYS, Room, dtype_bytes, plan_job, room
+from engine.budget.estimate import Estimate, GiB, Job, weight_bytes
+from engine.budget.facts import ModelFacts, read_facts
 from engine.device.environment import deterministic as determinism
 from engine.device.environment import environment
 from engine.device.lease import DeviceLease, DeviceOwner
@@ -31,7 +36,7 @@ from engine.device.plan import DevicePlan, resolve
 from engine.jobs.lifecycle import job_lifecycle
 from engine.models import loras
 from engine.models.limits import check_limits
-from engine.models.pipelines import warm_pipeline
+from engine.models.pipelines import stored_copy, warm_pipeline
 from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
 
@@ -51,6 +56,7 @@ class Studio:
         self._history: History | None = None
         self._history_lock = threading.Lock()
         self.qa = QualityGate(self.vault)  # the checks every clip passes once written
+        self._facts: dict[str, ModelFacts] = {}  # by model digest: sizes read from the files once
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -133,7 +139,8 @@ class Studio:
     # -- recipes -----------------------------------------------------------------------------
     def build_recipe(self, values: dict[str, Any]) -> Recipe:
         """Validated recipe from user values (None = not given) over model and studio defaults."""
-        given = {k: v for k, v in values.items() if v is not None}
+        given = {k: v for k, v in values.items() if v is not None and not (k in PROFILE_KEYS and v == AUTO)}
+        profile = given.pop("profile", None) or AUTO
         model = given.get("model") or self.default_model()
         if not model:
             raise BadInput(
@@ -153,9 +160,77 @@ class Studio:
             "versions": environment(self.plan),
             "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])],
         }
-        recipe = make_recipe(data)
+        recipe = make_recipe({**data, "profile": "custom" if profile == AUTO else profile})
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
-        return recipe
+        chosen = {k: given[k] for k in PROFILE_KEYS if k in given}
+        if entry.quantization:  # a stored quantized copy runs as stored
+            chosen.setdefault("quantization", entry.quantization)
+        return self.fit_memory(entry, recipe, profile, chosen)[0]
+
+    # -- the memory budget -------------------------------------------------------------------
+    def facts(self, entry: Entry) -> ModelFacts:
+        """The pipeline's sizes, read from its files' headers once per digest."""
+        if entry.digest not in self._facts:
+            self._facts[entry.digest] = read_facts(
+                self.vault.entry_dir(entry), entry.name, entry.family, entry.quantization
+            )
+        return self._facts[entry.digest]
+
+    def room(self) -> Room:
+        """The memory free for a job now (the warm model's counts as free: it is freed or reused)."""
+        resident = 0
+        key = self.device.warm_key
+        if self.plan.device.type == "cpu" and isinstance(key, tuple) and key:
+            with contextlib.suppress(BadInput):
+                warm = self.vault.get(str(key[0]), kind="pipeline")
+                job = Job(32, 32, 1, quantization=str(key[4]) if len(key) > 4 else "none")
+                resident = sum(weight_bytes(self.facts(warm), job, dtype_bytes(self.plan)).values())
+        return room(self.plan, self.settings.memory_limit_gb, resident)
+
+    def fit_memory(
+        self, entry: Entry, recipe: Recipe, profile: str = "custom", given: dict[str, Any] | None = None
+    ) -> tuple[Recipe, Estimate]:
+        """`recipe` with the settings of `profile` (`auto`: the fastest that fits) under the `given`
+        ones, and its estimate; `OverBudget` (exit 2, naming a fix) when it cannot fit."""
+        job = Job(
+            recipe.width,
+            recipe.height,
+            recipe.num_frames,
+            recipe.fps,
+            recipe.guidance,
+            recipe.quantization,
+            recipe.offload,
+            recipe.vae_tiling,
+            int(recipe.advanced.get("max_sequence_length") or 1024),
+        )
+        if profile == "custom":
+            given = {k: getattr(recipe, k) for k in PROFILE_KEYS}
+        name, job, est = plan_job(self.facts(entry), job, dict(given or {}), profile, self.plan, self.room())
+        settings = {"quantization": job.quantization, "offload": job.offload, "vae_tiling": job.vae_tiling}
+        return make_recipe({**recipe.model_dump(), **settings, "profile": name}), est
+
+    def forecast(self, values: dict[str, Any]) -> dict[str, Any]:
+        """What a render of `values` will need before it is queued: the profile and settings the
+        budget chose, peak memory against what is free, and the time this machine took for
+        renders like it. Refusals (bad values, over budget) raise as `build_recipe` does."""
+        recipe = self.build_recipe(values)
+        entry = self.vault.get(recipe.model, kind="pipeline")
+        _, est = self.fit_memory(entry, recipe)
+        space = self.room()
+        row = {"kind": "render", "recipe": recipe.model_dump(mode="json"), "model_digest": entry.digest}
+        step_s = typical_step_s(self.history, row)
+        return {
+            "profile": recipe.profile,
+            "quantization": recipe.quantization,
+            "offload": recipe.offload,
+            "vae_tiling": recipe.vae_tiling,
+            **est.to_json(),
+            "free_device_gib": round(space.device_bytes / GiB, 3),
+            "free_host_gib": round(space.host_bytes / GiB, 3),
+            "device": space.label,
+            "step_s": step_s,
+            "expected_s": round(step_s * recipe.steps, 1) if step_s else None,
+        }
 
     # -- rendering ---------------------------------------------------------------------------
     def output_path_for(self, job_id: int, recipe: Recipe) -> Path:
@@ -206,6 +281,7 @@ class Studio:
                 recipe = self.stamp(recipe)
                 history.set_recipe(job_id, recipe)
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
+            self.fit_memory(entry, recipe)  # memory may have gone to other work since it was queued
             # 2. Wait for the device, then render.
             # (deterministic mode is process-wide: it is on only while this render holds the device)
             with self.device_lease("render") as lease, determinism(self.plan) if deterministic else nullcontext():
@@ -213,7 +289,8 @@ class Studio:
                     recipe = recipe.model_copy(update={"versions": environment(self.plan, deterministic=True)})
                     history.set_recipe(job_id, recipe)
                 run.started(target=str(target))
-                pipe = warm_pipeline(lease, self.vault, entry, recipe.quantization, recipe.offload)
+                weights = stored_copy(self.vault, entry, recipe.quantization, self.plan)  # 8 bits as stored, if kept
+                pipe = warm_pipeline(lease, self.vault, weights, recipe.quantization, recipe.offload)
                 loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
                 loras.apply(pipe, self.vault, recipe.loras)
 

@@ -14,8 +14,24 @@ def test_shipped_presets_cover_the_basics():
         assert presets[required].kind == "render"
     assert presets["portrait-9x16"].settings["height"] > presets["portrait-9x16"].settings["width"]
     hardware = [p for p in presets.values() if p.kind == "hardware"]
-    assert {p.settings["offload"] for p in hardware} >= {"none", "model"}
-    assert {p.settings["quantization"] for p in hardware} >= {"fp8", "int8"}
+    assert {p.settings["offload"] for p in hardware} == {"none", "model", "group", "sequential"}
+    assert {p.id for p in hardware if p.device == "cuda"} == {f"gpu-{n}gb" for n in (8, 12, 24, 48, 80)}
+    assert {p.id for p in hardware if p.device == "cpu"} == {"cpu", "cpu-lean"}
+
+
+def test_hardware_profiles_sort_fastest_first_and_auto_cannot_be_a_file(tmp_path):
+    from aiprod_studio.errors import BadInput
+    from aiprod_studio.presets import hardware_profiles
+
+    assert [p.id for p in hardware_profiles("cuda")] == ["gpu-80gb", "gpu-48gb", "gpu-24gb", "gpu-12gb", "gpu-8gb"]
+    (tmp_path / "auto.toml").write_text('name = "x"\nkind = "hardware"\n[settings]\noffload = "none"\n')
+    with pytest.raises(BadInput, match="'auto' is the automatic choice"):
+        load_preset(tmp_path / "auto.toml")
+    (tmp_path / "mine.toml").write_text(
+        'name = "x"\nkind = "hardware"\n[settings]\nquantization = "int8"\noffload = "sequential"\n'
+    )
+    with pytest.raises(BadInput, match="mine.toml: offload 'sequential' cannot move int8 weights"):
+        load_preset(tmp_path / "mine.toml")
 
 
 @pytest.mark.parametrize(

@@ -225,7 +225,7 @@ def test_non_finite_frames_or_audio_fail_before_encoding_and_write_nothing(studi
 
 
 def test_cancel_stops_a_tiled_decode_between_tiles(studio, tmp_path):
-    recipe = studio.build_recipe({"prompt": "a wide desert", "steps": 2})
+    recipe = studio.build_recipe({"prompt": "a wide desert", "steps": 2, "vae_tiling": True})
     pipe = warm_pipe(studio)
     pipe.vae.enable_tiling(
         tile_sample_min_height=32, tile_sample_min_width=32, tile_sample_stride_height=16, tile_sample_stride_width=16

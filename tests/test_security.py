@@ -154,7 +154,10 @@ def enqueue_body(prompt: str, fn_index: int, session_hash: str) -> bytes:
         None,
         1,
         False,
-    ]  # …, takes, deterministic
+        "auto",
+        None,
+        False,
+    ]  # …, takes, deterministic, profile, vae_tiling, fast
     return json.dumps({"data": data, "fn_index": fn_index, "session_hash": session_hash}).encode()
 
 

@@ -25,6 +25,9 @@ def widgets(**changed):
         "guidance": 3.0,
         "seed": 5.0,
         "loras": [],
+        "profile": "auto",
+        "vae_tiling": "auto",
+        "fast": False,
     } | changed
     return [shown[f] for f in FIELDS]
 
@@ -45,6 +48,9 @@ def test_values_turn_whole_floats_into_ints_but_keep_guidance_a_float():
         "guidance": 3.0,
         "seed": 5,
         "loras": [],
+        "profile": "auto",
+        "vae_tiling": None,  # the radio's auto: the profile decides
+        "fast": False,
     }
     assert type(v["width"]) is int and type(v["guidance"]) is float
     assert values(*widgets(width=64.5))["width"] == 64.5  # not rounded: the recipe refuses it by name
@@ -88,3 +94,16 @@ def test_a_recipe_fills_the_fields_it_has_and_leaves_the_others():
 def test_the_form_finds_its_components_by_field():
     form = RenderForm(components=[f"<{f}>" for f in FIELDS])
     assert form.component("model") == "<model>" and form.component("loras") == "<loras>"
+
+
+def test_vae_tiling_radio_and_script_values_map_to_the_recipe_or_are_refused_by_name():
+    assert [values(*widgets(vae_tiling=v))["vae_tiling"] for v in ("auto", "on", "off")] == [None, True, False]
+    assert [values(*widgets(vae_tiling=v))["vae_tiling"] for v in (None, True, False)] == [None, True, False]
+    try:
+        values(*widgets(vae_tiling="sometimes"))
+    except gr.Error as exc:
+        assert "vae_tiling" in str(exc) and "'sometimes'" in str(exc)
+    else:
+        raise AssertionError("a bad vae_tiling was accepted")
+    shown = updates_from_recipe({"vae_tiling": True})[FIELDS.index("vae_tiling")]
+    assert shown["value"] == "on"

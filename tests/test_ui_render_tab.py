@@ -9,7 +9,7 @@ import pytest
 
 def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, seed=5.0):
     # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
-    # loras
+    # loras, profile, vae_tiling, fast
     return [
         prompt,
         "",
@@ -24,6 +24,9 @@ def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, see
         3.0,
         seed,
         [],
+        "auto",
+        "auto",
+        False,
     ]
 
 

@@ -95,8 +95,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         prompt: str,
         negative_prompt: str = "",
         model: str = "",
-        quantization: str = "none",
-        offload: str = "none",
+        quantization: str = "auto",
+        offload: str = "auto",
         width: int | None = None,
         height: int | None = None,
         num_frames: int | None = None,
@@ -108,18 +108,24 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         takes: int = 1,
         retakes: int = 0,
         deterministic: bool = False,
+        profile: str = "auto",
+        vae_tiling: bool | None = None,
+        fast: bool = False,
     ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record (with its `qa`).
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2). `takes` > 1 (up to 8) renders that many
         seeds (the seed, then the next ones) and returns the best, with every take ranked under `takes`; `retakes`
         (0–4): while no take passes its technical check, one more seed at a time. `deterministic`: CUDA's
-        deterministic mode (slower; renders repeat exactly, as they always do on the CPU)."""
+        deterministic mode (slower; renders repeat exactly, as they always do on the CPU). `profile`: `auto` (the
+        fastest hardware profile that fits this machine's memory), `custom` or a profile's name; `quantization`,
+        `offload` and `vae_tiling` left `auto`/null are the profile's. `fast`: reuse cached transformer work between
+        steps (faster, a little different). A render that cannot fit in memory is refused with a change that fits."""
         size = (width, height, num_frames, fps, steps, guidance)
         try:
             extra = check_retakes(retakes)
         except StudioError as exc:
             raise refused(exc) from None
-        form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         for job_id in ids:
             worker.wait(job_id)
@@ -138,8 +144,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         prompt: str,
         negative_prompt: str = "",
         model: str = "",
-        quantization: str = "none",
-        offload: str = "none",
+        quantization: str = "auto",
+        offload: str = "auto",
         width: int | None = None,
         height: int | None = None,
         num_frames: int | None = None,
@@ -150,12 +156,16 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         loras: list[str] | None = None,
         takes: int = 1,
         deterministic: bool = False,
+        profile: str = "auto",
+        vae_tiling: bool | None = None,
+        fast: bool = False,
     ) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position). `takes` > 1 (up to 8)
         queues that many seeds as one group: the first take's record, every take's id under `take_ids`.
-        `deterministic`: CUDA's deterministic mode for this render."""
+        `deterministic`: CUDA's deterministic mode for this render. `profile`, `quantization`, `offload`, `vae_tiling`
+        and `fast` as in /render."""
         size = (width, height, num_frames, fps, steps, guidance)
-        form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras)
+        form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         return record(_status(ids[0])) | ({"take_ids": ids} if len(ids) > 1 else {})
 

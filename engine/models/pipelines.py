@@ -18,7 +18,7 @@ from aiprod_studio.vault.store import Vault
 from engine.device.lease import DeviceLease
 from engine.device.plan import DevicePlan
 from engine.models.quantize import quantize_transformer
-from engine.models.quantized import load_quantized_transformer
+from engine.models.quantized import QMAP_NAME, load_quantized_transformer
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline as Pipeline
@@ -33,8 +33,10 @@ def load_pipeline(
 ) -> Pipeline:
     """Load a vault pipeline entry on `plan.device` in `plan.dtype`, quantized and offloaded as asked.
 
-    `offload="model"` keeps each component on the CPU until it runs; `"sequential"` moves
-    weights layer by layer (least memory, slowest). Both only mean something on CUDA.
+    `offload="model"` keeps each component on the CPU until it runs; `"group"` streams each
+    component's blocks to the GPU one group ahead of the one computing (CUDA streams overlap
+    the copy with the work); `"sequential"` moves weights layer by layer (least memory,
+    slowest). All only mean something on CUDA.
     """
     import diffusers
 
@@ -79,12 +81,42 @@ def load_pipeline(
         quantize_transformer(pipe.transformer, quantization)
     if plan.device.type == "cuda" and offload == "model":
         pipe.enable_model_cpu_offload(device=plan.device)
+    elif plan.device.type == "cuda" and offload == "group":
+        import torch
+
+        pipe.enable_group_offload(
+            onload_device=plan.device,
+            offload_device=torch.device("cpu"),
+            offload_type="block_level",
+            num_blocks_per_group=1,
+            use_stream=True,
+        )
     elif plan.device.type == "cuda" and offload == "sequential":
         pipe.enable_sequential_cpu_offload(device=plan.device)
     else:
         pipe.to(plan.device)
     log.info("loaded %s (%s, %s) in %.2fs", entry.name, plan.label, quantization, time.perf_counter() - started)
     return pipe
+
+
+def stored_copy(vault: Vault, entry: Entry, quantization: str, plan: DevicePlan) -> Entry:
+    """The vault's copy of `entry` stored quantized as `quantization` for this device's dtype, when it
+    has one that passes its check (loaded as stored: no quantizing at every start, no
+    full-precision transformer in RAM), else `entry` itself."""
+    if entry.quantization or quantization == "none":
+        return entry
+    dtype = str(plan.dtype).removeprefix("torch.")
+    for copy in vault.entries(kind="pipeline"):
+        if copy.quantization != quantization or copy.derived_from != f"{entry.name}@{entry.digest}":
+            continue
+        try:
+            qmap = json.loads((vault.entry_dir(copy) / "transformer" / QMAP_NAME).read_text())
+            if qmap.get("dtype") == dtype:
+                vault.require_ok(copy)
+                return copy
+        except (OSError, ValueError, IntegrityError) as exc:
+            log.warning("not using the quantized copy %s: %s", copy.name, exc)
+    return entry
 
 
 def warm_pipeline(lease: DeviceLease, vault: Vault, entry: Entry, quantization: str, offload: str = "none") -> Pipeline:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from aiprod_studio.choices import AUTO
 from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files.folders import writable_folder
@@ -43,6 +44,22 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"seed must be an integer or 'random', got {text!r}") from None
 
 
+def forecast_line(f: dict[str, Any]) -> str:
+    """`render --estimate`'s text: the budget's choice and the memory against what is free."""
+    expected = f["expected_s"]
+    time = f"about {expected:.3g} s of denoising" if expected is not None else "no past render like it to time it by"
+    memory = f"needs about {f['device_gib']:.2f} GiB of RAM ({f['free_device_gib']:.1f} GiB free)"
+    if f["device"] != "the CPU":
+        memory = (
+            f"needs about {f['device_gib']:.2f} GiB of GPU memory on {f['device']} ({f['free_device_gib']:.1f} GiB "
+            f"free) and {f['host_gib']:.2f} GiB of RAM ({f['free_host_gib']:.1f} GiB free)"
+        )
+    return (
+        f"profile {f['profile']}: quantization {f['quantization']}, offload {f['offload']}, "
+        f"VAE tiling {'on' if f['vae_tiling'] else 'off'}\n{memory}; {time}"
+    )
+
+
 def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from engine.render.takes import copy_best, render_takes
     from engine.studio import Studio
@@ -54,7 +71,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
             text = Path(args.recipe).read_text(encoding="utf-8")
         except OSError as exc:
             raise BadInput(f"recipe file {args.recipe!r} cannot be read: {exc.strerror}", field="recipe") from None
-        values = recipe_from_json(text).model_dump(exclude={"model_digest", "versions"})
+        values = recipe_from_json(text).model_dump(exclude={"model_digest", "versions", "profile"})
     flags = {
         "prompt": args.prompt,
         "negative_prompt": args.negative,
@@ -70,6 +87,9 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "offload": args.offload,
         "loras": args.lora,
         "deterministic": True if args.deterministic else None,
+        "profile": args.profile,
+        "vae_tiling": args.vae_tiling,
+        "fast": True if args.fast else None,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     if "prompt" not in values:
@@ -78,6 +98,9 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     # 2. Validate everything before anything is recorded or written.
     studio = Studio(settings)
     try:
+        if args.estimate:  # what it would need, and stop
+            forecast = studio.forecast(values)
+            return forecast, forecast_line(forecast)
         recipe = studio.build_recipe(values)
         out = Path(args.out) if args.out else None
         if out is not None and out.suffix.lower() != ".mp4":
@@ -236,8 +259,35 @@ def register(reg: Any) -> None:
     p.add_argument("--steps", type=int, help="denoising steps, 1–200")
     p.add_argument("--guidance", type=float, help="classifier-free guidance, ≥ 1")
     p.add_argument("--model", help="vault pipeline name (default: the first in the vault)")
-    p.add_argument("--quantize", choices=QUANTIZATIONS, help="transformer weights: none, int8 or fp8")
-    p.add_argument("--offload", choices=OFFLOADS, help="CUDA memory saving: none, model or sequential")
+    p.add_argument(
+        "--profile",
+        help="hardware profile: auto (default: the fastest that fits this machine's memory), custom, "
+        "or a profile's name (gpu-24gb, cpu, … see presets/)",
+    )
+    p.add_argument(
+        "--quantize",
+        choices=(AUTO, *QUANTIZATIONS),
+        help="transformer weights: none, int8 or fp8 (default: the profile's)",
+    )
+    p.add_argument(
+        "--offload",
+        choices=(AUTO, *OFFLOADS),
+        help="CUDA memory saving, least first: none, model, group or sequential (default: the profile's)",
+    )
+    p.add_argument(
+        "--vae-tiling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decode the video in tiles: far less memory for large frames (default: the profile's)",
+    )
+    p.add_argument(
+        "--fast", action="store_true", help="reuse cached transformer work between steps: faster, a little different"
+    )
+    p.add_argument(
+        "--estimate",
+        action="store_true",
+        help="print what the render would need (memory, profile, time) and stop; exit 2 if it cannot fit",
+    )
     p.add_argument(
         "--lora",
         action="append",

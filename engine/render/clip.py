@@ -87,6 +87,17 @@ def _schedule(pipe: Pipeline, steps: int) -> Iterator[None]:
         pipe.scheduler = original
 
 
+def set_vae_tiling(pipe: Pipeline, on: bool) -> None:
+    """Decode the video in tiles (512×512 pixels, 16 frames, blended overlaps) or whole, as the
+    recipe says: set on every render, so a warm pipeline never keeps the last render's choice."""
+    vae = getattr(pipe, "vae", None)
+    if vae is None or not hasattr(vae, "use_tiling"):
+        return
+    vae.use_tiling = on  # spatial tiles
+    if hasattr(vae, "use_framewise_decoding"):
+        vae.use_framewise_decoding = on  # temporal tiles
+
+
 def run_pipeline(
     pipe: Pipeline,
     recipe: Recipe,
@@ -112,6 +123,7 @@ def run_pipeline(
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled before it started")
     components = getattr(pipe, "components", {}).values()
+    set_vae_tiling(pipe, recipe.vae_tiling)
     with torch.inference_mode(), _schedule(pipe, recipe.steps), cancel_points(components, cancel):
         out = pipe(
             **pipeline_kwargs(pipe, recipe),

@@ -26,7 +26,20 @@ FIELDS = (
     "guidance",
     "seed",
     "loras",
+    "profile",
+    "vae_tiling",
+    "fast",
 )
+TILING = {"auto": None, "on": True, "off": False}  # the VAE tiling radio's choices → recipe values
+
+
+def tiling_value(value: Any) -> bool | None:
+    """The VAE tiling radio ("auto", "on", "off") or a script's True/False/None → the recipe's value."""
+    if value is None or isinstance(value, bool):
+        return value
+    if value in TILING:
+        return TILING[value]
+    raise gr.Error(f"vae_tiling must be auto, on or off (or true, false, null), got {value!r}")
 
 
 def lora_label(ref: Any) -> str:
@@ -42,6 +55,9 @@ def values(*args: Any) -> dict[str, Any]:
         if name == "loras":
             out[name] = [v for v in ([value] if isinstance(value, str) else value or []) if str(v).strip()]
             continue
+        if name == "vae_tiling":
+            out[name] = tiling_value(value)
+            continue
         if isinstance(value, float) and value.is_integer() and name != "guidance":
             value = int(value)
         out[name] = None if value == "" and name not in ("prompt", "negative_prompt") else value
@@ -53,6 +69,8 @@ def updates_from_recipe(recipe: dict[str, Any]) -> list[Any]:
     shown = dict(recipe)
     if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
         shown["loras"] = [lora_label(r) for r in shown["loras"]]
+    if isinstance(shown.get("vae_tiling"), bool):
+        shown["vae_tiling"] = "on" if shown["vae_tiling"] else "off"
     return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
 
 

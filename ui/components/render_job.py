@@ -89,6 +89,9 @@ def on_generate(
     guidance,
     seed,
     loras,
+    profile,
+    vae_tiling,
+    fast,
     takes,
     retakes,
     request: gr.Request,
@@ -97,7 +100,7 @@ def on_generate(
     args = (prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance)
     try:
         extra = check_retakes(0 if retakes in (None, "") else retakes)
-        ids = enqueue_group(services, takes, *args, seed, loras)
+        ids = enqueue_group(services, takes, *args, seed, loras, profile, vae_tiling, fast)
     except StudioError as exc:
         yield gr.update(), gr.update(), shown(refused(exc))
         return

@@ -13,11 +13,13 @@ from typing import Any
 
 import gradio as gr
 
-from aiprod_studio.presets import Preset, load_presets
+from aiprod_studio.choices import AUTO
+from aiprod_studio.presets import Preset, hardware_profiles, load_presets
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
 from engine.render import media
 from ui.components import queue_panel
-from ui.components.render_form import RenderForm, updates_from_recipe
+from ui.components.budget_note import BUDGET_FIELDS, forecast_text, on_forecast
+from ui.components.render_form import TILING, RenderForm, updates_from_recipe
 from ui.components.render_job import Followed, enqueue, on_cancel, on_generate
 from ui.components.start_panel import start_note
 from ui.context import Services, bind
@@ -40,6 +42,7 @@ class RenderTab:
     add: Any
     cancel: Any
     status: Any
+    budget: Any  # what the form's render needs: memory, profile, time
     restore: Any
     video: Any
     recipe_view: Any
@@ -63,12 +66,15 @@ def layout(services: Services) -> RenderTab:
     presets = {p.name: p for p in load_presets()}
     by_kind = {
         kind: [("", "")] + [(f"{p.name} — {p.description}" if p.description else p.name, p.name) for p in found]
-        for kind in ("render", "hardware")
+        for kind in ("render",)
         for found in [[p for p in presets.values() if p.kind == kind]]
     }
+    on_gpu = studio.plan.device.type == "cuda"
+    profiles = [("auto — the fastest that fits this machine's memory", AUTO)]
+    profiles += [(f"{p.name} — {p.description}", p.id) for p in hardware_profiles("cuda" if on_gpu else "cpu")]
+    profiles += [("custom — only the settings below", "custom")]
 
     note = gr.Markdown(start_note(entry), elem_id="render-start")
-    on_gpu = studio.plan.device.type == "cuda"
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -83,28 +89,40 @@ def layout(services: Services) -> RenderTab:
                     label="Preset", choices=by_kind["render"], value="", info="size, length and steps", interactive=True
                 )
                 profile = gr.Dropdown(
-                    label="GPU profile",
-                    choices=by_kind["hardware"],
-                    value="",
-                    info="quantization and offload for your card's memory",
+                    label="Hardware profile",
+                    choices=profiles,
+                    value=AUTO,
+                    info="quantization, offload and VAE tiling for this machine's memory",
                     interactive=True,
+                    elem_id="render-profile",
                 )
                 model = gr.Dropdown(label="Model", choices=[e.name for e in pipelines], value=default, interactive=True)
             with gr.Row():
                 quantization = gr.Radio(
                     label="Quantization",
-                    choices=list(QUANTIZATIONS),
-                    value="none",
-                    info="store the transformer's weights in 8 bits: less memory, nearly the same picture",
+                    choices=[AUTO, *QUANTIZATIONS],
+                    value=AUTO,
+                    info="the transformer's weights in 8 bits: less memory, nearly the same picture",
                 )
                 offload = gr.Radio(
                     label="Offload (GPU memory)",
-                    choices=list(OFFLOADS),
-                    value="none",
+                    choices=[AUTO, *OFFLOADS],
+                    value=AUTO,
                     info="keep parts of the model in RAM until they run: less GPU memory, slower"
                     if on_gpu
                     else GPU_ONLY,
                     interactive=on_gpu,
+                )
+                vae_tiling = gr.Radio(
+                    label="VAE tiling",
+                    choices=list(TILING),
+                    value=AUTO,
+                    info="decode the video in tiles: far less memory for large frames (auto: the profile's)",
+                )
+                fast = gr.Checkbox(
+                    label="Fast",
+                    value=False,
+                    info="reuse cached transformer work between steps: faster, a little different",
                 )
             with gr.Row():
                 # (no minimum/maximum on the numbers: the recipe's check names the field and the range in words)
@@ -146,6 +164,7 @@ def layout(services: Services) -> RenderTab:
                 generate = gr.Button("Generate", variant="primary", elem_id="render-generate")
                 add = gr.Button("Add to queue")
                 cancel = gr.Button("Cancel", variant="stop")
+            budget = gr.Markdown(forecast_text(studio, {}), elem_id="render-budget")
             status = gr.Markdown("")
             restore = gr.File(
                 label="Drop an MP4 made by the studio to restore its settings", file_types=[".mp4"], height=90
@@ -156,6 +175,7 @@ def layout(services: Services) -> RenderTab:
 
     form = RenderForm(
         [prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed, loras]
+        + [profile, vae_tiling, fast]
     )
     return RenderTab(
         form,
@@ -168,6 +188,7 @@ def layout(services: Services) -> RenderTab:
         add,
         cancel,
         status,
+        budget,
         restore,
         video,
         recipe_view,
@@ -236,7 +257,9 @@ def wire(tab: RenderTab, services: Services) -> None:
         bind(on_model, services), inputs=tab.field("model"), outputs=[tab.note, *sizes], **private
     )
     tab.preset.change(bind(on_preset, tab.presets), inputs=tab.preset, outputs=inputs, **private)
-    tab.profile.change(bind(on_preset, tab.presets, name="on_profile"), inputs=tab.profile, outputs=inputs, **private)
+    budget_fields = [tab.field(k) for k in BUDGET_FIELDS]
+    for component in budget_fields:  # what the render needs, before Generate is pressed
+        component.change(bind(on_forecast, services.studio), inputs=inputs, outputs=tab.budget, queue=False, **private)
     tab.restore.upload(on_restore, inputs=tab.restore, outputs=inputs + [tab.status], **private)
     tab.dice.click(random_seed, outputs=seed, **private)
     # an unlocked seed is drawn before the render starts, so the render uses it (and the field shows it)
