@@ -17,6 +17,9 @@ from engine.render import media
 def test_quantized_copy_renders_like_on_the_fly_quantization(own_studio, tmp_path, monkeypatch, to):
     studio = own_studio
     source = studio.vault.get("aiprod-tiny-ltx2")
+    a = studio.render(  # quantized on the fly: the vault has no copy yet
+        studio.build_recipe({"prompt": "a boat", "seed": 5, "quantization": to}), out_path=tmp_path / "fly.mp4"
+    )
     entry = save_quantized(studio.vault, "aiprod-tiny-ltx2", to, f"tiny-{to}")
     # 1. a new entry with its own hashes, recording where it came from
     assert entry.quantization == to and entry.derived_from == f"aiprod-tiny-ltx2@{source.digest}"
@@ -35,15 +38,24 @@ def test_quantized_copy_renders_like_on_the_fly_quantization(own_studio, tmp_pat
         studio.vault.entry_dir(source) / "vae/config.json"
     ).stat().st_ino
     # 2. rendering the copy equals quantizing the original on the fly, and quantizes nothing
-    a = studio.render(
-        studio.build_recipe({"prompt": "a boat", "seed": 5, "quantization": to}), out_path=tmp_path / "fly.mp4"
-    )
     monkeypatch.setattr(pipelines, "quantize_transformer", lambda *a, **k: pytest.fail("re-quantized on load"))
     b = studio.render(
         studio.build_recipe({"prompt": "a boat", "seed": 5, "model": f"tiny-{to}"}), out_path=tmp_path / "saved.mp4"
     )
     assert media.compare(a["output_path"], b["output_path"])["identical"]
     assert b["model_digest"] == entry.digest
+    # 3. asking the original for the same quantization now loads the stored copy: nothing quantized
+    loaded = []
+    real = pipelines.load_pipeline
+    monkeypatch.setattr(
+        pipelines, "load_pipeline", lambda vault, e, *rest: loaded.append(e.name) or real(vault, e, *rest)
+    )
+    studio.device.clear()
+    c = studio.render(
+        studio.build_recipe({"prompt": "a boat", "seed": 5, "quantization": to}), out_path=tmp_path / "again.mp4"
+    )
+    assert loaded == [f"tiny-{to}"] and media.compare(a["output_path"], c["output_path"])["identical"]
+    assert c["model_digest"] == source.digest  # the recipe still names the model the user chose
 
 
 def test_bad_requests_are_refused(own_studio):

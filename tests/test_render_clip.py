@@ -248,3 +248,19 @@ def test_cancel_stops_a_tiled_decode_between_tiles(studio, tmp_path):
         pipe.vae.disable_tiling()
     assert tiles_when_cancelled == 1 and len(tiles) > 1
     assert not (tmp_path / "x.mp4").exists() and (tmp_path / "tiled.mp4").exists()
+
+
+def test_vae_tiling_follows_each_recipe_on_the_warm_pipeline(studio, tmp_path):
+    whole = studio.render(studio.build_recipe({"prompt": "a red ball", "seed": 3}), out_path=tmp_path / "whole.mp4")
+    tiled = studio.render(
+        studio.build_recipe({"prompt": "a red ball", "seed": 3, "vae_tiling": True}), out_path=tmp_path / "tiled.mp4"
+    )
+    pipe = warm_pipe(studio)
+    assert pipe.vae.use_tiling and pipe.vae.use_framewise_decoding  # as the last recipe asked
+    again = studio.render(studio.build_recipe({"prompt": "a red ball", "seed": 3}), out_path=tmp_path / "again.mp4")
+    assert not pipe.vae.use_tiling and not pipe.vae.use_framewise_decoding
+    assert tiled["recipe"]["vae_tiling"] is True and whole["recipe"]["vae_tiling"] is False
+    assert media.count_frames(tiled["output_path"]) == media.count_frames(whole["output_path"]) == 17
+    assert media.compare(whole["output_path"], again["output_path"])["identical"]  # nothing carried over
+    # 17 frames decode as two overlapping 16-frame tiles, blended: close to the whole decode, not equal
+    assert not media.compare(whole["output_path"], tiled["output_path"])["identical"]
