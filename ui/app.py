@@ -21,6 +21,7 @@ offline.enforce()
 import gradio as gr
 from starlette.middleware import Middleware
 
+from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import DEFAULT_HOST, Settings
 from engine.jobs.queue import QueueWorker
@@ -248,7 +249,8 @@ def serve(
             f"Render workers: {len(devices)}, on {', '.join(devices)} (logs: {settings.data_dir / 'logs'})", flush=True
         )
     try:
-        app.launch(**kwargs)
+        with sigterm_as_interrupt():  # a stop from a service manager is a Ctrl-C: the workers stop with the studio
+            app.launch(**kwargs)
     finally:
         workers.stop()
         worker.stop()
