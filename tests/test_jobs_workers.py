@@ -76,16 +76,16 @@ def worker_env(studio) -> dict:
 
 
 def test_two_workers_render_a_batch_exactly_once(studio):
-    ids = [enqueue(studio, f"batch shot {i}", seed=i, steps=4) for i in range(6)]
+    ids = [enqueue(studio, f"batch shot {i}", seed=i, steps=2) for i in range(6)]
     other = subprocess.Popen(
-        [sys.executable, "-m", "aiprod_studio", "worker", "--device", "cpu", "--idle-exit", "3", "--json"],
+        [sys.executable, "-m", "aiprod_studio", "worker", "--device", "cpu", "--idle-exit", "2", "--json"],
         cwd=ROOT,
         env=worker_env(studio),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    here = make_worker(studio, idle_exit_s=3).start()
+    here = make_worker(studio, idle_exit_s=2).start()
     try:
         out, err = other.communicate(timeout=240)
         assert here.join(timeout=240)
@@ -185,7 +185,7 @@ print(json.dumps(claimed))
 
 def test_concurrent_claims_from_several_processes_take_each_job_once(studio):
     recipe = studio.stamp(studio.build_recipe({"prompt": "claimed once", **TINY}))
-    ids = [studio.history.create_job(recipe) for _ in range(150)]
+    ids = [studio.history.create_job(recipe) for _ in range(80)]
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CLAIMER, str(studio.settings.db_path)],
@@ -204,7 +204,7 @@ def test_concurrent_claims_from_several_processes_take_each_job_once(studio):
     claims = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     flat = [j for c in claims for j in c]
     assert sorted(flat) == ids  # every job claimed, none twice
-    assert studio.history.count("done") == 150 and studio.history.count("interrupted") == 0
+    assert studio.history.count("done") == 80 and studio.history.count("interrupted") == 0
 
 
 @pytest.mark.parametrize(
@@ -248,3 +248,30 @@ def test_worker_devices_and_what_each_process_sees():
     assert child_device("cuda:1", {}) == ("cuda:0", {"CUDA_VISIBLE_DEVICES": "1"})
     assert child_device("cuda:1", {"CUDA_VISIBLE_DEVICES": "4,6"}) == ("cuda:0", {"CUDA_VISIBLE_DEVICES": "6"})
     assert child_device("cpu", {}) == ("cpu", {}) and child_device("cuda", {}) == ("cuda", {})
+
+
+def test_a_worker_that_keeps_dying_waits_longer_each_time_and_one_that_will_not_stop_is_killed(studio):
+    dies = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    deaf = [
+        sys.executable,
+        "-c",
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('SIGTERM', 'ignored', flush=True)\n"
+        "time.sleep(60)\n",
+    ]
+    workers = Supervisor(studio.settings, ["cpu"], studio.history, launcher=dies, poll_s=0.05).start()
+    try:
+        wait_until(lambda: len(workers.workers[0].exits) >= 3, 20, "three deaths")  # at 0 s, ~1 s, ~3 s
+    finally:
+        workers.stop()
+    log_text = workers.workers[0].log_path.read_text()
+    for wait_s in (1, 2, 4):
+        assert f"exited with code 3; restarting in {wait_s} s" in log_text
+    deaf_workers = Supervisor(studio.settings, ["cpu"], studio.history, launcher=deaf, stop_timeout_s=1).start()
+    (pid,) = deaf_workers.pids()
+    wait_until(lambda: "SIGTERM ignored" in deaf_workers.workers[0].log_path.read_text(), 30, "SIGTERM ignored")
+    started = time.monotonic()
+    deaf_workers.stop()
+    assert time.monotonic() - started < 5 and deaf_workers.pids() == []
+    assert deaf_workers.workers[0].proc.returncode == -9
