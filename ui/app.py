@@ -235,7 +235,6 @@ def serve(
     kwargs = launch_kwargs(studio, port, listen, credentials, allow_hosts, allow_origins)
     prepare(studio, build_tiny_if_empty)
     worker = make_worker(studio).start()
-    workers = Supervisor(settings, devices[1:], studio.history).start()  # also sweeps dead workers' jobs
     app = build_app(studio, worker)
     app.queue(default_concurrency_limit=4, max_size=200)
     host = "0.0.0.0 (all interfaces)" if listen else DEFAULT_HOST
@@ -248,6 +247,7 @@ def serve(
         print(
             f"Render workers: {len(devices)}, on {', '.join(devices)} (logs: {settings.data_dir / 'logs'})", flush=True
         )
+    workers = Supervisor(settings, devices[1:], studio.history).start()  # also sweeps dead workers' jobs
     try:
         with sigterm_as_interrupt():  # a stop from a service manager is a Ctrl-C: the workers stop with the studio
             app.launch(**kwargs)

@@ -143,7 +143,7 @@ class Supervisor:
     def start(self) -> Supervisor:
         with self._lock:
             for w in self.workers:
-                self._spawn(w)
+                self._start(w)
         self._thread.start()
         return self
 
@@ -200,14 +200,7 @@ class Supervisor:
         if w.proc is None:
             if clock >= w.restart_at:
                 w.restarts += 1
-                try:
-                    self._spawn(w)
-                except OSError as exc:
-                    log.error(
-                        "worker %d on %s cannot start (%s); retrying in %.0f s", w.slot, w.device, exc, w.backoff_s
-                    )
-                    w.restart_at = clock + w.backoff_s
-                    w.backoff_s = min(w.backoff_s * 2, MAX_BACKOFF_S)
+                self._start(w)
             return
         code = w.proc.poll()
         if code is None:
@@ -221,6 +214,15 @@ class Supervisor:
         self._note(w, message)
         sweep_once(self.history)  # its job, if it had one, reads interrupted now
         w.backoff_s = min(w.backoff_s * 2, MAX_BACKOFF_S)
+
+    def _start(self, w: WorkerProcess) -> None:
+        """Start the worker's process; one that cannot start is tried again after its back-off."""
+        try:
+            self._spawn(w)
+        except OSError as exc:
+            log.error("worker %d on %s cannot start (%s); trying again in %.0f s", w.slot, w.device, exc, w.backoff_s)
+            w.restart_at = time.monotonic() + w.backoff_s
+            w.backoff_s = min(w.backoff_s * 2, MAX_BACKOFF_S)
 
     def _spawn(self, w: WorkerProcess) -> None:
         device, env = child_device(w.device, dict(os.environ))
