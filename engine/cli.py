@@ -1,6 +1,6 @@
 """The engine's CLI commands, registered into `aiprod-studio` through the `aiprod_studio.commands`
 entry point: each room registers its own (render, vault make-tiny/quantize, storyboard
-render/enhance, train), and the sovereignty report is here. Nothing heavy is imported
+render/enhance, train, worker), and the sovereignty report is here. Nothing heavy is imported
 until a command actually runs.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import Settings
 from engine.film import cli as film_cli
+from engine.jobs import cli as jobs_cli
 from engine.models import cli as models_cli
 from engine.qa import cli as qa_cli
 from engine.render import cli as render_cli
@@ -55,3 +56,4 @@ def register(reg: Any) -> None:
     p.add_argument("--no-self-test", action="store_true", help="skip the self-test render")
 
     train_cli.register(reg)
+    jobs_cli.register(reg)

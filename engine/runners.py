@@ -23,6 +23,9 @@ def runners(studio: Studio) -> dict[str, Runner]:
     return {"render": render, "train": training}
 
 
-def make_worker(studio: Studio, max_size: int = DEFAULT_MAX_SIZE) -> QueueWorker:
-    """The studio's queue worker with every kind of job it can run (not started yet)."""
-    return QueueWorker(studio, runners(studio), max_size=max_size)
+def make_worker(
+    studio: Studio, max_size: int = DEFAULT_MAX_SIZE, max_jobs: int | None = None, idle_exit_s: float | None = None
+) -> QueueWorker:
+    """The studio's queue worker with every kind of job it can run (not started yet); `max_jobs` and
+    `idle_exit_s` end it after that many jobs or that long with nothing queued (a `worker` process)."""
+    return QueueWorker(studio, runners(studio), max_size=max_size, max_jobs=max_jobs, idle_exit_s=idle_exit_s)

@@ -7,9 +7,11 @@ monitoring endpoint, no MCP server; a request guard in front of Gradio (see
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiprod_studio import offline
@@ -19,9 +21,11 @@ offline.enforce()
 import gradio as gr
 from starlette.middleware import Middleware
 
+from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import DEFAULT_HOST, Settings
 from engine.jobs.queue import QueueWorker
+from engine.jobs.workers import Supervisor
 from engine.runners import make_worker
 from engine.studio import Studio
 from ui import api
@@ -217,10 +221,15 @@ def serve(
     auth_file: str | None = None,
     allow_hosts: tuple[str, ...] = (),
     allow_origins: tuple[str, ...] = (),
+    devices: Sequence[str] = (),
 ) -> None:
+    """Serve the studio; `devices`: one render worker on each (`engine/jobs/workers.py`
+    `worker_devices`), the studio's own on the first, the others as worker processes."""
     credentials = parse_auth(auth, auth_file)
     check_port_free("0.0.0.0" if listen else DEFAULT_HOST, port)
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
+    if devices:
+        settings = dataclasses.replace(settings, device=devices[0])
     studio = Studio(settings)
     # refuses --listen without auth, and a malformed origin
     kwargs = launch_kwargs(studio, port, listen, credentials, allow_hosts, allow_origins)
@@ -234,8 +243,15 @@ def serve(
         f"data: {settings.data_dir})",
         flush=True,
     )
+    if len(devices) > 1:
+        print(
+            f"Render workers: {len(devices)}, on {', '.join(devices)} (logs: {settings.data_dir / 'logs'})", flush=True
+        )
+    workers = Supervisor(settings, devices[1:], studio.history).start()  # also sweeps dead workers' jobs
     try:
-        app.launch(**kwargs)
+        with sigterm_as_interrupt():  # a stop from a service manager is a Ctrl-C: the workers stop with the studio
+            app.launch(**kwargs)
     finally:
+        workers.stop()
         worker.stop()
         studio.close()

@@ -9,10 +9,14 @@ from aiprod_studio.settings import DEFAULT_PORT, Settings
 
 
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from engine.jobs.workers import worker_devices
+
+    devices = worker_devices(args.workers, args.gpus, settings.device)  # refused before anything starts
     from ui.app import serve
 
     serve(
         settings,
+        devices=devices,
         port=args.port,
         build_tiny_if_empty=not args.no_tiny,
         listen=args.listen,
@@ -42,3 +46,15 @@ def register(reg: Any) -> None:
         "or scheme://host[:port] (repeatable)",
     )
     p.add_argument("--no-tiny", action="store_true", help="do not build the tiny test model into an empty vault")
+    p.add_argument(
+        "--workers",
+        metavar="N",
+        help="render N jobs at once (1…16, default 1): the studio's own worker and N-1 `worker` processes, "
+        "all on --device (use --gpus to give each a GPU of its own)",
+    )
+    p.add_argument(
+        "--gpus",
+        metavar="LIST",
+        help="one render worker per listed CUDA device, e.g. 0,1 (the studio's own on the first); "
+        "logs of the others in <data dir>/logs/",
+    )

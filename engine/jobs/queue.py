@@ -1,11 +1,16 @@
-"""The job queue: one worker thread over the SQLite `jobs` table.
+"""The job queue: a worker thread over the SQLite `jobs` table.
 
 The UI and the API only enqueue and watch; the worker takes queued jobs oldest first and
-runs them one at a time (the GPU is used serially) with the runner of the job's kind —
+runs them one at a time (its device is used serially) with the runner of the job's kind —
 a table the composition root hands in (`engine/runners.py`), so the queue itself knows
 no kind of work. Because the queue *is* the database, nothing is lost when the studio
 stops: rows left `running` become `interrupted` on the next start and can be resumed.
 `follow(job_id)` turns a job's progress into typed events (`engine/jobs/events.py`).
+
+Several workers may share one queue — the studio's own thread and `aiprod-studio worker`
+processes, one per GPU (`engine/jobs/workers.py`): a job is taken by an atomic claim of
+its row, so each runs exactly once, and everything else here reads and writes the rows,
+so it works the same for a job another process runs.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -54,20 +60,33 @@ class QueueFull(BadInput):
 
 
 class QueueWorker:
-    def __init__(self, studio: Studio, runners: Mapping[str, Runner], max_size: int = DEFAULT_MAX_SIZE):
+    """`max_jobs`: take that many jobs, then end; `idle_exit_s`: end after that long with nothing queued."""
+
+    def __init__(
+        self,
+        studio: Studio,
+        runners: Mapping[str, Runner],
+        max_size: int = DEFAULT_MAX_SIZE,
+        max_jobs: int | None = None,
+        idle_exit_s: float | None = None,
+    ):
         self.studio = studio
         self.runners = dict(runners)
         self.max_size = max_size
+        self.max_jobs = max_jobs
+        self.idle_exit_s = idle_exit_s
+        self.ran: list[int] = []  # the jobs this worker claimed, in order
         self._wake = threading.Condition()
         self._stop = False
         self._cancels: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._finished = threading.Event()  # the thread has ended
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> QueueWorker:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="aiprod-queue", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="aiprod-queue", daemon=True)
             self._thread.start()
         return self
 
@@ -80,6 +99,12 @@ class QueueWorker:
         self._notify()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker thread to end (stopped, `max_jobs` taken, or idle `idle_exit_s`); True once it has.
+
+        Safe to interrupt with Ctrl-C (a `Thread.join` interrupted so can mark a live thread as ended)."""
+        return self._thread is None or self._finished.wait(timeout)
 
     def _notify(self) -> None:
         with self._wake:
@@ -220,20 +245,31 @@ class QueueWorker:
             raise BadInput(f"job_id {number} does not exist", field="job_id") from None
 
     # -- the worker thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._finished.set()
+
     def _loop(self) -> None:
         history = self.studio.history
-        while not self._stop:
+        idle_since = time.monotonic()
+        while not self._stop and (self.max_jobs is None or len(self.ran) < self.max_jobs):
             job_id = history.next_queued()
             if job_id is None:
-                with self._wake:
+                if self.idle_exit_s is not None and time.monotonic() - idle_since >= self.idle_exit_s:
+                    log.info("no job queued for %.0f s: the worker ends", self.idle_exit_s)
+                    break
+                with self._wake:  # woken by a job queued here; one queued by another process is seen within 1 s
                     self._wake.wait(timeout=1.0)
                 continue
             cancel = threading.Event()
             with self._lock:
                 self._cancels[job_id] = cancel
             try:
-                if not history.claim(job_id):  # cancelled (or taken) in the meantime
+                if not history.claim(job_id):  # cancelled, or taken by another worker, in the meantime
                     continue
+                self.ran.append(job_id)
                 kind = history.get(job_id).get("kind") or "render"
                 runner = self.runners.get(kind)
                 if runner is None:
@@ -249,3 +285,4 @@ class QueueWorker:
             finally:
                 with self._lock:
                     self._cancels.pop(job_id, None)
+                idle_since = time.monotonic()
