@@ -15,6 +15,9 @@ StoredQuantization = Literal["int8", "fp8"]  # a quantized copy saved in the vau
 Quantization = Literal["none", StoredQuantization]  # what a render or a training run asks for
 Offload = Literal["none", "model", "group", "sequential"]  # CUDA memory saving, least saving first
 
+FastMode = Literal["off", "taylorseer", "firstblock"]  # a step cache, by the name of its exact settings
+FAST_ON: FastMode = "taylorseer"  # what Fast "on" (True) means: the cache that measured best
+
 AUTO = "auto"  # a quantization, offload or profile left to the memory budget to choose
 
 ComputeDtype = Literal["float32", "bfloat16", "float16"]  # what a saved quantized copy runs in
@@ -22,6 +25,7 @@ ComputeDtype = Literal["float32", "bfloat16", "float16"]  # what a saved quantiz
 STORED_QUANTIZATIONS: tuple[StoredQuantization, ...] = get_args(StoredQuantization)
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 OFFLOADS: tuple[Offload, ...] = get_args(Offload)
+FAST_MODES: tuple[FastMode, ...] = get_args(FastMode)
 COMPUTE_DTYPES: tuple[ComputeDtype, ...] = get_args(ComputeDtype)
 
 # -- the job queue -------------------------------------------------------------------------------

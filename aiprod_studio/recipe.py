@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from aiprod_studio import choices
-from aiprod_studio.choices import Offload, Quantization
+from aiprod_studio.choices import FAST_ON, FastMode, Offload, Quantization
 from aiprod_studio.errors import BadInput
 
 T = TypeVar("T")
@@ -60,7 +60,7 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "quantization": "none",
     "offload": "none",
     "vae_tiling": False,
-    "fast": False,
+    "fast": "off",
     "profile": "custom",
 }
 
@@ -156,9 +156,7 @@ class Recipe(BaseModel):
     quantization: Quantization = RECIPE_DEFAULTS["quantization"]
     offload: Offload = RECIPE_DEFAULTS["offload"]
     vae_tiling: StrictBool = RECIPE_DEFAULTS["vae_tiling"]  # decode the video in tiles: less memory, seams blended
-    fast: StrictBool = RECIPE_DEFAULTS[
-        "fast"
-    ]  # reuse cached transformer work between steps: faster, a little different
+    fast: FastMode = RECIPE_DEFAULTS["fast"]  # a step cache: some steps skip the transformer's blocks
     profile: str = RECIPE_DEFAULTS["profile"]  # the hardware profile that chose quantization, offload and tiling
     advanced: dict[str, Any] = Field(default_factory=dict)
     deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
@@ -216,6 +214,16 @@ class Recipe(BaseModel):
     def _model(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must name a model of the vault, got ''")
+        return v
+
+    @field_validator("fast", mode="before")
+    @classmethod
+    def _fast_switch(cls, v: Any) -> Any:
+        """Fast as a switch (true/false, "on") means the cache that measured best, recorded by name."""
+        if v is True or v == "on":
+            return FAST_ON
+        if v is False:
+            return "off"
         return v
 
     @model_validator(mode="after")

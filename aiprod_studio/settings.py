@@ -28,6 +28,7 @@ class Settings:
     data_dir: Path
     device: str = DEFAULT_DEVICE
     memory_limit_gb: float | None = None  # use at most this much of the compute device's memory
+    compile: bool = False  # torch.compile the transformer's blocks on CUDA (`AIPROD_COMPILE=1`)
 
     @property
     def db_path(self) -> Path:
@@ -57,7 +58,18 @@ def load_settings(
         data_dir=Path(data).expanduser().resolve(),
         device=dev,
         memory_limit_gb=memory_limit(os.environ.get("AIPROD_MEMORY_LIMIT_GB")),
+        compile=switch(os.environ.get("AIPROD_COMPILE"), "AIPROD_COMPILE"),
     )
+
+
+def switch(text: str | None, name: str) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off (unset or empty: off)."""
+    value = (text or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise BadInput(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {text!r}", field=name)
 
 
 def memory_limit(text: str | None) -> float | None:

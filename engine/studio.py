@@ -37,6 +37,7 @@ from engine.jobs.lifecycle import job_lifecycle
 from engine.models import loras
 from engine.models.limits import check_limits
 from engine.models.pipelines import stored_copy, warm_pipeline
+from engine.models.speed import compile_transformer
 from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
 
@@ -291,6 +292,8 @@ class Studio:
                 run.started(target=str(target))
                 weights = stored_copy(self.vault, entry, recipe.quantization, self.plan)  # 8 bits as stored, if kept
                 pipe = warm_pipeline(lease, self.vault, weights, recipe.quantization, recipe.offload)
+                if self.settings.compile:  # once per warm pipeline; a no-op (logged) off CUDA
+                    compile_transformer(pipe, self.plan.device)
                 loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
                 loras.apply(pipe, self.vault, recipe.loras)
 

@@ -38,11 +38,15 @@ def tiny_recipe(**values) -> Recipe:
     )
 
 
+def with_fast(recipe: Recipe, fast: bool | str) -> Recipe:
+    """The recipe asking for `fast` (the render applies it: `run_pipeline` calls `apply_fast`)."""
+    return recipe.model_copy(update={"fast": fast_mode(fast)})
+
+
 def render(pipe, recipe: Recipe, fast: bool | str = False):
-    """Frames, audio and the block calls of one render, with Fast set as asked first."""
-    apply_fast(pipe, fast, recipe.steps)
+    """Frames, audio and the block calls of one render of `recipe` with Fast as asked."""
     with count_block_calls(pipe.transformer) as calls:
-        frames, audio, _rate = run_pipeline(pipe, recipe)
+        frames, audio, _rate = run_pipeline(pipe, with_fast(recipe, fast))
     return frames, audio, calls
 
 
@@ -64,12 +68,10 @@ def never_fast(pipe):
 
 def test_fast_computes_fewer_blocks_and_still_writes_a_valid_clip(pipe, tmp_path, record_property):
     recipe = tiny_recipe()
-    apply_fast(pipe, "off", recipe.steps)
     with count_block_calls(pipe.transformer) as off:
-        render_to_file(pipe, recipe, tmp_path / "off.mp4")
-    apply_fast(pipe, True, recipe.steps)
+        render_to_file(pipe, with_fast(recipe, "off"), tmp_path / "off.mp4")
     with count_block_calls(pipe.transformer) as on:
-        render_to_file(pipe, recipe, tmp_path / "fast.mp4")
+        render_to_file(pipe, with_fast(recipe, True), tmp_path / "fast.mp4")
 
     # every block is still called (3 passes a step × 2 blocks × 8 steps), but far fewer compute
     assert off.calls == on.calls == 3 * 2 * recipe.steps and off.computed == off.calls
@@ -94,9 +96,13 @@ def test_fast_repeats_bit_for_bit_even_after_a_cancel_and_off_gives_the_plain_re
 
     # a render cancelled half-way leaves the cache mid-state (diffusers resets it only at the end)
     cancel = threading.Event()
-    apply_fast(pipe, True, recipe.steps)
     with pytest.raises(Cancelled):
-        run_pipeline(pipe, recipe, progress=lambda step, _total: cancel.set() if step == 3 else None, cancel=cancel)
+        run_pipeline(
+            pipe,
+            with_fast(recipe, True),
+            progress=lambda step, _total: cancel.set() if step == 3 else None,
+            cancel=cancel,
+        )
     again, again_audio, again_calls = render(pipe, recipe, fast=True)
     assert np.array_equal(first, again) and np.array_equal(first_audio, again_audio) and again_calls == calls
 

@@ -264,3 +264,16 @@ def test_vae_tiling_follows_each_recipe_on_the_warm_pipeline(studio, tmp_path):
     assert media.compare(whole["output_path"], again["output_path"])["identical"]  # nothing carried over
     # 17 frames decode as two overlapping 16-frame tiles, blended: close to the whole decode, not equal
     assert not media.compare(whole["output_path"], tiled["output_path"])["identical"]
+
+
+def test_fast_is_recorded_by_its_cache_and_a_warm_pipeline_forgets_it(studio, tmp_path):
+    plain = studio.render(studio.build_recipe({"prompt": "a red ball", "seed": 4}), out_path=tmp_path / "plain.mp4")
+    fast = studio.render(
+        studio.build_recipe({"prompt": "a red ball", "seed": 4, "fast": True}), out_path=tmp_path / "fast.mp4"
+    )
+    again = studio.render(studio.build_recipe({"prompt": "a red ball", "seed": 4}), out_path=tmp_path / "again.mp4")
+    assert fast["recipe"]["fast"] == "taylorseer" and plain["recipe"]["fast"] == "off"
+    assert media.count_frames(fast["output_path"]) == 17
+    compared = media.compare(plain["output_path"], fast["output_path"])
+    assert not compared["identical"] and compared["psnr_min"] > 25  # close, not equal
+    assert media.compare(plain["output_path"], again["output_path"])["identical"]

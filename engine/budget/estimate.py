@@ -23,6 +23,9 @@ Working memory per phase, in elements of the compute dtype:
               tiling pays only where the decoder is wide (LTX-2's: 16 values a pixel at its last
               level, against 3 for the frames)
 
+On the CPU a decode of at most 17 frames at a time adds the 3-D convolution's scratch buffer
+(`CPU_CONV_SCRATCH` floats per pixel of the chunk).
+
 `passes` is 2 with classifier-free guidance (guidance > 1), else 1. The two constants count the
 tensors alive at the peak; they were fitted on the tiny model on the CPU
 (`benchmarks/memory_budget.py` measures the estimator's error) and are the part of the model a
@@ -42,6 +45,11 @@ HOST_FRAME_COPIES = 3.0  # float32 frames on the host: the pipeline's output, it
 TILE = 512  # the VAE's spatial tile (pixels), diffusers' default for LTX-2
 TILE_FRAMES = 16
 TILE_COPIES = 2  # a tiled decode holds every tile's output, then blends them into the frames
+# On the CPU, torch's 3-D convolution picks its kernel by shape: over chunks of up to 17 frames
+# (a tile, or a short clip) it measured a scratch buffer of up to ~50 floats per pixel of the
+# chunk (up to 2.5× the rest of the render on the tiny model); longer chunks took a kernel
+# without it. The estimate assumes the buffer for short chunks.
+CPU_CONV_SCRATCH = 50
 CUDA_CONTEXT = 0.6 * GiB  # the CUDA context and kernels: in free memory, not in max_memory_allocated
 QUANT_OVERHEAD = 1.03  # 8-bit weights plus their scales
 
@@ -107,7 +115,7 @@ def weight_bytes(facts: ModelFacts, job: Job, dtype_bytes: int) -> dict[str, int
     return out
 
 
-def work_bytes(facts: ModelFacts, job: Job, dtype_bytes: int) -> dict[str, int]:
+def work_bytes(facts: ModelFacts, job: Job, dtype_bytes: int, on_cuda: bool = True) -> dict[str, int]:
     """Each phase's working memory (activations) in bytes."""
     grid = facts.grid
     passes = 2 if job.guidance > 1 else 1
@@ -131,6 +139,8 @@ def work_bytes(facts: ModelFacts, job: Job, dtype_bytes: int) -> dict[str, int]:
     decode = largest * K_DECODE + 3 * pixels  # + the decoded frames
     if job.vae_tiling:  # the tiles' outputs, then the frames blended from them
         decode += TILE_COPIES * 3 * pixels
+    if not on_cuda and frames <= TILE_FRAMES + 1:  # the CPU's 3-D convolution over a short chunk unfolds it
+        decode += CPU_CONV_SCRATCH * frames * height * width
     return {
         "prompt": int(prompt * dtype_bytes),
         "denoise": int(denoise * dtype_bytes),
@@ -141,7 +151,7 @@ def work_bytes(facts: ModelFacts, job: Job, dtype_bytes: int) -> dict[str, int]:
 def estimate(facts: ModelFacts, job: Job, on_cuda: bool, dtype_bytes: int) -> Estimate:
     """Peak device and host bytes of `job` with `facts`' pipeline (offload only means something on CUDA)."""
     weights = weight_bytes(facts, job, dtype_bytes)
-    work = work_bytes(facts, job, dtype_bytes)
+    work = work_bytes(facts, job, dtype_bytes, on_cuda)
     # which weights each phase computes with
     uses = {
         "prompt": ("text_encoder", "connectors"),

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from aiprod_studio import choices
 from aiprod_studio.errors import BadInput
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ log = logging.getLogger(__name__)
 
 # A recipe stores the cache's name, never "on": the name stands for the exact settings below,
 # so a recipe renders the same way later. Changed settings need a new name.
-FAST_MODES = ("off", "taylorseer", "firstblock")
-FAST_ON = "taylorseer"  # what `True` / "on" means: the cache that measured best
+FAST_MODES = choices.FAST_MODES  # ("off", "taylorseer", "firstblock"): spelled once, in the core
+FAST_ON = choices.FAST_ON  # what `True` / "on" means: the cache that measured best
 
 TAYLORSEER_WARMUP_STEPS = 2  # steps computed in full before the first extrapolated one
 TAYLORSEER_INTERVAL = 3  # then one step in three is computed

@@ -16,6 +16,7 @@ import torch
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.recipe import Recipe
 from engine.models.interrupt import cancel_points
+from engine.models.speed import apply_fast
 from engine.render import media
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ def run_pipeline(
         raise Cancelled("render cancelled before it started")
     components = getattr(pipe, "components", {}).values()
     set_vae_tiling(pipe, recipe.vae_tiling)
+    apply_fast(pipe, recipe.fast, recipe.steps)  # on, off or reset: a warm pipeline keeps no state between renders
     with torch.inference_mode(), _schedule(pipe, recipe.steps), cancel_points(components, cancel):
         out = pipe(
             **pipeline_kwargs(pipe, recipe),

@@ -69,6 +69,8 @@ def updates_from_recipe(recipe: dict[str, Any]) -> list[Any]:
     shown = dict(recipe)
     if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
         shown["loras"] = [lora_label(r) for r in shown["loras"]]
+    if isinstance(shown.get("fast"), str):  # the cache's name → the Fast checkbox
+        shown["fast"] = shown["fast"] != "off"
     if isinstance(shown.get("vae_tiling"), bool):
         shown["vae_tiling"] = "on" if shown["vae_tiling"] else "off"
     return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
