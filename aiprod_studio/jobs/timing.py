@@ -17,7 +17,8 @@ from typing import Any
 from aiprod_studio.jobs.history import History
 
 SAMPLE = 5  # past jobs in the median: recent enough to follow a driver or setting change
-ALIKE = ("width", "height", "num_frames", "quantization", "offload")  # recipe fields a step's cost depends on
+ALIKE = ("width", "height", "num_frames", "quantization", "offload", "fast")  # what a step's cost depends on
+UNSET = {"fast": "off"}  # what a recipe written before a field existed meant by leaving it out
 
 
 def typical_step_s(history: History, row: dict[str, Any]) -> float | None:
@@ -25,12 +26,17 @@ def typical_step_s(history: History, row: dict[str, Any]) -> float | None:
     recipe = row.get("recipe") or {}
     if row.get("kind", "render") != "render" or not row.get("model_digest") or not recipe:
         return None
-    where = " AND ".join(f"json_extract(recipe, '$.{name}') IS ?" for name in ALIKE)
+    where = " AND ".join(f"coalesce(json_extract(recipe, '$.{name}'), ?) IS ?" for name in ALIKE)
     with history.locked() as db:
         found = db.execute(
             "SELECT step_s FROM jobs WHERE kind = 'render' AND status = 'done' AND step_s > 0 "
             f"AND model_digest = ? AND id != ? AND {where} ORDER BY id DESC LIMIT ?",
-            [row["model_digest"], row.get("id") or 0, *(recipe.get(name) for name in ALIKE), SAMPLE],
+            [
+                row["model_digest"],
+                row.get("id") or 0,
+                *(v for name in ALIKE for v in (UNSET.get(name), recipe.get(name, UNSET.get(name)))),
+                SAMPLE,
+            ],
         ).fetchall()
     return statistics.median(r[0] for r in found) if found else None
 
