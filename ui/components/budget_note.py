@@ -22,6 +22,7 @@ BUDGET_FIELDS = (
     "guidance",
     "profile",
     "vae_tiling",
+    "fast",
 )
 
 

@@ -269,7 +269,7 @@ def wire(tab: RenderTab, services: Services) -> None:
         outputs=[tab.video, tab.recipe_view, tab.status],
         concurrency_limit=None,
         **private,
-    )
+    ).then(bind(on_forecast, services.studio), inputs=inputs, outputs=tab.budget, queue=False, **private)
     tab.add.click(next_seed, inputs=[seed, tab.lock_seed], outputs=seed, queue=False, **private).then(
         bind(on_add, services), inputs=inputs, outputs=tab.status, **private
     ).then(bind(queue_panel.refresh, services), outputs=[tab.queue.table], **private)
