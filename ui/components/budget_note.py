@@ -8,22 +8,10 @@ from typing import Any
 
 from aiprod_studio.errors import StudioError
 from engine.studio import Studio
-from ui.components.render_form import values
+from ui.components.render_form import FIELDS, values
 
-# the form fields a change of which changes the forecast
-BUDGET_FIELDS = (
-    "model",
-    "quantization",
-    "offload",
-    "width",
-    "height",
-    "num_frames",
-    "steps",
-    "guidance",
-    "profile",
-    "vae_tiling",
-    "fast",
-)
+# the form fields a change of which changes the forecast (the text, the seed and the LoRAs do not)
+BUDGET_FIELDS = tuple(f for f in FIELDS if f not in ("prompt", "negative_prompt", "seed", "loras"))
 
 
 def forecast_text(studio: Studio, form: dict[str, Any]) -> str:
