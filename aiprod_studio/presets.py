@@ -10,6 +10,7 @@ names the file and the field.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tomllib
 from pathlib import Path
@@ -21,6 +22,8 @@ from aiprod_studio.choices import AUTO, PresetKind
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import format_validation_error, make_recipe
 from aiprod_studio.settings import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
 
 RENDER_KEYS = {"width", "height", "num_frames", "fps", "steps", "guidance", "negative_prompt"}
 HARDWARE_KEYS = {"quantization", "offload", "vae_tiling"}
@@ -79,6 +82,18 @@ def load_presets(folder: Path | None = None) -> list[Preset]:
 
 
 def hardware_profiles(device: str, folder: Path | None = None) -> list[Preset]:
-    """The hardware profiles for `device` ("cuda" or "cpu"), fastest (most memory) first."""
-    found = [p for p in load_presets(folder) if p.kind == "hardware" and p.device == device]
+    """The hardware profiles for `device` ("cuda" or "cpu"), fastest (most memory) first. A file
+    that does not load is left out with a warning: one bad preset must not stop every render."""
+    folder = folder or presets_dir()
+    found = []
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.suffix not in (".json", ".toml"):
+            continue
+        try:
+            preset = load_preset(path)
+        except BadInput as exc:
+            log.warning("%s", exc)
+            continue
+        if preset.kind == "hardware" and preset.device == device:
+            found.append(preset)
     return sorted(found, key=lambda p: (p.speed_rank, p.id))

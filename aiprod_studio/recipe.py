@@ -220,11 +220,12 @@ class Recipe(BaseModel):
     @classmethod
     def _fast_switch(cls, v: Any) -> Any:
         """Fast as a switch (true/false, "on") means the cache that measured best, recorded by name."""
-        if v is True or v == "on":
+        word = v.strip().lower() if isinstance(v, str) else v
+        if v is True or word in ("on", "true"):
             return FAST_ON
-        if v is False:
+        if v is False or word in ("off", "false"):
             return "off"
-        return v
+        return word
 
     @model_validator(mode="after")
     def _offload_with_quantization(self) -> Recipe:

@@ -178,13 +178,16 @@ class Studio:
         return self._facts[entry.digest]
 
     def room(self) -> Room:
-        """The memory free for a job now (the warm model's counts as free: it is freed or reused)."""
-        resident = 0
+        """The memory free for a job now. The warm model's weights count as free (the lease frees
+        them for another model, and this job reuses them if it is the same one): on the CPU they
+        are in RAM; on a GPU the allocator's cache holds them, and RAM holds those an offload mode
+        keeps waiting there."""
         key = self.device.warm_key
-        if self.plan.device.type == "cpu" and isinstance(key, tuple) and key:
+        resident = 0
+        if isinstance(key, tuple) and len(key) >= 6 and (self.plan.device.type == "cpu" or key[5] != "none"):
             with contextlib.suppress(BadInput):
                 warm = self.vault.get(str(key[0]), kind="pipeline")
-                job = Job(32, 32, 1, quantization=str(key[4]) if len(key) > 4 else "none")
+                job = Job(32, 32, 1, quantization=str(key[4]))
                 resident = sum(weight_bytes(self.facts(warm), job, dtype_bytes(self.plan)).values())
         return room(self.plan, self.settings.memory_limit_gb, resident)
 
@@ -199,7 +202,7 @@ class Studio:
             recipe.num_frames,
             recipe.fps,
             recipe.guidance,
-            recipe.quantization,
+            entry.quantization or recipe.quantization,  # a stored 8-bit copy runs as stored
             recipe.offload,
             recipe.vae_tiling,
             int(recipe.advanced.get("max_sequence_length") or 1024),
@@ -282,10 +285,10 @@ class Studio:
                 recipe = self.stamp(recipe)
                 history.set_recipe(job_id, recipe)
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
-            self.fit_memory(entry, recipe)  # memory may have gone to other work since it was queued
             # 2. Wait for the device, then render.
             # (deterministic mode is process-wide: it is on only while this render holds the device)
             with self.device_lease("render") as lease, determinism(self.plan) if deterministic else nullcontext():
+                self.fit_memory(entry, recipe)  # memory may have gone to other work since it was queued
                 if deterministic:  # the recipe says which mode it was rendered in
                     recipe = recipe.model_copy(update={"versions": environment(self.plan, deterministic=True)})
                     history.set_recipe(job_id, recipe)

@@ -166,3 +166,49 @@ def test_the_memory_limit_setting_is_checked():
     for bad in ("abc", "0", "-3", "nan", "inf"):
         with pytest.raises(BadInput, match="AIPROD_MEMORY_LIMIT_GB must be a positive number"):
             memory_limit(bad)
+
+
+def test_a_stored_8_bit_copy_is_never_streamed_piecewise():
+    import dataclasses
+
+    ltx2 = published_ltx2()
+    eight_bit = dataclasses.replace(ltx2.weight("transformer"), stored_bytes=int(19.6e9))
+    stored = dataclasses.replace(
+        ltx2, stored_quantization="fp8", components={**ltx2.components, "transformer": eight_bit}
+    )
+    job = Job(768, 512, 121, quantization="fp8")
+    for gb in (80, 48, 24, 12):
+        try:
+            _, chosen, _ = plan_job(stored, job, {"quantization": "fp8"}, "auto", CUDA_BF16, gpu(gb))
+        except OverBudget as refusal:
+            assert "group" not in str(refusal).split(";")[1] and "sequential" not in str(refusal).split(";")[1]
+        else:
+            assert chosen.offload in ("none", "model")
+    with pytest.raises(BadInput, match="offload 'group' cannot move fp8 weights") as refusal:
+        plan_job(stored, job, {"quantization": "fp8"}, "gpu-24gb", CUDA_BF16, gpu(24))
+    assert refusal.value.field == "offload"
+
+
+def test_a_named_fix_is_one_the_recipe_accepts():
+    from aiprod_studio.recipe import make_recipe
+
+    streamed = Job(768, 512, 121, offload="group")
+    with pytest.raises(OverBudget) as refusal:
+        plan_job(published_ltx2(), streamed, {}, "custom", CUDA_BF16, gpu(4, ram_gb=128))
+    fix = str(refusal.value).split("; ")[1]
+    assert fix.startswith(("it fits with", "lower")) and "fp8" not in fix.split("(")[0], fix
+    make_recipe({"prompt": "p", "model": "m", "offload": "group"})  # (the job as it was is a valid recipe)
+
+
+def test_an_explicit_profile_overridden_by_the_user_is_recorded_as_custom(studio):
+    lean = studio.build_recipe({"prompt": "a red ball", "profile": "cpu-lean", "vae_tiling": False})
+    assert (lean.profile, lean.vae_tiling) == ("custom", False)
+
+
+def test_restoring_a_recipe_from_another_machine_shows_its_settings_as_custom():
+    from ui.components.render_form import FIELDS, updates_from_recipe
+
+    old_clip = {"prompt": "p", "model": "m", "model_digest": "d" * 64, "profile": "gpu-24gb", "offload": "group"}
+    shown = dict(zip(FIELDS, updates_from_recipe(old_clip), strict=True))
+    assert shown["profile"]["value"] == "custom" and shown["offload"]["value"] == "group"
+    assert shown["vae_tiling"]["value"] == "off" and shown["fast"]["value"] is False  # predates them: off

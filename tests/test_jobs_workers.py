@@ -275,3 +275,12 @@ def test_a_worker_that_keeps_dying_waits_longer_each_time_and_one_that_will_not_
     deaf_workers.stop()
     assert time.monotonic() - started < 5 and deaf_workers.pids() == []
     assert deaf_workers.workers[0].proc.returncode == -9
+
+
+def test_workers_on_one_device_share_its_memory_budget():
+    from engine.jobs.workers import device_memory_gb, shared_limits
+
+    assert shared_limits(["cpu"], 8.0) == [8.0] and shared_limits(["cpu"], None) == [None]
+    assert shared_limits(["cpu", "cpu"], 8.0) == [4.0, 4.0]
+    three = shared_limits(["cpu"] * 3, None)
+    assert three[0] == three[2] == pytest.approx(device_memory_gb("cpu") / 3, abs=0.01)

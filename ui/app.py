@@ -25,7 +25,7 @@ from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.settings import DEFAULT_HOST, Settings
 from engine.jobs.queue import QueueWorker
-from engine.jobs.workers import Supervisor
+from engine.jobs.workers import Supervisor, shared_limits
 from engine.runners import make_worker
 from engine.studio import Studio
 from ui import api
@@ -228,8 +228,9 @@ def serve(
     credentials = parse_auth(auth, auth_file)
     check_port_free("0.0.0.0" if listen else DEFAULT_HOST, port)
     os.environ["GRADIO_TEMP_DIR"] = str(gradio_cache_dir(settings))
+    limits = shared_limits(devices, settings.memory_limit_gb) if devices else []  # workers on one device share it
     if devices:
-        settings = dataclasses.replace(settings, device=devices[0])
+        settings = dataclasses.replace(settings, device=devices[0], memory_limit_gb=limits[0])
     studio = Studio(settings)
     # refuses --listen without auth, and a malformed origin
     kwargs = launch_kwargs(studio, port, listen, credentials, allow_hosts, allow_origins)
@@ -247,7 +248,9 @@ def serve(
         print(
             f"Render workers: {len(devices)}, on {', '.join(devices)} (logs: {settings.data_dir / 'logs'})", flush=True
         )
-    workers = Supervisor(settings, devices[1:], studio.history).start()  # also sweeps dead workers' jobs
+    workers = Supervisor(
+        settings, devices[1:], studio.history, limits=limits[1:]
+    ).start()  # also sweeps dead workers' jobs
     try:
         with sigterm_as_interrupt():  # a stop from a service manager is a Ctrl-C: the workers stop with the studio
             app.launch(**kwargs)

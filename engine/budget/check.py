@@ -68,7 +68,7 @@ class Room:
 
 
 def room(plan: DevicePlan, limit_gb: float | None = None, resident_bytes: int = 0) -> Room:
-    """The memory free for a job now; `resident_bytes`: held by the studio's warm model (freed
+    """The memory free for a job now; `resident_bytes`: RAM held by the studio's warm model (freed
     for another model, reused by the same one: either way it is room for this job)."""
     host = psutil.virtual_memory().available
     limit = int(limit_gb * GiB) if limit_gb else None
@@ -76,7 +76,7 @@ def room(plan: DevicePlan, limit_gb: float | None = None, resident_bytes: int = 
         free, total = torch.cuda.mem_get_info(plan.device)
         free += torch.cuda.memory_reserved(plan.device)  # our own cache: the lease frees it for this job
         device = min(free, limit) if limit else free
-        return Room(device, host, True, min(total, limit) if limit else total, str(plan.device))
+        return Room(device, host + resident_bytes, True, min(total, limit) if limit else total, str(plan.device))
     host += resident_bytes
     device = min(host, limit) if limit else host
     total = psutil.virtual_memory().total
@@ -98,6 +98,25 @@ def _with(job: Job, changes: dict[str, object]) -> Job:
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
 
+def streams_8_bit(facts: ModelFacts, job: Job) -> bool:
+    """8-bit weights (asked for, or stored so) with an offload that moves weights piecewise: what
+    the pinned libraries cannot run."""
+    return (job.quantization != "none" or bool(facts.stored_quantization)) and job.offload in ("group", "sequential")
+
+
+def chooser(space: Room) -> Room:
+    """The room profile `auto` chooses by: the whole device (and RAM), not what happens to be free
+    now, so the same recipe gets the same profile (and render key) on the same machine; the
+    memory free now only decides whether the chosen settings run."""
+    host_total = max(space.host_bytes, psutil.virtual_memory().total)
+    if space.on_cuda:
+        return dataclasses.replace(
+            space, device_bytes=max(space.device_bytes, space.total_bytes), host_bytes=host_total
+        )
+    whole = max(space.device_bytes, space.total_bytes)
+    return dataclasses.replace(space, device_bytes=whole, host_bytes=whole)
+
+
 def pick_profile(
     facts: ModelFacts, job: Job, given: dict[str, object], space: Room, nbytes: int, profiles: list[Preset]
 ) -> tuple[Preset | None, Job, Estimate]:
@@ -107,8 +126,8 @@ def pick_profile(
     for profile in profiles:
         settings = {k: v for k, v in profile.settings.items() if k in PROFILE_KEYS and k not in given}
         candidate = _with(job, settings)
-        if candidate.quantization != "none" and candidate.offload in ("group", "sequential"):
-            continue  # 8-bit weights the user asked for cannot stream: a profile that would is skipped
+        if streams_8_bit(facts, candidate):
+            continue  # 8-bit weights the user asked for (or stored) cannot stream: a profile that would is skipped
         est = estimate(facts, candidate, space.on_cuda, nbytes)
         tried = (profile, candidate, est)
         if not space.shortfall(est):
@@ -151,6 +170,8 @@ def cheapest_fix(facts: ModelFacts, job: Job, space: Room, nbytes: int, profiles
         if all(getattr(job, k) == v for k, v in changes.items()):
             continue
         candidate = _with(job, changes)
+        if streams_8_bit(facts, candidate):
+            continue  # a change the recipe would refuse is no fix
         if not space.shortfall(estimate(facts, candidate, space.on_cuda, nbytes)):
             named = next(
                 (p.id for p in profiles if all(p.settings.get(k) == getattr(candidate, k) for k in PROFILE_KEYS)),
@@ -163,10 +184,15 @@ def cheapest_fix(facts: ModelFacts, job: Job, space: Room, nbytes: int, profiles
     size = _size_that_fits(facts, job, space, nbytes)
     if size:
         return f"lower the size to {size[0]}×{size[1]}"
-    leanest = _with(job, LEANEST if space.on_cuda else {"vae_tiling": True})
-    frames = _frames_that_fit(facts, leanest, space, nbytes)
+    if not space.on_cuda:
+        lean, words = {"vae_tiling": True}, "VAE tiling"
+    elif facts.stored_quantization:  # stored 8-bit weights move only whole
+        lean, words = {"offload": "model", "vae_tiling": True}, "model offload and VAE tiling"
+    else:
+        lean, words = LEANEST, "sequential offload and VAE tiling"
+    frames = _frames_that_fit(facts, _with(job, lean), space, nbytes)
     if frames:
-        return f"lower num_frames to {frames} with sequential offload and VAE tiling"
+        return f"lower num_frames to {frames} with {words}"
     return None
 
 
@@ -186,17 +212,22 @@ def plan_job(
     device = "cuda" if space.on_cuda else "cpu"
     profiles = hardware_profiles(device)
     chosen_id = profile
+    chosen: Preset | None = None
     if profile == AUTO:
-        chosen, job, est = pick_profile(facts, job, given, space, nbytes, profiles)
-        chosen_id = chosen.id if chosen else "custom"
-        if given and chosen is not None:  # the user's settings over the profile's: say so
-            chosen_id = chosen.id if all(chosen.settings.get(k) == v for k, v in given.items()) else "custom"
-    else:
-        if profile != "custom":
-            found = load_hardware(profile, device)[0]
-            settings = {k: v for k, v in found.settings.items() if k in PROFILE_KEYS and k not in given}
-            job = _with(job, settings)
-        est = estimate(facts, job, space.on_cuda, nbytes)
+        chosen, job, _ = pick_profile(facts, job, given, chooser(space), nbytes, profiles)
+    elif profile != "custom":
+        chosen = load_hardware(profile, device)[0]
+        job = _with(job, {k: v for k, v in chosen.settings.items() if k in PROFILE_KEYS and k not in given})
+    if chosen is not None:  # the user's own settings over the profile's make it custom: say so
+        chosen_id = chosen.id if all(chosen.settings.get(k) == v for k, v in given.items()) else "custom"
+    if streams_8_bit(facts, job):
+        raise BadInput(
+            f"offload {job.offload!r} cannot move {job.quantization if job.quantization != 'none' else 'stored 8-bit'} "
+            f"weights (only whole components move when quantized): choose offload 'model' or 'none'"
+            + (f" (profile {chosen_id})" if chosen is not None else ""),
+            field="offload",
+        )
+    est = estimate(facts, job, space.on_cuda, nbytes)
     short = space.shortfall(est)
     if short:
         fix = cheapest_fix(facts, job, space, nbytes, profiles)

@@ -10,8 +10,9 @@ wait between phases is the offload mode:
     sequential  layer by layer: about one layer's weights + work (the least memory, the slowest)
 
 and the host (RAM) keeps what is not on the device (offloaded weights, in pinned memory), the
-decoded frames as float arrays, and, when the transformer is quantized while loading, its
-full-precision copy for a moment (a quantized copy in the vault avoids it).
+decoded frames as float arrays, and while loading every component on its way to the device —
+the transformer in full precision when it is quantized while loading (a quantized copy in the
+vault is read as stored).
 
 Working memory per phase, in elements of the compute dtype:
 
@@ -178,11 +179,12 @@ def estimate(facts: ModelFacts, job: Job, on_cuda: bool, dtype_bytes: int) -> Es
     if not on_cuda:  # the CPU computes in host memory: the device is the host
         host = device + frames_host
         return Estimate(int(host), int(host), False, phases, weights)
+    # loading: every component is read into RAM before it moves, and a transformer quantized
+    # while loading is read in full precision first (a stored 8-bit copy is read as stored)
     transformer = facts.weight("transformer")
-    quantize_copy = (
-        transformer.params * dtype_bytes if job.quantization != "none" and not facts.stored_quantization else 0
-    )
-    loading = max(weights.values(), default=0)  # a component passes through RAM on its way to the device
-    offloaded = total if offload != "none" else 0
-    host = max(offloaded, loading, quantize_copy) + frames_host
+    quantizing = job.quantization != "none" and not facts.stored_quantization
+    loading = total - weights.get("transformer", 0) + (transformer.params * dtype_bytes if quantizing else 0)
+    loading = max(loading, total)
+    offloaded = total if offload != "none" else 0  # weights waiting in RAM for their turn
+    host = max(offloaded, loading) + frames_host
     return Estimate(int(device), int(host), True, phases, weights)

@@ -89,6 +89,32 @@ def worker_devices(workers: object, gpus: str | None, device: str) -> list[str]:
     return [f"cuda:{i}" for i in indices]
 
 
+def shared_limits(devices: Sequence[str], limit_gb: float | None) -> list[float | None]:
+    """Each worker's memory budget in GiB: workers that share a device share its memory (the
+    limit, or else the device's whole memory, divided among them); a worker alone on its
+    device keeps `limit_gb` as it is."""
+    counts = {d: devices.count(d) for d in devices}
+    out: list[float | None] = []
+    for device in devices:
+        if counts[device] == 1:
+            out.append(limit_gb)
+            continue
+        whole = limit_gb if limit_gb else device_memory_gb(device)
+        out.append(round(whole / counts[device], 3))
+    return out
+
+
+def device_memory_gb(device: str) -> float:
+    """The whole memory of `device` in GiB (RAM for the CPU)."""
+    if device.startswith("cuda"):
+        import torch
+
+        return float(torch.cuda.get_device_properties(torch.device(device)).total_memory) / 2**30
+    import psutil
+
+    return float(psutil.virtual_memory().total) / 2**30
+
+
 def child_device(device: str, environ: dict[str, str]) -> tuple[str, dict[str, str]]:
     """The `--device` and environment of a worker process on `device`: on `cuda:N`, only GPU N is
     visible to it (counted as the studio counts them, within its own `CUDA_VISIBLE_DEVICES`)."""
@@ -129,8 +155,10 @@ class Supervisor:
         launcher: Sequence[str] | None = None,
         stop_timeout_s: float = 20.0,
         poll_s: float = 0.5,
+        limits: Sequence[float | None] | None = None,
     ):
         self.settings, self.history = settings, history
+        self.limits = list(limits) if limits is not None else [settings.memory_limit_gb] * len(devices)
         self.launcher = list(launcher or [sys.executable, "-m", "aiprod_studio"])
         self.stop_timeout_s, self.poll_s = stop_timeout_s, poll_s
         logs = settings.data_dir / "logs"
@@ -226,9 +254,11 @@ class Supervisor:
 
     def _spawn(self, w: WorkerProcess) -> None:
         device, env = child_device(w.device, dict(os.environ))
+        limit = self.limits[w.slot - 1] if w.slot - 1 < len(self.limits) else None
         env = {
             **os.environ,
             **env,
+            **({"AIPROD_MEMORY_LIMIT_GB": str(limit)} if limit else {}),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")])),
         }
         s = self.settings

@@ -72,6 +72,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         except OSError as exc:
             raise BadInput(f"recipe file {args.recipe!r} cannot be read: {exc.strerror}", field="recipe") from None
         values = recipe_from_json(text).model_dump(exclude={"model_digest", "versions", "profile"})
+        if args.profile:  # a profile asked for by name chooses the settings the file's recipe had
+            values = {k: v for k, v in values.items() if k not in ("quantization", "offload", "vae_tiling")}
     flags = {
         "prompt": args.prompt,
         "negative_prompt": args.negative,

@@ -34,12 +34,14 @@ TILING = {"auto": None, "on": True, "off": False}  # the VAE tiling radio's choi
 
 
 def tiling_value(value: Any) -> bool | None:
-    """The VAE tiling radio ("auto", "on", "off") or a script's True/False/None → the recipe's value."""
+    """The VAE tiling radio ("auto", "on", "off") or a script's true/false/null → the recipe's value."""
     if value is None or isinstance(value, bool):
         return value
-    if value in TILING:
-        return TILING[value]
-    raise gr.Error(f"vae_tiling must be auto, on or off (or true, false, null), got {value!r}")
+    word = value.strip().lower() if isinstance(value, str) else None
+    choices = {**TILING, "true": True, "false": False, "null": None}
+    if word not in choices:
+        raise gr.Error(f"vae_tiling must be auto, on or off (or true, false, null), got {value!r}"[:200])
+    return choices[word]
 
 
 def lora_label(ref: Any) -> str:
@@ -67,6 +69,10 @@ def values(*args: Any) -> dict[str, Any]:
 def updates_from_recipe(recipe: dict[str, Any]) -> list[Any]:
     """One update per field (in `FIELDS` order): the recipe's value, or no change where it has none."""
     shown = dict(recipe)
+    if "model_digest" in shown:  # a whole recipe (a clip's, a history row's): settings it predates are off
+        shown = {"vae_tiling": False, "fast": "off", **shown}
+        # its profile may not exist here (another machine, a deleted file): its settings are restored as they are
+        shown["profile"] = "custom"
     if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
         shown["loras"] = [lora_label(r) for r in shown["loras"]]
     if isinstance(shown.get("fast"), str):  # the cache's name → the Fast checkbox
