@@ -165,7 +165,13 @@ class Studio:
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
         chosen = {k: given[k] for k in PROFILE_KEYS if k in given}
         if entry.quantization:  # a stored quantized copy runs as stored
-            chosen.setdefault("quantization", entry.quantization)
+            if chosen.get("quantization", "none") not in ("none", entry.quantization):
+                raise BadInput(
+                    f"model {entry.name!r} is stored quantized as {entry.quantization}; choose quantization "
+                    f"none or {entry.quantization}, got {chosen['quantization']!r}",
+                    field="quantization",
+                )
+            chosen["quantization"] = entry.quantization
         return self.fit_memory(entry, recipe, profile, chosen)[0]
 
     # -- the memory budget -------------------------------------------------------------------

@@ -72,8 +72,12 @@ def test_bad_requests_are_refused(own_studio):
     save_quantized(vault, "aiprod-tiny-ltx2", "int8", "q8")
     with pytest.raises(BadInput, match="already a int8 copy"):
         save_quantized(vault, "q8", "fp8", "q8-again")
-    recipe = own_studio.build_recipe({"prompt": "x", "model": "q8", "quantization": "fp8"})
-    with pytest.raises(BadInput) as info:
+    with pytest.raises(BadInput) as info:  # refused before anything is queued
+        own_studio.build_recipe({"prompt": "x", "model": "q8", "quantization": "fp8"})
+    assert info.value.field == "quantization" and "stored quantized as int8" in str(info.value)
+    assert own_studio.build_recipe({"prompt": "x", "model": "q8"}).quantization == "int8"  # recorded as it runs
+    recipe = own_studio.build_recipe({"prompt": "x", "model": "q8"}).model_copy(update={"quantization": "fp8"})
+    with pytest.raises(BadInput) as info:  # a hand-edited recipe is refused when it loads
         own_studio.render(recipe)
     assert info.value.field == "quantization" and "stored quantized as int8" in str(info.value)
     assert [e.name for e in vault.entries("pipeline")] == ["aiprod-tiny-ltx2", "q8"]
