@@ -140,6 +140,10 @@ class Studio:
     # -- recipes -----------------------------------------------------------------------------
     def build_recipe(self, values: dict[str, Any]) -> Recipe:
         """Validated recipe from user values (None = not given) over model and studio defaults."""
+        return self._build(values)[0]
+
+    def _build(self, values: dict[str, Any], space: Room | None = None) -> tuple[Recipe, Estimate]:
+        """`build_recipe`, with the memory estimate its profile was chosen by."""
         given = {k: v for k, v in values.items() if v is not None and not (k in PROFILE_KEYS and v == AUTO)}
         profile = given.pop("profile", None) or AUTO
         model = given.get("model") or self.default_model()
@@ -172,7 +176,7 @@ class Studio:
                     field="quantization",
                 )
             chosen["quantization"] = entry.quantization
-        return self.fit_memory(entry, recipe, profile, chosen)[0]
+        return self.fit_memory(entry, recipe, profile, chosen, space)
 
     # -- the memory budget -------------------------------------------------------------------
     def facts(self, entry: Entry) -> ModelFacts:
@@ -198,7 +202,12 @@ class Studio:
         return room(self.plan, self.settings.memory_limit_gb, resident)
 
     def fit_memory(
-        self, entry: Entry, recipe: Recipe, profile: str = "custom", given: dict[str, Any] | None = None
+        self,
+        entry: Entry,
+        recipe: Recipe,
+        profile: str = "custom",
+        given: dict[str, Any] | None = None,
+        space: Room | None = None,
     ) -> tuple[Recipe, Estimate]:
         """`recipe` with the settings of `profile` (`auto`: the fastest that fits) under the `given`
         ones, and its estimate; `OverBudget` (exit 2, naming a fix) when it cannot fit."""
@@ -215,7 +224,8 @@ class Studio:
         )
         if profile == "custom":
             given = {k: getattr(recipe, k) for k in PROFILE_KEYS}
-        name, job, est = plan_job(self.facts(entry), job, dict(given or {}), profile, self.plan, self.room())
+        space = space or self.room()
+        name, job, est = plan_job(self.facts(entry), job, dict(given or {}), profile, self.plan, space)
         settings = {"quantization": job.quantization, "offload": job.offload, "vae_tiling": job.vae_tiling}
         return make_recipe({**recipe.model_dump(), **settings, "profile": name}), est
 
@@ -223,11 +233,9 @@ class Studio:
         """What a render of `values` will need before it is queued: the profile and settings the
         budget chose, peak memory against what is free, and the time this machine took for
         renders like it. Refusals (bad values, over budget) raise as `build_recipe` does."""
-        recipe = self.build_recipe(values)
-        entry = self.vault.get(recipe.model, kind="pipeline")
-        _, est = self.fit_memory(entry, recipe)
         space = self.room()
-        row = {"kind": "render", "recipe": recipe.model_dump(mode="json"), "model_digest": entry.digest}
+        recipe, est = self._build(values, space)
+        row = {"kind": "render", "recipe": recipe.model_dump(mode="json"), "model_digest": recipe.model_digest}
         step_s = typical_step_s(self.history, row)
         return {
             "profile": recipe.profile,

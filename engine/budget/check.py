@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import torch
@@ -216,7 +216,7 @@ def plan_job(
     if profile == AUTO:
         chosen, job, _ = pick_profile(facts, job, given, chooser(space), nbytes, profiles)
     elif profile != "custom":
-        chosen = load_hardware(profile, device)[0]
+        chosen = load_hardware(profile, device, profiles)
         job = _with(job, {k: v for k, v in chosen.settings.items() if k in PROFILE_KEYS and k not in given})
     if chosen is not None:  # the user's own settings over the profile's make it custom: say so
         chosen_id = chosen.id if all(chosen.settings.get(k) == v for k, v in given.items()) else "custom"
@@ -240,9 +240,8 @@ def plan_job(
     return chosen_id, job, est
 
 
-def load_hardware(profile: str, device: str) -> list[Preset]:
-    """The hardware profile `profile` for `device`, refused by name when there is none."""
-    profiles = hardware_profiles(device)
+def load_hardware(profile: str, device: str, profiles: list[Preset]) -> Preset:
+    """The hardware profile `profile` among `device`'s `profiles`, refused by name when there is none."""
     found = [p for p in profiles if p.id == profile]
     if not found:
         names = ", ".join([AUTO, "custom", *(p.id for p in profiles)])
@@ -251,4 +250,21 @@ def load_hardware(profile: str, device: str) -> list[Preset]:
         if any(p.id == profile for p in hardware_profiles(other)):
             where = ", a profile for a CUDA GPU (this studio runs on the CPU)" if other == "cuda" else ", a CPU profile"
         raise BadInput(f"profile must be one of {names}, got {profile!r}{where}", field="profile")
-    return found
+    return found[0]
+
+
+def forecast_line(f: dict[str, Any]) -> str:
+    """A forecast (`Studio.forecast`) in words: the budget's choice, then the memory against what
+    is free and the expected time (the CLI prints it on two lines, the Render tab on one)."""
+    expected = f["expected_s"]
+    time = f"about {expected:.3g} s of denoising" if expected is not None else "no past render like it to time it by"
+    memory = f"needs about {f['device_gib']:.2f} GiB of RAM ({f['free_device_gib']:.1f} GiB free)"
+    if f["device"] != "the CPU":
+        memory = (
+            f"needs about {f['device_gib']:.2f} GiB of GPU memory on {f['device']} ({f['free_device_gib']:.1f} GiB "
+            f"free) and {f['host_gib']:.2f} GiB of RAM ({f['free_host_gib']:.1f} GiB free)"
+        )
+    return (
+        f"profile {f['profile']}: quantization {f['quantization']}, offload {f['offload']}, "
+        f"VAE tiling {'on' if f['vae_tiling'] else 'off'}\n{memory}; {time}"
+    )

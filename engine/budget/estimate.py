@@ -183,8 +183,7 @@ def estimate(facts: ModelFacts, job: Job, on_cuda: bool, dtype_bytes: int) -> Es
     # while loading is read in full precision first (a stored 8-bit copy is read as stored)
     transformer = facts.weight("transformer")
     quantizing = job.quantization != "none" and not facts.stored_quantization
-    loading = total - weights.get("transformer", 0) + (transformer.params * dtype_bytes if quantizing else 0)
-    loading = max(loading, total)
+    loading = total - weights.get("transformer", 0) + (transformer.params * dtype_bytes) if quantizing else total
     offloaded = total if offload != "none" else 0  # weights waiting in RAM for their turn
     host = max(offloaded, loading) + frames_host
     return Estimate(int(device), int(host), True, phases, weights)

@@ -44,22 +44,6 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"seed must be an integer or 'random', got {text!r}") from None
 
 
-def forecast_line(f: dict[str, Any]) -> str:
-    """`render --estimate`'s text: the budget's choice and the memory against what is free."""
-    expected = f["expected_s"]
-    time = f"about {expected:.3g} s of denoising" if expected is not None else "no past render like it to time it by"
-    memory = f"needs about {f['device_gib']:.2f} GiB of RAM ({f['free_device_gib']:.1f} GiB free)"
-    if f["device"] != "the CPU":
-        memory = (
-            f"needs about {f['device_gib']:.2f} GiB of GPU memory on {f['device']} ({f['free_device_gib']:.1f} GiB "
-            f"free) and {f['host_gib']:.2f} GiB of RAM ({f['free_host_gib']:.1f} GiB free)"
-        )
-    return (
-        f"profile {f['profile']}: quantization {f['quantization']}, offload {f['offload']}, "
-        f"VAE tiling {'on' if f['vae_tiling'] else 'off'}\n{memory}; {time}"
-    )
-
-
 def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from engine.render.takes import copy_best, render_takes
     from engine.studio import Studio
@@ -102,6 +86,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     try:
         if args.estimate:  # what it would need, and stop
             forecast = studio.forecast(values)
+            from engine.budget.check import forecast_line
+
             return forecast, forecast_line(forecast)
         recipe = studio.build_recipe(values)
         out = Path(args.out) if args.out else None
