@@ -66,6 +66,17 @@ class Source(BaseModel):
     revision: str = Field(pattern=r"^[0-9a-f]{40}$")
 
 
+class ImportedFile(BaseModel):
+    """The single-file checkpoint an entry was converted from (`vault import-checkpoint`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    file: str  # the source file's name (not its path: nothing about the machine it came from)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    like: str  # the entry whose configuration (and other components) it was converted with
+    components: list[str] = Field(default_factory=list)  # the components taken from the file
+
+
 class Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -83,6 +94,9 @@ class Entry(BaseModel):
     test_model: bool = False
     description: str = ""
     defaults: dict[str, Any] = Field(default_factory=dict)
+    variant: str | None = None  # "distilled" for a few-step distilled model (from the catalog or the import)
+    generation: str | None = None  # a LoRA: the model generation it was trained for ("2.0", "2.3", "2.5")
+    imported_from: ImportedFile | None = None
 
     @field_validator("name")
     @classmethod
