@@ -18,6 +18,8 @@ Offload = Literal["none", "model", "group", "sequential"]  # CUDA memory saving,
 FastMode = Literal["off", "taylorseer", "firstblock"]  # a step cache, by the name of its exact settings
 FAST_ON: FastMode = "taylorseer"  # what Fast "on" (True) means: the cache that measured best
 
+Decoder = Literal["vae", "diffusion"]  # how latents become frames: the VAE, or LTX-2.5's diffusion decoder
+
 AUTO = "auto"  # a quantization, offload or profile left to the memory budget to choose
 
 ComputeDtype = Literal["float32", "bfloat16", "float16"]  # what a saved quantized copy runs in
@@ -26,6 +28,7 @@ STORED_QUANTIZATIONS: tuple[StoredQuantization, ...] = get_args(StoredQuantizati
 QUANTIZATIONS: tuple[Quantization, ...] = get_args(Quantization)
 OFFLOADS: tuple[Offload, ...] = get_args(Offload)
 FAST_MODES: tuple[FastMode, ...] = get_args(FastMode)
+DECODERS: tuple[Decoder, ...] = get_args(Decoder)
 COMPUTE_DTYPES: tuple[ComputeDtype, ...] = get_args(ComputeDtype)
 
 # -- the job queue -------------------------------------------------------------------------------

@@ -125,6 +125,11 @@ class Generation:
         return f"LTX-{self.version}{' distilled' if self.distilled else ''}"
 
     @property
+    def tag(self) -> str:
+        """How a recipe records it: `2.3`, `2.3-distilled`."""
+        return f"{self.version}{'-distilled' if self.distilled else ''}"
+
+    @property
     def defaults(self) -> dict[str, Any]:
         table = DEFAULTS[(self.version, self.distilled)]
         return {**table, "advanced": dict(table["advanced"])}
@@ -198,3 +203,22 @@ def detect(folder: Path, variant: str | None = None) -> Generation | None:
         if not evidence:
             evidence.append("no 2.3/2.5 component (Gemma 3 text encoder, plain vocoder)")
     return Generation(version, variant == DISTILLED, tuple(evidence), tuple(components))
+
+
+def check_features(generation: Generation | None, model: str, auto_duration: bool, decoder: str) -> None:
+    """Refuse, by field, a render asking for what this model does not have."""
+    from aiprod_studio.errors import BadInput
+
+    label = generation.label if generation else "not an LTX-2 model"
+    if auto_duration and not (generation and generation.offers("auto_duration")):
+        raise BadInput(
+            f"auto_duration needs a model with a duration head (LTX-2.5); model {model!r} ({label}) has none: "
+            "set the number of frames instead",
+            field="auto_duration",
+        )
+    if decoder == "diffusion" and not (generation and generation.offers("quality_decode")):
+        raise BadInput(
+            f"decoder 'diffusion' (quality decode) needs a model with a diffusion decoder (LTX-2.5's "
+            f"diffusion_decoder folder); model {model!r} ({label}) has none: use decoder 'vae'",
+            field="decoder",
+        )

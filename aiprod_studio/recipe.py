@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from aiprod_studio import choices
-from aiprod_studio.choices import FAST_ON, FastMode, Offload, Quantization
+from aiprod_studio.choices import FAST_ON, Decoder, FastMode, Offload, Quantization
 from aiprod_studio.errors import BadInput
 
 T = TypeVar("T")
@@ -44,6 +44,7 @@ ADVANCED_KEYS = {
     "decode_noise_scale": float,
     "noise_scale": float,
     "motion_speed": float,
+    "sigmas": "floats",  # a fixed noise schedule (a distilled model's); as many values as steps
 }
 
 # What a recipe falls back to when neither the user nor the model entry says otherwise
@@ -62,12 +63,14 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "vae_tiling": False,
     "fast": "off",
     "profile": "custom",
+    "auto_duration": False,
+    "decoder": "vae",
 }
 
 
 # Settings the render key holds only when they differ from their defaults (so the keys of
 # recipes written before these settings existed do not change).
-KEYED_WHEN_SET = ("vae_tiling", "fast")
+KEYED_WHEN_SET = ("vae_tiling", "fast", "auto_duration", "decoder")
 
 # Fields older recipes carry that no longer exist, with the one value they always held
 # (`scheduler`: the engine never read it; it was dropped from the recipe and from its render key).
@@ -158,11 +161,18 @@ class Recipe(BaseModel):
     vae_tiling: StrictBool = RECIPE_DEFAULTS["vae_tiling"]  # decode the video in tiles: less memory, seams blended
     fast: FastMode = RECIPE_DEFAULTS["fast"]  # a step cache: some steps skip the transformer's blocks
     profile: str = RECIPE_DEFAULTS["profile"]  # the hardware profile that chose quantization, offload and tiling
+    generation: str | None = None  # the model's LTX-2 generation, read from its configs ("2.3", "2.3-distilled")
+    # the model's duration head picks the frame count, at most `num_frames`; a finished clip's
+    # recipe holds the count it picked (rendered again, the head picks the same one)
+    auto_duration: StrictBool = RECIPE_DEFAULTS["auto_duration"]
+    decoder: Decoder = RECIPE_DEFAULTS["decoder"]  # "diffusion": LTX-2.5's diffusion decoder ("quality decode")
     advanced: dict[str, Any] = Field(default_factory=dict)
     deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
     versions: dict[str, str] = Field(default_factory=dict)
 
-    _text_fields = text_fields("prompt", "negative_prompt", "model", "model_digest", "versions", "profile")
+    _text_fields = text_fields(
+        "prompt", "negative_prompt", "model", "model_digest", "versions", "profile", "generation"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -306,12 +316,51 @@ class Recipe(BaseModel):
                 continue
             if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
                 continue
-            if kind is list and isinstance(value, list) and all(isinstance(i, int) for i in value):
+            if kind is list and isinstance(value, list) and all(_is_int(i) for i in value):
+                continue
+            if kind == "floats" and isinstance(value, list) and value and all(_is_number(i) for i in value):
+                if not all(0.0 <= float(i) <= 1.0 for i in value) or any(
+                    a <= b for a, b in zip(value, value[1:], strict=False)
+                ):
+                    raise ValueError(
+                        f"setting 'sigmas' must fall from 1 towards 0 (each below the last), got {value!r}"
+                    )
                 continue
             if kind in (int, bool) and type(value) is kind:
                 continue
-            raise ValueError(f"setting {key!r} must be {kind.__name__}, got {value!r}")
+            kind_name = "a list of numbers" if kind == "floats" else getattr(kind, "__name__", str(kind))
+            raise ValueError(f"setting {key!r} must be {kind_name}, got {echo(value)}")
         return v
+
+    @model_validator(mode="after")
+    def _auto_duration_room(self) -> Recipe:
+        """With auto duration the frame count is the longest clip allowed: it must leave a choice."""
+        if self.auto_duration and self.num_frames < 9:
+            message = f"must be at least 9 with auto_duration (it is the longest clip allowed), got {self.num_frames}"
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", message), loc=("num_frames",), input=self.num_frames
+                    )
+                ],
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _schedule_length(self) -> Recipe:
+        """A fixed schedule has one sigma per step: 8 sigmas and 30 steps cannot both be meant."""
+        sigmas = self.advanced.get("sigmas")
+        if sigmas and len(sigmas) != self.steps:
+            message = (
+                f"must equal the number of sigmas in advanced.sigmas ({len(sigmas)}) when a fixed schedule "
+                f"is set, got {self.steps}"
+            )
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=("steps",), input=self.steps)],
+            )
+        return self
 
     # -- serialisation -------------------------------------------------------------
     def to_json(self) -> str:
@@ -322,11 +371,19 @@ class Recipe(BaseModel):
         """Hash of what decides the pixels (not the library versions, not where weights wait, not
         the deterministic switch: the same recipe, asked to repeat itself exactly; not the
         profile's name: the settings it chose are in the key)."""
-        data = self.model_dump(mode="json", exclude={"versions", "offload", "deterministic", "profile"})
+        data = self.model_dump(mode="json", exclude={"versions", "offload", "deterministic", "profile", "generation"})
         for name in KEYED_WHEN_SET:  # settings added later: a recipe that leaves them off keeps its old key
             if data[name] == RECIPE_DEFAULTS[name]:
                 del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def describe_error(err: Mapping[str, Any]) -> str:

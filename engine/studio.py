@@ -18,6 +18,7 @@ from typing import Any
 from aiprod_studio.choices import AUTO
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files import partials
+from aiprod_studio.generations import Generation, check_features, detect
 from aiprod_studio.jobs.history import History
 from aiprod_studio.jobs.timing import typical_step_s
 from aiprod_studio.numbers import whole_number
@@ -58,6 +59,7 @@ class Studio:
         self._history_lock = threading.Lock()
         self.qa = QualityGate(self.vault)  # the checks every clip passes once written
         self._facts: dict[str, ModelFacts] = {}  # by model digest: sizes read from the files once
+        self._generations: dict[str, Generation | None] = {}  # by model digest: read from the configs once
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -153,12 +155,21 @@ class Studio:
                 field="model",
             )
         entry = self.vault.get(model, kind="pipeline")
-        model_defaults = {k: v for k, v in entry.defaults.items() if k != "advanced"}
-        advanced = {**entry.defaults.get("advanced", {}), **given.get("advanced", {})}
+        # user values over the model entry's defaults over its generation's over the studio's
+        generation = self.generation(entry)
+        defaults = self.model_defaults(entry)
+        del defaults["generation"]
+        advanced = defaults.pop("advanced")
+        if isinstance(given.get("advanced"), dict):  # a whole recipe's (a file, a history row): complete as it is
+            advanced = dict(given["advanced"])  # (so a recipe made before a default existed renders as it did)
+        elif advanced.get("sigmas") and isinstance(given.get("steps"), int):
+            if len(advanced["sigmas"]) != given["steps"]:
+                del advanced["sigmas"]  # other step counts than the distilled schedule's run the model's own
         data = {
             **RECIPE_DEFAULTS,
-            **model_defaults,
+            **defaults,
             **given,
+            "generation": generation.tag if generation else None,
             "model": model,
             "model_digest": entry.digest,
             "advanced": advanced,
@@ -167,6 +178,7 @@ class Studio:
         }
         recipe = make_recipe({**data, "profile": "custom" if profile == AUTO else profile})
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
+        check_features(generation, entry.name, recipe.auto_duration, recipe.decoder)
         chosen = {k: given[k] for k in PROFILE_KEYS if k in given}
         if entry.quantization:  # a stored quantized copy runs as stored
             if chosen.get("quantization", "none") not in ("none", entry.quantization):
@@ -177,6 +189,24 @@ class Studio:
                 )
             chosen["quantization"] = entry.quantization
         return self.fit_memory(entry, recipe, profile, chosen, space)
+
+    def generation(self, entry: Entry) -> Generation | None:
+        """The entry's LTX-2 generation, read from its configs once per digest (None: not LTX-2)."""
+        if entry.digest not in self._generations:
+            self._generations[entry.digest] = detect(self.vault.entry_dir(entry), entry.variant)
+        return self._generations[entry.digest]
+
+    def model_defaults(self, entry: Entry) -> dict[str, Any]:
+        """What a render on `entry` uses where the user sets nothing: the entry's own defaults over
+        its generation's recommended ones over the studio's (`advanced` merged the same way), and
+        the generation itself (`generation`: its JSON, or None for a model that is not LTX-2)."""
+        generation = self.generation(entry)
+        recommended = generation.defaults if generation else {}
+        plain = {k: v for k, v in RECIPE_DEFAULTS.items() if k in ("width", "height", "num_frames", "fps", "steps")}
+        merged = {**plain, "guidance": RECIPE_DEFAULTS["guidance"], **recommended, **entry.defaults}
+        merged["advanced"] = {**recommended.get("advanced", {}), **entry.defaults.get("advanced", {})}
+        merged["generation"] = generation.to_json() if generation else None
+        return merged
 
     # -- the memory budget -------------------------------------------------------------------
     def facts(self, entry: Entry) -> ModelFacts:
@@ -299,6 +329,7 @@ class Studio:
                 recipe = self.stamp(recipe)
                 history.set_recipe(job_id, recipe)
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
+            check_features(self.generation(entry), entry.name, recipe.auto_duration, recipe.decoder)
             # 2. Wait for the device, then render.
             # (deterministic mode is process-wide: it is on only while this render holds the device)
             with self.device_lease("render") as lease, determinism(self.plan) if deterministic else nullcontext():
@@ -319,7 +350,10 @@ class Studio:
                     if progress is not None:
                         progress(step, total)
 
-                render_to_file(pipe, recipe, target, on_progress, cancel)
+                rendered = render_to_file(pipe, recipe, target, on_progress, cancel)
+                if rendered != recipe:  # the duration head picked the frame count: the row says which
+                    recipe = rendered
+                    history.set_recipe(job_id, recipe)
                 # 3. The quality gates, on the device still held: the file, then the CLIP scores.
                 expect = expectations(recipe, entry.family)
                 history.set_qa(job_id, self.qa.check(target, recipe.prompt, expect))

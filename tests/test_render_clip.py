@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
+from aiprod_studio.generations import DEFAULTS
 from aiprod_studio.settings import load_settings
 from engine.models.pipelines import warm_pipeline
 from engine.render import media
@@ -65,7 +66,9 @@ def test_cancel_stops_at_the_next_step_and_leaves_no_file(studio):
 def test_model_defaults_fill_what_the_user_left_out(studio):
     r = studio.build_recipe({"prompt": "x", "steps": 3})
     assert (r.width, r.height, r.num_frames, r.steps, r.guidance) == (64, 64, 17, 3, 3.0)
-    assert r.advanced == {"max_sequence_length": 64}
+    # the model's own (max_sequence_length) over its generation's recommended guidance extras
+    assert r.generation == "2.0"
+    assert r.advanced == {**DEFAULTS[("2.0", False)]["advanced"], "max_sequence_length": 64}
 
 
 def test_unknown_model_is_bad_input_and_records_nothing(studio):

@@ -157,7 +157,9 @@ def enqueue_body(prompt: str, fn_index: int, session_hash: str) -> bytes:
         "auto",
         None,
         False,
-    ]  # …, takes, deterministic, profile, vae_tiling, fast
+        False,
+        "vae",
+    ]  # …, takes, deterministic, profile, vae_tiling, fast, auto_duration, decoder
     return json.dumps({"data": data, "fn_index": fn_index, "session_hash": session_hash}).encode()
 
 

@@ -117,7 +117,7 @@ def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(
         served[1],
         "enqueue",
         '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, null, null, null, 0, null, 1, false, '
-        '"auto", null, false]}',
+        '"auto", null, false, false, "vae"]}',
     )
     assert "prompt contains an invalid character (lone surrogate U+D800" in answer, answer
     with pytest.raises(Exception, match="status must be one of queued, running"):

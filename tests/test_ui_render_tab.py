@@ -9,7 +9,7 @@ import pytest
 
 def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, seed=5.0):
     # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
-    # loras, profile, vae_tiling, fast
+    # loras, profile, vae_tiling, fast, auto_duration, decoder
     return [
         prompt,
         "",
@@ -27,6 +27,8 @@ def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, see
         "auto",
         "auto",
         False,
+        False,
+        "vae",
     ]
 
 
@@ -80,9 +82,12 @@ def test_add_to_queue_returns_at_once(handlers, studio, worker):
 
 
 def test_choosing_a_model_or_preset_fills_the_form(handlers):
-    note, width, *_ = handlers["on_model"]("aiprod-tiny-ltx2")
+    note, width, *_, auto_duration, decoder = handlers["on_model"]("aiprod-tiny-ltx2")
     assert "Start here" in note["value"] and "`aiprod-tiny-ltx2`" in note["value"] and "Test model" in note["value"]
-    assert width["value"] == 64
+    assert "LTX-2.0 (read from its configs)" in note["value"] and "8 steps" in note["value"]
+    # the field is emptied (an empty field renders with the model's value) and shows that value
+    assert width["value"] is None and width["placeholder"] == "64"
+    assert auto_duration["interactive"] is False and decoder["interactive"] is False  # 2.0 has neither
     updates = handlers["on_preset"]("9:16 portrait")
     assert updates[5]["value"] == 576 and updates[6]["value"] == 1024  # width, height
 

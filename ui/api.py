@@ -111,6 +111,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         profile: str = "auto",
         vae_tiling: bool | None = None,
         fast: bool = False,
+        auto_duration: bool = False,
+        decoder: str = "vae",
     ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record (with its `qa`).
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2). `takes` > 1 (up to 8) renders that many
@@ -119,13 +121,17 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         deterministic mode (slower; renders repeat exactly, as they always do on the CPU). `profile`: `auto` (the
         fastest hardware profile that fits this machine's memory), `custom` or a profile's name; `quantization`,
         `offload` and `vae_tiling` left `auto`/null are the profile's. `fast`: reuse cached transformer work between
-        steps (faster, a little different). A render that cannot fit in memory is refused with a change that fits."""
+        steps (faster, a little different). `auto_duration` (LTX-2.5): the model's duration head picks the frame count,
+        at most `num_frames`; the record's recipe holds the count it picked. `decoder`: `vae`, or `diffusion` for
+        LTX-2.5's diffusion decoder (quality decode). Left-out sizes, steps and guidance are the model's generation's
+        recommended ones. A render that cannot fit in memory is refused with a change that fits."""
         size = (width, height, num_frames, fps, steps, guidance)
         try:
             extra = check_retakes(retakes)
         except StudioError as exc:
             raise refused(exc) from None
         form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
+        form += (auto_duration, decoder)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         for job_id in ids:
             worker.wait(job_id)
@@ -159,13 +165,16 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         profile: str = "auto",
         vae_tiling: bool | None = None,
         fast: bool = False,
+        auto_duration: bool = False,
+        decoder: str = "vae",
     ) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position). `takes` > 1 (up to 8)
         queues that many seeds as one group: the first take's record, every take's id under `take_ids`.
-        `deterministic`: CUDA's deterministic mode for this render. `profile`, `quantization`, `offload`, `vae_tiling`
-        and `fast` as in /render."""
+        `deterministic`: CUDA's deterministic mode for this render. `profile`, `quantization`, `offload`, `vae_tiling`,
+        `fast`, `auto_duration` and `decoder` as in /render."""
         size = (width, height, num_frames, fps, steps, guidance)
         form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
+        form += (auto_duration, decoder)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         return record(_status(ids[0])) | ({"take_ids": ids} if len(ids) > 1 else {})
 

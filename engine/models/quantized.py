@@ -125,6 +125,7 @@ def save_quantized(vault: Vault, name: str, to: str, new_name: str, dtype: str |
         quantization=to,
         test_model=entry.test_model,
         defaults=entry.defaults,
+        variant=entry.variant,
         description=f"{entry.name} with its transformer stored quantized ({to}, {dtype})",
     )
     log.info(

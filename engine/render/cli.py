@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiprod_studio.choices import AUTO
+from aiprod_studio.choices import AUTO, DECODERS
 from aiprod_studio.cli import sigterm_as_interrupt
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files.folders import writable_folder
@@ -76,6 +76,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "profile": args.profile,
         "vae_tiling": args.vae_tiling,
         "fast": True if args.fast else None,
+        "auto_duration": True if args.auto_duration else None,
+        "decoder": args.decoder,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     if "prompt" not in values:
@@ -270,6 +272,16 @@ def register(reg: Any) -> None:
     )
     p.add_argument(
         "--fast", action="store_true", help="reuse cached transformer work between steps: faster, a little different"
+    )
+    p.add_argument(
+        "--auto-duration",
+        action="store_true",
+        help="LTX-2.5: the model's duration head picks the frame count, at most --frames (recorded in the recipe)",
+    )
+    p.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        help="vae (default), or diffusion: LTX-2.5's diffusion decoder (quality decode, slower)",
     )
     p.add_argument(
         "--estimate",

@@ -49,11 +49,19 @@ def pipeline_kwargs(pipe: Pipeline, recipe: Recipe) -> dict[str, Any]:
         "num_inference_steps": recipe.steps,
         "guidance_scale": recipe.guidance,
     }
+    if recipe.auto_duration:  # the duration head picks; `num_frames` is the longest clip allowed
+        # (bounds that depend on nothing but the recipe: rendered again with the count it picked,
+        # the head picks that same count, so the clip re-renders identically)
+        kwargs["num_frames"] = None
+        kwargs["min_seconds"] = 1.0 / recipe.fps
+        kwargs["max_seconds"] = recipe.num_frames / recipe.fps
     accepted = inspect.signature(pipe.__call__).parameters
     for key, value in recipe.advanced.items():
         if key not in accepted:
             raise BadInput(f"advanced setting {key!r} is not supported by {type(pipe).__name__}", field="advanced")
         kwargs[key] = value
+    if recipe.auto_duration and "max_seconds" not in accepted:
+        raise BadInput(f"auto_duration is not supported by {type(pipe).__name__}", field="auto_duration")
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 
@@ -167,12 +175,15 @@ def render_to_file(
     out_path: Path,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-) -> None:
-    """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag)."""
+) -> Recipe:
+    """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag); returns the
+    recipe as rendered (with auto duration: the frame count the model picked)."""
     frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)
+    if recipe.auto_duration:
+        recipe = recipe.model_copy(update={"num_frames": int(frames.shape[0])})
     media.encode_mp4(
         out_path,
         frames,
@@ -181,3 +192,4 @@ def render_to_file(
         sample_rate,
         metadata={media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]},
     )
+    return recipe

@@ -29,6 +29,8 @@ FIELDS = (
     "profile",
     "vae_tiling",
     "fast",
+    "auto_duration",
+    "decoder",
 )
 TILING = {"auto": None, "on": True, "off": False}  # the VAE tiling radio's choices → recipe values
 
@@ -70,7 +72,7 @@ def updates_from_recipe(recipe: dict[str, Any]) -> list[Any]:
     """One update per field (in `FIELDS` order): the recipe's value, or no change where it has none."""
     shown = dict(recipe)
     if "model_digest" in shown:  # a whole recipe (a clip's, a history row's): settings it predates are off
-        shown = {"vae_tiling": False, "fast": "off", **shown}
+        shown = {"vae_tiling": False, "fast": "off", "auto_duration": False, "decoder": "vae", **shown}
         # its profile may not exist here (another machine, a deleted file): its settings are restored as they are
         shown["profile"] = "custom"
     if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu

@@ -92,6 +92,8 @@ def on_generate(
     profile,
     vae_tiling,
     fast,
+    auto_duration,
+    decoder,
     takes,
     retakes,
     request: gr.Request,
@@ -100,7 +102,7 @@ def on_generate(
     args = (prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance)
     try:
         extra = check_retakes(0 if retakes in (None, "") else retakes)
-        ids = enqueue_group(services, takes, *args, seed, loras, profile, vae_tiling, fast)
+        ids = enqueue_group(services, takes, *args, seed, loras, profile, vae_tiling, fast, auto_duration, decoder)
     except StudioError as exc:
         yield gr.update(), gr.update(), shown(refused(exc))
         return

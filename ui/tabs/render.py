@@ -19,15 +19,14 @@ from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
 from engine.render import media
 from ui.components import queue_panel
 from ui.components.budget_note import BUDGET_FIELDS, forecast_text, on_forecast
+from ui.components.model_defaults import SIZE_FIELDS, extras, model_defaults, on_model, placeholder
+from ui.components.model_defaults import note as model_note
 from ui.components.render_form import TILING, RenderForm, updates_from_recipe
 from ui.components.render_job import Followed, enqueue, on_cancel, on_generate
-from ui.components.start_panel import start_note
 from ui.context import Services, bind
 from ui.errors import refused, shown
 
 GPU_ONLY = "only on a CUDA GPU; this studio runs on the CPU"
-SIZE_FIELDS = ("width", "height", "num_frames", "fps", "steps", "guidance")
-FALLBACK_SIZES = {"width": 768, "height": 512, "num_frames": 121, "fps": 24, "steps": 40, "guidance": 4.0}
 
 
 @dataclass
@@ -62,7 +61,8 @@ def layout(services: Services) -> RenderTab:
     pipelines = studio.pipelines()
     default = studio.default_model()
     entry = next((e for e in pipelines if e.name == default), None)
-    d = {**FALLBACK_SIZES, **(entry.defaults if entry else {})}
+    d = model_defaults(services, entry)  # shown as placeholders: an empty field is the model's value
+    p = {k: placeholder(d[k]) for k in SIZE_FIELDS}
     presets = {p.name: p for p in load_presets()}
     by_kind = {
         kind: [("", "")] + [(f"{p.name} — {p.description}" if p.description else p.name, p.name) for p in found]
@@ -74,7 +74,7 @@ def layout(services: Services) -> RenderTab:
     profiles += [(f"{p.name} — {p.description}", p.id) for p in hardware_profiles("cuda" if on_gpu else "cpu")]
     profiles += [("custom — only the settings below", "custom")]
 
-    note = gr.Markdown(start_note(entry), elem_id="render-start")
+    note = gr.Markdown(model_note(entry, d), elem_id="render-start")
     with gr.Row():
         with gr.Column(scale=3):
             prompt = gr.Textbox(
@@ -125,21 +125,20 @@ def layout(services: Services) -> RenderTab:
                     info="reuse cached transformer work between steps: faster, a little different",
                 )
             with gr.Row():
-                # (no minimum/maximum on the numbers: the recipe's check names the field and the range in words)
-                width = gr.Number(
-                    label="Width", value=d["width"], precision=0, step=32, info="pixels, a multiple of 32"
-                )
-                height = gr.Number(
-                    label="Height", value=d["height"], precision=0, step=32, info="pixels, a multiple of 32"
-                )
-                num_frames = gr.Number(
-                    label="Frames", value=d["num_frames"], precision=0, step=8, info="17, 25, 33 … (8·k + 1)"
-                )
-                fps = gr.Number(label="FPS", value=d["fps"], precision=0, info="frames per second, 1 to 60")
+                auto_duration, decoder = extras(d)
             with gr.Row():
-                steps = gr.Number(label="Steps", value=d["steps"], precision=0, info="denoising steps, 1 to 200")
+                # (no minimum/maximum on the numbers: the recipe's check names the field and the range in words)
+                # (empty: the model's value, shown as the placeholder)
+                width = gr.Number(label="Width", placeholder=p["width"], precision=0, step=32, info="pixels, ×32")
+                height = gr.Number(label="Height", placeholder=p["height"], precision=0, step=32, info="pixels, ×32")
+                num_frames = gr.Number(
+                    label="Frames", placeholder=p["num_frames"], precision=0, step=8, info="17, 25, 33 … (8·k + 1)"
+                )
+                fps = gr.Number(label="FPS", placeholder=p["fps"], precision=0, info="frames per second, 1 to 60")
+            with gr.Row():
+                steps = gr.Number(label="Steps", placeholder=p["steps"], precision=0, info="denoising steps, 1–200")
                 guidance = gr.Number(
-                    label="Guidance", value=d["guidance"], step=0.5, info="how closely to follow the prompt (≥ 1)"
+                    label="Guidance", placeholder=p["guidance"], step=0.5, info="how closely to follow the prompt"
                 )
                 seed = gr.Number(label="Seed", value=0, precision=0, info=f"0 to {MAX_SEED:,}: same seed, same clip")
                 with gr.Column(min_width=120, scale=0):
@@ -175,7 +174,7 @@ def layout(services: Services) -> RenderTab:
 
     form = RenderForm(
         [prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed, loras]
-        + [profile, vae_tiling, fast]
+        + [profile, vae_tiling, fast, auto_duration, decoder]
     )
     return RenderTab(
         form,
@@ -197,16 +196,6 @@ def layout(services: Services) -> RenderTab:
         takes,
         retakes,
     )
-
-
-def on_model(services: Services, name: str) -> list[Any]:
-    chosen = next((e for e in services.studio.pipelines() if e.name == name), None)
-    if chosen is None:
-        return [gr.update()] * 7
-    dd = chosen.defaults
-    return [gr.update(value=start_note(chosen))] + [
-        gr.update(value=dd[k]) if k in dd else gr.update() for k in SIZE_FIELDS
-    ]
 
 
 def on_preset(presets: dict[str, Preset], name: str) -> list[Any]:
@@ -254,7 +243,10 @@ def wire(tab: RenderTab, services: Services) -> None:
     seed = tab.field("seed")
     queue_panel.wire(tab.queue, services)
     tab.field("model").change(
-        bind(on_model, services), inputs=tab.field("model"), outputs=[tab.note, *sizes], **private
+        bind(on_model, services),
+        inputs=tab.field("model"),
+        outputs=[tab.note, *sizes, tab.field("auto_duration"), tab.field("decoder")],
+        **private,
     )
     tab.preset.change(bind(on_preset, tab.presets), inputs=tab.preset, outputs=inputs, **private)
     budget_fields = [tab.field(k) for k in BUDGET_FIELDS]
