@@ -59,6 +59,16 @@ DEFAULTS: dict[tuple[Version, bool], dict[str, Any]] = {
         "guidance": 4.0,
         "advanced": {**_GUIDED, "spatio_temporal_guidance_blocks": [29], "use_cross_timestep": False},
     },
+    # LTX-2.0 distilled (ltx-2-19b-distilled): the distilled schedule, as for 2.3 distilled below.
+    ("2.0", True): {
+        "width": 768,
+        "height": 512,
+        "num_frames": 121,
+        "fps": 24,
+        "steps": 8,
+        "guidance": 1.0,
+        "advanced": {**_UNGUIDED, "sigmas": DISTILLED_SIGMAS, "use_cross_timestep": False},
+    },
     # LTX-2.3 (Mar 2026): the pipeline's defaults, written for it (30 steps, video guidance 3, audio 7,
     # STG 1 at block 28: "[28] is recommended for LTX-2.3"; the cross-modal timestep on).
     ("2.3", False): {

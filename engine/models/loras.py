@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from aiprod_studio.errors import BadInput, IntegrityError
+from aiprod_studio.generations import detect
 from aiprod_studio.recipe import LoraRef, format_validation_error
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.store import Vault
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BASE_DIGEST_KEY = "aiprod.base_digest"
+GENERATION_KEY = "aiprod.generation"  # the LTX-2 generation a LoRA was trained on ("2.0", "2.3", "2.5")
 
 
 def parse_lora_spec(spec: Any) -> LoraRef:
@@ -53,14 +55,24 @@ def parse_lora_spec(spec: Any) -> LoraRef:
     return LoraRef(name=name, scale=scale)
 
 
+def file_metadata(vault: Vault, entry: Entry) -> dict[str, str]:
+    """The LoRA file's safetensors metadata (its header only)."""
+    from safetensors import safe_open
+
+    with safe_open(str(vault.file_path(entry, next(iter(entry.files)))), "np") as f:
+        return dict(f.metadata() or {})
+
+
 def base_digest(vault: Vault, entry: Entry) -> str | None:
     """The digest of the model a LoRA was made for, if it is known."""
     if entry.derived_from and "@" in entry.derived_from:
         return entry.derived_from.rsplit("@", 1)[1]
-    from safetensors import safe_open
+    return file_metadata(vault, entry).get(BASE_DIGEST_KEY)
 
-    with safe_open(str(vault.file_path(entry, next(iter(entry.files)))), "np") as f:
-        return (f.metadata() or {}).get(BASE_DIGEST_KEY)
+
+def lora_generation(vault: Vault, entry: Entry) -> str | None:
+    """The LTX-2 generation a LoRA was trained on, when the entry or its file says."""
+    return entry.generation or file_metadata(vault, entry).get(GENERATION_KEY) or None
 
 
 def model_digests(model: Entry) -> set[str]:
@@ -74,6 +86,7 @@ def model_digests(model: Entry) -> set[str]:
 def resolve(vault: Vault, model: Entry, specs: list[Any]) -> list[LoraRef]:
     """Vault LoRAs for `model`, with their digests; refuses unknown ones and ones for another base."""
     out: list[LoraRef] = []
+    model_generation = detect(vault.entry_dir(model), model.variant) if specs else None
     for spec in specs or []:
         ref = parse_lora_spec(spec)
         entry = vault.get(ref.name, kind="lora", field="loras")
@@ -82,6 +95,14 @@ def resolve(vault: Vault, model: Entry, specs: list[Any]) -> list[LoraRef]:
             raise BadInput(
                 f"loras: {ref.name!r} has changed since this recipe was made (digest "
                 f"{entry.digest[:12]}, the recipe says {ref.sha256[:12]})",
+                field="loras",
+            )
+        trained_on = lora_generation(vault, entry)
+        if trained_on and model_generation and trained_on != model_generation.version:
+            raise BadInput(
+                f"loras: {ref.name!r} was trained on LTX-{trained_on}, but model {model.name!r} is "
+                f"{model_generation.label}: layer shapes differ between generations, so it cannot load; "
+                f"choose a LoRA trained on LTX-{model_generation.version}",
                 field="loras",
             )
         base = base_digest(vault, entry)

@@ -75,6 +75,7 @@ def load_pipeline(
         folder, local_files_only=True, use_safetensors=True, dtype=plan.dtype, **components
     )
     pipe.set_progress_bar_config(disable=True)
+    pipe._aiprod_folder = folder  # where parts loaded on demand live (the diffusion decoder)
 
     # 3. Quantize the transformer (on the CPU, before it moves), then place everything.
     if not entry.quantization:

@@ -18,6 +18,7 @@ from aiprod_studio.recipe import Recipe
 from engine.models.interrupt import cancel_points
 from engine.models.speed import apply_fast
 from engine.render import media
+from engine.render.decode import decode_latents
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline as Pipeline
@@ -138,12 +139,14 @@ def run_pipeline(
         out = pipe(
             **pipeline_kwargs(pipe, recipe),
             generator=generator,
-            output_type="np",
+            output_type="latent" if recipe.decoder == "diffusion" else "np",
             callback_on_step_end=on_step_end,
             return_dict=True,
         )
-    frames = np.asarray(out.frames[0])
-    audio = getattr(out, "audio", None)
+        if recipe.decoder == "diffusion":  # the quality decode: the diffusion decoder, then sound as always
+            frames, audio = decode_latents(pipe, out.frames, getattr(out, "audio", None), generator)
+        else:
+            frames, audio = np.asarray(out.frames[0]), getattr(out, "audio", None)
     sample_rate = None
     if audio is not None:
         audio = audio[0].float().cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio[0], dtype=np.float32)

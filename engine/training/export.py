@@ -20,7 +20,7 @@ from aiprod_studio.errors import IntegrityError
 from aiprod_studio.training import TrainConfig
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.transfer import import_path
-from engine.models.loras import BASE_DIGEST_KEY, injected_modules
+from engine.models.loras import BASE_DIGEST_KEY, GENERATION_KEY, injected_modules
 from engine.training.files import save_tensors
 from engine.training.optim import target_regex
 
@@ -50,8 +50,10 @@ def export(
 
     out = run / "export"
     out.mkdir(exist_ok=True)
+    generation = studio.generation(entry)  # its shapes are this generation's: other generations refuse it
     meta = {
         BASE_DIGEST_KEY: entry.digest,
+        GENERATION_KEY: generation.version if generation else "",
         "aiprod.base_model": entry.name,
         "aiprod.rank": str(config.rank),
         "aiprod.alpha": str(config.lora_alpha),
@@ -107,6 +109,7 @@ def export(
         kind="lora",
         family=entry.family,
         derived_from=f"{entry.name}@{entry.digest}",
+        generation=generation.version if generation else None,
         license=entry.license,
         description=f"LoRA trained on {entry.name}: rank {config.rank}, {steps} steps, "
         f"{items} clips" + (f", trigger {config.trigger!r}" if config.trigger else ""),
