@@ -263,3 +263,28 @@ def test_the_cli_says_why_and_exits_2(cli, tmp_path, monkeypatch):
     assert r.json["error"].startswith(f"cannot reach 127.0.0.1:{port}: ") and "internal error" not in r.stderr
     assert "run it on a connected machine and bring the model over with vault export/import" in r.json["error"]
     assert not (tmp_path / "models/pipelines/x").exists()
+
+
+class NoCallsHub:
+    """A hub that must not be called at all."""
+
+    def model_info(self, *args, **kwargs):
+        raise AssertionError("the hub was called")
+
+    snapshot_download = model_info
+
+
+def test_a_catalogue_variant_is_recorded_in_the_manifest(tmp_path):
+    vault = Vault(tmp_path)
+    distilled = provision(vault, "ltx-2.3-distilled", revision="main", hub=FakeHub(repo_files(), lfs=set()))
+    base = provision(vault, "ltx-2.3", revision="main", hub=FakeHub(repo_files(), lfs=set()))
+    mine = provision(
+        vault, "someone/fast-ltx", revision="main", variant="distilled", hub=FakeHub(repo_files(), lfs=set())
+    )
+    assert (distilled.variant, base.variant, mine.variant) == ("distilled", None, "distilled")
+    assert distilled.source.repo == "diffusers/LTX-2.3-Distilled-Diffusers"
+    manifest = {e["name"]: e for e in json.loads((tmp_path / "MANIFEST.json").read_text())["entries"]}
+    assert manifest["ltx-2.3-distilled"]["variant"] == "distilled" and manifest["ltx-2.3"]["variant"] is None
+    with pytest.raises(BadInput) as info:
+        provision(vault, "someone/x", revision="main", variant="turbo", hub=NoCallsHub())
+    assert info.value.field == "variant" and "'turbo'" in str(info.value)

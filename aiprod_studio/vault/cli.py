@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiprod_studio.choices import MODEL_FAMILIES, VAULT_KINDS
 from aiprod_studio.commands import Registry
 from aiprod_studio.errors import BadInput
+from aiprod_studio.generations import VARIANTS
 from aiprod_studio.settings import Settings
 
 if TYPE_CHECKING:  # (each command imports the vault's modules when it runs)
@@ -165,10 +166,12 @@ def cmd_provision(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
         license=args.license,
         hub=HubClient(),
         progress=progress_printer(args, "check"),
+        variant=args.variant,
     )
     assert entry.source is not None
     return _entry_json(entry), (
-        f"provisioned {entry.name} from {entry.source.repo}@{entry.source.revision}: "
+        f"provisioned {entry.name}{f' ({entry.variant})' if entry.variant else ''} from "
+        f"{entry.source.repo}@{entry.source.revision}: "
         f"{len(entry.files)} files, {human_bytes(entry.total_size)}, license {entry.license}"
     )
 
@@ -217,3 +220,4 @@ def register(reg: Registry) -> None:
     p.add_argument("--kind", choices=VAULT_KINDS)
     p.add_argument("--family", choices=MODEL_FAMILIES)
     p.add_argument("--license", help="override the license read from the model card")
+    p.add_argument("--variant", choices=VARIANTS, help="a distilled model (default: the catalogue's)")

@@ -8,8 +8,9 @@ source and license. An interrupted download stays in `.<name>.provisioning` and 
 on the next run; a file that fails its check is deleted and nothing is registered.
 
 `models/catalog.json` names known-good models; `vault provision ltx-video` uses its repo,
-pinned revision, file patterns and license. Without a network connection it says so (exit 2)
-and points to `vault export` / `vault import`, the way to bring a model to an offline machine.
+pinned revision, file patterns, license and variant (a distilled model's `variant` goes into its
+manifest entry). Without a network connection it says so (exit 2) and points to `vault export` /
+`vault import`, the way to bring a model to an offline machine.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
+from aiprod_studio.generations import VARIANTS, Version
 from aiprod_studio.offline import NetworkBlocked
 from aiprod_studio.settings import PROJECT_ROOT
 from aiprod_studio.vault.manifest import (
@@ -100,6 +102,14 @@ NETWORK_ERRNOS = {
 }
 
 
+class MemoryNeed(BaseModel):
+    """What one hardware profile needs for a generation's default render, in GiB (CPU: RAM only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpu: float | None = Field(default=None, gt=0)
+    ram: float = Field(gt=0)
+
+
 class CatalogItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -107,10 +117,21 @@ class CatalogItem(BaseModel):
     revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
     kind: str = DEFAULT_KIND
     family: str = DEFAULT_FAMILY
+    generation: Version | None = None  # shown to people only; the studio reads it from the configs
+    variant: str | None = None  # "distilled": recorded in the manifest entry, picks the variant's defaults
+    gated: bool = False  # the hub serves it only to accounts that accepted its licence: needs a token
     license: str = "unknown"
     allow: list[str] = Field(default_factory=list)
     description: str = ""
-    approx_size_gb: float | None = None
+    approx_size_gb: float | None = None  # on disk, 10^9 bytes
+    min_memory_gb: dict[str, MemoryNeed] = Field(default_factory=dict)  # by hardware profile id
+
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, v: str | None) -> str | None:
+        if v is not None and v not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {v!r}")
+        return v
 
 
 class HubLike(Protocol):
@@ -231,6 +252,7 @@ def provision(
     license: str | None = None,
     hub: HubLike | None = None,
     progress: Callable[[VerifyProgress], None] | None = None,
+    variant: str | None = None,
 ) -> Entry:
     """Download `repo` at `revision` into the vault, check it against the hub's hashes, record it."""
     # 1. A catalogue name fills in everything the user did not say.
@@ -245,12 +267,15 @@ def provision(
         repo, revision = item.repo, revision or item.revision
         name, allow = name or item.name, allow or item.allow or None
         kind, family, license = kind or item.kind, family or item.family, license or item.license
+        variant = variant or item.variant
     if not REPO_RE.match(repo):
         raise BadInput(f"repo must look like owner/name, got {repo!r}", field="repo")
     if not revision:
         raise BadInput(
             "revision is required: a branch, tag or 40-hex commit (it is resolved and recorded)", field="revision"
         )
+    if variant is not None and variant not in VARIANTS:
+        raise BadInput(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}", field="variant")
     kind, family = kind or DEFAULT_KIND, family or DEFAULT_FAMILY
     name = name or repo.split("/")[1]
     vault.check_new_name(name)
@@ -350,6 +375,7 @@ def provision(
         stats=stats,
         source=Source(repo=repo, revision=commit),
         license=license or _license_of(info) or "unknown",
+        variant=variant,
     )
     log.info("provisioned %s from %s@%s", name, repo, commit)
     return entry
