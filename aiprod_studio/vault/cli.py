@@ -152,9 +152,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 
 def cmd_provision(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault.provision import HubClient, provision
+    from aiprod_studio.vault.provision import HubClient, find_token, provision
     from aiprod_studio.vault.store import Vault
 
+    token = find_token(args.token_file)  # --token-file, else AIPROD_HF_TOKEN, else HF_TOKEN; sent to the hub only
     entry = provision(
         Vault(settings.ensure_dirs().models_dir),
         args.repo,
@@ -167,6 +168,7 @@ def cmd_provision(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
         hub=HubClient(),
         progress=progress_printer(args, "check"),
         variant=args.variant,
+        token=token,
     )
     assert entry.source is not None
     return _entry_json(entry), (
@@ -221,3 +223,9 @@ def register(reg: Registry) -> None:
     p.add_argument("--family", choices=MODEL_FAMILIES)
     p.add_argument("--license", help="override the license read from the model card")
     p.add_argument("--variant", choices=VARIANTS, help="a distilled model (default: the catalogue's)")
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="a file (mode 600) holding only the access token for a gated or private repo "
+        "(default: AIPROD_HF_TOKEN, then HF_TOKEN); it is sent to the hub and never stored",
+    )
