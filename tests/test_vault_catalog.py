@@ -106,3 +106,15 @@ def test_a_catalogue_with_a_bad_field_is_refused(tmp_path, change, says):
     with pytest.raises(StudioError) as info:
         load_catalog(Vault(tmp_path))
     assert "unreadable catalogue" in str(info.value) and says in str(info.value)
+
+
+def test_the_readme_table_shows_the_catalogue_numbers(items):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    profiles = ["gpu-80gb", "gpu-48gb", "gpu-24gb", "gpu-12gb", "gpu-8gb", "cpu"]
+    for item in items.values():
+        if not item.generation:
+            continue
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{item.name}`"))
+        need = item.min_memory_gb
+        cells = [f"{need[p].gpu} / {need[p].ram}" if need[p].gpu else f"{need[p].ram}" for p in profiles]
+        assert row.split(" | ")[-len(profiles) :] == [*cells[:-1], cells[-1] + " |"], item.name
