@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,7 @@ import pytest
 
 from aiprod_studio import offline
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
-from aiprod_studio.vault.provision import HubClient, load_catalog, provision
+from aiprod_studio.vault.provision import HubClient, find_token, load_catalog, provision, read_token_file
 from aiprod_studio.vault.store import Vault
 from aiprod_studio.vault.verify import verify
 
@@ -263,3 +264,286 @@ def test_the_cli_says_why_and_exits_2(cli, tmp_path, monkeypatch):
     assert r.json["error"].startswith(f"cannot reach 127.0.0.1:{port}: ") and "internal error" not in r.stderr
     assert "run it on a connected machine and bring the model over with vault export/import" in r.json["error"]
     assert not (tmp_path / "models/pipelines/x").exists()
+
+
+# -- variants, gated repos and access tokens -------------------------------------------------------
+SECRET = "hf_SeCrEtToKeN0123456789abcdefXYZ"  # a token-shaped string that must never leave the hub calls
+
+
+class TokenHub(FakeHub):
+    """A gated repo: answers only calls that carry `allowed` as their token; records every token sent."""
+
+    def __init__(self, *args, allowed: str | None = SECRET, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.allowed, self.tokens = allowed, []
+
+    def _check(self, repo_id, token):
+        self.tokens.append(token)
+        if token != self.allowed:
+            raise gated_error(repo_id)
+
+    def model_info(self, repo_id, revision, token=None):
+        self._check(repo_id, token)
+        return super().model_info(repo_id, revision)
+
+    def snapshot_download(self, repo_id, revision, local_dir, allow_patterns, token=None):
+        self._check(repo_id, token)
+        return super().snapshot_download(repo_id, revision, local_dir, allow_patterns)
+
+
+def http_error(cls_name: str, status: int, repo: str, text: str = ""):
+    import httpx2
+    from huggingface_hub import errors
+
+    url = f"https://huggingface.co/api/models/{repo}"
+    response = httpx2.Response(status, request=httpx2.Request("GET", url))
+    return getattr(errors, cls_name)(f"{status} Client Error. {text or 'for url ' + url}", response=response)
+
+
+def gated_error(repo: str):
+    return http_error("GatedRepoError", 403, repo, f"Cannot access gated repo. Access to model {repo} is restricted.")
+
+
+class NoCallsHub:
+    """A hub that must not be called at all."""
+
+    def model_info(self, *args, **kwargs):
+        raise AssertionError("the hub was called")
+
+    snapshot_download = model_info
+
+
+def everything_in(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def test_a_catalogue_variant_is_recorded_in_the_manifest(tmp_path):
+    vault = Vault(tmp_path)
+    distilled = provision(vault, "ltx-2.3-distilled", revision="main", hub=FakeHub(repo_files(), lfs=set()))
+    base = provision(vault, "ltx-2.3", revision="main", hub=FakeHub(repo_files(), lfs=set()))
+    mine = provision(
+        vault, "someone/fast-ltx", revision="main", variant="distilled", hub=FakeHub(repo_files(), lfs=set())
+    )
+    assert (distilled.variant, base.variant, mine.variant) == ("distilled", None, "distilled")
+    assert distilled.source.repo == "diffusers/LTX-2.3-Distilled-Diffusers"
+    manifest = {e["name"]: e for e in json.loads((tmp_path / "MANIFEST.json").read_text())["entries"]}
+    assert manifest["ltx-2.3-distilled"]["variant"] == "distilled" and manifest["ltx-2.3"]["variant"] is None
+    with pytest.raises(BadInput) as info:
+        provision(vault, "someone/x", revision="main", variant="turbo", hub=NoCallsHub())
+    assert info.value.field == "variant" and "'turbo'" in str(info.value)
+
+
+def test_a_gated_entry_without_a_token_is_refused_before_any_hub_call(tmp_path):
+    vault = Vault(tmp_path)
+    with pytest.raises(BadInput) as info:
+        provision(vault, "ltx-2.5", revision="main", hub=NoCallsHub())
+    assert info.value.field == "token" and info.value.exit_code == 2
+    message = str(info.value)
+    assert "ltx-2.5 (Lightricks/LTX-2.5-Diffusers) is a gated repo and no access token was given" in message
+    assert "accept its licence on https://huggingface.co/Lightricks/LTX-2.5-Diffusers" in message
+    assert "--token-file" in message and "HF_TOKEN" in message
+    assert vault.entries() == [] and not (tmp_path / "pipelines").exists()
+
+
+def test_a_token_goes_to_the_hub_calls_and_nowhere_else(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    hub = TokenHub(repo_files(), lfs={"transformer/diffusion_pytorch_model.safetensors"})
+    vault = Vault(tmp_path)
+    entry = provision(vault, "ltx-2.5", revision="main", hub=hub, token=SECRET)
+    assert hub.tokens == [SECRET, SECRET]  # model_info, then snapshot_download
+    assert entry.source.repo == "Lightricks/LTX-2.5-Diffusers" and entry.license == "LTX-2 Community License"
+    assert caplog.records and SECRET not in caplog.text
+    assert SECRET not in entry.model_dump_json() and SECRET.encode() not in everything_in(tmp_path)
+
+
+@pytest.mark.parametrize("step", ["model_info", "snapshot_download"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda repo: gated_error(repo),
+        lambda repo: http_error("HfHubHTTPError", 401, repo),
+        lambda repo: http_error("HfHubHTTPError", 403, repo, f"Forbidden (token {SECRET} lacks rights)"),
+    ],
+    ids=["gated", "401", "403 quoting the token"],
+)
+@pytest.mark.parametrize("token", [None, SECRET], ids=["no token", "token"])
+def test_a_refusal_by_the_hub_says_how_to_get_access(tmp_path, step, error, token):
+    repo = "someone/gated-model"
+    hub = TokenHub(repo_files(), lfs=set(), allowed=token)  # the failing step is replaced below
+
+    def refuse(*args, **kwargs):
+        raise error(repo)
+
+    setattr(hub, step, refuse)
+    with pytest.raises(BadInput) as info:
+        provision(Vault(tmp_path), repo, revision=COMMIT, hub=hub, token=token)
+    message = str(info.value)
+    assert info.value.field == "token" and info.value.exit_code == 2
+    assert message.startswith(f"{repo} refused access: the repo is gated")
+    assert f"accept its licence on https://huggingface.co/{repo} with your Hugging Face account" in message
+    assert "--token-file PATH" in message and "HF_TOKEN" in message
+    assert ("the hub refused the access token given" in message) == (token is not None)
+    assert SECRET not in message and SECRET not in repr(info.value.args)
+    assert Vault(tmp_path).entries() == []
+
+
+def test_a_repo_that_is_not_there_is_not_called_gated(tmp_path):
+    hub = FakeHub(repo_files(), lfs=set())
+
+    def missing(*args, **kwargs):
+        raise http_error("RepositoryNotFoundError", 401, "someone/typo")
+
+    hub.model_info = missing
+    with pytest.raises(BadInput) as info:
+        provision(Vault(tmp_path), "someone/typo", revision="main", hub=hub, token=SECRET)
+    assert info.value.field == "repo" and "is not on the hub, or is private or gated" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def token_file(tmp_path, data: bytes, mode: int = 0o600) -> Path:
+    path = tmp_path / "token"
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+def test_a_token_file_holding_the_token_is_read(tmp_path):
+    assert read_token_file(token_file(tmp_path, SECRET.encode() + b"\n")) == SECRET
+    assert find_token(token_file(tmp_path, f"  {SECRET}\r\n".encode()), environ={"HF_TOKEN": "hf_other"}) == SECRET
+
+
+@pytest.mark.parametrize(
+    ("case", "make", "says"),
+    [
+        ("missing", lambda d: d / "nope", "does not exist"),
+        ("a folder", lambda d: d, "is not a regular file"),
+        ("empty", lambda d: token_file(d, b""), "is empty"),
+        ("blank", lambda d: token_file(d, b"  \n\n"), "is empty"),
+        ("huge", lambda d: token_file(d, SECRET.encode() * 200), "too large for an access token"),
+        ("binary", lambda d: token_file(d, b"\x89PNG\r\n\x1a\n\xff\xfe" + SECRET.encode()), "is not a text file"),
+        ("nul", lambda d: token_file(d, SECRET.encode() + b"\0"), "is not a text file"),
+        ("two words", lambda d: token_file(d, f"token: {SECRET}".encode()), "does not hold one access token"),
+        ("two lines", lambda d: token_file(d, f"{SECRET}\nhf_second".encode()), "does not hold one access token"),
+        ("readable by others", lambda d: token_file(d, SECRET.encode(), 0o644), "chmod 600"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_bad_token_file_is_refused_by_name(tmp_path, case, make, says):
+    path = make(tmp_path)
+    with pytest.raises(BadInput) as info:
+        find_token(path, environ={"HF_TOKEN": SECRET})
+    assert info.value.field == "token_file" and info.value.exit_code == 2
+    assert str(info.value).startswith(f"token file {path} ") and says in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_the_studio_token_variable_comes_before_hf_token(tmp_path):
+    assert find_token(environ={"AIPROD_HF_TOKEN": SECRET, "HF_TOKEN": "hf_other"}) == SECRET
+    assert find_token(environ={"AIPROD_HF_TOKEN": " ", "HF_TOKEN": f"{SECRET}\n"}) == SECRET
+    assert find_token(environ={}) is None
+    with pytest.raises(BadInput) as info:
+        find_token(environ={"HF_TOKEN": f"{SECRET} {SECRET}"})
+    assert info.value.field == "token" and "HF_TOKEN" in str(info.value) and SECRET not in str(info.value)
+
+
+def test_the_cli_sends_the_token_to_the_hub_only(tmp_path, monkeypatch, capsys, caplog):
+    from aiprod_studio import cli
+    from aiprod_studio.vault import provision as provisioning
+
+    caplog.set_level(logging.DEBUG)
+    hub = TokenHub(repo_files(), lfs={"transformer/diffusion_pytorch_model.safetensors"})
+    monkeypatch.setattr(provisioning, "HubClient", lambda: hub)
+    monkeypatch.setenv("AIPROD_HF_TOKEN", SECRET)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_this_one")
+    models = tmp_path / "models"
+    code = cli.main(["vault", "provision", "ltx-2.5", "--revision", "main", "--models-dir", str(models), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["ok"] and result["name"] == "ltx-2.5" and result["source"]["revision"] == COMMIT
+    assert hub.tokens == [SECRET, SECRET]
+    assert SECRET not in out + err and SECRET not in caplog.text
+    assert SECRET.encode() not in everything_in(models)
+
+
+def test_the_cli_refuses_a_gated_entry_without_a_token_and_names_the_field(cli, tmp_path, monkeypatch):
+    for name in ("AIPROD_HF_TOKEN", "HF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing may be asked of it
+    r = cli("vault", "provision", "ltx-2.5", "--revision", "main", "--json", models_dir=tmp_path / "models")
+    assert r.returncode == 2, r.stderr
+    assert r.json["field"] == "token" and "is a gated repo and no access token was given" in r.json["error"]
+    r = cli(
+        "vault",
+        "provision",
+        "ltx-2.5",
+        "--revision",
+        "main",
+        "--token-file",
+        str(tmp_path / "missing"),
+        "--json",
+        models_dir=tmp_path / "models",
+    )
+    assert r.returncode == 2 and r.json["field"] == "token_file" and "does not exist" in r.json["error"]
+
+
+class GatedHubServer:
+    """A local stand-in for the hub (127.0.0.1) that refuses every request as a gated repo would,
+    and remembers the Authorization headers it was sent."""
+
+    def __enter__(self):
+        import http.server
+        import threading
+
+        seen = self.authorizations = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server API
+                seen.append(self.headers.get("Authorization"))
+                body = b'{"error": "Access to model Lightricks/LTX-2.5-Diffusers is restricted."}'
+                self.send_response(403)
+                self.send_header("X-Error-Code", "GatedRepo")
+                self.send_header("X-Error-Message", "Access to model Lightricks/LTX-2.5-Diffusers is restricted.")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_real_client_sends_the_token_and_explains_a_gated_refusal(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("AIPROD_HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    secret_file = token_file(tmp_path, SECRET.encode() + b"\n")
+    with GatedHubServer() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        r = cli(
+            "vault",
+            "provision",
+            "ltx-2.5",
+            "--revision",
+            "main",
+            "--token-file",
+            str(secret_file),
+            "--json",
+            "-vv",
+            models_dir=tmp_path / "models",
+        )
+    assert r.returncode == 2, r.stderr
+    assert hub.authorizations and set(hub.authorizations) == {f"Bearer {SECRET}"}
+    assert r.json["field"] == "token" and r.json["exit_code"] == 2
+    assert r.json["error"].startswith("Lightricks/LTX-2.5-Diffusers refused access: the repo is gated")
+    assert f"accept its licence on {hub.url}/Lightricks/LTX-2.5-Diffusers" in r.json["error"]
+    assert SECRET not in r.stdout + r.stderr
+    assert not (tmp_path / "models/pipelines/ltx-2.5").exists()

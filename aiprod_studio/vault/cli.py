@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from aiprod_studio.choices import MODEL_FAMILIES, VAULT_KINDS
 from aiprod_studio.commands import Registry
 from aiprod_studio.errors import BadInput
+from aiprod_studio.generations import VARIANTS
 from aiprod_studio.settings import Settings
 
 if TYPE_CHECKING:  # (each command imports the vault's modules when it runs)
@@ -151,9 +152,10 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 
 
 def cmd_provision(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    from aiprod_studio.vault.provision import HubClient, provision
+    from aiprod_studio.vault.provision import HubClient, find_token, provision
     from aiprod_studio.vault.store import Vault
 
+    token = find_token(args.token_file)  # --token-file, else AIPROD_HF_TOKEN, else HF_TOKEN; sent to the hub only
     entry = provision(
         Vault(settings.ensure_dirs().models_dir),
         args.repo,
@@ -165,10 +167,13 @@ def cmd_provision(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
         license=args.license,
         hub=HubClient(),
         progress=progress_printer(args, "check"),
+        variant=args.variant,
+        token=token,
     )
     assert entry.source is not None
     return _entry_json(entry), (
-        f"provisioned {entry.name} from {entry.source.repo}@{entry.source.revision}: "
+        f"provisioned {entry.name}{f' ({entry.variant})' if entry.variant else ''} from "
+        f"{entry.source.repo}@{entry.source.revision}: "
         f"{len(entry.files)} files, {human_bytes(entry.total_size)}, license {entry.license}"
     )
 
@@ -217,3 +222,10 @@ def register(reg: Registry) -> None:
     p.add_argument("--kind", choices=VAULT_KINDS)
     p.add_argument("--family", choices=MODEL_FAMILIES)
     p.add_argument("--license", help="override the license read from the model card")
+    p.add_argument("--variant", choices=VARIANTS, help="a distilled model (default: the catalogue's)")
+    p.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="a file (mode 600) holding only the access token for a gated or private repo "
+        "(default: AIPROD_HF_TOKEN, then HF_TOKEN); it is sent to the hub and never stored",
+    )

@@ -8,8 +8,15 @@ source and license. An interrupted download stays in `.<name>.provisioning` and 
 on the next run; a file that fails its check is deleted and nothing is registered.
 
 `models/catalog.json` names known-good models; `vault provision ltx-video` uses its repo,
-pinned revision, file patterns and license. Without a network connection it says so (exit 2)
-and points to `vault export` / `vault import`, the way to bring a model to an offline machine.
+pinned revision, file patterns, license and variant (a distilled model's `variant` goes into its
+manifest entry). Without a network connection it says so (exit 2) and points to `vault export` /
+`vault import`, the way to bring a model to an offline machine.
+
+A gated repo (LTX-2.5) is read with an access token: `--token-file PATH`, else `AIPROD_HF_TOKEN`,
+else `HF_TOKEN` (`find_token`). The token goes to the hub calls' `token=` argument and nowhere
+else: not into the manifest, the logs, an error's text or the JSON output. A gated catalogue
+entry without a token is refused before any network call; a refusal by the hub (gated, 401,
+403) says how to get access, naming the field `token`.
 """
 
 from __future__ import annotations
@@ -29,10 +36,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
+from aiprod_studio.generations import VARIANTS, Version
 from aiprod_studio.offline import NetworkBlocked
 from aiprod_studio.settings import PROJECT_ROOT
 from aiprod_studio.vault.manifest import (
@@ -100,6 +108,19 @@ NETWORK_ERRNOS = {
 }
 
 
+# Where an access token for gated repos is looked for, first found wins (after --token-file).
+TOKEN_ENV = ("AIPROD_HF_TOKEN", "HF_TOKEN")
+MAX_TOKEN_FILE = 4096  # bytes: an access token is one line of a few dozen characters
+
+
+class MemoryNeed(BaseModel):
+    """What one hardware profile needs for a generation's default render, in GiB (CPU: RAM only)."""
+
+    model_config = ConfigDict(extra="forbid")
+    gpu: float | None = Field(default=None, gt=0)
+    ram: float = Field(gt=0)
+
+
 class CatalogItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -107,18 +128,31 @@ class CatalogItem(BaseModel):
     revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
     kind: str = DEFAULT_KIND
     family: str = DEFAULT_FAMILY
+    generation: Version | None = None  # shown to people only; the studio reads it from the configs
+    variant: str | None = None  # "distilled": recorded in the manifest entry, picks the variant's defaults
+    gated: bool = False  # the hub serves it only to accounts that accepted its licence: needs a token
     license: str = "unknown"
     allow: list[str] = Field(default_factory=list)
     description: str = ""
-    approx_size_gb: float | None = None
+    approx_size_gb: float | None = None  # on disk, 10^9 bytes
+    min_memory_gb: dict[str, MemoryNeed] = Field(default_factory=dict)  # by hardware profile id
+
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, v: str | None) -> str | None:
+        if v is not None and v not in VARIANTS:
+            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {v!r}")
+        return v
 
 
 class HubLike(Protocol):
     """What provisioning needs from the hub (the real client, or a fake in tests)."""
 
-    def model_info(self, repo_id: str, revision: str) -> Any: ...
+    def model_info(self, repo_id: str, revision: str, token: str | None = None) -> Any: ...
 
-    def snapshot_download(self, repo_id: str, revision: str, local_dir: Path, allow_patterns: list[str]) -> Any: ...
+    def snapshot_download(
+        self, repo_id: str, revision: str, local_dir: Path, allow_patterns: list[str], token: str | None = None
+    ) -> Any: ...
 
 
 class HubClient:
@@ -134,18 +168,25 @@ class HubClient:
         finally:
             constants.HF_HUB_OFFLINE = True  # the rest of the process stays offline
 
-    def model_info(self, repo_id: str, revision: str) -> Any:
+    def model_info(self, repo_id: str, revision: str, token: str | None = None) -> Any:
         with self._online():
             from huggingface_hub import HfApi
 
-            return HfApi().model_info(repo_id, revision=revision, files_metadata=True)
+            return HfApi().model_info(repo_id, revision=revision, files_metadata=True, token=token)
 
-    def snapshot_download(self, repo_id: str, revision: str, local_dir: Path, allow_patterns: list[str]) -> Any:
+    def snapshot_download(
+        self, repo_id: str, revision: str, local_dir: Path, allow_patterns: list[str], token: str | None = None
+    ) -> Any:
         with self._online():
             from huggingface_hub import snapshot_download
 
             return snapshot_download(
-                repo_id, revision=revision, local_dir=str(local_dir), allow_patterns=allow_patterns, max_workers=4
+                repo_id,
+                revision=revision,
+                local_dir=str(local_dir),
+                allow_patterns=allow_patterns,
+                max_workers=4,
+                token=token,
             )
 
 
@@ -164,6 +205,102 @@ def load_catalog(vault: Vault) -> list[CatalogItem]:
         return [CatalogItem.model_validate(item) for item in data.get("models", [])]
     except (ValueError, ValidationError) as exc:
         raise StudioError(f"{path}: unreadable catalogue: {exc}") from None
+
+
+def _check_token(text: str, where: str, field: str) -> str:
+    """`text` stripped, if it looks like one access token; the error names `where`, never the text."""
+    token = text.strip()
+    if not token:
+        raise BadInput(f"{where} is empty: it must hold your access token", field=field)
+    if any(not 33 <= ord(c) < 127 for c in token):
+        raise BadInput(
+            f"{where} does not hold one access token (it has spaces, line breaks or other characters "
+            "no token has): put the token alone in it",
+            field=field,
+        )
+    return token
+
+
+def read_token_file(path: str | Path) -> str:
+    """The access token in `path`: a small text file holding only the token, readable by its owner only."""
+    path = Path(path)
+    where = f"token file {path}"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BadInput(f"{where} does not exist", field="token_file") from None
+    except OSError as exc:
+        raise BadInput(f"{where} cannot be read: {exc.strerror or type(exc).__name__}", field="token_file") from None
+    if not path.is_file():
+        raise BadInput(f"{where} is not a regular file", field="token_file")
+    if st.st_size > MAX_TOKEN_FILE:
+        raise BadInput(
+            f"{where} is {st.st_size:,} bytes: too large for an access token (at most {MAX_TOKEN_FILE:,}); "
+            "is it the right file?",
+            field="token_file",
+        )
+    if os.name == "posix" and st.st_mode & 0o077:
+        raise BadInput(
+            f"{where} can be read or changed by other users (mode {st.st_mode & 0o777:o}): "
+            f"make it yours alone with `chmod 600 {path}`",
+            field="token_file",
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{where} cannot be read: {exc.strerror or type(exc).__name__}", field="token_file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{where} is not a text file: it must hold only the access token", field="token_file") from None
+    if "\0" in text:
+        raise BadInput(f"{where} is not a text file: it must hold only the access token", field="token_file")
+    return _check_token(text, where, "token_file")
+
+
+def find_token(token_file: str | Path | None = None, environ: dict[str, str] | None = None) -> str | None:
+    """The access token to send to the hub: `token_file`'s, else `AIPROD_HF_TOKEN`'s, else `HF_TOKEN`'s."""
+    if token_file:
+        return read_token_file(token_file)
+    env = os.environ if environ is None else environ
+    for name in TOKEN_ENV:
+        if env.get(name, "").strip():
+            return _check_token(env[name], f"the environment variable {name}", "token")
+    return None
+
+
+def _scrub(text: str, token: str | None) -> str:
+    """`text` with every copy of the token replaced (the hub's messages should never hold it; in case)."""
+    return text.replace(token, "<token>") if token else text
+
+
+def _hub_page(repo: str) -> str:
+    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    return f"{endpoint}/{repo}"
+
+
+def _how_to_get_access(repo: str) -> str:
+    return (
+        f"accept its licence on {_hub_page(repo)} with your Hugging Face account, then run again with that "
+        "account's access token (--token-file PATH, a file holding only the token, or the HF_TOKEN environment "
+        "variable)"
+    )
+
+
+def _access_refused(exc: BaseException | None) -> bool:
+    """True when `exc`'s chain says the hub refused access: a gated repo, or HTTP 401/403 (not a plain
+    "repository not found")."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "GatedRepoError" in names:
+            return True
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if "RepositoryNotFoundError" not in names and status in (401, 403):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _git_blob_sha1(path: Path) -> str:
@@ -200,8 +337,26 @@ def _network_cause(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-def _explain(exc: Exception, repo: str, revision: str) -> StudioError:
+def _explain(exc: Exception, repo: str, revision: str, token: str | None = None) -> StudioError:
+    """The hub client's error in words for the user (never holding the token)."""
+    error = _explain_error(exc, repo, revision, token)
+    error.args = (_scrub(str(error), token),)
+    return error
+
+
+def _explain_error(exc: Exception, repo: str, revision: str, token: str | None) -> StudioError:
     kind = type(exc).__name__
+    if _access_refused(exc):
+        sent = (
+            "the hub refused the access token given: "
+            if token
+            else "no access token was given (HF_TOKEN, AIPROD_HF_TOKEN or --token-file): "
+        )
+        return BadInput(
+            f"{repo} refused access: the repo is gated, or needs an account allowed to read it; {sent}"
+            + _how_to_get_access(repo),
+            field="token",
+        )
     if (cause := _network_cause(exc)) is not None:
         host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").netloc or "huggingface.co"
         reason = (
@@ -215,8 +370,12 @@ def _explain(exc: Exception, repo: str, revision: str) -> StudioError:
         )
     if "RevisionNotFound" in kind or "EntryNotFound" in kind:
         return BadInput(f"revision {revision!r} cannot be resolved to a commit of {repo}: {exc}", field="revision")
-    if "RepositoryNotFound" in kind or "GatedRepo" in kind:
-        return BadInput(f"repo {repo!r} is not on the hub or needs access rights: {exc}", field="repo")
+    if "RepositoryNotFound" in kind:
+        return BadInput(
+            f"repo {repo!r} is not on the hub, or is private or gated and needs an access token "
+            f"(--token-file PATH or HF_TOKEN): {exc}",
+            field="repo",
+        )
     return StudioError(f"the hub client failed on {repo}@{revision}: {type(exc).__name__}: {exc}")
 
 
@@ -231,9 +390,14 @@ def provision(
     license: str | None = None,
     hub: HubLike | None = None,
     progress: Callable[[VerifyProgress], None] | None = None,
+    variant: str | None = None,
+    token: str | None = None,
 ) -> Entry:
-    """Download `repo` at `revision` into the vault, check it against the hub's hashes, record it."""
+    """Download `repo` at `revision` into the vault, check it against the hub's hashes, record it.
+
+    `token`: an access token for a gated or private repo (see `find_token`), sent to the hub calls only."""
     # 1. A catalogue name fills in everything the user did not say.
+    gated = False
     if "/" not in repo:
         items = {i.name: i for i in load_catalog(vault)}
         if repo not in items:
@@ -245,25 +409,34 @@ def provision(
         repo, revision = item.repo, revision or item.revision
         name, allow = name or item.name, allow or item.allow or None
         kind, family, license = kind or item.kind, family or item.family, license or item.license
+        variant, gated = variant or item.variant, item.gated
     if not REPO_RE.match(repo):
         raise BadInput(f"repo must look like owner/name, got {repo!r}", field="repo")
     if not revision:
         raise BadInput(
             "revision is required: a branch, tag or 40-hex commit (it is resolved and recorded)", field="revision"
         )
+    if variant is not None and variant not in VARIANTS:
+        raise BadInput(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}", field="variant")
     kind, family = kind or DEFAULT_KIND, family or DEFAULT_FAMILY
     name = name or repo.split("/")[1]
     vault.check_new_name(name)
     kind = check_kind(kind)
+    if gated and not token:  # said before anything goes out
+        raise BadInput(
+            f"{name} ({repo}) is a gated repo and no access token was given: " + _how_to_get_access(repo),
+            field="token",
+        )
     hub = hub or HubClient()
+    auth = {"token": token} if token else {}  # the only place the token goes
 
     # 2. Resolve the revision to the commit everything is pinned to.
     try:
-        info = hub.model_info(repo, revision=revision)
+        info = hub.model_info(repo, revision=revision, **auth)
     except StudioError:
         raise
     except Exception as exc:  # noqa: BLE001 - the hub client's errors are translated for the user
-        raise _explain(exc, repo, revision) from None
+        raise _explain(exc, repo, revision, token) from None
     commit = str(getattr(info, "sha", "") or "")
     if not COMMIT_RE.match(commit):
         raise BadInput(
@@ -294,9 +467,9 @@ def provision(
     tmp.mkdir(parents=True, exist_ok=True)
     log.info("provisioning %s@%s (%d files) into %s", repo, commit, len(chosen), tmp)
     try:
-        hub.snapshot_download(repo, revision=commit, local_dir=tmp, allow_patterns=chosen)
+        hub.snapshot_download(repo, revision=commit, local_dir=tmp, allow_patterns=chosen, **auth)
     except Exception as exc:  # noqa: BLE001
-        raise _explain(exc, repo, commit) from None
+        raise _explain(exc, repo, commit, token) from None
     shutil.rmtree(tmp / ".cache", ignore_errors=True)  # the hub client's own bookkeeping
 
     # 5. Check every file against the hub's metadata before anything is recorded.
@@ -350,6 +523,7 @@ def provision(
         stats=stats,
         source=Source(repo=repo, revision=commit),
         license=license or _license_of(info) or "unknown",
+        variant=variant,
     )
     log.info("provisioned %s from %s@%s", name, repo, commit)
     return entry

@@ -165,3 +165,79 @@ def published_ltx2() -> ModelFacts:
         vae_levels=[(1024, 2, True), (512, 2, True), (256, 2, True)],
         vae_patch=4,
     )
+
+
+# LTX-2.3 and LTX-2.5 as published, for the catalog's memory needs (`benchmarks/catalog_memory.py`).
+#
+# Known — counted, not rounded: each component built on the meta device (no memory) by diffusers
+# 0.42.1's own classes from the configurations that diffusers' LTX-2 converter restates for each
+# version (`get_ltx2_transformer_config`, `…_connectors_config`, `…_video_vae_config`,
+# `…_audio_vae_config`, `…_vocoder_config` for "2.3" and "2.5"), then `sum(p.numel())`:
+#   transformer 2.3  18,988,838,144  (48 blocks, video 32×128 = 4096 wide, audio 32×64 = 2048;
+#                                     gated attention, prompt modulation, no caption projection)
+#   transformer 2.5  18,987,859,200  (2.3 less the video feed-forward biases, plus a keyframe embedding)
+#   connectors       3,172,227,584   (8 + 8 blocks and the per-modality projections of the 49 stacked
+#                                     text states; with them the transformer is the published "22B")
+#   video VAE          726,105,969   (the 2.3 VAE, unchanged in 2.5: decoder 1024/512/512/256 channels,
+#                                     patch 4, 32× spatial and 8× temporal compression)
+#   audio VAE           53,248,146   (as in 2.0)
+#   vocoder            128,537,448   (LTX2VocoderWithBWE: 16 kHz vocoder + bandwidth extension to 48 kHz)
+# Gemma 3 12B (2.3's text encoder) is LTX-2.0's: 48 layers, 3840 wide, the same 12.2 B as `published_ltx2`.
+#
+# Estimated: Gemma 4 12B (2.5's text encoder, `Gemma4UnifiedForConditionalGeneration`) is taken from
+# its model card as restated publicly (11.95 B weights, 48 layers, 3840 wide; transformers 5.23's
+# Gemma 4 configs default a 12B backbone to 3840 wide); diffusers derives 2.5's connectors from that
+# width and depth, so they are 2.3's if those are right. The optional parts of 2.5 (the duration
+# head, 1.9 M; the diffusion decoder, 0.42 B; the Gemma 4 E2B prompt enhancer) are not loaded by a
+# plain render and are left out, as the memory model leaves them out. Byte counts are bf16.
+LTX23_TRANSFORMER_PARAMS = 18_988_838_144
+LTX25_TRANSFORMER_PARAMS = 18_987_859_200
+LTX23_CONNECTORS_PARAMS = 3_172_227_584
+LTX23_VAE_PARAMS = 726_105_969
+LTX2_AUDIO_VAE_PARAMS = 53_248_146
+LTX23_VOCODER_PARAMS = 128_537_448
+GEMMA3_12B_PARAMS = 12_200_000_000  # as `published_ltx2` counts it
+GEMMA4_12B_PARAMS = 11_950_000_000  # estimated (model card)
+
+
+def _published_ltx2x(name: str, transformer: int, text_encoder: int) -> ModelFacts:
+    """An LTX-2.3-layout pipeline (2.3 or 2.5) at its published size."""
+    from engine.models.limits import ModelGrid
+
+    def bf16(params: int, blocks: int = 1) -> Component:
+        return Component(params, params * 2, blocks)
+
+    return ModelFacts(
+        name=name,
+        components={
+            "transformer": bf16(transformer, 48),
+            "text_encoder": bf16(text_encoder, 48),
+            "connectors": bf16(LTX23_CONNECTORS_PARAMS, 8),
+            "vae": bf16(LTX23_VAE_PARAMS, 5),  # mid block + 4 up blocks, as `published_ltx2` counts blocks
+            "audio_vae": bf16(LTX2_AUDIO_VAE_PARAMS),
+            "vocoder": bf16(LTX23_VOCODER_PARAMS),
+        },
+        grid=ModelGrid(family="ltx2", spatial=32, temporal=8, patch=1, patch_t=1),
+        video_width=4096,
+        audio_width=2048,
+        latent_channels=128,
+        text_width=3840,
+        text_layers=48,
+        # what `read_facts` makes of the 2.3 VAE config (decoder_block_out_channels 256/512/512/1024)
+        vae_levels=[(1024, 2, True), (512, 2, True), (512, 2, True), (256, 2, True)],
+        vae_patch=4,
+    )
+
+
+def published_ltx23() -> ModelFacts:
+    """LTX-2.3 (and its distilled variant: the same weights) at its published size, Gemma 3 12B."""
+    return _published_ltx2x("ltx-2.3 (published size)", LTX23_TRANSFORMER_PARAMS, GEMMA3_12B_PARAMS)
+
+
+def published_ltx25() -> ModelFacts:
+    """LTX-2.5 at its published size, Gemma 4 12B (its size estimated, see above)."""
+    return _published_ltx2x("ltx-2.5 (published size)", LTX25_TRANSFORMER_PARAMS, GEMMA4_12B_PARAMS)
+
+
+# The published facts of each generation, by the version `aiprod_studio.generations` reads from configs.
+PUBLISHED = {"2.0": published_ltx2, "2.3": published_ltx23, "2.5": published_ltx25}
