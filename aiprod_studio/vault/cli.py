@@ -53,6 +53,16 @@ def _entry_json(e: Entry) -> dict[str, Any]:
     return e.model_dump(mode="json") | {"total_size": e.total_size}
 
 
+def _generation(vault: Any, e: Entry) -> str | None:
+    """A pipeline's LTX-2 generation read from its configs (`2.3`, `2.3-distilled`); a LoRA's as recorded."""
+    from aiprod_studio.generations import detect
+
+    if e.kind == "pipeline":
+        found = detect(vault.entry_dir(e), e.variant)
+        return found.tag if found else None
+    return e.generation
+
+
 def cmd_list(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio.vault.store import Vault
     from aiprod_studio.vault.verify import last_results
@@ -61,8 +71,11 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
     entries = vault.entries(kind=args.kind)
     checks = last_results(vault)
     lines = [f"vault: {settings.models_dir}"]
+    generations = {e.name: _generation(vault, e) for e in entries}
     for e in entries:
         tag = " [test model]" if e.test_model else ""
+        if generations[e.name]:
+            tag = f" LTX-{generations[e.name]}{tag}"
         status = checks.get(e.name, {}).get("status", "unchecked")
         lines.append(
             f"  {e.name:<28} {e.kind:<9} {e.family:<5} {human_bytes(e.total_size):>10}  {status:<9} "
@@ -70,7 +83,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, An
         )
     if not entries:
         lines.append("  (empty: run `aiprod-studio vault make-tiny`, or `vault provision` on a connected machine)")
-    data = [_entry_json(e) | {"last_check": checks.get(e.name)} for e in entries]
+    data = [_entry_json(e) | {"last_check": checks.get(e.name), "generation": generations[e.name]} for e in entries]
     return {"models_dir": str(settings.models_dir), "entries": data}, "\n".join(lines)
 
 

@@ -69,6 +69,9 @@ def load_pipeline(
     started = time.perf_counter()
     pipeline_cls = getattr(diffusers, class_name)
     components = {}
+    for optional in ("prompt_enhancer", "processor"):  # LTX-2.5's enhancer (~10 GB) is not used to render
+        if isinstance(index.get(optional), list) and index[optional][0]:
+            components[optional] = None
     if entry.quantization:  # a saved quantized copy: rebuilt as stored, never quantized again
         components["transformer"] = load_quantized_transformer(folder / "transformer", plan.dtype)
     pipe = pipeline_cls.from_pretrained(
