@@ -262,9 +262,12 @@ def test_bad_requests_name_their_field(models, tmp_path, capsys):
             return (open, (str(marker), "w"))
 
     (tmp_path / "evil.safetensors").write_bytes(pickle.dumps(Boom()))
+    header = json.dumps({"a": {"dtype": "XX", "shape": [1], "data_offsets": [0, 1]}}).encode()
+    (tmp_path / "odd.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0")
     before = entries_and_leftovers(models)
     cases = [
         ([str(tmp_path / "evil.safetensors"), "--like", TINY], "file", "not a safetensors file"),
+        ([str(tmp_path / "odd.safetensors"), "--like", TINY], "file", "not a readable safetensors file"),
         ([str(tmp_path), "--like", TINY], "file", "not a regular file"),
         ([str(tmp_path / "none.safetensors"), "--like", TINY], "file", "does not exist"),
         ([str(source), "--like", "aiprod-tiny-clip"], "like", "not an LTX-2 pipeline"),

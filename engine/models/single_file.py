@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from aiprod_studio.errors import BadInput, Cancelled, IntegrityError
 from aiprod_studio.files import atomic
@@ -114,7 +114,10 @@ def plan_import(source: Path, like_dir: Path, like: str) -> Plan:
     """Split the file's keys by component and check each against the `like` entry's (BadInput, field file)."""
     from diffusers.loaders import single_file_utils
 
-    header = read_header(source)
+    try:
+        header = read_header(source)
+    except SafetensorError as exc:
+        raise BadInput(f"file {source.name} is not a readable safetensors file: {exc}", field="file") from None
     plan = Plan(source, like_dir, {}, {}, {})
     grouped: dict[str, list[str]] = {}
     for key in header:
