@@ -15,6 +15,7 @@ from aiprod_studio.settings import Settings
 from engine.film import cli as film_cli
 from engine.jobs import cli as jobs_cli
 from engine.models import cli as models_cli
+from engine.models import import_cli
 from engine.qa import cli as qa_cli
 from engine.render import cli as render_cli
 from engine.training import cli as train_cli
@@ -45,6 +46,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
 def register(reg: Any) -> None:
     render_cli.register(reg)
     models_cli.register(reg)
+    import_cli.register(reg)
     film_cli.register(reg)
     qa_cli.register(reg)
     p = reg.command(

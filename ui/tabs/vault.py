@@ -3,7 +3,7 @@
 This module lays the tab out and handles Verify, Quantize and the sovereignty report. The
 entries table and Refresh are in `ui/components/vault_table.py`; long work runs as a task with
 a Cancel button (`ui/components/vault_task.py`); Import and Export are in
-`ui/components/vault_transfer.py`.
+`ui/components/vault_transfer.py`, Import a checkpoint in `ui/components/checkpoint_import.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aiprod_studio.files import atomic
 from aiprod_studio.vault.cli import human_bytes, plural
 from aiprod_studio.vault.report import build_report, to_markdown
 from aiprod_studio.vault.verify import verify
+from ui.components import checkpoint_import
 from ui.components.vault_table import COLUMNS, lists, rows
 from ui.components.vault_task import on_vault_cancel, track
 from ui.components.vault_transfer import on_vault_export, on_vault_import
@@ -66,6 +67,7 @@ class VaultTab:
     report_btn: Any
     report_file: Any
     report_view: Any
+    checkpoint: checkpoint_import.CheckpointImport
 
 
 def layout(services: Services) -> VaultTab:
@@ -100,6 +102,7 @@ def layout(services: Services) -> VaultTab:
             license_ = gr.Textbox(label="License", scale=2)
             link = gr.Checkbox(label="Hard-link instead of copying (same disk only)", value=False, scale=2)
             import_btn = gr.Button("Import", scale=0)
+    checkpoint = checkpoint_import.render(services)
     with gr.Accordion("Export a bundle for another machine", open=False), gr.Row():
         export_name = gr.Dropdown(label="Entry", choices=names, value=names[0] if names else None, scale=2)
         export_dir = gr.Textbox(label="Folder (e.g. a USB drive)", scale=3)
@@ -142,6 +145,7 @@ def layout(services: Services) -> VaultTab:
         report_btn,
         report_file,
         report_view,
+        checkpoint,
     )
 
 
@@ -213,6 +217,7 @@ def wire(tab: VaultTab, services: Services, model_menu: Any, lora_menu: Any) -> 
         outputs=[tab.status, tab.task, *listed],
         **private,
     )
+    checkpoint_import.listen(tab.checkpoint, services, tab.status, tab.task, listed, tab.refresh_btn)
     tab.export_btn.click(
         bind(on_vault_export, services),
         inputs=[tab.export_name, tab.export_dir],
