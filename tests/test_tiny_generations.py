@@ -4,6 +4,7 @@ with sound, the 2.3-layout VAE, the duration head and the diffusion decoder."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -191,3 +192,21 @@ def test_generation_2_0_is_the_tiny_model_and_names_are_checked():
     assert type(build_pipeline("2.0").vocoder).__name__ == "LTX2Vocoder"
     with pytest.raises(ValueError, match="got '3.0'"):
         build_pipeline("3.0")
+
+
+def test_make_tiny_cli_builds_a_generation(cli, tmp_path):
+    models = tmp_path / "models"
+    r = cli("vault", "make-tiny", "--generation", "2.5", "--json", models_dir=models)
+    assert r.returncode == 0, r.stderr
+    assert (r.json["generation"], r.json["name"]) == ("2.5", "aiprod-tiny-ltx25")
+    manifest = json.loads((models / "MANIFEST.json").read_text())
+    [entry] = [e for e in manifest["entries"] if e["name"] == "aiprod-tiny-ltx25"]
+    assert (entry["kind"], entry["family"], entry["license"], entry["test_model"]) == (
+        "pipeline",
+        "ltx2",
+        "Apache-2.0",
+        True,
+    )
+    assert entry["defaults"] == tiny_defaults("2.5") and entry["digest"] == r.json["digest"]
+    assert f"{DIFFUSION_DECODER}/diffusion_pytorch_model.safetensors" in entry["files"]
+    assert detect(models / entry["path"]).version == "2.5"
