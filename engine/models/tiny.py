@@ -175,8 +175,7 @@ def build_pipeline(seed: int = 0):
 
     tokenizer = build_tokenizer()
 
-    # 1. Text encoder: a two-layer Gemma3 (with the smallest vision tower it accepts).
-    text_encoder = build_gemma3(tokenizer, seed)
+    text_encoder = build_gemma3(tokenizer, seed)  # 1. a two-layer Gemma3 text encoder
 
     # 2. Text connectors: width (heads × head_dim) equals the Gemma hidden size.
     torch.manual_seed(seed)
@@ -276,8 +275,7 @@ def build_pipeline(seed: int = 0):
 
 
 def write_atomically(target: Path, write: Callable[[Path], object]) -> Path:
-    """Let `write` fill a fresh sibling folder, then put it in place of `target` (replacing it):
-    a reader never sees a half-written model."""
+    """`write` fills a fresh sibling folder, which then replaces `target`: never half-written."""
     target = Path(target)
     tmp = target.with_name(f".{target.name}.building")
     shutil.rmtree(tmp, ignore_errors=True)
