@@ -171,9 +171,11 @@ def test_diffusion_decoder_decodes_the_latents_of_a_render(pipes, folders):
     video, audio = latents.frames, latents.audio
     assert tuple(video.shape) == (1, 8, 3, 4, 4) and video.dtype == torch.float32  # denormalized, not decoded
     assert audio.ndim == 4 and audio.shape[:2] == (1, 2)  # audio latents [B, C, L, mel bins], not decoded either
-    with torch.no_grad():  # the conv decoder on these latents gives the plain render's frames
+    plain = render(pipe)
+    with torch.no_grad():  # decoded as the pipeline does, they give the plain render's frames and sound
         conv = pipe.video_processor.postprocess_video(pipe.vae.decode(video, None).sample, output_type="np")
-    assert np.array_equal(conv, render(pipe).frames)
+        sound = pipe.vocoder(pipe.audio_vae.decode(audio).sample)
+    assert np.array_equal(conv, plain.frames) and torch.equal(sound, plain.audio)
 
     decoder = LTX2VideoDiffusionDecoderModel.from_pretrained(folders["2.5"] / DIFFUSION_DECODER, local_files_only=True)
     quality = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=decoder, scheduler=pipe.scheduler, vae=pipe.vae)
