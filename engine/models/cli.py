@@ -6,19 +6,21 @@ import argparse
 from typing import Any
 
 from aiprod_studio.choices import COMPUTE_DTYPES, STORED_QUANTIZATIONS
+from aiprod_studio.generations import VERSIONS
 from aiprod_studio.settings import Settings
 
 
 def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio.vault.store import Vault
-    from engine.models.tiny import make_tiny
+    from engine.models.tiny_generations import make_tiny_generation
     from engine.qa.tiny_clip import make_tiny_clip
 
     vault = Vault(settings.ensure_dirs().models_dir)
-    entry = make_tiny(vault, name=args.name)
+    entry = make_tiny_generation(vault, args.generation, name=args.name)
     clip = make_tiny_clip(vault)  # so the semantic QA runs out of the box too
     data = {
         "name": entry.name,
+        "generation": args.generation,
         "path": str(settings.models_dir / entry.path),
         "digest": entry.digest,
         "files": len(entry.files),
@@ -26,7 +28,7 @@ def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
         "clip": clip.name,
     }
     return data, (
-        f"built test model {entry.name} ({len(entry.files)} files, {entry.total_size:,d} bytes, "
+        f"built LTX-{args.generation} test model {entry.name} ({len(entry.files)} files, {entry.total_size:,d} bytes, "
         f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}\n"
         f"built test CLIP {clip.name} for the semantic QA ({clip.total_size:,d} bytes, digest {clip.digest[:12]}) "
         f"in {settings.models_dir / clip.path}"
@@ -53,7 +55,15 @@ def register(reg: Any) -> None:
         "vault", "make-tiny", "build the studio's tiny LTX-2 test model and tiny CLIP into the vault", cmd_make_tiny
     )
     p.add_argument(
-        "--name", default="aiprod-tiny-ltx2", help="the LTX-2 test model's name (the CLIP's is aiprod-tiny-clip)"
+        "--generation",
+        choices=VERSIONS,
+        default="2.0",
+        help="the LTX-2 generation to build a tiny model of (default: 2.0)",
+    )
+    p.add_argument(
+        "--name",
+        help="the test model's name (default: aiprod-tiny-ltx2, aiprod-tiny-ltx23 or aiprod-tiny-ltx25 by "
+        "generation; the CLIP's is aiprod-tiny-clip)",
     )
 
     p = reg.subcommand(

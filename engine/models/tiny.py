@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from aiprod_studio import offline
@@ -85,24 +86,10 @@ def build_tokenizer(max_length: int = MAX_TOKENS):
     )
 
 
-def build_pipeline(seed: int = 0):
-    """Build the tiny LTX-2 pipeline in memory (float32, CPU), deterministically."""
-    # (one function on purpose: every component's config side by side is how the tiny model is checked against a real
-    # one)
-    from diffusers import (
-        AutoencoderKLLTX2Audio,
-        AutoencoderKLLTX2Video,
-        FlowMatchEulerDiscreteScheduler,
-        LTX2Pipeline,
-        LTX2VideoTransformer3DModel,
-    )
-    from diffusers.pipelines.ltx2 import LTX2TextConnectors
-    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+def build_gemma3(tokenizer, seed: int = 0):
+    """A two-layer Gemma3 text encoder (with the smallest vision tower it accepts), seeded."""
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
-    tokenizer = build_tokenizer()
-
-    # 1. Text encoder: a two-layer Gemma3 (with the smallest vision tower it accepts).
     torch.manual_seed(seed)
     text_config = {
         "vocab_size": len(tokenizer),
@@ -135,7 +122,60 @@ def build_pipeline(seed: int = 0):
         eoi_token_index=0,
         image_token_index=0,
     )
-    text_encoder = Gemma3ForConditionalGeneration(config).eval()
+    return Gemma3ForConditionalGeneration(config).eval()
+
+
+def build_audio_vae(seed: int = 0):
+    """The audio VAE: 16 kHz log-mel with 8 bins and a 160-sample hop, 2 latent channels, seeded."""
+    from diffusers import AutoencoderKLLTX2Audio
+
+    torch.manual_seed(seed)
+    return AutoencoderKLLTX2Audio(
+        base_channels=4,
+        output_channels=2,
+        ch_mult=(1,),
+        num_res_blocks=1,
+        attn_resolutions=None,
+        in_channels=2,
+        resolution=32,
+        latent_channels=2,
+        norm_type="pixel",
+        causality_axis="height",
+        dropout=0.0,
+        mid_block_add_attention=False,
+        sample_rate=16000,
+        mel_hop_length=160,
+        is_causal=True,
+        mel_bins=8,
+    )
+
+
+def build_scheduler():
+    """The flow-matching scheduler with LTX-2's dynamic shift."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(
+        shift=1.0,
+        use_dynamic_shifting=True,
+        base_shift=0.95,
+        max_shift=2.05,
+        base_image_seq_len=1024,
+        max_image_seq_len=4096,
+        shift_terminal=0.1,
+    )
+
+
+def build_pipeline(seed: int = 0):
+    """Build the tiny LTX-2 pipeline in memory (float32, CPU), deterministically."""
+    # (one function on purpose: every component's config side by side is how the tiny model is checked against a real
+    # one)
+    from diffusers import AutoencoderKLLTX2Video, LTX2Pipeline, LTX2VideoTransformer3DModel
+    from diffusers.pipelines.ltx2 import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    tokenizer = build_tokenizer()
+
+    text_encoder = build_gemma3(tokenizer, seed)  # 1. a two-layer Gemma3 text encoder
 
     # 2. Text connectors: width (heads × head_dim) equals the Gemma hidden size.
     torch.manual_seed(seed)
@@ -182,25 +222,7 @@ def build_pipeline(seed: int = 0):
 
     # 4. Audio VAE (16 kHz log-mel, 8 bins) and a vocoder whose upsampling equals the mel hop,
     #    so the waveform lasts exactly as long as the mel frames say.
-    torch.manual_seed(seed)
-    audio_vae = AutoencoderKLLTX2Audio(
-        base_channels=4,
-        output_channels=2,
-        ch_mult=(1,),
-        num_res_blocks=1,
-        attn_resolutions=None,
-        in_channels=2,
-        resolution=32,
-        latent_channels=2,
-        norm_type="pixel",
-        causality_axis="height",
-        dropout=0.0,
-        mid_block_add_attention=False,
-        sample_rate=16000,
-        mel_hop_length=160,
-        is_causal=True,
-        mel_bins=8,
-    )
+    audio_vae = build_audio_vae(seed)
     torch.manual_seed(seed)
     vocoder = LTX2Vocoder(
         in_channels=2 * 8,
@@ -239,15 +261,7 @@ def build_pipeline(seed: int = 0):
         rope_type="split",
     )
 
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        shift=1.0,
-        use_dynamic_shifting=True,
-        base_shift=0.95,
-        max_shift=2.05,
-        base_image_seq_len=1024,
-        max_image_seq_len=4096,
-        shift_terminal=0.1,
-    )
+    scheduler = build_scheduler()
     return LTX2Pipeline(
         scheduler=scheduler,
         vae=vae,
@@ -260,19 +274,23 @@ def build_pipeline(seed: int = 0):
     )
 
 
-def save_pipeline(target: Path, seed: int = 0) -> Path:
-    """Build and save the tiny pipeline to `target` (replacing it), atomically."""
+def write_atomically(target: Path, write: Callable[[Path], object]) -> Path:
+    """`write` fills a fresh sibling folder, which then replaces `target`: never half-written."""
     target = Path(target)
     tmp = target.with_name(f".{target.name}.building")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    pipe = build_pipeline(seed)
-    pipe.save_pretrained(tmp, safe_serialization=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
     log.info("tiny model written to %s", target)
     return target
+
+
+def save_pipeline(target: Path, seed: int = 0) -> Path:
+    """Build and save the tiny pipeline to `target` (replacing it), atomically."""
+    pipe = build_pipeline(seed)
+    return write_atomically(target, lambda tmp: pipe.save_pretrained(tmp, safe_serialization=True))
 
 
 def make_tiny(vault, name: str = TINY_NAME, seed: int = 0):
@@ -324,14 +342,12 @@ def make_tiny_scenarist(vault, name: str = SCENARIST_NAME, seed: int = 0):
     )
     model = LlamaForCausalLM(config).eval()
     rel = f"{KIND_DIRS['scenarist']}/{name}"
-    target = vault.root / rel
-    tmp = target.with_name(f".{name}.building")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+
+    write_atomically(vault.root / rel, write)
     return vault.record(
         name,
         "scenarist",
