@@ -343,3 +343,24 @@ def test_a_killed_import_is_cleared_and_can_run_again(models, tmp_path, capsys):
     started = time.perf_counter()
     code, data = run(capsys, models, str(source), "--like", TINY)
     assert code == 0 and data["name"] == "t" and time.perf_counter() - started < 60
+
+
+def test_an_ltx_2_3_checkpoint_imports_with_its_fourth_decoder_stage(models, tmp_path, capsys):
+    """LTX-2.3's video decoder has a fourth stage diffusers' single-file map does not name
+    (`up_blocks.7`, `up_blocks.8`): the import names it as diffusers' conversion script does."""
+    from aiprod_studio.generations import detect
+    from engine.models.tiny_generations import make_tiny_generation
+
+    like = make_tiny_generation(Vault(models), "2.3")
+    like_dir = models / like.path
+    source = write_checkpoint(like_dir, tmp_path / "ltx23.safetensors", ("transformer", "vae", "audio_vae"))
+    code, data = run(capsys, models, str(source), "--like", like.name, "--name", "my-ltx23")
+    assert code == 0, data
+    folder = tiny_dir(models, "my-ltx23")
+    assert detect(folder).version == "2.3"
+    for component in ("vae", "transformer", "audio_vae"):
+        a, b = diffusers_tensors(like_dir, component), diffusers_tensors(folder, component)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), component
+    frames, audio = render(folder)
+    expected = render(like_dir)
+    assert np.array_equal(frames, expected[0]) and np.array_equal(audio, expected[1])

@@ -74,6 +74,12 @@ PARTS = (
     Part("vae", "vae.", "AutoencoderKLLTX2Video", "convert_ltx2_vae_to_diffusers"),
     Part("audio_vae", "audio_vae.", "AutoencoderKLLTX2Audio", "convert_ltx2_audio_vae_to_diffusers"),
 )
+# LTX-2.3/2.5's video decoder has a fourth stage (`up_blocks.7`, its upsampler, and `up_blocks.8`) that
+# diffusers 0.42.1's single-file map (written for 2.0's three) leaves unnamed; diffusers' own conversion
+# script names them so (`LTX_2_3_VIDEO_VAE_RENAME_DICT`)
+LATER_RENAMES = {
+    "vae": {"decoder.up_blocks.7.": "decoder.up_blocks.3.upsamplers.0.", "decoder.up_blocks.8.": "decoder.up_blocks.3."}
+}
 # what released combined files carry besides, not converted (the `like` entry's own are used)
 KEPT_FROM_LIKE = ("vocoder.", "text_embedding_projection.")
 DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
@@ -105,6 +111,20 @@ def read_header(path: Path) -> dict[str, tuple[str, list[int]]]:
         return {k: (f.get_slice(k).get_dtype(), list(f.get_slice(k).get_shape())) for k in f.keys()}  # noqa: SIM118
 
 
+def convert_keys(part: Part, state: dict[str, Any]) -> dict[str, Any]:
+    """The component's state (or key → key) under diffusers' names: diffusers' converter, then the
+    renames it lacks for later generations."""
+    from diffusers.loaders import single_file_utils
+
+    converted: dict[str, Any] = getattr(single_file_utils, part.converter)(dict(state))
+    renames = LATER_RENAMES.get(part.name, {})
+    out = {}
+    for key, value in converted.items():
+        old = next((o for o in renames if key.startswith(o)), None)
+        out[renames[old] + key[len(old) :] if old else key] = value
+    return out
+
+
 def _few(keys: Any) -> str:
     keys = sorted(keys)
     return ", ".join(keys[:SHOWN]) + (f", … ({len(keys)} in all)" if len(keys) > SHOWN else "")
@@ -112,7 +132,6 @@ def _few(keys: Any) -> str:
 
 def plan_import(source: Path, like_dir: Path, like: str) -> Plan:
     """Split the file's keys by component and check each against the `like` entry's (BadInput, field file)."""
-    from diffusers.loaders import single_file_utils
 
     try:
         header = read_header(source)
@@ -146,8 +165,7 @@ def plan_import(source: Path, like_dir: Path, like: str) -> Plan:
             )
         plan.expected[part.name] = {k: shape for f in files for k, (_, shape) in read_header(f).items()}
         # diffusers' converter, run on key names (each value is the original key it came from)
-        converter = getattr(single_file_utils, part.converter)
-        converted: dict[str, str] = converter({k: k for k in grouped[part.name]})
+        converted: dict[str, str] = convert_keys(part, {k: k for k in grouped[part.name]})
         dropped = set(grouped[part.name]) - set(converted.values())
         if dropped:
             plan.not_converted[f"{part.name} (unused by diffusers)"] = len(dropped)
@@ -191,7 +209,6 @@ def convert_part(plan: Plan, name: str, dest: Path, cancel: threading.Event | No
     model it returns is checked after: every weight set, under the configuration's names and shapes.
     """
     import diffusers
-    from diffusers.loaders import single_file_utils
     from diffusers.loaders.single_file_model import FromOriginalModelMixin
 
     part = next(p for p in PARTS if p.name == name)
@@ -212,8 +229,8 @@ def convert_part(plan: Plan, name: str, dest: Path, cancel: threading.Event | No
             if cancel is not None and cancel.is_set():
                 raise Cancelled("import cancelled")
             state[key] = f.get_tensor(key)
-    converter = getattr(single_file_utils, part.converter)
-    check({k: list(v.shape) for k, v in converter({k: t for k, t in state.items()}).items()}, "converting")
+    state = convert_keys(part, state)  # (already diffusers' names: the loader below converts nothing again)
+    check({k: list(v.shape) for k, v in state.items()}, "converting")
     cls = getattr(diffusers, part.cls)
     # (diffusers 0.42.1 maps the audio VAE's keys, but its class lacks the single-file mixin)
     load = getattr(cls, "from_single_file", None) or partial(FromOriginalModelMixin.from_single_file.__func__, cls)
