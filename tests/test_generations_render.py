@@ -166,6 +166,14 @@ def test_a_lora_trained_on_ltx_2_3_loads_there_and_is_refused_on_ltx_2_0(gen_stu
     used = gen_studio.render(gen_studio.build_recipe({"prompt": "a red square", "model": T23, "loras": ["squares-23"]}))
     base = gen_studio.render(gen_studio.build_recipe({"prompt": "a red square", "model": T23}))
     assert not np.array_equal(media.read_frames(used["output_path"]), media.read_frames(base["output_path"]))
+    # the same LoRA in ComfyUI's naming (`diffusion_model.…`, alpha folded in), imported as a plain file
+    from aiprod_studio.vault.transfer import import_path
+
+    import_path(gen_studio.vault, row["result"]["comfyui_file"], "squares-23-comfy", kind="lora", family="ltx2")
+    comfy = gen_studio.render(
+        gen_studio.build_recipe({"prompt": "a red square", "model": T23, "loras": ["squares-23-comfy"]})
+    )
+    assert media.psnr(media.read_frames(comfy["output_path"]), media.read_frames(used["output_path"])) > 40
     with pytest.raises(BadInput) as info:
         gen_studio.build_recipe({"prompt": "a red square", "model": "aiprod-tiny-ltx2", "loras": ["squares-23"]})
     assert info.value.field == "loras"
