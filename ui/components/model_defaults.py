@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 
 from aiprod_studio.vault.manifest import Entry
 from ui.components.start_panel import start_note
-from ui.context import Services
+from ui.context import Services, bind
 
 SIZE_FIELDS = ("width", "height", "num_frames", "fps", "steps", "guidance")
 FALLBACK_SIZES = {"width": 768, "height": 512, "num_frames": 121, "fps": 24, "steps": 40, "guidance": 4.0}
@@ -84,3 +85,12 @@ def on_model(services: Services, name: str) -> list[Any]:
         gr.update(interactive=auto_ok, **({} if auto_ok else {"value": False})),
         gr.update(interactive=decoder_ok, **({} if decoder_ok else {"value": "vae"})),
     ]
+
+
+def follow_model(services: Services, model: Any, outputs: list[Any]) -> None:
+    """`on_model` when the model changes, and when the page loads (Gradio shows a number field
+    built without a value as 0; emptied by an update, it shows its placeholder)."""
+    private: dict[str, Any] = {"api_visibility": "private"}
+    model.change(bind(on_model, services), inputs=model, outputs=outputs, **private)
+    if Context.root_block is not None:
+        Context.root_block.load(bind(on_model, services), inputs=model, outputs=outputs, **private)

@@ -33,14 +33,20 @@ def rows(studio: Studio) -> list[list[Any]]:
             if e.derived_from
             else "built-in test model"
             if e.test_model
+            else f"converted from {e.imported_from.file}"
+            if e.imported_from
             else "imported"
         )
+        generation = studio.generation(e) if e.kind == "pipeline" else None
+        family = f"{e.family} · {generation.label}" if generation else e.family
+        if e.kind == "lora" and e.generation:
+            family = f"{e.family} · LTX-{e.generation}"
         out.append(
             [
                 BADGES.get(check.get("status", ""), "○ unchecked"),
                 e.name,
                 e.kind,
-                e.family,
+                family,
                 human_bytes(e.total_size),
                 source,
                 e.license,

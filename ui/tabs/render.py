@@ -19,7 +19,7 @@ from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
 from engine.render import media
 from ui.components import queue_panel
 from ui.components.budget_note import BUDGET_FIELDS, forecast_text, on_forecast
-from ui.components.model_defaults import SIZE_FIELDS, extras, model_defaults, on_model, placeholder
+from ui.components.model_defaults import SIZE_FIELDS, extras, follow_model, model_defaults, placeholder
 from ui.components.model_defaults import note as model_note
 from ui.components.render_form import TILING, RenderForm, updates_from_recipe
 from ui.components.render_job import Followed, enqueue, on_cancel, on_generate
@@ -242,12 +242,7 @@ def wire(tab: RenderTab, services: Services) -> None:
     sizes = [tab.field(k) for k in SIZE_FIELDS]
     seed = tab.field("seed")
     queue_panel.wire(tab.queue, services)
-    tab.field("model").change(
-        bind(on_model, services),
-        inputs=tab.field("model"),
-        outputs=[tab.note, *sizes, tab.field("auto_duration"), tab.field("decoder")],
-        **private,
-    )
+    follow_model(services, tab.field("model"), [tab.note, *sizes, tab.field("auto_duration"), tab.field("decoder")])
     tab.preset.change(bind(on_preset, tab.presets), inputs=tab.preset, outputs=inputs, **private)
     budget_fields = [tab.field(k) for k in BUDGET_FIELDS]
     for component in budget_fields:  # what the render needs, before Generate is pressed
