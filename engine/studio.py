@@ -59,7 +59,7 @@ class Studio:
         self._history_lock = threading.Lock()
         self.qa = QualityGate(self.vault)  # the checks every clip passes once written
         self._facts: dict[str, ModelFacts] = {}  # by model digest: sizes read from the files once
-        self._generations: dict[str, Generation | None] = {}  # by model digest: read from the configs once
+        self._generations: dict[str, Generation | None] = {}  # by model digest and variant: read from the configs once
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -192,9 +192,10 @@ class Studio:
 
     def generation(self, entry: Entry) -> Generation | None:
         """The entry's LTX-2 generation, read from its configs once per digest (None: not LTX-2)."""
-        if entry.digest not in self._generations:
-            self._generations[entry.digest] = detect(self.vault.entry_dir(entry), entry.variant)
-        return self._generations[entry.digest]
+        key = f"{entry.digest}:{entry.variant}"  # (the same files imported as a distilled variant differ)
+        if key not in self._generations:
+            self._generations[key] = detect(self.vault.entry_dir(entry), entry.variant)
+        return self._generations[key]
 
     def model_defaults(self, entry: Entry) -> dict[str, Any]:
         """What a render on `entry` uses where the user sets nothing: the entry's own defaults over

@@ -18,7 +18,7 @@ from aiprod_studio.recipe import Recipe
 from engine.models.interrupt import cancel_points
 from engine.models.speed import apply_fast
 from engine.render import media
-from engine.render.decode import decode_latents
+from engine.render.decode import decode_latents, decoder_for
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline as Pipeline
@@ -144,7 +144,8 @@ def run_pipeline(
             return_dict=True,
         )
         if recipe.decoder == "diffusion":  # the quality decode: the diffusion decoder, then sound as always
-            frames, audio = decode_latents(pipe, out.frames, getattr(out, "audio", None), generator)
+            with cancel_points(decoder_for(pipe).diffusion_decoder, cancel):
+                frames, audio = decode_latents(pipe, out.frames, getattr(out, "audio", None), generator)
         else:
             frames, audio = np.asarray(out.frames[0]), getattr(out, "audio", None)
     sample_rate = None
@@ -185,8 +186,9 @@ def render_to_file(
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)
-    if recipe.auto_duration:
-        recipe = recipe.model_copy(update={"num_frames": int(frames.shape[0])})
+    if recipe.auto_duration:  # (a pick below 9 frames leaves no choice to repeat: recorded as a fixed count)
+        picked = int(frames.shape[0])
+        recipe = Recipe.model_validate({**recipe.model_dump(), "num_frames": picked, "auto_duration": picked >= 9})
     media.encode_mp4(
         out_path,
         frames,

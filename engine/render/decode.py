@@ -39,9 +39,10 @@ def decoder_for(pipe: Pipeline) -> Any:
     model = LTX2VideoDiffusionDecoderModel.from_pretrained(
         Path(folder) / FOLDER, local_files_only=True, use_safetensors=True, torch_dtype=pipe.transformer.dtype
     )
-    decoder = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=model, scheduler=pipe.scheduler, vae=pipe.vae)
+    # (no `vae`: the latents come denormalized, and the pipeline's VAE, maybe under an offload hook, stays
+    # where it is; the decoder waits on the CPU and moves to the device only while it decodes)
+    decoder = LTX2VideoDiffusionDecodePipeline(diffusion_decoder=model, scheduler=pipe.scheduler)
     decoder.set_progress_bar_config(disable=True)
-    decoder.to(pipe._execution_device)
     pipe._aiprod_decoder = decoder
     log.info("diffusion decoder loaded from %s", Path(folder) / FOLDER)
     return decoder
@@ -53,7 +54,15 @@ def decode_latents(
     """Frames (F×H×W×3 floats in 0…1) from the pipeline's `output_type="latent"` video latents (already
     denormalized) through the diffusion decoder, and the waveform from its audio latents."""
     decoder = decoder_for(pipe)
-    out = decoder(video_latents, generator=generator, output_type="np", denormalize=False, return_dict=True)
+    device = pipe._execution_device
+    decoder.diffusion_decoder.to(device)
+    try:
+        out = decoder(
+            video_latents.to(device), generator=generator, output_type="np", denormalize=False, return_dict=True
+        )
+    finally:
+        if device.type != "cpu":
+            decoder.diffusion_decoder.to("cpu")  # its GPU memory back for the next render
     frames = np.asarray(out.frames[0])
     audio = None
     if audio_latents is not None and getattr(pipe, "audio_vae", None) is not None:

@@ -87,10 +87,18 @@ def on_model(services: Services, name: str) -> list[Any]:
     ]
 
 
+def on_extras(services: Services, name: str) -> list[Any]:
+    """The extras switched on or off for the model now chosen (its sizes untouched)."""
+    return on_model(services, name)[-2:]
+
+
 def follow_model(services: Services, model: Any, outputs: list[Any]) -> None:
     """`on_model` when the model changes, and when the page loads (Gradio shows a number field
     built without a value as 0; emptied by an update, it shows its placeholder)."""
     private: dict[str, Any] = {"api_visibility": "private"}
-    model.change(bind(on_model, services), inputs=model, outputs=outputs, **private)
+    # (`input`, not `change`: a recipe restored or re-used sets the model and its sizes together, and
+    # must keep them; the extras still follow any change)
+    model.input(bind(on_model, services), inputs=model, outputs=outputs, **private)
+    model.change(bind(on_extras, services), inputs=model, outputs=outputs[-2:], **private)
     if Context.root_block is not None:
         Context.root_block.load(bind(on_model, services), inputs=model, outputs=outputs, **private)
