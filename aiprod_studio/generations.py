@@ -46,25 +46,22 @@ _GUIDED = {
 # A distilled model runs without any guidance pass (one transformer call per step).
 _UNGUIDED = {"stg_scale": 0.0, "audio_stg_scale": 0.0, "modality_scale": 1.0, "audio_modality_scale": 1.0}
 
+# Every generation's default clip: 768×512, 121 frames at 24 fps (5 s), the size diffusers' examples render.
+_CLIP = {"width": 768, "height": 512, "num_frames": 121, "fps": 24}
+
 DEFAULTS: dict[tuple[Version, bool], dict[str, Any]] = {
     # LTX-2.0 (Jan 2026): diffusers' LTX-2 documentation example renders 768×512, 121 frames at 24 fps,
     # 40 steps, guidance 4; STG at block 29 (docstring: "[29] is recommended for LTX-2.0"); the legacy
     # timestep for the cross-modal modulation (`use_cross_timestep=False`: "the legacy LTX-2.0 behavior").
     ("2.0", False): {
-        "width": 768,
-        "height": 512,
-        "num_frames": 121,
-        "fps": 24,
+        **_CLIP,
         "steps": 40,
         "guidance": 4.0,
         "advanced": {**_GUIDED, "spatio_temporal_guidance_blocks": [29], "use_cross_timestep": False},
     },
     # LTX-2.0 distilled (ltx-2-19b-distilled): the distilled schedule, as for 2.3 distilled below.
     ("2.0", True): {
-        "width": 768,
-        "height": 512,
-        "num_frames": 121,
-        "fps": 24,
+        **_CLIP,
         "steps": 8,
         "guidance": 1.0,
         "advanced": {**_UNGUIDED, "sigmas": DISTILLED_SIGMAS, "use_cross_timestep": False},
@@ -72,10 +69,7 @@ DEFAULTS: dict[tuple[Version, bool], dict[str, Any]] = {
     # LTX-2.3 (Mar 2026): the pipeline's defaults, written for it (30 steps, video guidance 3, audio 7,
     # STG 1 at block 28: "[28] is recommended for LTX-2.3"; the cross-modal timestep on).
     ("2.3", False): {
-        "width": 768,
-        "height": 512,
-        "num_frames": 121,
-        "fps": 24,
+        **_CLIP,
         "steps": 30,
         "guidance": 3.0,
         "advanced": {**_GUIDED, "spatio_temporal_guidance_blocks": [28], "use_cross_timestep": True},
@@ -83,10 +77,7 @@ DEFAULTS: dict[tuple[Version, bool], dict[str, Any]] = {
     # LTX-2.3 distilled: 8 steps on the distilled sigmas, guidance 1 (model card of
     # diffusers/LTX-2.3-Distilled-Diffusers; diffusers' HDR example runs it with these sigmas).
     ("2.3", True): {
-        "width": 768,
-        "height": 512,
-        "num_frames": 121,
-        "fps": 24,
+        **_CLIP,
         "steps": 8,
         "guidance": 1.0,
         "advanced": {**_UNGUIDED, "sigmas": DISTILLED_SIGMAS, "use_cross_timestep": True},
@@ -94,19 +85,13 @@ DEFAULTS: dict[tuple[Version, bool], dict[str, Any]] = {
     # LTX-2.5 (Aug 2026): the same pipeline defaults as 2.3 (its docstring gives no other values);
     # the duration head may pick the frame count (`auto_duration`).
     ("2.5", False): {
-        "width": 768,
-        "height": 512,
-        "num_frames": 121,
-        "fps": 24,
+        **_CLIP,
         "steps": 30,
         "guidance": 3.0,
         "advanced": {**_GUIDED, "spatio_temporal_guidance_blocks": [28], "use_cross_timestep": True},
     },
     ("2.5", True): {
-        "width": 768,
-        "height": 512,
-        "num_frames": 121,
-        "fps": 24,
+        **_CLIP,
         "steps": 8,
         "guidance": 1.0,
         "advanced": {**_UNGUIDED, "sigmas": DISTILLED_SIGMAS, "use_cross_timestep": True},
