@@ -25,7 +25,6 @@ import contextlib
 import errno
 import fnmatch
 import hashlib
-import json
 import logging
 import os
 import re
@@ -36,13 +35,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from aiprod_studio.choices import DEFAULT_FAMILY, DEFAULT_KIND
 from aiprod_studio.errors import BadInput, IntegrityError, StudioError
-from aiprod_studio.generations import VARIANTS, Version
+from aiprod_studio.generations import VARIANTS
 from aiprod_studio.offline import NetworkBlocked
-from aiprod_studio.settings import PROJECT_ROOT
+from aiprod_studio.vault.catalog import CATALOG_NAME, CatalogItem, MemoryNeed, catalog_path, load_catalog
 from aiprod_studio.vault.manifest import (
     KIND_DIRS,
     Entry,
@@ -54,11 +51,32 @@ from aiprod_studio.vault.manifest import (
 )
 from aiprod_studio.vault.results import VerifyProgress
 from aiprod_studio.vault.store import Vault
+from aiprod_studio.vault.tokens import (
+    MAX_TOKEN_FILE,
+    TOKEN_ENV,
+    access_refused,
+    find_token,
+    how_to_get_access,
+    read_token_file,
+    scrub,
+)
 from aiprod_studio.vault.transfer import Meter
+
+__all__ = [  # (the catalogue and the tokens live in their own files; provisioning uses both)
+    "CATALOG_NAME",
+    "MAX_TOKEN_FILE",
+    "TOKEN_ENV",
+    "CatalogItem",
+    "MemoryNeed",
+    "catalog_path",
+    "find_token",
+    "load_catalog",
+    "provision",
+    "read_token_file",
+]
 
 log = logging.getLogger(__name__)
 
-CATALOG_NAME = "catalog.json"
 # Never fetched: pickled or otherwise unusable weight formats (only safetensors are accepted).
 IGNORED_PATTERNS = (
     "*.bin",
@@ -108,43 +126,6 @@ NETWORK_ERRNOS = {
 }
 
 
-# Where an access token for gated repos is looked for, first found wins (after --token-file).
-TOKEN_ENV = ("AIPROD_HF_TOKEN", "HF_TOKEN")
-MAX_TOKEN_FILE = 4096  # bytes: an access token is one line of a few dozen characters
-
-
-class MemoryNeed(BaseModel):
-    """What one hardware profile needs for a generation's default render, in GiB (CPU: RAM only)."""
-
-    model_config = ConfigDict(extra="forbid")
-    gpu: float | None = Field(default=None, gt=0)
-    ram: float = Field(gt=0)
-
-
-class CatalogItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    repo: str
-    revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$")
-    kind: str = DEFAULT_KIND
-    family: str = DEFAULT_FAMILY
-    generation: Version | None = None  # shown to people only; the studio reads it from the configs
-    variant: str | None = None  # "distilled": recorded in the manifest entry, picks the variant's defaults
-    gated: bool = False  # the hub serves it only to accounts that accepted its licence: needs a token
-    license: str = "unknown"
-    allow: list[str] = Field(default_factory=list)
-    description: str = ""
-    approx_size_gb: float | None = None  # on disk, 10^9 bytes
-    min_memory_gb: dict[str, MemoryNeed] = Field(default_factory=dict)  # by hardware profile id
-
-    @field_validator("variant")
-    @classmethod
-    def _known_variant(cls, v: str | None) -> str | None:
-        if v is not None and v not in VARIANTS:
-            raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {v!r}")
-        return v
-
-
 class HubLike(Protocol):
     """What provisioning needs from the hub (the real client, or a fake in tests)."""
 
@@ -190,119 +171,6 @@ class HubClient:
             )
 
 
-def catalog_path(vault: Vault) -> Path:
-    """The vault's own catalogue if it has one, else the one shipped in the project's models/."""
-    own = vault.root / CATALOG_NAME
-    return own if own.is_file() else PROJECT_ROOT / "models" / CATALOG_NAME
-
-
-def load_catalog(vault: Vault) -> list[CatalogItem]:
-    path = catalog_path(vault)
-    if not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return [CatalogItem.model_validate(item) for item in data.get("models", [])]
-    except (ValueError, ValidationError) as exc:
-        raise StudioError(f"{path}: unreadable catalogue: {exc}") from None
-
-
-def _check_token(text: str, where: str, field: str) -> str:
-    """`text` stripped, if it looks like one access token; the error names `where`, never the text."""
-    token = text.strip()
-    if not token:
-        raise BadInput(f"{where} is empty: it must hold your access token", field=field)
-    if any(not 33 <= ord(c) < 127 for c in token):
-        raise BadInput(
-            f"{where} does not hold one access token (it has spaces, line breaks or other characters "
-            "no token has): put the token alone in it",
-            field=field,
-        )
-    return token
-
-
-def read_token_file(path: str | Path) -> str:
-    """The access token in `path`: a small text file holding only the token, readable by its owner only."""
-    path = Path(path)
-    where = f"token file {path}"
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise BadInput(f"{where} does not exist", field="token_file") from None
-    except OSError as exc:
-        raise BadInput(f"{where} cannot be read: {exc.strerror or type(exc).__name__}", field="token_file") from None
-    if not path.is_file():
-        raise BadInput(f"{where} is not a regular file", field="token_file")
-    if st.st_size > MAX_TOKEN_FILE:
-        raise BadInput(
-            f"{where} is {st.st_size:,} bytes: too large for an access token (at most {MAX_TOKEN_FILE:,}); "
-            "is it the right file?",
-            field="token_file",
-        )
-    if os.name == "posix" and st.st_mode & 0o077:
-        raise BadInput(
-            f"{where} can be read or changed by other users (mode {st.st_mode & 0o777:o}): "
-            f"make it yours alone with `chmod 600 {path}`",
-            field="token_file",
-        )
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BadInput(f"{where} cannot be read: {exc.strerror or type(exc).__name__}", field="token_file") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadInput(f"{where} is not a text file: it must hold only the access token", field="token_file") from None
-    if "\0" in text:
-        raise BadInput(f"{where} is not a text file: it must hold only the access token", field="token_file")
-    return _check_token(text, where, "token_file")
-
-
-def find_token(token_file: str | Path | None = None, environ: dict[str, str] | None = None) -> str | None:
-    """The access token to send to the hub: `token_file`'s, else `AIPROD_HF_TOKEN`'s, else `HF_TOKEN`'s."""
-    if token_file:
-        return read_token_file(token_file)
-    env = os.environ if environ is None else environ
-    for name in TOKEN_ENV:
-        if env.get(name, "").strip():
-            return _check_token(env[name], f"the environment variable {name}", "token")
-    return None
-
-
-def _scrub(text: str, token: str | None) -> str:
-    """`text` with every copy of the token replaced (the hub's messages should never hold it; in case)."""
-    return text.replace(token, "<token>") if token else text
-
-
-def _hub_page(repo: str) -> str:
-    endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-    return f"{endpoint}/{repo}"
-
-
-def _how_to_get_access(repo: str) -> str:
-    return (
-        f"accept its licence on {_hub_page(repo)} with your Hugging Face account, then run again with that "
-        "account's access token (--token-file PATH, a file holding only the token, or the HF_TOKEN environment "
-        "variable)"
-    )
-
-
-def _access_refused(exc: BaseException | None) -> bool:
-    """True when `exc`'s chain says the hub refused access: a gated repo, or HTTP 401/403 (not a plain
-    "repository not found")."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        names = {c.__name__ for c in type(exc).__mro__}
-        if "GatedRepoError" in names:
-            return True
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        if "RepositoryNotFoundError" not in names and status in (401, 403):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 def _git_blob_sha1(path: Path) -> str:
     h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode(), usedforsecurity=False)
     with open(path, "rb") as f:
@@ -340,13 +208,13 @@ def _network_cause(exc: BaseException | None) -> BaseException | None:
 def _explain(exc: Exception, repo: str, revision: str, token: str | None = None) -> StudioError:
     """The hub client's error in words for the user (never holding the token)."""
     error = _explain_error(exc, repo, revision, token)
-    error.args = (_scrub(str(error), token),)
+    error.args = (scrub(str(error), token),)
     return error
 
 
 def _explain_error(exc: Exception, repo: str, revision: str, token: str | None) -> StudioError:
     kind = type(exc).__name__
-    if _access_refused(exc):
+    if access_refused(exc):
         sent = (
             "the hub refused the access token given: "
             if token
@@ -354,7 +222,7 @@ def _explain_error(exc: Exception, repo: str, revision: str, token: str | None) 
         )
         return BadInput(
             f"{repo} refused access: the repo is gated, or needs an account allowed to read it; {sent}"
-            + _how_to_get_access(repo),
+            + how_to_get_access(repo),
             field="token",
         )
     if (cause := _network_cause(exc)) is not None:
@@ -424,7 +292,7 @@ def provision(
     kind = check_kind(kind)
     if gated and not token:  # said before anything goes out
         raise BadInput(
-            f"{name} ({repo}) is a gated repo and no access token was given: " + _how_to_get_access(repo),
+            f"{name} ({repo}) is a gated repo and no access token was given: " + how_to_get_access(repo),
             field="token",
         )
     hub = hub or HubClient()
