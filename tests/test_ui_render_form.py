@@ -28,6 +28,8 @@ def widgets(**changed):
         "profile": "auto",
         "vae_tiling": "auto",
         "fast": False,
+        "auto_duration": False,
+        "decoder": "vae",
     } | changed
     return [shown[f] for f in FIELDS]
 
@@ -51,6 +53,8 @@ def test_values_turn_whole_floats_into_ints_but_keep_guidance_a_float():
         "profile": "auto",
         "vae_tiling": None,  # the radio's auto: the profile decides
         "fast": False,
+        "auto_duration": False,
+        "decoder": "vae",
     }
     assert type(v["width"]) is int and type(v["guidance"]) is float
     assert values(*widgets(width=64.5))["width"] == 64.5  # not rounded: the recipe refuses it by name
