@@ -7,7 +7,7 @@ error naming the field, never an `OverflowError` from SQLite or a silent `int(1.
 from __future__ import annotations
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import echo
+from aiprod_studio.text import echo
 
 MAX_SQLITE_INT = 2**63 - 1
 

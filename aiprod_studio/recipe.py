@@ -11,16 +11,16 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from aiprod_studio import choices
 from aiprod_studio.choices import FAST_ON, Decoder, FastMode, Offload, Quantization
+from aiprod_studio.conditions import Condition, check_conditions
 from aiprod_studio.errors import BadInput
-
-T = TypeVar("T")
+from aiprod_studio.text import echo, text_fields
 
 QUANTIZATIONS = choices.QUANTIZATIONS  # (engine and ui offer these from here)
 OFFLOADS = choices.OFFLOADS
@@ -65,61 +65,17 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "profile": "custom",
     "auto_duration": False,
     "decoder": "vae",
+    "conditions": [],
 }
 
 
 # Settings the render key holds only when they differ from their defaults (so the keys of
 # recipes written before these settings existed do not change).
-KEYED_WHEN_SET = ("vae_tiling", "fast", "auto_duration", "decoder")
+KEYED_WHEN_SET = ("vae_tiling", "fast", "auto_duration", "decoder", "conditions")
 
 # Fields older recipes carry that no longer exist, with the one value they always held
 # (`scheduler`: the engine never read it; it was dropped from the recipe and from its render key).
 RETIRED_FIELDS: dict[str, Any] = {"scheduler": {}}
-
-# Characters no prompt, name or script may carry: lone surrogates (not text: they cannot be
-# written as UTF-8, so the database, JSON files and MP4 metadata would fail on them) and
-# control characters other than tab, newline, vertical tab, form feed and carriage return.
-_BAD_CHAR_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
-MAX_ECHO_CHARS = 120  # how much of a bad value an error message repeats
-
-
-def check_text(value: T, where: str = "", surrogates_only: bool = False) -> T:
-    """Refuse a lone surrogate or a control character anywhere in `value` (strings in lists and dicts too).
-
-    Raises `ValueError("contains an invalid character (lone surrogate U+D800 at position 3)")`;
-    pydantic validators prefix it with the field's name. `surrogates_only`: control
-    characters pass (for raw text that is cleaned afterwards, like a script).
-    """
-    if isinstance(value, str):
-        if m := (_SURROGATE_RE if surrogates_only else _BAD_CHAR_RE).search(value):
-            code = ord(m.group())
-            kind = "lone surrogate" if 0xD800 <= code <= 0xDFFF else "NUL" if code == 0 else "control character"
-            raise ValueError(
-                f"contains an invalid character ({kind} U+{code:04X} at position {m.start()}"
-                f"{f' of {where}' if where else ''})"
-            )
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            check_text(k, f"{where}[{k!r}]" if where else f"key {k!r}", surrogates_only)
-            check_text(v, f"{where}[{k!r}]", surrogates_only)
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            check_text(v, f"{where}[{i}]", surrogates_only)
-    return value
-
-
-def text_fields(*fields: str) -> Any:
-    """A pydantic validator running `check_text` on the named fields."""
-    return field_validator(*fields)(lambda value: check_text(value))
-
-
-def echo(value: object) -> str:
-    """`repr(value)`, cut short for an error message (a huge number by its digit count)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
-        return f"a {len(str(abs(value)))}-digit number"
-    text = repr(value)
-    return text if len(text) <= MAX_ECHO_CHARS else f"{text[: MAX_ECHO_CHARS - 1]}…"
 
 
 class LoraRef(BaseModel):
@@ -166,6 +122,7 @@ class Recipe(BaseModel):
     # recipe holds the count it picked (rendered again, the head picks the same one)
     auto_duration: StrictBool = RECIPE_DEFAULTS["auto_duration"]
     decoder: Decoder = RECIPE_DEFAULTS["decoder"]  # "diffusion": LTX-2.5's diffusion decoder ("quality decode")
+    conditions: list[Condition] = Field(default_factory=list)  # a start image and keyframes (aiprod_studio.conditions)
     advanced: dict[str, Any] = Field(default_factory=dict)
     deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -342,6 +299,21 @@ class Recipe(BaseModel):
                 [
                     InitErrorDetails(
                         type=PydanticCustomError("value_error", message), loc=("num_frames",), input=self.num_frames
+                    )
+                ],
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _conditions_fit(self) -> Recipe:
+        """Every picture on a frame of the clip, one per frame (keyframes need a fixed length)."""
+        problem = check_conditions(self.conditions, self.num_frames, self.auto_duration)
+        if problem:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", problem), loc=("conditions",), input=self.conditions
                     )
                 ],
             )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiprod_studio.choices import AUTO
+from aiprod_studio.conditions import frame_number
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files import partials
 from aiprod_studio.generations import Generation, check_features, detect
@@ -41,6 +42,7 @@ from engine.models.pipelines import stored_copy, warm_pipeline
 from engine.models.speed import compile_transformer
 from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
+from engine.render.images import ImageStore, open_image, prepare, store_for
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +150,7 @@ class Studio:
         """`build_recipe`, with the memory estimate its profile was chosen by."""
         given = {k: v for k, v in values.items() if v is not None and not (k in PROFILE_KEYS and v == AUTO)}
         profile = given.pop("profile", None) or AUTO
+        pictures = given.pop("conditions", None) or []
         model = given.get("model") or self.default_model()
         if not model:
             raise BadInput(
@@ -177,6 +180,8 @@ class Studio:
             "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])],
         }
         recipe = make_recipe({**data, "profile": "custom" if profile == AUTO else profile})
+        if pictures:  # prepared at the clip's final size, stored, named by sha256
+            recipe = make_recipe({**recipe.model_dump(), "conditions": self.pictures(pictures, recipe)})
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
         check_features(generation, entry.name, recipe.auto_duration, recipe.decoder)
         chosen = {k: given[k] for k in PROFILE_KEYS if k in given}
@@ -189,6 +194,30 @@ class Studio:
                 )
             chosen["quantization"] = entry.quantization
         return self.fit_memory(entry, recipe, profile, chosen, space)
+
+    def image_store(self, clip: Path | None = None) -> ImageStore:
+        """The prepared pictures recipes name (beside the outputs; also beside `clip` when given)."""
+        return store_for(self.settings.outputs_dir, clip)
+
+    def pictures(self, given: Any, recipe: Recipe) -> list[dict[str, Any]]:
+        """A recipe's conditions from loose values: each `{"path", "frame", "strength"}` (a picture
+        file, prepared to the clip's size and stored) or `{"image": sha256, …}` (one already stored)."""
+        if not isinstance(given, list):
+            raise BadInput(f"conditions must be a list of pictures, got {type(given).__name__}", field="conditions")
+        store, out = self.image_store(), []
+        for i, item in enumerate(given):
+            if not isinstance(item, dict):
+                raise BadInput(f"conditions entry {i} must be an object, got {type(item).__name__}", field="conditions")
+            item = dict(item)
+            field = str(item.pop("field", "conditions"))  # the option or parameter the picture came from
+            item["frame"] = frame_number(item.get("frame", 0), recipe.num_frames, field)
+            if "path" in item:
+                image = open_image(item.pop("path"), field)
+                item["image"] = store.put(prepare(image, recipe.width, recipe.height))
+            elif isinstance(item.get("image"), str):  # one already stored: there, unchanged, at this size
+                store.load(item["image"], recipe.width, recipe.height, field)
+            out.append(item)
+        return out
 
     def generation(self, entry: Entry) -> Generation | None:
         """The entry's LTX-2 generation, read from its configs once per digest (None: not LTX-2)."""
@@ -331,6 +360,9 @@ class Studio:
                 history.set_recipe(job_id, recipe)
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
             check_features(self.generation(entry), entry.name, recipe.auto_duration, recipe.decoder)
+            store = self.image_store()
+            for picture in recipe.conditions:  # every picture in the store, unchanged, at the clip's size
+                store.load(picture.image, recipe.width, recipe.height)
             # 2. Wait for the device, then render.
             # (deterministic mode is process-wide: it is on only while this render holds the device)
             with self.device_lease("render") as lease, determinism(self.plan) if deterministic else nullcontext():
@@ -351,7 +383,7 @@ class Studio:
                     if progress is not None:
                         progress(step, total)
 
-                rendered = render_to_file(pipe, recipe, target, on_progress, cancel)
+                rendered = render_to_file(pipe, recipe, target, on_progress, cancel, store)
                 if rendered != recipe:  # the duration head picked the frame count: the row says which
                     recipe = rendered
                     history.set_recipe(job_id, recipe)

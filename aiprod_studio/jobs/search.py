@@ -7,7 +7,7 @@ from typing import Any
 
 from aiprod_studio import choices
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import check_text
+from aiprod_studio.text import check_text
 
 ORDERS = ("newest", "score")  # score: the clip's semantic prompt match, best first, unscored last
 

@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef, describe_error, echo, text_fields
+from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef, describe_error
+from aiprod_studio.text import echo, text_fields
 
 MAX_SHOTS = 100
 MAX_CLIP_FRAMES = 1025

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, check_text
+from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS
 from aiprod_studio.storyboard.board import (
     MAX_FILM_S,
     MAX_SHOT_S,
@@ -29,6 +29,7 @@ from aiprod_studio.storyboard.board import (
     check_storyboard,
     validation_error,
 )
+from aiprod_studio.text import check_text
 
 MAX_SCRIPT_CHARS = 50_000
 DEFAULT_SHOT_S = 3.0

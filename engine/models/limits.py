@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from aiprod_studio.conditions import check_slots
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import Recipe
 
@@ -185,6 +186,9 @@ def check_grid(grid: ModelGrid, recipe: Recipe, name: str) -> None:
     frames_step = grid.temporal * grid.patch_t
     if (recipe.num_frames - 1) % frames_step:
         raise BadInput(f"num_frames must be {frames_step}k+1 for {name}, got {recipe.num_frames}", field="num_frames")
+    problem = check_slots(recipe.conditions, grid.temporal)  # one picture per latent frame
+    if problem:
+        raise BadInput(f"conditions: {problem}", field="conditions")
 
 
 def check_model_dir(model_dir: Path, recipe: Recipe, family: str = "ltx2", name: str | None = None) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiprod_studio.choices import AUTO, DECODERS
 from aiprod_studio.cli import sigterm_as_interrupt
+from aiprod_studio.conditions import parse_keyframe
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files.folders import writable_folder
 from aiprod_studio.jobs.takes import check_retakes, check_takes, summary, take_line
@@ -80,6 +81,12 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "decoder": args.decoder,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
+    pictures = [{"path": args.image, "frame": 0, "strength": 1.0, "field": "image"}] if args.image else []
+    for text in args.keyframe or []:
+        path, frame, strength = parse_keyframe(text)
+        pictures.append({"path": path, "frame": frame, "strength": strength, "field": "keyframe"})
+    if pictures:  # (they replace a recipe file's pictures)
+        values["conditions"] = pictures
     if "prompt" not in values:
         raise BadInput("prompt is required (--prompt TEXT or --recipe FILE)", field="prompt")
 
@@ -293,6 +300,16 @@ def register(reg: Any) -> None:
         action="append",
         metavar="NAME[:STRENGTH]",
         help="apply a vault LoRA (strength −2…2, default 1); repeat for several",
+    )
+    p.add_argument(
+        "--image",
+        help="start from this picture (PNG, JPEG or WebP; image-to-video), cropped to the clip's size",
+    )
+    p.add_argument(
+        "--keyframe",
+        action="append",
+        metavar="PATH@FRAME[:STRENGTH]",
+        help="hold the clip to a picture at a frame (a number or 'last'; strength 0–1, default 1); repeat for more",
     )
     p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
     p.add_argument(

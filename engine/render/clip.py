@@ -18,7 +18,9 @@ from aiprod_studio.recipe import Recipe
 from engine.models.interrupt import cancel_points
 from engine.models.speed import apply_fast
 from engine.render import media
+from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
 from engine.render.decode import decode_latents, decoder_for
+from engine.render.images import ImageStore
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline as Pipeline
@@ -113,11 +115,14 @@ def run_pipeline(
     recipe: Recipe,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    store: ImageStore | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
     """Denoise and decode; returns (frames F×H×W×3 float, audio C×S or None, sample rate).
 
     A set `cancel` stops the render with `Cancelled` at the next block of any component
     (text encoder, transformer, VAE decode, vocoder), not only at the end of a step.
+    A recipe with pictures (start image, keyframes) runs the condition pipeline around the
+    same components, with its pictures read from `store`.
     """
 
     def on_step_end(_pipe: Pipeline, step: int, _t: Any, callback_kwargs: dict) -> dict:
@@ -132,12 +137,19 @@ def run_pipeline(
     generator = torch.Generator("cpu").manual_seed(recipe.seed)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled before it started")
+    runner, pictures = pipe, {}
+    if recipe.conditions:  # the same weights through the condition pipeline
+        if store is None:
+            raise BadInput("conditions: this render has no image store to read its pictures from", field="conditions")
+        runner = conditioned_pipeline(pipe)
+        pictures["conditions"] = pipeline_conditions(runner, recipe, store)
     components = getattr(pipe, "components", {}).values()
     set_vae_tiling(pipe, recipe.vae_tiling)
     apply_fast(pipe, recipe.fast, recipe.steps)  # on, off or reset: a warm pipeline keeps no state between renders
-    with torch.inference_mode(), _schedule(pipe, recipe.steps), cancel_points(components, cancel):
-        out = pipe(
-            **pipeline_kwargs(pipe, recipe),
+    with torch.inference_mode(), _schedule(runner, recipe.steps), cancel_points(components, cancel):
+        out = runner(
+            **pipeline_kwargs(runner, recipe),
+            **pictures,
             generator=generator,
             output_type="latent" if recipe.decoder == "diffusion" else "np",
             callback_on_step_end=on_step_end,
@@ -179,10 +191,11 @@ def render_to_file(
     out_path: Path,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    store: ImageStore | None = None,
 ) -> Recipe:
     """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag); returns the
     recipe as rendered (with auto duration: the frame count the model picked)."""
-    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel)
+    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel, store)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)

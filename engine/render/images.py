@@ -1,0 +1,164 @@
+"""Pictures a render starts from or holds to: checked by content, prepared to the clip's size,
+kept content-addressed so a recipe naming them by sha256 re-renders anywhere.
+
+Every uploaded or named file is hostile until checked: only PNG, JPEG and WebP (by their
+first bytes, not their names), at most `MAX_FILE_BYTES` on disk and `MAX_PIXELS` pixels
+(read from the header before anything is decoded), fully decodable. A prepared image is
+the picture scaled to cover the clip (aspect kept) and cropped at its centre, exactly the
+clip's width × height: the pixels the model is given, stored losslessly as PNG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from aiprod_studio.errors import BadInput
+from aiprod_studio.files import partials
+from aiprod_studio.files.atomic import replace_durably
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # 40 megapixels (8K is 33)
+FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
+STORE_DIR = "images"  # under the outputs folder, beside the clips
+
+
+def kind_of(head: bytes) -> str | None:
+    """The picture format these first bytes open, or None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def open_image(path: str | Path, field: str) -> Image.Image:
+    """The picture at `path` as RGB (EXIF rotation applied), or `BadInput` naming `field`."""
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise BadInput(f"{field} {str(path)!r} is not a file", field=field)
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise BadInput(
+                f"{field} {path.name!r} is {size / 2**20:.1f} MiB; at most {MAX_FILE_BYTES // 2**20} MiB", field=field
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{field} {str(path)!r} cannot be read: {exc.strerror or exc}", field=field) from None
+    kind = kind_of(data[:16])
+    if kind is None:
+        raise BadInput(f"{field} {path.name!r} is not a PNG, JPEG or WebP picture (by its content)", field=field)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[kind])
+            width, height = image.size  # from the header: nothing decoded yet
+            if width * height > MAX_PIXELS:
+                raise BadInput(
+                    f"{field} {path.name!r} is {width}×{height} pixels; at most {MAX_PIXELS // 1_000_000} megapixels",
+                    field=field,
+                )
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            if "A" in image.getbands() or "transparency" in image.info:  # transparent parts over black
+                image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
+            return image.convert("RGB")
+    except BadInput:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # (Pillow's own guard, from the header)
+        raise BadInput(
+            f"{field} {path.name!r} has too many pixels; at most {MAX_PIXELS // 1_000_000} megapixels", field=field
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise BadInput(f"{field} {path.name!r} is not a readable {FORMATS[kind]} picture: {exc}", field=field) from None
+
+
+def prepare(image: Image.Image, width: int, height: int) -> Image.Image:
+    """`image` scaled to cover width × height (aspect kept) and cropped at its centre to exactly that."""
+    return ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The lossless PNG of `image`, written the same way every time (no metadata, fixed compression)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=6, optimize=False)
+    return buffer.getvalue()
+
+
+class ImageStore:
+    """Prepared pictures by sha256 (`<sha256>.png`) in one folder; written atomically, read back verified."""
+
+    def __init__(self, root: Path, also: list[Path] | None = None):
+        self.root = Path(root)
+        self.also = [Path(p) for p in also or []]  # more folders to look in (an MP4's `images/` beside it)
+
+    def put(self, image: Image.Image) -> str:
+        """Store `image` (if not already there); returns its sha256."""
+        data = png_bytes(image)
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.root / f"{sha}.png"
+        if target.is_file() and _sha256(target) == sha:
+            return sha
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = partials.temp_path_for(target)
+        with partials.holding(tmp):
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                replace_durably(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        return sha
+
+    def find(self, sha: str) -> Path | None:
+        for folder in (self.root, *self.also):
+            path = folder / f"{sha}.png"
+            if path.is_file():
+                return path
+        return None
+
+    def load(self, sha: str, width: int, height: int, field: str = "conditions") -> np.ndarray:
+        """The stored picture `sha` as uint8 H×W×3, checked against its name and the clip's size."""
+        path = self.find(sha)
+        if path is None:
+            raise BadInput(
+                f"{field}: picture {sha[:12]}… is not in the image store ({self.root}); copy the `images` folder "
+                "that came with the clip there, or give the picture again",
+                field=field,
+            )
+        if _sha256(path) != sha:
+            raise BadInput(f"{field}: picture {path} does not match its sha256 (changed on disk)", field=field)
+        image = open_image(path, field)
+        if image.size != (width, height):
+            raise BadInput(
+                f"{field}: picture {sha[:12]}… is {image.size[0]}×{image.size[1]}, the clip {width}×{height}",
+                field=field,
+            )
+        return np.asarray(image, dtype=np.uint8)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def store_for(outputs_dir: Path, clip: Path | None = None) -> ImageStore:
+    """The studio's image store (beside its clips), also looking beside `clip` when given."""
+    also = [Path(clip).parent / STORE_DIR] if clip is not None else []
+    return ImageStore(
+        Path(outputs_dir) / STORE_DIR,
+        [p for p in also if os.path.abspath(p) != os.path.abspath(Path(outputs_dir) / STORE_DIR)],
+    )

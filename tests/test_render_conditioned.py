@@ -1,0 +1,219 @@
+"""Start images and keyframes: prepared and stored pictures, held at the latent level, recorded,
+re-rendered to the same bytes, and hostile files refused by field."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aiprod_studio.errors import BadInput
+from engine.render import media
+from engine.render.clip import pipeline_kwargs
+from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
+from engine.render.images import MAX_PIXELS, open_image, prepare
+
+SIZE = {"width": 64, "height": 64, "num_frames": 17, "steps": 3}
+
+
+def picture(path, height=90, width=120, seed=0):
+    """A random RGB picture (landscape by default: the crop has something to cut)."""
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def huge_png_header(path, width=30000, height=30000):
+    """A PNG whose header claims width × height (a decompression bomb's first bytes)."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+    return path
+
+
+def loaded(studio):
+    from engine.models.pipelines import load_pipeline
+
+    return load_pipeline(studio.vault, studio.vault.get("aiprod-tiny-ltx2"), studio.plan)
+
+
+def latents_of(pipe, recipe, store):
+    """The denormalised video latents a recipe renders to (with its pictures when it has some)."""
+    runner, extra = pipe, {}
+    if recipe.conditions:
+        runner = conditioned_pipeline(pipe)
+        extra["conditions"] = pipeline_conditions(runner, recipe, store)
+    with torch.inference_mode():
+        out = runner(
+            **pipeline_kwargs(runner, recipe),
+            **extra,
+            generator=torch.Generator("cpu").manual_seed(recipe.seed),
+            output_type="latent",
+        )
+    return out.frames
+
+
+def encoded(pipe, image: np.ndarray) -> torch.Tensor:
+    """The VAE encoding of one prepared picture as the model is given it (re-compressed at its CRF)."""
+    from diffusers.pipelines.ltx2.utils import apply_image_conditioning_crf, resolve_default_image_crf
+
+    pixels = apply_image_conditioning_crf(image, resolve_default_image_crf(pipe.text_encoder))
+    x = torch.from_numpy(pixels).float().permute(2, 0, 1)[None, :, None] / 127.5 - 1.0
+    with torch.inference_mode():
+        return pipe.vae.encode(x).latent_dist.mode()
+
+
+def test_start_image_is_the_first_latent_frame(studio, tmp_path):
+    pipe = loaded(studio)
+    recipe = studio.build_recipe(
+        {"prompt": "a red kite", **SIZE, "conditions": [{"path": str(picture(tmp_path / "a.png")), "frame": 0}]}
+    )
+    store = studio.image_store()
+    # the picture is stored prepared: the clip's size, named by the sha256 of its file
+    stored = store.find(recipe.conditions[0].image)
+    assert stored is not None and hashlib.sha256(stored.read_bytes()).hexdigest() == recipe.conditions[0].image
+    prepared = np.asarray(Image.open(stored))
+    assert prepared.shape == (64, 64, 3)
+
+    with_image = latents_of(pipe, recipe, store)
+    want = encoded(pipe, prepared)
+    assert torch.allclose(with_image[:, :, :1], want, atol=1e-5)
+    text_only = latents_of(pipe, recipe.model_copy(update={"conditions": []}), store)
+    assert text_only.shape == with_image.shape
+    assert (text_only[:, :, :1] - want).abs().max() > 0.1  # the same seed without the picture starts elsewhere
+    assert not torch.equal(text_only[:, :, 1:], with_image[:, :, 1:])  # and the picture moved the rest too
+
+
+def test_keyframes_sit_at_the_frames_asked(studio, tmp_path):
+    pipe = loaded(studio)
+    runner = conditioned_pipeline(pipe)
+    assert conditioned_pipeline(pipe) is runner  # built once per warm pipeline, same components
+    assert runner.transformer is pipe.transformer and runner.vae is pipe.vae
+    a, b = picture(tmp_path / "a.png", seed=1), picture(tmp_path / "b.png", seed=2)
+    recipe = studio.build_recipe(
+        {
+            "prompt": "a red kite",
+            **SIZE,
+            "fps": 16,
+            "conditions": [{"path": str(a), "frame": 0}, {"path": str(b), "frame": "last", "strength": 0.6}],
+        }
+    )
+    assert [(c.frame, c.strength) for c in recipe.conditions] == [(0, 1.0), (16, 0.6)]
+    conditions = pipeline_conditions(runner, recipe, studio.image_store())
+    ratio = runner.vae_temporal_compression_ratio  # 4 for the tiny VAE: frame 16 is in latent frame 4
+    assert [c.index for c in conditions] == [0, 16 // ratio]
+    with torch.inference_mode():
+        latents, mask, clean, coords = runner.prepare_latents(
+            conditions=conditions,
+            num_channels_latents=runner.transformer.config.in_channels,
+            height=64,
+            width=64,
+            num_frames=17,
+            frame_rate=16.0,
+            dtype=torch.float32,
+            generator=torch.Generator("cpu").manual_seed(0),
+        )
+    base = 5 * 8 * 8  # latent frames × height × width of the clip itself
+    keyframe_b = encoded(pipe, studio.image_store().load(recipe.conditions[1].image, 64, 64))
+    kf_tokens = runner._pack_latents(runner._normalize_latents(keyframe_b, pipe.vae.latents_mean, pipe.vae.latents_std))
+    assert latents.shape[1] == base + kf_tokens.shape[1]  # the keyframe rides as extra tokens…
+    assert torch.allclose(clean[:, base:], kf_tokens, atol=1e-5)  # …holding its picture
+    assert torch.allclose(mask[:, base:], torch.full_like(mask[:, base:], 0.6))  # at its strength
+    assert torch.all(coords[:, 0, :, 0] == 16 / 16.0)  # at frame 16 (in seconds at 16 fps), not diffusers' 13
+    assert torch.all(mask[:, : 8 * 8] == 1.0) and torch.all(mask[:, 8 * 8 : base] == 0.0)  # the start image: frame 0
+
+
+def test_pictured_clip_rerenders_to_the_same_bytes(studio, tmp_path):
+    from engine.render.reproduce import reproduce
+
+    recipe = studio.build_recipe(
+        {
+            "prompt": "a red kite",
+            **SIZE,
+            "conditions": [
+                {"path": str(picture(tmp_path / "a.png")), "frame": 0},
+                {"path": str(picture(tmp_path / "b.webp", seed=3)), "frame": 8, "strength": 0.5},
+            ],
+        }
+    )
+    row = studio.render(recipe)
+    assert row["status"] == "done"
+    embedded = media.read_metadata_json(row["output_path"])
+    assert embedded["conditions"] == [c.model_dump() for c in recipe.conditions]
+    report = reproduce(studio, row["output_path"])
+    assert report["passed"] and report["comparison"]["identical"]
+    with open(row["output_path"], "rb") as f1, open(report["reproduction"], "rb") as f2:
+        assert hashlib.sha256(f1.read()).digest() == hashlib.sha256(f2.read()).digest()
+
+
+def test_missing_picture_is_refused_before_rendering(studio, tmp_path):
+    recipe = studio.build_recipe(
+        {"prompt": "a red kite", **SIZE, "conditions": [{"path": str(picture(tmp_path / "a.png")), "frame": 0}]}
+    )
+    studio.image_store().find(recipe.conditions[0].image).unlink()
+    with pytest.raises(BadInput) as err:
+        studio.render(recipe)
+    assert err.value.field == "conditions" and "not in the image store" in str(err.value)
+
+
+def test_prepare_covers_and_crops_at_the_centre():
+    image = Image.new("RGB", (200, 100), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 50, 100))  # a red band on the left quarter: cropped away
+    out = np.asarray(prepare(image, 64, 64))
+    assert out.shape == (64, 64, 3)
+    assert out[:, :, 0].max() < 40 and out[:, :, 2].min() > 200
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_text("not a picture"), "is not a PNG, JPEG or WebP picture"),
+        (lambda p: huge_png_header(p), f"at most {MAX_PIXELS // 1_000_000} megapixels"),
+        (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "is not a readable PNG picture"),
+        (lambda p: None, "is not a file"),
+    ],
+    ids=["text", "30000x30000", "truncated", "missing"],
+)
+def test_hostile_pictures_are_refused_by_field(tmp_path, make, message):
+    path = tmp_path / "in.png"
+    make(path)
+    with pytest.raises(BadInput) as err:
+        open_image(path, "image")
+    assert err.value.field == "image" and message in str(err.value)
+
+
+def test_cli_refuses_bad_pictures_with_exit_2(cli, tmp_path):
+    huge = huge_png_header(tmp_path / "huge.png")
+    args = ("render", "--prompt", "a kite", "--width", "64", "--height", "64", "--frames", "17", "--steps", "1")
+    for extra, field in [
+        (("--image", str(huge)), "image"),
+        (("--image", str(tmp_path / "nope.png")), "image"),
+        (("--keyframe", f"{picture(tmp_path / 'a.png')}@17"), "conditions"),
+        (("--keyframe", f"{tmp_path / 'a.png'}@2:1.5"), "keyframe"),
+        (("--keyframe", f"{tmp_path / 'a.png'}@2", "--keyframe", f"{tmp_path / 'a.png'}@3"), "conditions"),
+        (("--keyframe", "no-frame.png"), "keyframe"),
+    ]:
+        result = cli(*args, *extra, "--json")
+        assert result.returncode == 2, (extra, result.stderr)
+        assert result.json["field"] == field, (extra, result.json)
+    assert cli("history", "--json").json["jobs"] == []  # nothing was recorded for any of them
+
+
+def test_cli_renders_from_a_start_image_and_a_last_keyframe(cli, tmp_path):
+    a, b = picture(tmp_path / "a.jpg"), picture(tmp_path / "b.png", seed=4)
+    result = cli(
+        "render", "--prompt", "a kite", "--width", "64", "--height", "64", "--frames", "17", "--steps", "2",
+        "--image", str(a), "--keyframe", f"{b}@last:0.75", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    conditions = result.json["recipe"]["conditions"]
+    assert [(c["frame"], c["strength"]) for c in conditions] == [(0, 1.0), (16, 0.75)]
+    images = tmp_path.parent.glob("**/outputs/images/*.png")
+    assert {p.stem for p in images} >= {c["image"] for c in conditions}
