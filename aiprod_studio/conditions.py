@@ -98,7 +98,12 @@ def parse_keyframe(text: str, field: str = "keyframe") -> tuple[str, int | str, 
     path, at, spec = str(text).rpartition("@")
     if not at or not path:
         raise BadInput(f"{field} must be PATH@FRAME[:STRENGTH] (e.g. end.png@last:0.8), got {echo(text)}", field=field)
-    frame_text, _, strength_text = spec.partition(":")
+    return (path, *parse_at(spec, field))
+
+
+def parse_at(spec: Any, field: str = "keyframe") -> tuple[int | str, float]:
+    """`FRAME[:STRENGTH]` (FRAME a number or `last`, STRENGTH above 0 and at most 1, default 1)."""
+    frame_text, _, strength_text = str(spec).partition(":")
     frame: int | str
     if frame_text.strip().lower() == LAST:
         frame = LAST
@@ -112,7 +117,18 @@ def parse_keyframe(text: str, field: str = "keyframe") -> tuple[str, int | str, 
         raise BadInput(f"{field} strength must be a number, got {echo(strength_text)}", field=field) from None
     if not 0.0 < strength <= 1.0:
         raise BadInput(f"{field} strength must be above 0 and at most 1, got {strength_text.strip()}", field=field)
-    return path, frame, strength
+    return frame, strength
+
+
+def split_specs(text: Any, field: str) -> list[str]:
+    """Keyframe positions as a list: a list of `FRAME[:STRENGTH]`, or one text of them separated by commas."""
+    if text is None:
+        return []
+    if isinstance(text, str):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(text, list) and all(isinstance(t, (str, int)) and not isinstance(t, bool) for t in text):
+        return [str(t).strip() for t in text]
+    raise BadInput(f"{field} must be FRAME[:STRENGTH] values (e.g. 8, last:0.7), got {echo(text)}", field=field)
 
 
 def frame_number(frame: Any, num_frames: int, field: str = "keyframes") -> int:

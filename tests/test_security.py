@@ -159,7 +159,10 @@ def enqueue_body(prompt: str, fn_index: int, session_hash: str) -> bytes:
         False,
         False,
         "vae",
-    ]  # …, takes, deterministic, profile, vae_tiling, fast, auto_duration, decoder
+        None,
+        None,
+        None,
+    ]  # …, takes, deterministic, profile, vae_tiling, fast, auto_duration, decoder, image, keyframes, keyframe_frames
     return json.dumps({"data": data, "fn_index": fn_index, "session_hash": session_hash}).encode()
 
 

@@ -47,6 +47,39 @@ def test_render_endpoint_returns_a_playable_mp4(served, client):
     assert media.read_metadata_json(path) == record["recipe"]
 
 
+def test_render_takes_a_start_image_and_keyframes_as_uploads(served, client, tmp_path):
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    studio = served[0]
+    for name, seed in (("start.png", 1), ("end.jpg", 2)):
+        pixels = np.random.default_rng(seed).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / name)
+    video, record = client.predict(
+        prompt="a kite over the dunes",
+        num_frames=17,
+        image=handle_file(str(tmp_path / "start.png")),
+        keyframes=[handle_file(str(tmp_path / "end.jpg"))],
+        keyframe_frames=["last:0.5"],
+        api_name="/render",
+    )
+    conditions = record["recipe"]["conditions"]
+    assert [(c["frame"], c["strength"]) for c in conditions] == [(0, 1.0), (16, 0.5)]
+    for c in conditions:  # prepared at the clip's size, kept by sha256 beside the outputs
+        stored = studio.image_store().find(c["image"])
+        assert stored is not None and Image.open(stored).size == (record["recipe"]["width"], record["recipe"]["height"])
+    assert media.read_metadata_json(video["video"] if isinstance(video, dict) else video) == record["recipe"]
+    # a text file is refused by its content, naming the parameter; nothing is queued
+    (tmp_path / "notes.png").write_text("not a picture")
+    before = len(studio.history.jobs())
+    with pytest.raises(Exception, match="image 'notes.png' is not a PNG, JPEG or WebP picture"):
+        client.predict(prompt="x", image=handle_file(str(tmp_path / "notes.png")), api_name="/enqueue")
+    with pytest.raises(Exception, match="keyframe_frames must give one FRAME"):
+        client.predict(prompt="x", keyframes=[handle_file(str(tmp_path / "end.jpg"))], api_name="/enqueue")
+    assert len(studio.history.jobs()) == before
+
+
 def test_enqueue_then_poll_job_until_the_mp4_arrives(client):
     queued = client.predict(prompt="three boats at dawn", seed=3, steps=4, api_name="/enqueue")
     assert queued["status"] in ("queued", "running") and queued["id"] > 0
@@ -117,7 +150,7 @@ def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(
         served[1],
         "enqueue",
         '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, null, null, null, 0, null, 1, false, '
-        '"auto", null, false, false, "vae"]}',
+        '"auto", null, false, false, "vae", null, null, null]}',
     )
     assert "prompt contains an invalid character (lone surrogate U+D800" in answer, answer
     with pytest.raises(Exception, match="status must be one of queued, running"):

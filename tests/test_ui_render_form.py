@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import gradio as gr
+import pytest
 
+from aiprod_studio.errors import BadInput
 from ui.components.render_form import FIELDS, RenderForm, lora_label, updates_from_recipe, values
 
 
@@ -30,6 +32,11 @@ def widgets(**changed):
         "fast": False,
         "auto_duration": False,
         "decoder": "vae",
+        "image": None,
+        "end_image": None,
+        "end_strength": 1.0,
+        "keyframes": None,
+        "keyframe_frames": "",
     } | changed
     return [shown[f] for f in FIELDS]
 
@@ -55,6 +62,7 @@ def test_values_turn_whole_floats_into_ints_but_keep_guidance_a_float():
         "fast": False,
         "auto_duration": False,
         "decoder": "vae",
+        "conditions": None,  # no picture
     }
     assert type(v["width"]) is int and type(v["guidance"]) is float
     assert values(*widgets(width=64.5))["width"] == 64.5  # not rounded: the recipe refuses it by name
@@ -111,3 +119,62 @@ def test_vae_tiling_radio_and_script_values_map_to_the_recipe_or_are_refused_by_
         raise AssertionError("a bad vae_tiling was accepted")
     shown = updates_from_recipe({"vae_tiling": True})[FIELDS.index("vae_tiling")]
     assert shown["value"] == "on"
+
+
+def test_pictures_become_the_recipes_conditions():
+    v = values(
+        *widgets(
+            image="/up/a.png",
+            end_image={"path": "/up/z.webp"},  # (a script's file record)
+            end_strength=0.5,
+            keyframes=["/up/k1.png", {"path": "/up/k2.jpg"}],
+            keyframe_frames="8, 12:0.25",
+        )
+    )
+    assert v["conditions"] == [
+        {"path": "/up/a.png", "frame": 0, "strength": 1.0, "field": "image"},
+        {"path": "/up/z.webp", "frame": "last", "strength": 0.5, "field": "end_image"},
+        {"path": "/up/k1.png", "frame": 8, "strength": 1.0, "field": "keyframes"},
+        {"path": "/up/k2.jpg", "frame": 12, "strength": 0.25, "field": "keyframes"},
+    ]
+    assert values(*widgets(keyframes=["/up/k.png"], keyframe_frames=["last:0.5"]))["conditions"][0]["frame"] == "last"
+
+
+@pytest.mark.parametrize(
+    "changed, field",
+    [
+        ({"keyframes": ["/up/k.png"], "keyframe_frames": ""}, "keyframe_frames"),
+        ({"keyframes": ["/up/k.png"], "keyframe_frames": "8, 9"}, "keyframe_frames"),
+        ({"keyframes": ["/up/k.png"], "keyframe_frames": "soon"}, "keyframe_frames"),
+        ({"keyframes": ["/up/k.png"], "keyframe_frames": "8:3"}, "keyframe_frames"),
+        ({"end_image": "/up/z.png", "end_strength": 0}, "end_strength"),
+        ({"keyframes": ["/up/k.png"], "keyframe_frames": [True]}, "keyframe_frames"),
+    ],
+)
+def test_keyframe_values_that_do_not_parse_are_refused_by_field(changed, field):
+    with pytest.raises(BadInput) as err:
+        values(*widgets(**changed))
+    assert err.value.field == field
+
+
+def test_a_whole_recipe_brings_its_pictures_back_from_the_store(tmp_path):
+    a, b, c = ("a" * 64, "b" * 64, "c" * 64)
+    for sha in (a, b):
+        (tmp_path / f"{sha}.png").write_bytes(b"png")
+    recipe = {
+        "prompt": "restored",
+        "model_digest": "d",
+        "num_frames": 17,
+        "conditions": [
+            {"image": a, "frame": 0, "strength": 1.0},
+            {"image": b, "frame": 16, "strength": 0.4},
+            {"image": c, "frame": 8, "strength": 1.0},  # not in this store: left out
+        ],
+    }
+    by_field = dict(zip(FIELDS, updates_from_recipe(recipe, tmp_path), strict=True))
+    assert by_field["image"]["value"] == str(tmp_path / f"{a}.png")
+    assert by_field["end_image"]["value"] == str(tmp_path / f"{b}.png") and by_field["end_strength"]["value"] == 0.4
+    assert by_field["keyframes"]["value"] is None and by_field["keyframe_frames"]["value"] == ""
+    # a recipe without pictures empties the picture fields (no start image left from the last clip)
+    by_field = dict(zip(FIELDS, updates_from_recipe({"prompt": "p", "model_digest": "d"}, tmp_path), strict=True))
+    assert by_field["image"]["value"] is None and by_field["keyframes"]["value"] is None

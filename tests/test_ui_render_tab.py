@@ -9,7 +9,8 @@ import pytest
 
 def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, seed=5.0):
     # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
-    # loras, profile, vae_tiling, fast, auto_duration, decoder
+    # loras, profile, vae_tiling, fast, auto_duration, decoder, image, end_image, end_strength, keyframes,
+    # keyframe_frames
     return [
         prompt,
         "",
@@ -29,6 +30,11 @@ def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, see
         False,
         False,
         "vae",
+        None,
+        None,
+        1.0,
+        None,
+        "",
     ]
 
 

@@ -113,6 +113,9 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         fast: bool = False,
         auto_duration: bool = False,
         decoder: str = "vae",
+        image: FileData | None = None,
+        keyframes: list[FileData] | None = None,
+        keyframe_frames: list[str] | None = None,
     ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record (with its `qa`).
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2). `takes` > 1 (up to 8) renders that many
@@ -121,17 +124,20 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         deterministic mode (slower; renders repeat exactly, as they always do on the CPU). `profile`: `auto` (the
         fastest hardware profile that fits this machine's memory), `custom` or a profile's name; `quantization`,
         `offload` and `vae_tiling` left `auto`/null are the profile's. `fast`: reuse cached transformer work between
-        steps (faster, a little different). `auto_duration` (LTX-2.5): the model's duration head picks the frame count,
-        at most `num_frames`; the record's recipe holds the count it picked. `decoder`: `vae`, or `diffusion` for
-        LTX-2.5's diffusion decoder (quality decode). Left-out sizes, steps and guidance are the model's generation's
-        recommended ones. A render that cannot fit in memory is refused with a change that fits."""
+        steps (faster, a little different). `auto_duration` (LTX-2.5): the model's duration head picks the frame
+        count, at most `num_frames`; the record's recipe holds the count it picked. `decoder`: `vae`, or `diffusion`
+        for LTX-2.5's diffusion decoder (quality decode). `image`: a start picture (PNG, JPEG or WebP;
+        image-to-video), cropped to the clip's size. `keyframes`: more pictures, each held at the frame its
+        `keyframe_frames` entry gives (`FRAME[:STRENGTH]`, FRAME a number or `last`, strength above 0 and at most 1).
+        Left-out sizes, steps and guidance are the model's generation's recommended ones. A render that cannot fit in
+        memory is refused with a change that fits."""
         size = (width, height, num_frames, fps, steps, guidance)
         try:
             extra = check_retakes(retakes)
         except StudioError as exc:
             raise refused(exc) from None
         form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
-        form += (auto_duration, decoder)
+        form += (auto_duration, decoder, image, None, None, keyframes, keyframe_frames)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         for job_id in ids:
             worker.wait(job_id)
@@ -167,14 +173,17 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         fast: bool = False,
         auto_duration: bool = False,
         decoder: str = "vae",
+        image: FileData | None = None,
+        keyframes: list[FileData] | None = None,
+        keyframe_frames: list[str] | None = None,
     ) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position). `takes` > 1 (up to 8)
         queues that many seeds as one group: the first take's record, every take's id under `take_ids`.
         `deterministic`: CUDA's deterministic mode for this render. `profile`, `quantization`, `offload`, `vae_tiling`,
-        `fast`, `auto_duration` and `decoder` as in /render."""
+        `fast`, `auto_duration`, `decoder`, `image`, `keyframes` and `keyframe_frames` as in /render."""
         size = (width, height, num_frames, fps, steps, guidance)
         form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
-        form += (auto_duration, decoder)
+        form += (auto_duration, decoder, image, None, None, keyframes, keyframe_frames)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         return record(_status(ids[0])) | ({"take_ids": ids} if len(ids) > 1 else {})
 

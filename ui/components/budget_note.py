@@ -9,20 +9,27 @@ from typing import Any
 from aiprod_studio.errors import StudioError
 from engine.budget.check import forecast_line
 from engine.studio import Studio
-from ui.components.render_form import FIELDS, values
+from ui.components.render_form import FIELDS, PICTURE_FIELDS, values
 
 # the form fields a change of which changes the forecast (the text, the seed and the LoRAs do not)
-BUDGET_FIELDS = tuple(f for f in FIELDS if f not in ("prompt", "negative_prompt", "seed", "loras"))
+# (nor the pictures: they are prepared and stored only when a render is asked for)
+BUDGET_FIELDS = tuple(f for f in FIELDS if f not in ("prompt", "negative_prompt", "seed", "loras", *PICTURE_FIELDS))
 
 
 def forecast_text(studio: Studio, form: dict[str, Any]) -> str:
     """The forecast as one Markdown line, or the refusal (what does not fit, and a change that does)."""
     try:
-        f = studio.forecast({"prompt": "forecast", **{k: v for k, v in form.items() if k != "prompt"}})
+        f = studio.forecast(
+            {"prompt": "forecast", **{k: v for k, v in form.items() if k not in ("prompt", "conditions")}}
+        )
     except StudioError as exc:
         return f"**Will not run:** {exc}"
     return forecast_line(f).replace("\n", " · ")
 
 
 def on_forecast(studio: Studio, *widgets: Any) -> str:
-    return forecast_text(studio, values(*widgets))
+    try:
+        form = values(*widgets)
+    except StudioError:  # (a keyframe list that does not parse: said when Generate is pressed)
+        form = values(*widgets[: FIELDS.index(PICTURE_FIELDS[0])])
+    return forecast_text(studio, form)

@@ -8,9 +8,13 @@ recipe (or a preset's settings) into widget updates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+
+from aiprod_studio.conditions import parse_at, split_specs
+from aiprod_studio.errors import BadInput
 
 FIELDS = (
     "prompt",
@@ -31,7 +35,13 @@ FIELDS = (
     "fast",
     "auto_duration",
     "decoder",
+    "image",
+    "end_image",
+    "end_strength",
+    "keyframes",
+    "keyframe_frames",
 )
+PICTURE_FIELDS = ("image", "end_image", "end_strength", "keyframes", "keyframe_frames")
 TILING = {"auto": None, "on": True, "off": False}  # the VAE tiling radio's choices → recipe values
 
 
@@ -52,10 +62,45 @@ def lora_label(ref: Any) -> str:
     return name if float(scale) == 1.0 else f"{name}:{float(scale):g}"
 
 
+def file_path(value: Any) -> str | None:
+    """An upload as its path: a path already (a form's image), or a file record (`{"path": …}`, an API's)."""
+    if value is None or value == "":
+        return None
+    path = value.get("path") if isinstance(value, dict) else getattr(value, "path", value)
+    return str(path) if path else None
+
+
+def pictures(form: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The form's start image, end image and keyframes as a recipe's loose `conditions` (None: no picture)."""
+    found = []
+    if path := file_path(form.get("image")):
+        found.append({"path": path, "frame": 0, "strength": 1.0, "field": "image"})
+    if path := file_path(form.get("end_image")):
+        strength = form.get("end_strength")
+        frame, strength = parse_at(f"last:{1.0 if strength in (None, '') else strength}", "end_strength")
+        found.append({"path": path, "frame": frame, "strength": strength, "field": "end_image"})
+    files = form.get("keyframes") or []
+    files = [file_path(f) for f in (files if isinstance(files, list) else [files])]
+    specs = split_specs(form.get("keyframe_frames"), "keyframe_frames")
+    if len(specs) != len(files):
+        raise BadInput(
+            f"keyframe_frames must give one FRAME[:STRENGTH] per keyframe picture ({len(files)}), got {len(specs)}",
+            field="keyframe_frames",
+        )
+    for path, spec in zip(files, specs, strict=True):
+        frame, strength = parse_at(spec, "keyframe_frames")
+        found.append({"path": path, "frame": frame, "strength": strength, "field": "keyframes"})
+    return found or None
+
+
 def values(*args: Any) -> dict[str, Any]:
     """Widget values (in `FIELDS` order) → recipe values; Gradio numbers arrive as floats."""
-    out = {}
-    for name, value in zip(FIELDS, args, strict=False):
+    out: dict[str, Any] = {}
+    given = dict(zip(FIELDS, args, strict=False))
+    out["conditions"] = pictures(given)
+    for name, value in given.items():
+        if name in PICTURE_FIELDS:
+            continue
         if name == "loras":
             out[name] = [v for v in ([value] if isinstance(value, str) else value or []) if str(v).strip()]
             continue
@@ -68,8 +113,9 @@ def values(*args: Any) -> dict[str, Any]:
     return out
 
 
-def updates_from_recipe(recipe: dict[str, Any]) -> list[Any]:
-    """One update per field (in `FIELDS` order): the recipe's value, or no change where it has none."""
+def updates_from_recipe(recipe: dict[str, Any], store: Path | None = None) -> list[Any]:
+    """One update per field (in `FIELDS` order): the recipe's value, or no change where it has none
+    (its pictures are looked up in the image store `store`)."""
     shown = dict(recipe)
     if "model_digest" in shown:  # a whole recipe (a clip's, a history row's): settings it predates are off
         shown = {"vae_tiling": False, "fast": "off", "auto_duration": False, "decoder": "vae", **shown}
@@ -81,7 +127,36 @@ def updates_from_recipe(recipe: dict[str, Any]) -> list[Any]:
         shown["fast"] = shown["fast"] != "off"
     if isinstance(shown.get("vae_tiling"), bool):
         shown["vae_tiling"] = "on" if shown["vae_tiling"] else "off"
+    if "model_digest" in shown or "conditions" in shown:  # its pictures, from the image store
+        shown.update(picture_fields(shown.get("conditions") or [], int(shown.get("num_frames") or 0), store))
     return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
+
+
+def picture_fields(conditions: list[dict[str, Any]], num_frames: int, store: Path | None) -> dict[str, Any]:
+    """A recipe's pictures back in the form: frame 0 the start image, the last frame the end image, the
+    rest keyframes (each found in the image store `store`; one not there is left out)."""
+    fields: dict[str, Any] = {
+        "image": None,
+        "end_image": None,
+        "end_strength": 1.0,
+        "keyframes": [],
+        "keyframe_frames": "",
+    }
+    specs = []
+    for cond in conditions:
+        path = store / f"{cond['image']}.png" if store is not None else None
+        if path is None or not path.is_file():
+            continue
+        if cond["frame"] == 0:
+            fields["image"] = str(path)
+        elif cond["frame"] == num_frames - 1:
+            fields["end_image"], fields["end_strength"] = str(path), cond["strength"]
+        else:
+            fields["keyframes"].append(str(path))
+            specs.append(f"{cond['frame']}:{cond['strength']:g}")
+    fields["keyframe_frames"] = ", ".join(specs)
+    fields["keyframes"] = fields["keyframes"] or None
+    return fields
 
 
 @dataclass

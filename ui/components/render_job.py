@@ -94,6 +94,11 @@ def on_generate(
     fast,
     auto_duration,
     decoder,
+    image,
+    end_image,
+    end_strength,
+    keyframes,
+    keyframe_frames,
     takes,
     retakes,
     request: gr.Request,
@@ -102,7 +107,9 @@ def on_generate(
     args = (prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance)
     try:
         extra = check_retakes(0 if retakes in (None, "") else retakes)
-        ids = enqueue_group(services, takes, *args, seed, loras, profile, vae_tiling, fast, auto_duration, decoder)
+        pictures = (image, end_image, end_strength, keyframes, keyframe_frames)
+        form = (*args, seed, loras, profile, vae_tiling, fast, auto_duration, decoder, *pictures)
+        ids = enqueue_group(services, takes, *form)
     except StudioError as exc:
         yield gr.update(), gr.update(), shown(refused(exc))
         return

@@ -207,7 +207,8 @@ def pick_gallery(services: Services, id_list, evt: gr.SelectData):
 def do_reuse(services: Services, job_id):
     if job_id is None:
         raise refused("Select a render first.")
-    return updates_from_recipe(render_row(services, job_id)["recipe"]) + [gr.Tabs(selected="render")]
+    recipe = render_row(services, job_id)["recipe"]
+    return updates_from_recipe(recipe, services.studio.image_store().root) + [gr.Tabs(selected="render")]
 
 
 def do_rerender(services: Services, job_id):

@@ -17,6 +17,7 @@ from aiprod_studio.choices import AUTO
 from aiprod_studio.presets import Preset, hardware_profiles, load_presets
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
 from engine.render import media
+from ui.components import pictures as picture_inputs
 from ui.components import queue_panel
 from ui.components.budget_note import BUDGET_FIELDS, forecast_text, on_forecast
 from ui.components.model_defaults import SIZE_FIELDS, extras, follow_model, model_defaults, placeholder
@@ -49,6 +50,7 @@ class RenderTab:
     presets: dict[str, Preset]
     takes: Any  # best of N: how many seeds Generate renders
     retakes: Any  # … and how many more while none passes its technical check
+    pictures: picture_inputs.Pictures  # start image, end image, keyframes, and their crops
 
     def field(self, name: str) -> Any:
         return self.form.component(name)
@@ -126,6 +128,7 @@ def layout(services: Services) -> RenderTab:
                 )
             with gr.Row():
                 auto_duration, decoder = extras(d)
+            pictures = picture_inputs.layout()
             with gr.Row():
                 # (no minimum/maximum on the numbers: the recipe's check names the field and the range in words)
                 # (empty: the model's value, shown as the placeholder)
@@ -174,7 +177,7 @@ def layout(services: Services) -> RenderTab:
 
     form = RenderForm(
         [prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed, loras]
-        + [profile, vae_tiling, fast, auto_duration, decoder]
+        + [profile, vae_tiling, fast, auto_duration, decoder, *pictures.fields]
     )
     return RenderTab(
         form,
@@ -195,6 +198,7 @@ def layout(services: Services) -> RenderTab:
         presets,
         takes,
         retakes,
+        pictures,
     )
 
 
@@ -203,7 +207,7 @@ def on_preset(presets: dict[str, Preset], name: str) -> list[Any]:
     return updates_from_recipe(chosen.settings if chosen else {})
 
 
-def on_restore(path: str | None) -> list[Any]:
+def on_restore(services: Services, path: str | None) -> list[Any]:
     if not path:
         return updates_from_recipe({}) + [gr.update()]
     recipe = media.read_metadata_json(path)
@@ -211,7 +215,8 @@ def on_restore(path: str | None) -> list[Any]:
         return updates_from_recipe({}) + [
             shown(refused("file: it carries no AIPROD recipe (was it made by the studio?)"))
         ]
-    return updates_from_recipe(recipe) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
+    store = services.studio.image_store().root  # (its pictures, when the store holds them)
+    return updates_from_recipe(recipe, store) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
 
 
 def lora_choices(services: Services) -> Any:
@@ -247,7 +252,8 @@ def wire(tab: RenderTab, services: Services) -> None:
     budget_fields = [tab.field(k) for k in BUDGET_FIELDS]
     for component in budget_fields:  # what the render needs, before Generate is pressed
         component.change(bind(on_forecast, services.studio), inputs=inputs, outputs=tab.budget, queue=False, **private)
-    tab.restore.upload(on_restore, inputs=tab.restore, outputs=inputs + [tab.status], **private)
+    tab.restore.upload(bind(on_restore, services), inputs=tab.restore, outputs=inputs + [tab.status], **private)
+    picture_inputs.wire(tab.pictures, services, tab.field("model"), tab.field("width"), tab.field("height"))
     tab.dice.click(random_seed, outputs=seed, **private)
     # an unlocked seed is drawn before the render starts, so the render uses it (and the field shows it)
     tab.generate.click(next_seed, inputs=[seed, tab.lock_seed], outputs=seed, queue=False, **private).then(
