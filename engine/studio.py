@@ -181,6 +181,11 @@ class Studio:
         }
         recipe = make_recipe({**data, "profile": "custom" if profile == AUTO else profile})
         if pictures:  # prepared at the clip's final size, stored, named by sha256
+            if entry.family != "ltx2":
+                raise BadInput(
+                    f"conditions: start images and keyframes need an LTX-2 model; {entry.name!r} renders from text",
+                    field="conditions",
+                )
             recipe = make_recipe({**recipe.model_dump(), "conditions": self.pictures(pictures, recipe)})
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
         check_features(generation, entry.name, recipe.auto_duration, recipe.decoder)

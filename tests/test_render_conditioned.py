@@ -217,3 +217,27 @@ def test_cli_renders_from_a_start_image_and_a_last_keyframe(cli, tmp_path):
     assert [(c["frame"], c["strength"]) for c in conditions] == [(0, 1.0), (16, 0.75)]
     images = tmp_path.parent.glob("**/outputs/images/*.png")
     assert {p.stem for p in images} >= {c["image"] for c in conditions}
+
+
+def test_a_clip_copied_with_its_images_folder_reproduces_elsewhere(studio, tmp_path):
+    import shutil
+
+    from engine.render.reproduce import reproduce
+
+    recipe = studio.build_recipe(
+        {"prompt": "a red kite", **SIZE, "conditions": [{"path": str(picture(tmp_path / "a.png")), "frame": 0}]}
+    )
+    row = studio.render(recipe)
+    sha = recipe.conditions[0].image
+    moved = tmp_path / "usb"
+    (moved / "images").mkdir(parents=True)
+    shutil.copy(row["output_path"], moved / "clip.mp4")
+    shutil.move(studio.image_store().find(sha), moved / "images" / f"{sha}.png")  # the store no longer has it
+    report = reproduce(studio, str(moved / "clip.mp4"))
+    assert report["passed"] and studio.image_store().find(sha) == studio.image_store().root / f"{sha}.png"
+    # a changed copy is not taken: the recipe's picture is missing, said by field
+    studio.image_store().find(sha).unlink()
+    (moved / "images" / f"{sha}.png").write_bytes(b"\x89PNG\r\n\x1a\nchanged")
+    with pytest.raises(BadInput) as err:
+        reproduce(studio, str(moved / "clip.mp4"))
+    assert err.value.field == "conditions"

@@ -93,6 +93,8 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
     # 2. Validate everything before anything is recorded or written.
     studio = Studio(settings)
     try:
+        if args.recipe and values.get("conditions") and not pictures:  # (an `images/` beside the recipe file)
+            studio.image_store(Path(args.recipe)).adopt([c["image"] for c in values["conditions"]])
         if args.estimate:  # what it would need, and stop
             forecast = studio.forecast(values)
             from engine.budget.check import forecast_line

@@ -106,8 +106,25 @@ class ImageStore:
         data = png_bytes(image)
         sha = hashlib.sha256(data).hexdigest()
         target = self.root / f"{sha}.png"
-        if target.is_file() and _sha256(target) == sha:
-            return sha
+        if not (target.is_file() and _sha256(target) == sha):
+            self._write(sha, data)
+        return sha
+
+    def adopt(self, shas: list[str]) -> list[str]:
+        """Copy into the store the pictures it lacks that one of its other folders holds unchanged
+        (a clip's `images/` copied along with it); returns those copied."""
+        copied = []
+        for sha in shas:
+            if (self.root / f"{sha}.png").is_file():
+                continue
+            found = self.find(sha)
+            if found is not None and _sha256(found) == sha:
+                self._write(sha, found.read_bytes())
+                copied.append(sha)
+        return copied
+
+    def _write(self, sha: str, data: bytes) -> None:
+        target = self.root / f"{sha}.png"
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = partials.temp_path_for(target)
         with partials.holding(tmp):
@@ -118,7 +135,6 @@ class ImageStore:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-        return sha
 
     def find(self, sha: str) -> Path | None:
         for folder in (self.root, *self.also):

@@ -72,6 +72,7 @@ def reproduce(studio: Any, source: Any, deep: bool = False, out_dir: Path | None
     """Render the source's recipe again and compare; the report says whether it reproduced."""
     recipe, original, qa, label = source_of(studio, source)
     checked = check_weights(studio, recipe, qa, deep)
+    studio.image_store(original).adopt([c.image for c in recipe.conditions])  # (an `images/` beside the clip)
     folder = out_dir or studio.settings.outputs_dir / "reproduced"
     folder.mkdir(parents=True, exist_ok=True)
     row = studio.render(recipe, out_path=folder / f"{original.stem}-again.mp4", deterministic=True)
