@@ -63,3 +63,49 @@ def test_no_scenarist_and_damaged_scenarist_are_refused(llm_vault, tmp_path):
         f.write(bytes([last[0] ^ 0xFF]))
     with pytest.raises(IntegrityError, match="model.safetensors"):
         enhance(damaged, split_script(SCRIPT))
+
+
+def test_enhance_prompt_rewrites_one_prompt_seeded_and_offline(llm_vault):
+    from engine.film.scenarist import enhance_prompt
+
+    with offline.no_network() as attempts:
+        first = enhance_prompt(llm_vault, "a fox in snow", seed=3)
+    assert attempts == []
+    assert first["used"] == "llm" and first["prompt"] == first["output"] != "a fox in snow"
+    assert first["scenarist"] == "aiprod-tiny-scenarist" and not set('"\\{}\n') & set(first["prompt"])
+    assert enhance_prompt(llm_vault, "a fox in snow", seed=3) == first  # same seed, same rewrite
+    assert enhance_prompt(llm_vault, "a fox in snow", seed=4)["prompt"] != first["prompt"]
+    kept = enhance_prompt(llm_vault, "a fox in snow", seed=3, max_new_tokens=2)  # too short to use
+    assert kept["used"] == "kept" and kept["prompt"] == "a fox in snow" and "fewer than 3" in kept["reason"]
+
+
+@pytest.mark.parametrize(
+    "prompt, seed, field",
+    [
+        ("   ", 0, "prompt"),
+        ("x" * 2001, 0, "prompt"),
+        ("a \x00 b", 0, "prompt"),
+        ("ok", -1, "seed"),
+        ("ok", 2**64, "seed"),
+    ],
+)
+def test_enhance_prompt_refuses_bad_values_by_field(llm_vault, prompt, seed, field):
+    from engine.film.scenarist import enhance_prompt
+
+    with pytest.raises(BadInput) as info:
+        enhance_prompt(llm_vault, prompt, seed=seed)
+    assert info.value.field == field
+
+
+def test_render_tab_enhance_puts_the_rewrite_in_the_prompt_box(llm_vault, tmp_path):
+    from types import SimpleNamespace
+
+    from ui.components.prompt_enhance import on_enhance
+
+    services = SimpleNamespace(studio=SimpleNamespace(vault=llm_vault))
+    prompt, status = on_enhance(services, "a fox in snow", 3.0)
+    assert prompt != "a fox in snow" and "aiprod-tiny-scenarist" in status and "seed 3" in status
+    unchanged, status = on_enhance(services, "", 3.0)
+    assert unchanged == {"__type__": "update"} and "prompt must not be empty" in status
+    empty = SimpleNamespace(studio=SimpleNamespace(vault=Vault(tmp_path / "empty")))
+    assert "no local LLM" in on_enhance(empty, "a fox", 0)[1]

@@ -403,3 +403,10 @@ def test_best_of_n_over_the_api(client):
 
     with pytest.raises(AppError, match="takes must be a whole number from 1 to 8, got 0"):
         client.predict(prompt="x", takes=0, api_name="/enqueue")
+
+
+def test_enhance_prompt_endpoint_names_what_is_missing(client):
+    with pytest.raises(Exception, match="scenarist: the vault holds no local LLM"):
+        client.predict(prompt="a fox in snow", api_name="/enhance_prompt")
+    with pytest.raises(Exception, match="seed must be"):
+        client.predict(prompt="a fox in snow", seed=-1, api_name="/enhance_prompt")

@@ -19,6 +19,7 @@ from gradio.data_classes import FileData
 from aiprod_studio.errors import BadInput, StudioError
 from aiprod_studio.jobs.takes import check_retakes, passed, summary, takes_of
 from aiprod_studio.numbers import whole_number
+from aiprod_studio.recipe import MAX_SEED
 from aiprod_studio.storyboard.board import storyboard_from_json
 from aiprod_studio.storyboard.db import StoryboardStore
 from aiprod_studio.storyboard.scenarist import split_script
@@ -354,6 +355,17 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         except StudioError as exc:
             raise refused(exc) from None
 
+    def enhance_prompt(prompt: str, seed: int = 0, scenarist: str = "") -> dict:
+        """Rewrite a short prompt into a detailed one (subject, action, camera, light, sound) with the vault's local
+        LLM (`scenarist`: its entry, default the first), seeded; returns `prompt` (the rewrite, or yours when `used`
+        is `kept`, with the `reason`), `output` (the model's raw text) and `scenarist`. Nothing renders."""
+        from engine.film.scenarist import enhance_prompt as rewrite
+
+        try:
+            return rewrite(studio.vault, prompt, whole_number(seed, "seed", low=0, high=MAX_SEED), scenarist or None)
+        except StudioError as exc:
+            raise refused(exc) from None
+
     for fn in (
         render,
         enqueue,
@@ -367,5 +379,6 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         vault_list,
         vault_verify,
         lora_train,
+        enhance_prompt,
     ):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -77,7 +77,25 @@ def cmd_storyboard_enhance(args: argparse.Namespace, settings: Settings) -> tupl
     )
 
 
+def cmd_enhance(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    from aiprod_studio.vault.store import Vault
+    from engine.film.scenarist import enhance_prompt
+
+    result = enhance_prompt(Vault(settings.models_dir), args.prompt, args.seed, args.scenarist)
+    note = "" if result["used"] == "llm" else f"   (kept: {result['reason']})"
+    return result, result["prompt"] + note
+
+
 def register(reg: Any) -> None:
+    p = reg.command(
+        "enhance",
+        "rewrite a short prompt into a detailed one (subject, action, camera, light, sound) with the vault's local LLM",
+        cmd_enhance,
+    )
+    p.add_argument("--prompt", required=True, help="the short idea to rewrite")
+    p.add_argument("--seed", type=int, default=0, help="the sampling seed (same seed, same rewrite)")
+    p.add_argument("--scenarist", help="the vault's scenarist entry (default: the first)")
+
     p = reg.subcommand(
         "storyboard", "render", "render the shots that changed and assemble the film", cmd_storyboard_render
     )

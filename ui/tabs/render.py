@@ -18,7 +18,7 @@ from aiprod_studio.presets import Preset, hardware_profiles, load_presets
 from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS
 from engine.render import media
 from ui.components import pictures as picture_inputs
-from ui.components import queue_panel
+from ui.components import prompt_enhance, queue_panel
 from ui.components.budget_note import BUDGET_FIELDS, forecast_text, on_forecast
 from ui.components.model_defaults import SIZE_FIELDS, extras, follow_model, model_defaults, placeholder
 from ui.components.model_defaults import note as model_note
@@ -51,6 +51,7 @@ class RenderTab:
     takes: Any  # best of N: how many seeds Generate renders
     retakes: Any  # … and how many more while none passes its technical check
     pictures: picture_inputs.Pictures  # start image, end image, keyframes, and their crops
+    enhance: Any  # the local LLM rewrites the prompt (shown only with a scenarist in the vault)
 
     def field(self, name: str) -> Any:
         return self.form.component(name)
@@ -85,6 +86,7 @@ def layout(services: Services) -> RenderTab:
                 placeholder="A red car drives through a rainy city at night",
                 elem_id="render-prompt",
             )
+            enhance = prompt_enhance.layout(services)
             negative = gr.Textbox(label="Negative prompt", value="", lines=1, placeholder="what to avoid (optional)")
             with gr.Row():
                 preset = gr.Dropdown(
@@ -199,6 +201,7 @@ def layout(services: Services) -> RenderTab:
         takes,
         retakes,
         pictures,
+        enhance,
     )
 
 
@@ -253,6 +256,7 @@ def wire(tab: RenderTab, services: Services) -> None:
     for component in budget_fields:  # what the render needs, before Generate is pressed
         component.change(bind(on_forecast, services.studio), inputs=inputs, outputs=tab.budget, queue=False, **private)
     tab.restore.upload(bind(on_restore, services), inputs=tab.restore, outputs=inputs + [tab.status], **private)
+    prompt_enhance.wire(tab.enhance, services, tab.field("prompt"), seed, tab.status)
     picture_inputs.wire(tab.pictures, services, tab.field("model"), tab.field("width"), tab.field("height"))
     tab.dice.click(random_seed, outputs=seed, **private)
     # an unlocked seed is drawn before the render starts, so the render uses it (and the field shows it)
