@@ -10,6 +10,7 @@ import pytest
 from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.storyboard.db import StoryboardStore
 from engine.render import media
+from ui.components.shot_table import COLUMNS
 
 SCRIPT = "Title: Harbour\nStyle: soft light\nShot 1: boats in a harbour (0.5s)\nShot 2: a gull on a post (0.5s)"
 
@@ -19,7 +20,7 @@ UNCHANGED = {"__type__": "update"}  # what `gr.update()` with no argument is: th
 
 def split(handlers, state=None):
     board, table, title, saved, status = handlers["on_sb_split"](state, SCRIPT, "aiprod-tiny-ltx2", "", 24, 0, 5, 0)
-    return board, pd.DataFrame(table, columns=["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]), title
+    return board, pd.DataFrame(table, columns=COLUMNS), title
 
 
 def form(board, table, title):
@@ -30,8 +31,8 @@ def test_split_shows_shots_and_save_keeps_one_storyboard(handlers, studio):
     board, table, title = split(handlers)
     assert title == "Harbour" and board["id"] is None
     assert table.values.tolist() == [
-        [1, "boats in a harbour. Soft light.", 0.5, 5, "", "to render"],
-        [2, "a gull on a post. Soft light.", 0.5, 6, "", "to render"],
+        [1, "boats in a harbour. Soft light.", 0.5, 5, "", "", "to render"],
+        [2, "a gull on a post. Soft light.", 0.5, 6, "", "", "to render"],
     ]
     split(handlers, board)
     assert StoryboardStore(studio.history).list() == []  # Split alone saves nothing
@@ -65,7 +66,7 @@ def test_render_all_then_edit_one_shot_renders_one_job_and_a_new_film(handlers, 
     assert first[2] == "Rendering shots [1, 2]…" and sorted(first[5]) == shot_jobs  # the page's own jobs, kept
     assert handlers["on_sb_cancel"](first[5]) == "Nothing is rendering from this page."  # …all done by now
     assert text.startswith("Film: 24 frames") and media.probe(film)["video"]["frames"] == 24
-    assert [r[5] for r in rows] == ["rendered", "rendered"] and len(gallery) == 2
+    assert [r[-1] for r in rows] == ["rendered", "rendered"] and len(gallery) == 2
     jobs = studio.history.count()
     table = pd.DataFrame(rows)
     table.iloc[0, 1] = "boats leave the harbour at dawn"
@@ -160,10 +161,40 @@ def test_a_cancelled_render_says_cancelled_and_shows_each_shot(handlers, studio,
     monkeypatch.setattr(produce, "render_queued", stopped)
     *_, last = list(handlers["on_sb_render"](1, *form(board, table, title)))
     assert "cancelled" in last[2] and "⚠" not in last[2]
-    assert [r[5] for r in last[1]] == ["to render (job 1 cancelled)", "to render (job 2 cancelled)"]  # not running
+    assert [r[-1] for r in last[1]] == ["to render (job 1 cancelled)", "to render (job 2 cancelled)"]  # not running
 
 
 def test_open_with_nothing_chosen_or_a_deleted_board_keeps_the_page(handlers):
     for choice, said in [("", "choose one in the menu first"), ("7: Gone", "there is no storyboard '7: Gone'")]:
         with pytest.warns(UserWarning, match=said):  # the toast; the editor keeps what it shows
             assert handlers["on_sb_open"](choice) == UNCHANGED
+
+
+def test_a_shot_starts_from_a_picture_dropped_for_it(handlers, studio, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from engine.film import shots as sb
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 90, 3), dtype=np.uint8)).save(tmp_path / "p.jpg")
+    board, table, title = split(handlers)
+    board, rows, *_, status = handlers["on_sb_image"](str(tmp_path / "p.jpg"), 2, *form(board, table, title))
+    assert "Shot 2 starts from the picture" in status
+    sha = board["shots"][1]["image"]
+    assert len(sha) == 64 and rows[1][5] == sha[:12] and rows[0][5] == ""
+    assert studio.image_store().find(sha) is not None  # the original, kept by its sha256
+    from aiprod_studio.storyboard.board import Storyboard
+
+    recipe = sb.shot_recipe(studio, Storyboard.model_validate(board), 1)
+    assert [(c.frame, c.strength) for c in recipe.conditions] == [(0, 1.0)]
+    prepared = Image.open(studio.image_store().find(recipe.conditions[0].image))
+    assert prepared.size == (recipe.width, recipe.height)  # cropped to the storyboard's size
+    assert sb.shot_recipe(studio, Storyboard.model_validate(board), 0).conditions == []
+    # emptying the cell drops the picture; a non-picture is refused and changes nothing
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table.iloc[1, 5] = ""
+    saved, *_ = handlers["on_sb_save"](*form(board, table, title))
+    assert saved["shots"][1]["image"] == ""
+    (tmp_path / "x.png").write_text("no")
+    out = handlers["on_sb_image"](str(tmp_path / "x.png"), 1, *form(board, pd.DataFrame(rows, columns=COLUMNS), title))
+    assert out[:4] == (UNCHANGED,) * 4 and "is not a PNG, JPEG or WebP picture" in out[4]

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from aiprod_studio.conditions import SHA256_RE
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef, describe_error
 from aiprod_studio.text import echo, text_fields
@@ -47,8 +48,18 @@ class Shot(BaseModel):
     title: str = ""  # a scene heading or marker label
     negative_prompt: str = ""
     loras: list[LoraRef] = Field(default_factory=list)
+    image: str = ""  # a start image: the sha256 of the picture in the studio's image store ("": none)
 
     _text_fields = text_fields("prompt", "text", "title", "negative_prompt")
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str) -> str:
+        if v and not SHA256_RE.fullmatch(v):
+            raise ValueError(
+                f"must be the sha256 of a picture in the image store (64 lowercase hex digits), got {v!r}"[:200]
+            )
+        return v
 
     @field_validator("duration_s")
     @classmethod

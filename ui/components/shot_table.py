@@ -19,7 +19,8 @@ from ui.components.render_form import lora_label
 from ui.errors import refused
 
 STOPPED = ("cancelled", "failed", "interrupted")  # a shot whose last job ended so is still to render
-COLUMNS = ["#", "prompt", "duration (s)", "seed", "LoRAs", "status"]
+COLUMNS = ["#", "prompt", "duration (s)", "seed", "LoRAs", "start image", "status"]
+IMAGE_CELL = 12  # the start image cell shows the first characters of its sha256 (empty it to drop the image)
 
 
 def shot_status(studio: Studio, p: sb.ShotPlan | None) -> str:
@@ -51,6 +52,7 @@ def table_rows(studio: Studio, board: Storyboard) -> list[list[Any]]:
                 round(shot.duration_s, 3),
                 shot.seed,
                 ", ".join(lora_label(r) for r in shot.loras),
+                shot.image[:IMAGE_CELL],
                 status,
             ]
         )
@@ -103,6 +105,8 @@ def read_table(board: Storyboard, table: Any) -> Storyboard:
         try:
             specs = [x for x in _cell(row[4] if len(row) > 5 else "").split(",") if x.strip()]
             data["loras"] = [parse_lora_spec(x) for x in specs]
+            if len(row) > 6 and not _cell(row[5]):  # the start image's cell emptied: the shot has none
+                data["image"] = ""
             shot = base.model_copy(update=data) if base else Shot(**data)
             shots.append(Shot.model_validate(shot.model_dump()))  # a copy is not validated: check it here
         except ValidationError as exc:

@@ -24,6 +24,7 @@ from aiprod_studio.storyboard.board import MAX_FILM_S, Shot, shot_frames
 from aiprod_studio.storyboard.scenarist import split_script
 from ui.components.film_render import on_sb_cancel, on_sb_export, on_sb_render
 from ui.components.saved_storyboards import on_sb_open, on_sb_save, saved_choices, shown
+from ui.components.shot_image import on_sb_image
 from ui.components.shot_table import COLUMNS, current, form_number, table_rows
 from ui.context import Services, bind
 from ui.errors import kept, refused
@@ -59,6 +60,7 @@ class StoryboardTab:
     table: Any
     shot_no: Any
     ops: dict[str, Any]
+    shot_image: Any  # a start image dropped here goes to shot #
     render_all: Any
     render_one: Any
     cancel: Any
@@ -101,15 +103,23 @@ def layout(services: Services) -> StoryboardTab:
         save_btn = gr.Button("Save")
     table = gr.Dataframe(
         headers=COLUMNS,
-        datatype=["number", "str", "number", "number", "str", "str"],
+        datatype=["number", "str", "number", "number", "str", "str", "str"],
         interactive=True,
         wrap=True,
         elem_id="storyboard-table",
-        column_count=6,
+        column_count=7,
     )
     with gr.Row():
         shot_no = gr.Number(label="Shot #", value=1, precision=0, scale=1)
         ops = {name: gr.Button(name, scale=0) for name in ROW_OPS}
+    with gr.Row():
+        shot_image = gr.Image(
+            label="Start image for shot # (image-to-video; empty its table cell to drop it)",
+            type="filepath",
+            sources=["upload", "clipboard"],
+            height=140,
+            elem_id="storyboard-shot-image",
+        )
     with gr.Row():
         render_all = gr.Button("Render storyboard", variant="primary")
         render_one = gr.Button("Render shot #")
@@ -139,6 +149,7 @@ def layout(services: Services) -> StoryboardTab:
         table,
         shot_no,
         ops,
+        shot_image,
         render_all,
         render_one,
         cancel,
@@ -251,6 +262,9 @@ def wire(tab: StoryboardTab, services: Services) -> None:
     for op, button in tab.ops.items():
         name = "on_sb_" + op.lower().replace(" ", "_")
         button.click(bind(on_sb_row, services, op, name=name), inputs=[tab.shot_no, *form], outputs=outs, **private)
+    tab.shot_image.upload(
+        bind(on_sb_image, services), inputs=[tab.shot_image, tab.shot_no, *form], outputs=outs, **private
+    )
     render_outs = [tab.state, tab.table, tab.status, tab.gallery, tab.film, tab.jobs]
     tab.render_all.click(
         bind(on_sb_render, services, False), inputs=[tab.shot_no, *form], outputs=render_outs, **private
