@@ -43,7 +43,7 @@ RESUMABLE_STATUSES: tuple[FinalStatus, ...] = ("interrupted", "failed", "cancell
 JOB_KINDS: tuple[JobKind, ...] = get_args(JobKind)
 
 # -- the vault -----------------------------------------------------------------------------------
-VaultKind = Literal["pipeline", "lora", "qa", "scenarist"]
+VaultKind = Literal["pipeline", "lora", "qa", "scenarist", "upsampler"]
 ModelFamily = Literal["ltx2", "ltx", "clip", "llm"]
 
 VAULT_KINDS: tuple[VaultKind, ...] = get_args(VaultKind)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -66,12 +66,24 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "auto_duration": False,
     "decoder": "vae",
     "conditions": [],
+    "upscale": 1,
+    "upsampler": None,
+    "upsampler_digest": None,
 }
 
 
 # Settings the render key holds only when they differ from their defaults (so the keys of
 # recipes written before these settings existed do not change).
-KEYED_WHEN_SET = ("vae_tiling", "fast", "auto_duration", "decoder", "conditions")
+KEYED_WHEN_SET = (
+    "vae_tiling",
+    "fast",
+    "auto_duration",
+    "decoder",
+    "conditions",
+    "upscale",
+    "upsampler",
+    "upsampler_digest",
+)
 
 # Fields older recipes carry that no longer exist, with the one value they always held
 # (`scheduler`: the engine never read it; it was dropped from the recipe and from its render key).
@@ -123,12 +135,17 @@ class Recipe(BaseModel):
     auto_duration: StrictBool = RECIPE_DEFAULTS["auto_duration"]
     decoder: Decoder = RECIPE_DEFAULTS["decoder"]  # "diffusion": LTX-2.5's diffusion decoder ("quality decode")
     conditions: list[Condition] = Field(default_factory=list)  # a start image and keyframes (aiprod_studio.conditions)
+    # 2: the two-stage upscale (the vault's latent upsampler doubles width and height, then a short refine);
+    # `width` and `height` are the first stage's, the clip is twice as wide and high
+    upscale: Literal[1, 2] = RECIPE_DEFAULTS["upscale"]
+    upsampler: str | None = None  # the latent upsampler's vault entry and its digest (with upscale 2)
+    upsampler_digest: str | None = None
     advanced: dict[str, Any] = Field(default_factory=dict)
     deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
     versions: dict[str, str] = Field(default_factory=dict)
 
     _text_fields = text_fields(
-        "prompt", "negative_prompt", "model", "model_digest", "versions", "profile", "generation"
+        "prompt", "negative_prompt", "model", "model_digest", "versions", "profile", "generation", "upsampler"
     )
 
     @model_validator(mode="before")
@@ -143,21 +160,11 @@ class Recipe(BaseModel):
             return data
         for name, old_default in RETIRED_FIELDS.items():
             if name in data and data[name] != old_default:
-                raise ValidationError.from_exception_data(
-                    cls.__name__,
-                    [
-                        InitErrorDetails(
-                            type=PydanticCustomError(
-                                "value_error",
-                                f"is no longer a recipe setting (renders never used it); "
-                                f"only {old_default!r} is accepted in an old recipe, got "
-                                f"{echo(data[name])}",
-                            ),
-                            loc=(name,),
-                            input=data[name],
-                        )
-                    ],
+                message = (
+                    "is no longer a recipe setting (renders never used it); only "
+                    f"{old_default!r} is accepted in an old recipe, got {echo(data[name])}"
                 )
+                raise field_error(cls.__name__, name, message, data[name])
         return {k: v for k, v in data.items() if k not in RETIRED_FIELDS}
 
     @field_validator("prompt")
@@ -203,14 +210,7 @@ class Recipe(BaseModel):
                 f"{self.offload!r} cannot move {self.quantization} weights (only whole components move when "
                 "quantized): choose offload 'model' or 'none', or quantization 'none'"
             )
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError("value_error", message), loc=("offload",), input=self.offload
-                    )
-                ],
-            )
+            raise field_error(type(self).__name__, "offload", message, self.offload)
         return self
 
     @field_validator("profile")
@@ -294,14 +294,18 @@ class Recipe(BaseModel):
         """With auto duration the frame count is the longest clip allowed: it must leave a choice."""
         if self.auto_duration and self.num_frames < 9:
             message = f"must be at least 9 with auto_duration (it is the longest clip allowed), got {self.num_frames}"
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError("value_error", message), loc=("num_frames",), input=self.num_frames
-                    )
-                ],
+            raise field_error(type(self).__name__, "num_frames", message, self.num_frames)
+        return self
+
+    @model_validator(mode="after")
+    def _upscaled_size(self) -> Recipe:
+        """Upscaled, the clip must stay within 4096 pixels a side."""
+        if self.upscale > 1 and max(self.width, self.height) * self.upscale > 4096:
+            message = (
+                f"2 makes the clip {self.width * 2}×{self.height * 2}; at most 4096 a side: "
+                f"render at most 2048×2048 and upscale that"
             )
+            raise field_error(type(self).__name__, "upscale", message, 2)
         return self
 
     @model_validator(mode="after")
@@ -309,14 +313,7 @@ class Recipe(BaseModel):
         """Every picture on a frame of the clip, one per frame (keyframes need a fixed length)."""
         problem = check_conditions(self.conditions, self.num_frames, self.auto_duration)
         if problem:
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError("value_error", problem), loc=("conditions",), input=self.conditions
-                    )
-                ],
-            )
+            raise field_error(type(self).__name__, "conditions", problem, self.conditions)
         return self
 
     @model_validator(mode="after")
@@ -328,10 +325,7 @@ class Recipe(BaseModel):
                 f"must equal the number of sigmas in advanced.sigmas ({len(sigmas)}) when a fixed schedule "
                 f"is set, got {self.steps}"
             )
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [InitErrorDetails(type=PydanticCustomError("value_error", message), loc=("steps",), input=self.steps)],
-            )
+            raise field_error(type(self).__name__, "steps", message, self.steps)
         return self
 
     # -- serialisation -------------------------------------------------------------
@@ -348,6 +342,12 @@ class Recipe(BaseModel):
             if data[name] == RECIPE_DEFAULTS[name]:
                 del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def field_error(model: str, field: str, message: str, value: Any) -> ValidationError:
+    """A validation error of `field` saying `message` (raised from a whole-model check)."""
+    detail = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,), input=value)
+    return ValidationError.from_exception_data(model, [detail])
 
 
 def _is_int(value: Any) -> bool:

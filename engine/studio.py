@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from aiprod_studio.choices import AUTO
-from aiprod_studio.conditions import frame_number
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files import partials
 from aiprod_studio.generations import Generation, check_features, detect
@@ -42,7 +41,9 @@ from engine.models.pipelines import stored_copy, warm_pipeline
 from engine.models.speed import compile_transformer
 from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
-from engine.render.images import ImageStore, open_image, prepare, store_for
+from engine.render.images import ImageStore, store_for
+from engine.render.inputs import prepared_pictures, with_upsampler
+from engine.render.upscale import upsampler_for
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,9 @@ class Studio:
                     f"conditions: start images and keyframes need an LTX-2 model; {entry.name!r} renders from text",
                     field="conditions",
                 )
-            recipe = make_recipe({**recipe.model_dump(), "conditions": self.pictures(pictures, recipe)})
+            conditions = prepared_pictures(self.image_store(), pictures, recipe)
+            recipe = make_recipe({**recipe.model_dump(), "conditions": conditions})
+        recipe = with_upsampler(self.vault, recipe, given.get("upsampler"))
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs
         check_features(generation, entry.name, recipe.auto_duration, recipe.decoder)
         chosen = {k: given[k] for k in PROFILE_KEYS if k in given}
@@ -203,26 +206,6 @@ class Studio:
     def image_store(self, clip: Path | None = None) -> ImageStore:
         """The prepared pictures recipes name (beside the outputs; also beside `clip` when given)."""
         return store_for(self.settings.outputs_dir, clip)
-
-    def pictures(self, given: Any, recipe: Recipe) -> list[dict[str, Any]]:
-        """A recipe's conditions from loose values: each `{"path", "frame", "strength"}` (a picture
-        file, prepared to the clip's size and stored) or `{"image": sha256, …}` (one already stored)."""
-        if not isinstance(given, list):
-            raise BadInput(f"conditions must be a list of pictures, got {type(given).__name__}", field="conditions")
-        store, out = self.image_store(), []
-        for i, item in enumerate(given):
-            if not isinstance(item, dict):
-                raise BadInput(f"conditions entry {i} must be an object, got {type(item).__name__}", field="conditions")
-            item = dict(item)
-            field = str(item.pop("field", "conditions"))  # the option or parameter the picture came from
-            item["frame"] = frame_number(item.get("frame", 0), recipe.num_frames, field)
-            if "path" in item:
-                image = open_image(item.pop("path"), field)
-                item["image"] = store.put(prepare(image, recipe.width, recipe.height))
-            elif isinstance(item.get("image"), str):  # one already stored: there, unchanged, at this size
-                store.load(item["image"], recipe.width, recipe.height, field)
-            out.append(item)
-        return out
 
     def generation(self, entry: Entry) -> Generation | None:
         """The entry's LTX-2 generation, read from its configs once per digest (None: not LTX-2)."""
@@ -277,8 +260,8 @@ class Studio:
         """`recipe` with the settings of `profile` (`auto`: the fastest that fits) under the `given`
         ones, and its estimate; `OverBudget` (exit 2, naming a fix) when it cannot fit."""
         job = Job(
-            recipe.width,
-            recipe.height,
+            recipe.width * recipe.upscale,  # (an upscale's second stage needs the most)
+            recipe.height * recipe.upscale,
             recipe.num_frames,
             recipe.fps,
             recipe.guidance,
@@ -382,13 +365,20 @@ class Studio:
                     compile_transformer(pipe, self.plan.device)
                 loras.resolve(self.vault, entry, recipe.loras)  # still in the vault, unchanged, right base
                 loras.apply(pipe, self.vault, recipe.loras)
+                upsampler = None
+                if recipe.upscale > 1:  # the same upsampler, or its current files (the row says which)
+                    up_entry = self.vault.get(str(recipe.upsampler), kind="upsampler", field="upsampler")
+                    if up_entry.digest != recipe.upsampler_digest:
+                        recipe = recipe.model_copy(update={"upsampler_digest": up_entry.digest})
+                        history.set_recipe(job_id, recipe)
+                    upsampler = upsampler_for(pipe, self.vault, up_entry)
 
                 def on_progress(step: int, total: int) -> None:
                     run.step(step, total)
                     if progress is not None:
                         progress(step, total)
 
-                rendered = render_to_file(pipe, recipe, target, on_progress, cancel, store)
+                rendered = render_to_file(pipe, recipe, target, on_progress, cancel, store, upsampler)
                 if rendered != recipe:  # the duration head picked the frame count: the row says which
                     recipe = rendered
                     history.set_recipe(job_id, recipe)

@@ -162,7 +162,8 @@ def enqueue_body(prompt: str, fn_index: int, session_hash: str) -> bytes:
         None,
         None,
         None,
-    ]  # …, takes, deterministic, profile, vae_tiling, fast, auto_duration, decoder, image, keyframes, keyframe_frames
+        1,
+    ]  # …, fast, auto_duration, decoder, image, keyframes, keyframe_frames, upscale
     return json.dumps({"data": data, "fn_index": fn_index, "session_hash": session_hash}).encode()
 
 

@@ -150,7 +150,7 @@ def test_hostile_values_get_an_error_naming_the_field_and_leave_nothing_running(
         served[1],
         "enqueue",
         '{"data": ["a \\ud800 b", "", "", "none", "none", null, null, null, null, null, null, 0, null, 1, false, '
-        '"auto", null, false, false, "vae", null, null, null]}',
+        '"auto", null, false, false, "vae", null, null, null, 1]}',
     )
     assert "prompt contains an invalid character (lone surrogate U+D800" in answer, answer
     with pytest.raises(Exception, match="status must be one of queued, running"):
@@ -410,3 +410,26 @@ def test_enhance_prompt_endpoint_names_what_is_missing(client):
         client.predict(prompt="a fox in snow", api_name="/enhance_prompt")
     with pytest.raises(Exception, match="seed must be"):
         client.predict(prompt="a fox in snow", seed=-1, api_name="/enhance_prompt")
+
+
+def test_upscale_endpoint_queues_a_finished_clip_two_stage(served, client):
+    from engine.models.tiny_upsampler import make_tiny_upsampler
+
+    studio = served[0]
+    with pytest.raises(Exception, match="job_id 999999 does not exist"):
+        client.predict(job_id=999999, api_name="/upscale")
+    _, record = client.predict(prompt="a gull over the pier", seed=5, num_frames=9, steps=2, api_name="/render")
+    with pytest.raises(Exception, match="needs a latent upsampler in the vault"):
+        client.predict(job_id=record["id"], api_name="/upscale")
+    make_tiny_upsampler(studio.vault)
+    queued = client.predict(job_id=record["id"], api_name="/upscale")
+    assert queued["recipe"]["upscale"] == 2 and queued["recipe"]["seed"] == 5
+    deadline = time.time() + 120
+    while time.time() < deadline and client.predict(job_id=queued["id"], api_name="/job")[0]["status"] != "done":
+        time.sleep(0.2)
+    record2, video = client.predict(job_id=queued["id"], api_name="/job")
+    assert record2["status"] == "done", record2["error"]
+    assert (
+        media.probe(video["video"] if isinstance(video, dict) else video)["video"]["width"]
+        == 2 * record["recipe"]["width"]
+    )

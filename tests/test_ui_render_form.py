@@ -37,6 +37,7 @@ def widgets(**changed):
         "end_strength": 1.0,
         "keyframes": None,
         "keyframe_frames": "",
+        "upscale": False,
     } | changed
     return [shown[f] for f in FIELDS]
 
@@ -63,6 +64,7 @@ def test_values_turn_whole_floats_into_ints_but_keep_guidance_a_float():
         "auto_duration": False,
         "decoder": "vae",
         "conditions": None,  # no picture
+        "upscale": None,  # the checkbox off: no upscale
     }
     assert type(v["width"]) is int and type(v["guidance"]) is float
     assert values(*widgets(width=64.5))["width"] == 64.5  # not rounded: the recipe refuses it by name
@@ -178,3 +180,11 @@ def test_a_whole_recipe_brings_its_pictures_back_from_the_store(tmp_path):
     # a recipe without pictures empties the picture fields (no start image left from the last clip)
     by_field = dict(zip(FIELDS, updates_from_recipe({"prompt": "p", "model_digest": "d"}, tmp_path), strict=True))
     assert by_field["image"]["value"] is None and by_field["keyframes"]["value"] is None
+
+
+def test_upscale_checkbox_and_script_values():
+    assert [values(*widgets(upscale=v))["upscale"] for v in (True, False, None, 2, 1, 2.0)] == [2, None, None, 2, 1, 2]
+    by_field = dict(zip(FIELDS, updates_from_recipe({"upscale": 2}), strict=True))
+    assert by_field["upscale"]["value"] is True
+    by_field = dict(zip(FIELDS, updates_from_recipe({"prompt": "p", "model_digest": "d"}), strict=True))
+    assert by_field["upscale"]["value"] is False  # a whole recipe from before upscaling: off

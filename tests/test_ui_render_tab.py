@@ -10,7 +10,7 @@ import pytest
 def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, seed=5.0):
     # prompt, negative_prompt, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed,
     # loras, profile, vae_tiling, fast, auto_duration, decoder, image, end_image, end_strength, keyframes,
-    # keyframe_frames
+    # keyframe_frames, upscale
     return [
         prompt,
         "",
@@ -35,6 +35,7 @@ def form(prompt="a lighthouse in a storm", steps=8, num_frames=17, fps=24.0, see
         1.0,
         None,
         "",
+        False,
     ]
 
 

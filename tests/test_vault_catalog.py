@@ -36,7 +36,22 @@ def items():
 
 
 def test_the_catalogue_names_every_generation_and_its_repo(items):
-    assert list(items) == ["ltx-2", "ltx-2.3", "ltx-2.3-distilled", "ltx-2.5", "ltx-video", "clip-vit-b32"]
+    assert list(items) == [
+        "ltx-2",
+        "ltx-2-upsampler",
+        "ltx-2.3",
+        "ltx-2.3-distilled",
+        "ltx-2.5",
+        "ltx-video",
+        "clip-vit-b32",
+    ]
+    upsampler = items["ltx-2-upsampler"]  # Upscale 2×'s latent upsampler, from the LTX-2 repository's own folder
+    assert (upsampler.repo, upsampler.kind, upsampler.family, upsampler.allow) == (
+        "Lightricks/LTX-2",
+        "upsampler",
+        "ltx2",
+        ["latent_upsampler/*"],
+    )
     repos = {n: (i.repo, i.generation, i.variant, i.gated) for n, i in items.items()}
     assert repos["ltx-2"] == ("Lightricks/LTX-2", "2.0", None, False)
     assert repos["ltx-2.3"] == ("diffusers/LTX-2.3-Diffusers", "2.3", None, False)

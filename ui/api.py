@@ -117,6 +117,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         image: FileData | None = None,
         keyframes: list[FileData] | None = None,
         keyframe_frames: list[str] | None = None,
+        upscale: int = 1,
     ) -> tuple[FileData, dict]:
         """Render one clip through the queue and wait: returns the MP4 and its history record (with its `qa`).
         `loras`: vault LoRA names, each optionally `name:strength` (−2…2). `takes` > 1 (up to 8) renders that many
@@ -130,6 +131,8 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         for LTX-2.5's diffusion decoder (quality decode). `image`: a start picture (PNG, JPEG or WebP;
         image-to-video), cropped to the clip's size. `keyframes`: more pictures, each held at the frame its
         `keyframe_frames` entry gives (`FRAME[:STRENGTH]`, FRAME a number or `last`, strength above 0 and at most 1).
+        `upscale` 2: the two-stage upscale (the vault's latent upsampler, then a short refine): the clip is twice
+        `width` and `height`.
         Left-out sizes, steps and guidance are the model's generation's recommended ones. A render that cannot fit in
         memory is refused with a change that fits."""
         size = (width, height, num_frames, fps, steps, guidance)
@@ -138,7 +141,7 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         except StudioError as exc:
             raise refused(exc) from None
         form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
-        form += (auto_duration, decoder, image, None, None, keyframes, keyframe_frames)
+        form += (auto_duration, decoder, image, None, None, keyframes, keyframe_frames, upscale)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         for job_id in ids:
             worker.wait(job_id)
@@ -177,14 +180,15 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         image: FileData | None = None,
         keyframes: list[FileData] | None = None,
         keyframe_frames: list[str] | None = None,
+        upscale: int = 1,
     ) -> dict:
         """Add one clip to the queue and return at once: its record (id, status, position). `takes` > 1 (up to 8)
         queues that many seeds as one group: the first take's record, every take's id under `take_ids`.
         `deterministic`: CUDA's deterministic mode for this render. `profile`, `quantization`, `offload`, `vae_tiling`,
-        `fast`, `auto_duration`, `decoder`, `image`, `keyframes` and `keyframe_frames` as in /render."""
+        `fast`, `auto_duration`, `decoder`, `image`, `keyframes`, `keyframe_frames` and `upscale` as in /render."""
         size = (width, height, num_frames, fps, steps, guidance)
         form = (prompt, negative_prompt, model, quantization, offload, *size, seed, loras, profile, vae_tiling, fast)
-        form += (auto_duration, decoder, image, None, None, keyframes, keyframe_frames)
+        form += (auto_duration, decoder, image, None, None, keyframes, keyframe_frames, upscale)
         ids = enqueue_group(services, takes, *form, deterministic=deterministic)
         return record(_status(ids[0])) | ({"take_ids": ids} if len(ids) > 1 else {})
 
@@ -355,6 +359,16 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         except StudioError as exc:
             raise refused(exc) from None
 
+    def upscale(job_id: int) -> dict:
+        """Queue a finished clip again with the two-stage 2× upscale (its recipe and seed render the same first
+        stage; the vault's latent upsampler doubles it, a short refine follows); returns the new job's record."""
+        from engine.render.inputs import upscaled_recipe
+
+        try:
+            return record(_status(worker.enqueue(upscaled_recipe(studio, job_id))))
+        except StudioError as exc:
+            raise refused(exc) from None
+
     def enhance_prompt(prompt: str, seed: int = 0, scenarist: str = "") -> dict:
         """Rewrite a short prompt into a detailed one (subject, action, camera, light, sound) with the vault's local
         LLM (`scenarist`: its entry, default the first), seeded; returns `prompt` (the rewrite, or yours when `used`
@@ -380,5 +394,6 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         vault_verify,
         lora_train,
         enhance_prompt,
+        upscale,
     ):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -203,6 +203,10 @@ def prepare(studio: Studio, build_tiny_if_empty: bool = True) -> list[int]:
         make_tiny(studio.vault)
         if not studio.vault.entries("qa"):  # and a tiny CLIP, so every clip gets its scores
             make_tiny_clip(studio.vault)
+        if not studio.vault.entries("upsampler"):  # and a tiny latent upsampler, so Upscale 2× works
+            from engine.models.tiny_upsampler import make_tiny_upsampler
+
+            make_tiny_upsampler(studio.vault)
     recovered = studio.recover()
     if recovered["interrupted"]:
         log.warning(

@@ -36,7 +36,13 @@ HASH_CHUNK = 8 * 1024 * 1024
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".gguf")
 # the folder of each kind of entry inside the vault
-KIND_DIRS: dict[VaultKind, str] = {"pipeline": "pipelines", "lora": "loras", "qa": "qa", "scenarist": "scenarists"}
+KIND_DIRS: dict[VaultKind, str] = {
+    "pipeline": "pipelines",
+    "lora": "loras",
+    "qa": "qa",
+    "scenarist": "scenarists",
+    "upsampler": "upsamplers",
+}
 
 
 def check_relpath(rel: str, what: str = "path") -> str:

@@ -13,11 +13,13 @@ from aiprod_studio.settings import Settings
 def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from aiprod_studio.vault.store import Vault
     from engine.models.tiny_generations import make_tiny_generation
+    from engine.models.tiny_upsampler import make_tiny_upsampler
     from engine.qa.tiny_clip import make_tiny_clip
 
     vault = Vault(settings.ensure_dirs().models_dir)
     entry = make_tiny_generation(vault, args.generation, name=args.name)
     clip = make_tiny_clip(vault)  # so the semantic QA runs out of the box too
+    upsampler = make_tiny_upsampler(vault)  # and the two-stage upscale
     data = {
         "name": entry.name,
         "generation": args.generation,
@@ -26,12 +28,14 @@ def cmd_make_tiny(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
         "files": len(entry.files),
         "total_size": entry.total_size,
         "clip": clip.name,
+        "upsampler": upsampler.name,
     }
     return data, (
         f"built LTX-{args.generation} test model {entry.name} ({len(entry.files)} files, {entry.total_size:,d} bytes, "
         f"digest {entry.digest[:12]}) in {settings.models_dir / entry.path}\n"
         f"built test CLIP {clip.name} for the semantic QA ({clip.total_size:,d} bytes, digest {clip.digest[:12]}) "
-        f"in {settings.models_dir / clip.path}"
+        f"in {settings.models_dir / clip.path}\n"
+        f"built test latent upsampler {upsampler.name} for Upscale 2× ({upsampler.total_size:,d} bytes)"
     )
 
 

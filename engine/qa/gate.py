@@ -37,6 +37,9 @@ def expectations(recipe: Recipe | dict[str, Any], family: str | None) -> dict[st
     """What the file must hold: the recipe's size, rate and length, and sound for an audio model."""
     data = recipe.model_dump(mode="json") if isinstance(recipe, Recipe) else recipe
     expect = {k: data[k] for k in ("width", "height", "fps", "num_frames") if data.get(k) is not None}
+    for side in ("width", "height"):  # an upscaled clip is twice the recipe's (first stage's) size
+        if side in expect:
+            expect[side] *= int(data.get("upscale") or 1)
     if family is not None:
         expect["audio"] = family in AUDIO_FAMILIES
     return expect

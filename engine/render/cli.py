@@ -79,6 +79,7 @@ def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, 
         "fast": True if args.fast else None,
         "auto_duration": True if args.auto_duration else None,
         "decoder": args.decoder,
+        "upscale": args.upscale,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     pictures = [{"path": args.image, "frame": 0, "strength": 1.0, "field": "image"}] if args.image else []
@@ -312,6 +313,12 @@ def register(reg: Any) -> None:
         action="append",
         metavar="PATH@FRAME[:STRENGTH]",
         help="hold the clip to a picture at a frame (a number or 'last'; strength 0–1, default 1); repeat for more",
+    )
+    p.add_argument(
+        "--upscale",
+        type=int,
+        choices=(1, 2),
+        help="2: two stages, the vault's latent upsampler doubles width and height, then a short refine",
     )
     p.add_argument("--recipe", help="start from a recipe JSON file (flags override its values)")
     p.add_argument(

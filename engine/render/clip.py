@@ -21,6 +21,7 @@ from engine.render import media
 from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
 from engine.render.decode import decode_latents, decoder_for
 from engine.render.images import ImageStore
+from engine.render.upscale import STAGE_2_SIGMAS, stage_two_kwargs, upsample
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline as Pipeline
@@ -116,18 +117,22 @@ def run_pipeline(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     store: ImageStore | None = None,
+    upsampler: Any = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
     """Denoise and decode; returns (frames F×H×W×3 float, audio C×S or None, sample rate).
 
     A set `cancel` stops the render with `Cancelled` at the next block of any component
     (text encoder, transformer, VAE decode, vocoder), not only at the end of a step.
     A recipe with pictures (start image, keyframes) runs the condition pipeline around the
-    same components, with its pictures read from `store`.
+    same components, with its pictures read from `store`; one with `upscale` 2 runs the
+    second stage (`engine.render.upscale`) with `upsampler`.
     """
+    refine = len(STAGE_2_SIGMAS) if recipe.upscale > 1 else 0
+    done = 0  # steps of the stages before the one running
 
     def on_step_end(_pipe: Pipeline, step: int, _t: Any, callback_kwargs: dict) -> dict:
         if progress is not None:
-            progress(step + 1, recipe.steps)
+            progress(done + step + 1, recipe.steps + refine)
         if cancel is not None and cancel.is_set():
             _pipe._interrupt = True  # diffusers' own flag, in case the exception below is swallowed
             raise Cancelled("render cancelled")
@@ -137,24 +142,47 @@ def run_pipeline(
     generator = torch.Generator("cpu").manual_seed(recipe.seed)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled before it started")
+    if recipe.upscale > 1 and upsampler is None:
+        raise BadInput("upscale 2 needs the vault's latent upsampler; none was given to this render", field="upscale")
     runner, pictures = pipe, {}
-    if recipe.conditions:  # the same weights through the condition pipeline
+    if recipe.conditions or refine:  # the same weights through the condition pipeline
+        runner = conditioned_pipeline(pipe)
+    if recipe.conditions:
         if store is None:
             raise BadInput("conditions: this render has no image store to read its pictures from", field="conditions")
-        runner = conditioned_pipeline(pipe)
         pictures["conditions"] = pipeline_conditions(runner, recipe, store)
-    components = getattr(pipe, "components", {}).values()
+    components = [*getattr(pipe, "components", {}).values(), upsampler]
     set_vae_tiling(pipe, recipe.vae_tiling)
     apply_fast(pipe, recipe.fast, recipe.steps)  # on, off or reset: a warm pipeline keeps no state between renders
-    with torch.inference_mode(), _schedule(runner, recipe.steps), cancel_points(components, cancel):
-        out = runner(
-            **pipeline_kwargs(runner, recipe),
-            **pictures,
-            generator=generator,
-            output_type="latent" if recipe.decoder == "diffusion" else "np",
-            callback_on_step_end=on_step_end,
-            return_dict=True,
-        )
+    last_type = "latent" if recipe.decoder == "diffusion" else "np"
+    kwargs = pipeline_kwargs(runner, recipe)
+    with torch.inference_mode(), cancel_points([c for c in components if c is not None], cancel):
+        with _schedule(runner, recipe.steps):
+            out = runner(
+                **kwargs,
+                **pictures,
+                generator=generator,
+                output_type="latent" if refine else last_type,
+                callback_on_step_end=on_step_end,
+                return_dict=True,
+            )
+        if refine:  # 2×: upsample the latents, then refine them at the doubled size
+            done = recipe.steps
+            latents = upsample(pipe, upsampler, out.frames)
+            frames_made = (out.frames.shape[2] - 1) * runner.vae_temporal_compression_ratio + 1
+            if recipe.conditions:
+                pictures["conditions"] = pipeline_conditions(runner, recipe, store, scale=recipe.upscale)
+            size = {"width": recipe.width * recipe.upscale, "height": recipe.height * recipe.upscale}
+            out = runner(
+                **stage_two_kwargs(kwargs, **size, num_frames=frames_made),
+                **pictures,
+                latents=latents,
+                audio_latents=out.audio,
+                generator=generator,
+                output_type=last_type,
+                callback_on_step_end=on_step_end,
+                return_dict=True,
+            )
         if recipe.decoder == "diffusion":  # the quality decode: the diffusion decoder, then sound as always
             with cancel_points(decoder_for(pipe).diffusion_decoder, cancel):
                 frames, audio = decode_latents(pipe, out.frames, getattr(out, "audio", None), generator)
@@ -192,10 +220,11 @@ def render_to_file(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     store: ImageStore | None = None,
+    upsampler: Any = None,
 ) -> Recipe:
     """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag); returns the
     recipe as rendered (with auto duration: the frame count the model picked)."""
-    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel, store)
+    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel, store, upsampler)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)

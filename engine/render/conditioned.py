@@ -17,6 +17,9 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+from PIL import Image
+
 from aiprod_studio.conditions import check_slots, latent_slot
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import Recipe
@@ -57,8 +60,9 @@ def conditioned_pipeline(pipe: Pipeline) -> Any:
     return runner
 
 
-def pipeline_conditions(runner: Any, recipe: Recipe, store: ImageStore) -> list[Any]:
-    """The recipe's pictures as diffusers conditions, each on its latent slot (refusals name `conditions`)."""
+def pipeline_conditions(runner: Any, recipe: Recipe, store: ImageStore, scale: int = 1) -> list[Any]:
+    """The recipe's pictures as diffusers conditions, each on its latent slot (refusals name `conditions`);
+    `scale` 2: each prepared picture enlarged to the doubled size (a two-stage upscale's second stage)."""
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
     ratio = int(runner.vae_temporal_compression_ratio)
@@ -72,6 +76,9 @@ def pipeline_conditions(runner: Any, recipe: Recipe, store: ImageStore) -> list[
         if slot:
             pixel_frames[(slot - 1) * ratio + 1] = cond.frame
         image = store.load(cond.image, recipe.width, recipe.height)
+        if scale != 1:
+            size = (recipe.width * scale, recipe.height * scale)
+            image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
         conditions.append(LTX2VideoCondition(frames=image, index=slot, strength=cond.strength))
     runner.pixel_frames = pixel_frames
     return conditions

@@ -40,6 +40,7 @@ FIELDS = (
     "end_strength",
     "keyframes",
     "keyframe_frames",
+    "upscale",
 )
 PICTURE_FIELDS = ("image", "end_image", "end_strength", "keyframes", "keyframe_frames")
 TILING = {"auto": None, "on": True, "off": False}  # the VAE tiling radio's choices → recipe values
@@ -107,6 +108,11 @@ def values(*args: Any) -> dict[str, Any]:
         if name == "vae_tiling":
             out[name] = tiling_value(value)
             continue
+        if name == "upscale":  # the checkbox (on: 2×, off: none) or a script's factor
+            if isinstance(value, bool) or value in (None, ""):
+                value = 2 if value is True else None
+            out[name] = int(value) if isinstance(value, float) and value.is_integer() else value
+            continue
         if isinstance(value, float) and value.is_integer() and name != "guidance":
             value = int(value)
         out[name] = None if value == "" and name not in ("prompt", "negative_prompt") else value
@@ -118,13 +124,15 @@ def updates_from_recipe(recipe: dict[str, Any], store: Path | None = None) -> li
     (its pictures are looked up in the image store `store`)."""
     shown = dict(recipe)
     if "model_digest" in shown:  # a whole recipe (a clip's, a history row's): settings it predates are off
-        shown = {"vae_tiling": False, "fast": "off", "auto_duration": False, "decoder": "vae", **shown}
+        shown = {"vae_tiling": False, "fast": "off", "auto_duration": False, "decoder": "vae", "upscale": 1, **shown}
         # its profile may not exist here (another machine, a deleted file): its settings are restored as they are
         shown["profile"] = "custom"
     if "loras" in shown:  # [{"name", "scale", …}] → ["name:scale"] for the LoRA menu
         shown["loras"] = [lora_label(r) for r in shown["loras"]]
     if isinstance(shown.get("fast"), str):  # the cache's name → the Fast checkbox
         shown["fast"] = shown["fast"] != "off"
+    if "upscale" in shown:  # the factor → the Upscale checkbox
+        shown["upscale"] = shown["upscale"] == 2
     if isinstance(shown.get("vae_tiling"), bool):
         shown["vae_tiling"] = "on" if shown["vae_tiling"] else "off"
     if "model_digest" in shown or "conditions" in shown:  # its pictures, from the image store

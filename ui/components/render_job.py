@@ -99,6 +99,7 @@ def on_generate(
     end_strength,
     keyframes,
     keyframe_frames,
+    upscale,
     takes,
     retakes,
     request: gr.Request,
@@ -108,7 +109,7 @@ def on_generate(
     try:
         extra = check_retakes(0 if retakes in (None, "") else retakes)
         pictures = (image, end_image, end_strength, keyframes, keyframe_frames)
-        form = (*args, seed, loras, profile, vae_tiling, fast, auto_duration, decoder, *pictures)
+        form = (*args, seed, loras, profile, vae_tiling, fast, auto_duration, decoder, *pictures, upscale)
         ids = enqueue_group(services, takes, *form)
     except StudioError as exc:
         yield gr.update(), gr.update(), shown(refused(exc))

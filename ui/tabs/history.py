@@ -83,6 +83,7 @@ class HistoryTab:
     recipe_view: Any
     reuse: Any
     rerender: Any
+    upscale: Any  # the selected clip again, two-stage 2×
     open_folder: Any
     confirm: Any
     delete: Any
@@ -123,6 +124,7 @@ def layout(services: Services) -> HistoryTab:
             with gr.Row():
                 reuse = gr.Button("Re-use settings")
                 rerender = gr.Button("Re-render")
+                upscale = gr.Button("Upscale 2×", visible=bool(services.studio.vault.entries(kind="upsampler")))
                 open_folder = gr.Button("Open folder")
             with gr.Row():
                 confirm = gr.Checkbox(label="Yes, delete the row and its file", value=False)
@@ -144,6 +146,7 @@ def layout(services: Services) -> HistoryTab:
         recipe_view,
         reuse,
         rerender,
+        upscale,
         open_folder,
         confirm,
         delete,
@@ -224,6 +227,18 @@ def do_rerender(services: Services, job_id):
     return f"Job {new_id} queued with the same recipe as job {job_id}."
 
 
+def do_upscale(services: Services, job_id):
+    from engine.render.inputs import upscaled_recipe
+
+    if job_id is None:
+        return "Select a render first."
+    try:
+        new_id = services.worker.enqueue(upscaled_recipe(services.studio, job_id))
+    except StudioError as exc:
+        return str(exc)
+    return f"Job {new_id} queued: job {job_id} upscaled 2× (the same first stage, then the upsampler and a refine)."
+
+
 def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, page_v, view_v="newest first"):
     # outputs: the listing (4), video, message, recipe, selected, confirm, details
     keep = [gr.update()] * 4
@@ -281,6 +296,7 @@ def wire(tab: HistoryTab, services: Services, form: RenderForm, tabs: gr.Tabs) -
     tab.gallery.select(bind(pick_gallery, services), inputs=tab.video_ids, outputs=shown, **private)
     tab.reuse.click(bind(do_reuse, services), inputs=tab.selected, outputs=form.components + [tabs], **private)
     tab.rerender.click(bind(do_rerender, services), inputs=tab.selected, outputs=tab.message, **private)
+    tab.upscale.click(bind(do_upscale, services), inputs=tab.selected, outputs=tab.message, **private)
     tab.delete.click(
         bind(do_delete, services),
         inputs=[tab.selected, tab.confirm] + tab.filters,

@@ -130,6 +130,16 @@ def layout(services: Services) -> RenderTab:
                 )
             with gr.Row():
                 auto_duration, decoder = extras(d)
+                has_upsampler = bool(studio.vault.entries(kind="upsampler"))
+                upscale = gr.Checkbox(
+                    label="Upscale 2×",
+                    value=False,
+                    interactive=has_upsampler,
+                    info="two stages: the latent upsampler doubles width and height, then a short refine"
+                    if has_upsampler
+                    else "needs a latent upsampler in the vault (kind upsampler)",
+                    elem_id="render-upscale",
+                )
             pictures = picture_inputs.layout()
             with gr.Row():
                 # (no minimum/maximum on the numbers: the recipe's check names the field and the range in words)
@@ -179,7 +189,7 @@ def layout(services: Services) -> RenderTab:
 
     form = RenderForm(
         [prompt, negative, model, quantization, offload, width, height, num_frames, fps, steps, guidance, seed, loras]
-        + [profile, vae_tiling, fast, auto_duration, decoder, *pictures.fields]
+        + [profile, vae_tiling, fast, auto_duration, decoder, *pictures.fields, upscale]
     )
     return RenderTab(
         form,
