@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from aiprod_studio import choices
 from aiprod_studio.choices import FAST_ON, Decoder, FastMode, Offload, Quantization
 from aiprod_studio.conditions import Condition, check_conditions
+from aiprod_studio.edits import Edit, check_edit
 from aiprod_studio.errors import BadInput
 from aiprod_studio.text import echo, text_fields
 
@@ -69,6 +70,7 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "upscale": 1,
     "upsampler": None,
     "upsampler_digest": None,
+    "edit": None,
 }
 
 
@@ -140,6 +142,7 @@ class Recipe(BaseModel):
     upscale: Literal[1, 2] = RECIPE_DEFAULTS["upscale"]
     upsampler: str | None = None  # the latent upsampler's vault entry and its digest (with upscale 2)
     upsampler_digest: str | None = None
+    edit: Edit | None = None  # how a finished clip was edited into this one (aiprod_studio.edits)
     advanced: dict[str, Any] = Field(default_factory=dict)
     deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -312,6 +315,9 @@ class Recipe(BaseModel):
     def _conditions_fit(self) -> Recipe:
         """Every picture on a frame of the clip, one per frame (keyframes need a fixed length)."""
         problem = check_conditions(self.conditions, self.num_frames, self.auto_duration)
+        edit = check_edit(self.edit, self.num_frames, bool(self.conditions), self.upscale, self.auto_duration)
+        if edit:
+            raise field_error(type(self).__name__, "edit", edit, self.edit)
         if problem:
             raise field_error(type(self).__name__, "conditions", problem, self.conditions)
         return self

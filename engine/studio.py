@@ -41,6 +41,7 @@ from engine.models.pipelines import stored_copy, warm_pipeline
 from engine.models.speed import compile_transformer
 from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
+from engine.render.extend import find_parent
 from engine.render.images import ImageStore, store_for
 from engine.render.inputs import prepared_pictures, with_upsampler
 from engine.render.upscale import upsampler_for
@@ -348,6 +349,7 @@ class Studio:
                 history.set_recipe(job_id, recipe)
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
             check_features(self.generation(entry), entry.name, recipe.auto_duration, recipe.decoder)
+            parent = find_parent(self, recipe.edit) if recipe.edit is not None else None  # (an extension's)
             store = self.image_store()
             for picture in recipe.conditions:  # every picture in the store, unchanged, at the clip's size
                 store.load(picture.image, recipe.width, recipe.height)
@@ -378,7 +380,7 @@ class Studio:
                     if progress is not None:
                         progress(step, total)
 
-                rendered = render_to_file(pipe, recipe, target, on_progress, cancel, store, upsampler)
+                rendered = render_to_file(pipe, recipe, target, on_progress, cancel, store, upsampler, parent)
                 if rendered != recipe:  # the duration head picked the frame count: the row says which
                     recipe = rendered
                     history.set_recipe(job_id, recipe)

@@ -433,3 +433,19 @@ def test_upscale_endpoint_queues_a_finished_clip_two_stage(served, client):
         media.probe(video["video"] if isinstance(video, dict) else video)["video"]["width"]
         == 2 * record["recipe"]["width"]
     )
+
+
+def test_extend_endpoint_continues_a_finished_clip(served, client):
+    _, record = client.predict(prompt="a tram at night", seed=2, num_frames=9, steps=2, api_name="/render")
+    with pytest.raises(Exception, match="frames must be a multiple of 8"):
+        client.predict(job_id=record["id"], frames=12, api_name="/extend")
+    queued = client.predict(job_id=record["id"], frames=8, prompt="the tram turns a corner", api_name="/extend")
+    assert queued["parent_id"] == record["id"] and queued["recipe"]["edit"]["frames"] == 8
+    deadline = time.time() + 120
+    while time.time() < deadline and client.predict(job_id=queued["id"], api_name="/job")[0]["status"] != "done":
+        time.sleep(0.2)
+    done, video = client.predict(job_id=queued["id"], api_name="/job")
+    assert done["status"] == "done", done["error"]
+    path = video["video"] if isinstance(video, dict) else video
+    assert media.probe(path)["video"]["frames"] == 17
+    assert (media.read_frames(path)[:9] == media.read_frames(record["output_path"])).all()

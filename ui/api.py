@@ -19,7 +19,6 @@ from gradio.data_classes import FileData
 from aiprod_studio.errors import BadInput, StudioError
 from aiprod_studio.jobs.takes import check_retakes, passed, summary, takes_of
 from aiprod_studio.numbers import whole_number
-from aiprod_studio.recipe import MAX_SEED
 from aiprod_studio.storyboard.board import storyboard_from_json
 from aiprod_studio.storyboard.db import StoryboardStore
 from aiprod_studio.storyboard.scenarist import split_script
@@ -31,6 +30,7 @@ from engine.film import shots as sb
 from engine.jobs.queue import QueueWorker
 from engine.studio import Studio
 from engine.training.jobs import queue_training
+from ui import api_edits as edits
 from ui.components.render_job import enqueue_group
 from ui.context import Services
 from ui.errors import refused
@@ -58,6 +58,7 @@ RECORD_KEYS = (
     "metrics",
     "qa",
     "take_of",
+    "parent_id",
 )
 
 
@@ -359,27 +360,6 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         except StudioError as exc:
             raise refused(exc) from None
 
-    def upscale(job_id: int) -> dict:
-        """Queue a finished clip again with the two-stage 2× upscale (its recipe and seed render the same first
-        stage; the vault's latent upsampler doubles it, a short refine follows); returns the new job's record."""
-        from engine.render.inputs import upscaled_recipe
-
-        try:
-            return record(_status(worker.enqueue(upscaled_recipe(studio, job_id))))
-        except StudioError as exc:
-            raise refused(exc) from None
-
-    def enhance_prompt(prompt: str, seed: int = 0, scenarist: str = "") -> dict:
-        """Rewrite a short prompt into a detailed one (subject, action, camera, light, sound) with the vault's local
-        LLM (`scenarist`: its entry, default the first), seeded; returns `prompt` (the rewrite, or yours when `used`
-        is `kept`, with the `reason`), `output` (the model's raw text) and `scenarist`. Nothing renders."""
-        from engine.film.scenarist import enhance_prompt as rewrite
-
-        try:
-            return rewrite(studio.vault, prompt, whole_number(seed, "seed", low=0, high=MAX_SEED), scenarist or None)
-        except StudioError as exc:
-            raise refused(exc) from None
-
     for fn in (
         render,
         enqueue,
@@ -393,7 +373,6 @@ def build(studio: Studio, worker: QueueWorker) -> None:  # long: ten endpoints, 
         vault_list,
         vault_verify,
         lora_train,
-        enhance_prompt,
-        upscale,
+        *edits.endpoints(studio, worker, lambda job_id: record(_status(job_id))),
     ):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -113,6 +113,7 @@ class History:
                 "recipe": recipe.to_json(),
                 "render_key": recipe.render_key(),
                 "total_steps": recipe.steps,
+                "parent_id": recipe.edit.parent_job if recipe.edit is not None else None,
             },
             status,
         )

@@ -123,6 +123,11 @@ def _m008_takes(db: sqlite_utils.Database) -> None:
     db.table("jobs").add_column("take_of", int)
 
 
+def _m009_parents(db: sqlite_utils.Database) -> None:
+    """An edited clip (an extension) names the job of the clip it was made from: `parent_id`."""
+    db.table("jobs").add_column("parent_id", int)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_jobs,
     _m002_storyboards,
@@ -132,4 +137,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m006_step_times,
     _m007_qa,
     _m008_takes,
+    _m009_parents,
 ]

@@ -20,7 +20,9 @@ from engine.models.speed import apply_fast
 from engine.render import media
 from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
 from engine.render.decode import decode_latents, decoder_for
+from engine.render.extend import context_frames, joined_sound
 from engine.render.images import ImageStore
+from engine.render.splice import splice_mp4
 from engine.render.upscale import STAGE_2_SIGMAS, stage_two_kwargs, upsample
 
 if TYPE_CHECKING:
@@ -118,6 +120,7 @@ def run_pipeline(
     cancel: threading.Event | None = None,
     store: ImageStore | None = None,
     upsampler: Any = None,
+    parent: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
     """Denoise and decode; returns (frames F×H×W×3 float, audio C×S or None, sample rate).
 
@@ -125,7 +128,8 @@ def run_pipeline(
     (text encoder, transformer, VAE decode, vocoder), not only at the end of a step.
     A recipe with pictures (start image, keyframes) runs the condition pipeline around the
     same components, with its pictures read from `store`; one with `upscale` 2 runs the
-    second stage (`engine.render.upscale`) with `upsampler`.
+    second stage (`engine.render.upscale`) with `upsampler`; one with an `edit` (extend) renders
+    only the new part, from the `parent` clip's last frames (the frames returned are the new ones).
     """
     refine = len(STAGE_2_SIGMAS) if recipe.upscale > 1 else 0
     done = 0  # steps of the stages before the one running
@@ -145,7 +149,7 @@ def run_pipeline(
     if recipe.upscale > 1 and upsampler is None:
         raise BadInput("upscale 2 needs the vault's latent upsampler; none was given to this render", field="upscale")
     runner, pictures = pipe, {}
-    if recipe.conditions or refine:  # the same weights through the condition pipeline
+    if recipe.conditions or refine or recipe.edit:  # the same weights through the condition pipeline
         runner = conditioned_pipeline(pipe)
     if recipe.conditions:
         if store is None:
@@ -156,6 +160,13 @@ def run_pipeline(
     apply_fast(pipe, recipe.fast, recipe.steps)  # on, off or reset: a warm pipeline keeps no state between renders
     last_type = "latent" if recipe.decoder == "diffusion" else "np"
     kwargs = pipeline_kwargs(runner, recipe)
+    if recipe.edit is not None:  # extend: the new part, held at its start to the parent's last frames
+        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+        if parent is None:
+            raise BadInput("edit: this render was not given its parent clip", field="edit")
+        kwargs["num_frames"] = recipe.edit.context + recipe.edit.frames
+        pictures["conditions"] = [LTX2VideoCondition(frames=context_frames(parent, recipe.edit), index=0)]
     with torch.inference_mode(), cancel_points([c for c in components if c is not None], cancel):
         with _schedule(runner, recipe.steps):
             out = runner(
@@ -188,6 +199,8 @@ def run_pipeline(
                 frames, audio = decode_latents(pipe, out.frames, getattr(out, "audio", None), generator)
         else:
             frames, audio = np.asarray(out.frames[0]), getattr(out, "audio", None)
+    if recipe.edit is not None:
+        frames = frames[recipe.edit.context :]  # (the parent's frames stay the parent's own)
     sample_rate = None
     if audio is not None:
         audio = audio[0].float().cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio[0], dtype=np.float32)
@@ -221,22 +234,21 @@ def render_to_file(
     cancel: threading.Event | None = None,
     store: ImageStore | None = None,
     upsampler: Any = None,
+    parent: Path | None = None,
 ) -> Recipe:
     """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag); returns the
     recipe as rendered (with auto duration: the frame count the model picked)."""
-    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel, store, upsampler)
+    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel, store, upsampler, parent)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)
     if recipe.auto_duration:  # (a pick below 9 frames leaves no choice to repeat: recorded as a fixed count)
         picked = int(frames.shape[0])
         recipe = Recipe.model_validate({**recipe.model_dump(), "num_frames": picked, "auto_duration": picked >= 9})
-    media.encode_mp4(
-        out_path,
-        frames,
-        recipe.fps,
-        audio,
-        sample_rate,
-        metadata={media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]},
-    )
+    metadata = {media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]}
+    if recipe.edit is not None and parent is not None:  # the parent's video kept bit for bit, the new part after
+        audio, sample_rate = joined_sound(parent, recipe.edit, audio, sample_rate, recipe.fps)
+        splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata)
+    else:
+        media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate, metadata=metadata)
     return recipe

@@ -101,20 +101,25 @@ def encode_mp4(
                 container.mux(video.encode(None))
 
                 if audio_stream is not None:
-                    total = audio.shape[1]
-                    for start in range(0, total, AAC_FRAME):
-                        chunk = np.ascontiguousarray(audio[:, start : start + AAC_FRAME])
-                        aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=audio_stream.layout.name)
-                        aframe.sample_rate = int(sample_rate)
-                        aframe.pts = start
-                        container.mux(audio_stream.encode(aframe))
-                    container.mux(audio_stream.encode(None))
+                    mux_audio(container, audio_stream, audio, int(sample_rate or 0))
             replace_durably(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
     return path
+
+
+def mux_audio(container: Any, stream: Any, audio: np.ndarray, sample_rate: int) -> None:
+    """Encode (channels, samples) float audio into `stream` of `container`, one AAC frame at a time."""
+    audio = np.ascontiguousarray(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))
+    for start in range(0, audio.shape[1], AAC_FRAME):
+        chunk = np.ascontiguousarray(audio[:, start : start + AAC_FRAME])
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=stream.layout.name)
+        frame.sample_rate = sample_rate
+        frame.pts = start
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
 
 
 def probe(path: Path) -> dict[str, Any]:

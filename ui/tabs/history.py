@@ -19,6 +19,7 @@ from aiprod_studio.jobs.history import FINAL_STATUSES, STATUSES
 from aiprod_studio.jobs.rows import qa_summary
 from aiprod_studio.recipe import Recipe
 from engine.studio import Studio
+from ui.components.clip_edits import do_extend, do_upscale
 from ui.components.qa_report import qa_markdown
 from ui.components.render_form import RenderForm, updates_from_recipe
 from ui.context import Services, bind
@@ -84,6 +85,8 @@ class HistoryTab:
     reuse: Any
     rerender: Any
     upscale: Any  # the selected clip again, two-stage 2×
+    extend_frames: Any
+    extend: Any  # the selected clip continued by that many frames
     open_folder: Any
     confirm: Any
     delete: Any
@@ -125,6 +128,9 @@ def layout(services: Services) -> HistoryTab:
                 reuse = gr.Button("Re-use settings")
                 rerender = gr.Button("Re-render")
                 upscale = gr.Button("Upscale 2×", visible=bool(services.studio.vault.entries(kind="upsampler")))
+            with gr.Row():
+                extend_frames = gr.Number(label="Frames to add", value=24, precision=0, step=8, scale=1)
+                extend = gr.Button("Extend", scale=0)
                 open_folder = gr.Button("Open folder")
             with gr.Row():
                 confirm = gr.Checkbox(label="Yes, delete the row and its file", value=False)
@@ -147,6 +153,8 @@ def layout(services: Services) -> HistoryTab:
         reuse,
         rerender,
         upscale,
+        extend_frames,
+        extend,
         open_folder,
         confirm,
         delete,
@@ -227,18 +235,6 @@ def do_rerender(services: Services, job_id):
     return f"Job {new_id} queued with the same recipe as job {job_id}."
 
 
-def do_upscale(services: Services, job_id):
-    from engine.render.inputs import upscaled_recipe
-
-    if job_id is None:
-        return "Select a render first."
-    try:
-        new_id = services.worker.enqueue(upscaled_recipe(services.studio, job_id))
-    except StudioError as exc:
-        return str(exc)
-    return f"Job {new_id} queued: job {job_id} upscaled 2× (the same first stage, then the upsampler and a refine)."
-
-
 def do_delete(services: Services, job_id, confirmed, text_v, status_v, model_v, page_v, view_v="newest first"):
     # outputs: the listing (4), video, message, recipe, selected, confirm, details
     keep = [gr.update()] * 4
@@ -297,6 +293,9 @@ def wire(tab: HistoryTab, services: Services, form: RenderForm, tabs: gr.Tabs) -
     tab.reuse.click(bind(do_reuse, services), inputs=tab.selected, outputs=form.components + [tabs], **private)
     tab.rerender.click(bind(do_rerender, services), inputs=tab.selected, outputs=tab.message, **private)
     tab.upscale.click(bind(do_upscale, services), inputs=tab.selected, outputs=tab.message, **private)
+    tab.extend.click(
+        bind(do_extend, services), inputs=[tab.selected, tab.extend_frames], outputs=tab.message, **private
+    )
     tab.delete.click(
         bind(do_delete, services),
         inputs=[tab.selected, tab.confirm] + tab.filters,
