@@ -276,3 +276,18 @@ def test_history_shows_quality_and_filters_and_sorts_by_it(handlers, studio):
     assert [i for i in by_score if i in scores] == sorted(scores, key=scores.get, reverse=True)
     _, info, _, _ = handlers["pick_table"](ids, SimpleNamespace(index=[ids.index(a["id"]), 0]))
     assert "**Quality**" in info and "technical check: ok" in info and "prompt match" in info
+
+
+def test_history_extend_and_upscale_queue_a_job_from_the_clip(handlers, studio, worker):
+    row = studio.render(studio.build_recipe({"prompt": "a lantern", "width": 64, "height": 64, "num_frames": 9}))
+    assert handlers["do_extend"](None, 8) == "Select a render first."
+    assert "frames must be a multiple of 8" in handlers["do_extend"](row["id"], 12)
+    said = handlers["do_extend"](row["id"], 8)
+    assert "continued by 8 frames" in said
+    new_id = int(said.split()[1])
+    done = worker.wait(new_id, timeout_s=120)
+    assert done["status"] == "done" and done["parent_id"] == row["id"]
+    from ui.tabs.history import details
+
+    assert f"Extended from job {row['id']} by 8 frames" in details(studio.history.get(new_id))
+    assert "needs a latent upsampler" in handlers["do_upscale"](row["id"])  # (the shared tiny vault has none)

@@ -60,6 +60,9 @@ def details(row: dict[str, Any]) -> str:
         lines.append(f"{verb} in {row['wall_s']:.2f}s (started {row['started_at']}, finished {row['finished_at']})")
     if row.get("error"):
         lines.append(f"Error: {row['error']}")
+    edit = (row.get("recipe") or {}).get("edit") if isinstance(row.get("recipe"), dict) else None
+    if row.get("parent_id") and edit:
+        lines.append(f"Extended from job {row['parent_id']} by {edit['frames']} frames")
     if row.get("output_path"):
         lines.append(f"File: `{row['output_path']}`")
     if row.get("qa"):
@@ -128,10 +131,10 @@ def layout(services: Services) -> HistoryTab:
                 reuse = gr.Button("Re-use settings")
                 rerender = gr.Button("Re-render")
                 upscale = gr.Button("Upscale 2×", visible=bool(services.studio.vault.entries(kind="upsampler")))
+                open_folder = gr.Button("Open folder")
             with gr.Row():
                 extend_frames = gr.Number(label="Frames to add", value=24, precision=0, step=8, scale=1)
                 extend = gr.Button("Extend", scale=0)
-                open_folder = gr.Button("Open folder")
             with gr.Row():
                 confirm = gr.Checkbox(label="Yes, delete the row and its file", value=False)
                 delete = gr.Button("Delete", variant="stop")
