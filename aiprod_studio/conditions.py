@@ -38,6 +38,14 @@ class Condition(BaseModel):
             raise ValueError(f"must be the sha256 of a prepared image (64 lowercase hex digits), got {echo(v)}")
         return v
 
+    @field_validator("frame", "strength", mode="before")
+    @classmethod
+    def _numbers_only(cls, v: Any) -> Any:
+        """A frame or strength is a number in a recipe: true, "8" or 8.5 are refused, not coerced."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"must be a number, got {echo(v)}")
+        return v
+
     @field_validator("frame")
     @classmethod
     def _frame(cls, v: int) -> int:

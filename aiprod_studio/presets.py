@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from aiprod_studio.choices import AUTO, PresetKind
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import format_validation_error, make_recipe
+from aiprod_studio.recipe import make_recipe
 from aiprod_studio.settings import PROJECT_ROOT
+from aiprod_studio.validation import format_validation_error
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from aiprod_studio import choices
 from aiprod_studio.choices import FAST_ON, Decoder, FastMode, Offload, Quantization
@@ -22,6 +20,7 @@ from aiprod_studio.conditions import Condition, check_conditions
 from aiprod_studio.edits import Edit, check_edit
 from aiprod_studio.errors import BadInput
 from aiprod_studio.text import echo, text_fields
+from aiprod_studio.validation import field_error, format_validation_error
 
 QUANTIZATIONS = choices.QUANTIZATIONS  # (engine and ui offer these from here)
 OFFLOADS = choices.OFFLOADS
@@ -193,6 +192,13 @@ class Recipe(BaseModel):
             raise ValueError("must name a model of the vault, got ''")
         return v
 
+    @field_validator("upscale", mode="before")
+    @classmethod
+    def _upscale_number(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # (true would read as 1: no upscale, silently)
+            raise ValueError(f"must be 1 or 2, got {v!r}")
+        return v
+
     @field_validator("fast", mode="before")
     @classmethod
     def _fast_switch(cls, v: Any) -> Any:
@@ -350,37 +356,12 @@ class Recipe(BaseModel):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def field_error(model: str, field: str, message: str, value: Any) -> ValidationError:
-    """A validation error of `field` saying `message` (raised from a whole-model check)."""
-    detail = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=(field,), input=value)
-    return ValidationError.from_exception_data(model, [detail])
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-
-
-def describe_error(err: Mapping[str, Any]) -> str:
-    """One pydantic error as `field message, got value`."""
-    field = ".".join(str(p) for p in err.get("loc", ())) or "recipe"
-    kind = err.get("type", "")
-    value = err.get("input")
-    if kind == "extra_forbidden":
-        return f"unknown field {field!r}"
-    if kind == "missing":
-        return f"{field} is required"
-    msg = err.get("msg", "")
-    if kind == "value_error":
-        return f"{field} {msg.removeprefix('Value error, ')}"
-    return f"{field}: {msg.lower()}, got {echo(value)}"
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    return "; ".join(describe_error(e) for e in exc.errors())
 
 
 def make_recipe(data: dict[str, Any]) -> Recipe:

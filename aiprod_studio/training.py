@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aiprod_studio.choices import LrSchedule, Optimizer, Quantization
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import format_validation_error
 from aiprod_studio.text import text_fields
+from aiprod_studio.validation import format_validation_error
 from aiprod_studio.vault.manifest import check_name
 
 VIDEO_ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")

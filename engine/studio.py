@@ -36,7 +36,7 @@ from engine.device.lease import DeviceLease, DeviceOwner
 from engine.device.plan import DevicePlan, resolve
 from engine.jobs.lifecycle import job_lifecycle
 from engine.models import loras
-from engine.models.limits import check_limits
+from engine.models.limits import check_limits, read_grid
 from engine.models.pipelines import stored_copy, warm_pipeline
 from engine.models.speed import compile_transformer
 from engine.qa.gate import QualityGate, expectations, family_of
@@ -188,7 +188,8 @@ class Studio:
                     f"conditions: start images and keyframes need an LTX-2 model; {entry.name!r} renders from text",
                     field="conditions",
                 )
-            conditions = prepared_pictures(self.image_store(), pictures, recipe)
+            temporal = read_grid(self.vault.entry_dir(entry), entry.family).temporal
+            conditions = prepared_pictures(self.image_store(), pictures, recipe, temporal)
             recipe = make_recipe({**recipe.model_dump(), "conditions": conditions})
         recipe = with_upsampler(self.vault, recipe, given.get("upsampler"))
         check_limits(self.vault, entry, recipe)  # sizes the model cannot render are refused before anything runs

@@ -194,7 +194,7 @@ def test_done_renders_from_before_the_scheduler_was_retired_keep_matching(tmp_pa
     monkeypatch.undo()
 
     h = History(path)
-    assert h.schema_version == len(MIGRATIONS) == 8
+    assert h.schema_version == len(MIGRATIONS) == 9
     assert r.render_key() != old_key
     row = h.latest_for_key(r.render_key())
     assert row is not None and row["output_path"] == str(output) and row["recipe"]["scheduler"] == {}

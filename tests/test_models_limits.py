@@ -158,7 +158,7 @@ def test_one_step_is_accepted_only_because_the_render_drops_the_terminal_stretch
     assert limits.schedule(grid, 320, 1).tolist() == [1.0, 0.0]
     assert limits.check_limits(vault, entry, one) == 320
     # The stretch as configured divides 0 by 0 at one step: the check then names `steps`.
-    monkeypatch.setattr("engine.render.clip.scheduler_for_steps", lambda scheduler, steps: scheduler)
+    monkeypatch.setattr("engine.render.schedule.scheduler_for_steps", lambda scheduler, steps: scheduler)
     assert np.isnan(limits.schedule(grid, 320, 1)[0])
     with pytest.raises(BadInput, match="steps 1 gives aiprod-tiny-ltx2 a broken noise schedule") as info:
         limits.check_limits(vault, entry, one)

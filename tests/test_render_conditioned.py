@@ -241,3 +241,30 @@ def test_a_clip_copied_with_its_images_folder_reproduces_elsewhere(studio, tmp_p
     with pytest.raises(BadInput) as err:
         reproduce(studio, str(moved / "clip.mp4"))
     assert err.value.field == "conditions"
+
+
+def test_counts_frames_and_spacing_are_refused_before_any_picture_is_read(studio, tmp_path):
+    many = [{"path": str(tmp_path / f"missing-{i}.png"), "frame": i * 4} for i in range(12)]
+    for conditions, words in [
+        (many, "at most 8 pictures"),
+        ([{"path": "/nope.png", "frame": 3}, {"path": "/nope.png", "frame": 4}], "same latent frame"),
+        ([{"path": "/nope.png", "frame": 40}], "0 to 16"),
+        ([{"path": "/nope.png", "frame": 0, "strength": "full"}], "strength"),
+    ]:
+        with pytest.raises(BadInput, match=words) as err:
+            studio.build_recipe({"prompt": "a kite", **SIZE, "conditions": conditions})
+        assert err.value.field == "conditions"  # (not "image": no file was opened)
+    assert not studio.image_store().root.exists() or not any(studio.image_store().root.iterdir())
+
+
+def test_sixteen_bit_and_transparent_pictures_open_as_they_look(tmp_path):
+    grey = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    rgb = np.asarray(open_image(tmp_path / "g16.png", "image"))
+    assert rgb.shape == (32, 32, 3) and rgb.min() == 0 and 100 < rgb.mean() < 160  # scaled, not clipped white
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:4, ..., 3] = 255  # the top half opaque red, the bottom half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = np.asarray(open_image(tmp_path / "a.png", "image"))
+    assert (out[:4, :, 0] == 255).all() and (out[4:] == 0).all()  # transparency over black

@@ -109,3 +109,39 @@ def test_cli_upscale_and_its_refusal(cli, tiny_vault, tmp_path):
     done = cli(*args, "--upscale", "2", "--json", models_dir=models)
     assert done.returncode == 0, done.stderr
     assert media.probe(done.json["output"])["video"]["width"] == 128 and done.json["recipe"]["upscale"] == 2
+
+
+def test_stage_one_is_the_plain_render_and_stage_two_runs_the_refine_sigmas(up_studio, monkeypatch):
+    """An upscale starts from the very latents the recipe renders to without it (so History's
+    Upscale 2× upscales that clip), and refines on LTX-2's stage-2 sigmas as given."""
+    from engine.models.pipelines import load_pipeline
+    from engine.render import clip, schedule
+    from engine.render.clip import pipeline_kwargs
+    from engine.render.upscale import STAGE_2_SIGMAS
+
+    seen: dict = {}
+    real_upsample, real_scheduler = clip.upsample, schedule.refine_scheduler
+
+    def spy_upsample(pipe, model, latents):
+        seen["stage1"] = latents.clone()
+        return real_upsample(pipe, model, latents)
+
+    def spy_scheduler(scheduler):
+        seen["scheduler"] = real_scheduler(scheduler)
+        return seen["scheduler"]
+
+    monkeypatch.setattr(clip, "upsample", spy_upsample)
+    monkeypatch.setattr(schedule, "refine_scheduler", spy_scheduler)
+    plain = up_studio.build_recipe({**SIZE, "seed": 11})
+    assert up_studio.render(plain.model_copy(update={"upscale": 2, **_upsampler(up_studio)}))["status"] == "done"
+    pipe = load_pipeline(up_studio.vault, up_studio.vault.get("aiprod-tiny-ltx2"), up_studio.plan)
+    with torch.inference_mode():
+        want = pipe(**pipeline_kwargs(pipe, plain), generator=torch.Generator().manual_seed(11), output_type="latent")
+    assert torch.equal(seen["stage1"], want.frames)
+    sigmas = seen["scheduler"].sigmas[:-1].tolist()
+    assert sigmas == pytest.approx(STAGE_2_SIGMAS, abs=1e-6)  # not shifted, not stretched to a terminal
+
+
+def _upsampler(studio) -> dict:
+    entry = studio.vault.get("aiprod-tiny-upsampler", kind="upsampler")
+    return {"upsampler": entry.name, "upsampler_digest": entry.digest}

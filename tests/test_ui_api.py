@@ -449,3 +449,26 @@ def test_extend_endpoint_continues_a_finished_clip(served, client):
     path = video["video"] if isinstance(video, dict) else video
     assert media.probe(path)["video"]["frames"] == 17
     assert (media.read_frames(path)[:9] == media.read_frames(record["output_path"])).all()
+
+
+@pytest.mark.parametrize(
+    "image, keyframes",
+    [
+        ('"/etc/hostname"', "null"),  # a path on the studio's machine, not an upload
+        ('{"path": "/etc/hostname"}', "null"),  # a file record without Gradio's upload marker
+        ("null", '[{"path": "/etc/hostname"}]'),
+        ("null", "[null]"),  # an empty keyframe
+    ],
+)
+def test_pictures_must_be_uploads_not_paths_on_the_studio_machine(served, image, keyframes):
+    studio = served[0]
+    before = len(studio.history.jobs())
+    frames = "null" if keyframes == "null" else '["8"]'
+    body = (
+        '{"data": ["x", "", "", "none", "none", null, null, null, null, null, null, 0, null, 1, false, '
+        f'"auto", null, false, false, "vae", {image}, {keyframes}, {frames}, 1]}}'
+    )
+    answer = call_raw(served[1], "enqueue", body)
+    assert "event: error" in answer and ("handle_file" in answer or "empty" in answer), answer
+    assert "hostname" not in answer.split("handle_file")[-1]  # nothing of the file's content comes back
+    assert len(studio.history.jobs()) == before

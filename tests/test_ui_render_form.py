@@ -8,7 +8,7 @@ import gradio as gr
 import pytest
 
 from aiprod_studio.errors import BadInput
-from ui.components.render_form import FIELDS, RenderForm, lora_label, updates_from_recipe, values
+from ui.components.render_form import FIELDS, RenderForm, lora_label, stored_pictures, updates_from_recipe, values
 
 
 def widgets(**changed):
@@ -171,12 +171,17 @@ def test_a_whole_recipe_brings_its_pictures_back_from_the_store(tmp_path):
             {"image": a, "frame": 0, "strength": 1.0},
             {"image": b, "frame": 16, "strength": 0.4},
             {"image": c, "frame": 8, "strength": 1.0},  # not in this store: left out
+            {"frame": 4},  # not a picture entry at all: left out
+            {"image": "../../etc/passwd", "frame": 4, "strength": 1.0},  # nor a path out of the store
+            {"image": a, "frame": 0, "strength": 0.87654321},  # a weaker first picture: a keyframe, exactly
         ],
     }
     by_field = dict(zip(FIELDS, updates_from_recipe(recipe, tmp_path), strict=True))
     assert by_field["image"]["value"] == str(tmp_path / f"{a}.png")
     assert by_field["end_image"]["value"] == str(tmp_path / f"{b}.png") and by_field["end_strength"]["value"] == 0.4
-    assert by_field["keyframes"]["value"] is None and by_field["keyframe_frames"]["value"] == ""
+    assert by_field["keyframes"]["value"] == [str(tmp_path / f"{a}.png")]
+    assert by_field["keyframe_frames"]["value"] == "0:0.87654321"
+    assert stored_pictures(recipe["conditions"], tmp_path)[1] == 3  # (the Render tab says how many are missing)
     # a recipe without pictures empties the picture fields (no start image left from the last clip)
     by_field = dict(zip(FIELDS, updates_from_recipe({"prompt": "p", "model_digest": "d"}, tmp_path), strict=True))
     assert by_field["image"]["value"] is None and by_field["keyframes"]["value"] is None

@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from aiprod_studio.conditions import SHA256_RE
 from aiprod_studio.errors import BadInput
-from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef, describe_error
+from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef
 from aiprod_studio.text import echo, text_fields
+from aiprod_studio.validation import describe_error
 
 MAX_SHOTS = 100
 MAX_CLIP_FRAMES = 1025

@@ -130,7 +130,7 @@ def schedule(grid: ModelGrid, tokens: int, steps: int, scheduler: Any | None = N
     """The sigmas a render of `tokens` tokens in `steps` steps runs with, computed as the
     pipeline computes them; raises OverflowError/ValueError where the pipeline would.
     None when the model's scheduler cannot be simulated."""
-    from engine.render.clip import scheduler_for_steps
+    from engine.render.schedule import scheduler_for_steps
 
     scheduler = scheduler or _make_scheduler(grid)
     if scheduler is None:

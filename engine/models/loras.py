@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from aiprod_studio.errors import BadInput, IntegrityError
 from aiprod_studio.generations import detect
-from aiprod_studio.recipe import LoraRef, format_validation_error
+from aiprod_studio.recipe import LoraRef
+from aiprod_studio.validation import format_validation_error
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.store import Vault
 

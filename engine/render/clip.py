@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
 from engine.render.decode import decode_latents, decoder_for
 from engine.render.extend import context_frames, joined_sound
 from engine.render.images import ImageStore
+from engine.render.schedule import schedule
 from engine.render.splice import splice_mp4
 from engine.render.upscale import STAGE_2_SIGMAS, stage_two_kwargs, upsample
 
@@ -71,37 +71,6 @@ def pipeline_kwargs(pipe: Pipeline, recipe: Recipe) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k in accepted}
 
 
-def scheduler_for_steps(scheduler: Any, steps: int) -> Any:
-    """The scheduler a render of `steps` steps runs with: `scheduler` itself, except for one step.
-
-    A flow-matching schedule stretched to a terminal sigma (`shift_terminal`, as LTX-2's)
-    maps its last sigma onto that terminal value. With a single step the first sigma is
-    also the last: the stretch divides 0 by 0 (sigma NaN, NaN frames) or, for any sigma
-    list one could pass instead, starts denoising at the terminal sigma (0.1) from pure
-    noise. One step must go from sigma 1 to 0, which is the same schedule without the
-    stretch; so for one step the scheduler is a copy of `scheduler` with no terminal.
-    """
-    config = getattr(scheduler, "config", None)
-    if steps == 1 and config is not None and config.get("shift_terminal"):
-        return type(scheduler).from_config(config, shift_terminal=None)
-    return scheduler
-
-
-@contextlib.contextmanager
-def _schedule(pipe: Pipeline, steps: int) -> Iterator[None]:
-    """Run the pipeline with `scheduler_for_steps`; the warm pipeline gets its own back after."""
-    original = getattr(pipe, "scheduler", None)
-    replacement = scheduler_for_steps(original, steps) if original is not None else None
-    if replacement is original:
-        yield
-        return
-    pipe.scheduler = replacement
-    try:
-        yield
-    finally:
-        pipe.scheduler = original
-
-
 def set_vae_tiling(pipe: Pipeline, on: bool) -> None:
     """Decode the video in tiles (512×512 pixels, 16 frames, blended overlaps) or whole, as the
     recipe says: set on every render, so a warm pipeline never keeps the last render's choice."""
@@ -149,7 +118,7 @@ def run_pipeline(
     if recipe.upscale > 1 and upsampler is None:
         raise BadInput("upscale 2 needs the vault's latent upsampler; none was given to this render", field="upscale")
     runner, pictures = pipe, {}
-    if recipe.conditions or refine or recipe.edit:  # the same weights through the condition pipeline
+    if recipe.conditions or recipe.edit:  # the same weights through the condition pipeline
         runner = conditioned_pipeline(pipe)
     if recipe.conditions:
         if store is None:
@@ -168,7 +137,7 @@ def run_pipeline(
         kwargs["num_frames"] = recipe.edit.context + recipe.edit.frames
         pictures["conditions"] = [LTX2VideoCondition(frames=context_frames(parent, recipe.edit), index=0)]
     with torch.inference_mode(), cancel_points([c for c in components if c is not None], cancel):
-        with _schedule(runner, recipe.steps):
+        with schedule(runner, recipe.steps):
             out = runner(
                 **kwargs,
                 **pictures,
@@ -177,23 +146,25 @@ def run_pipeline(
                 callback_on_step_end=on_step_end,
                 return_dict=True,
             )
-        if refine:  # 2×: upsample the latents, then refine them at the doubled size
-            done = recipe.steps
+        if refine:  # 2×: upsample the latents, then refine them at the doubled size (the stage-1 render is the
+            done = recipe.steps  # very one a plain render of the recipe makes: a clip upscaled later is that clip)
             latents = upsample(pipe, upsampler, out.frames)
+            runner = conditioned_pipeline(pipe)  # (it takes stage 1's latents and sound as they come out)
             frames_made = (out.frames.shape[2] - 1) * runner.vae_temporal_compression_ratio + 1
             if recipe.conditions:
                 pictures["conditions"] = pipeline_conditions(runner, recipe, store, scale=recipe.upscale)
             size = {"width": recipe.width * recipe.upscale, "height": recipe.height * recipe.upscale}
-            out = runner(
-                **stage_two_kwargs(kwargs, **size, num_frames=frames_made),
-                **pictures,
-                latents=latents,
-                audio_latents=out.audio,
-                generator=generator,
-                output_type=last_type,
-                callback_on_step_end=on_step_end,
-                return_dict=True,
-            )
+            with schedule(runner, len(STAGE_2_SIGMAS), stage_two=True):
+                out = runner(
+                    **stage_two_kwargs(kwargs, **size, num_frames=frames_made),
+                    **pictures,
+                    latents=latents,
+                    audio_latents=out.audio,
+                    generator=generator,
+                    output_type=last_type,
+                    callback_on_step_end=on_step_end,
+                    return_dict=True,
+                )
         if recipe.decoder == "diffusion":  # the quality decode: the diffusion decoder, then sound as always
             with cancel_points(decoder_for(pipe).diffusion_decoder, cancel):
                 frames, audio = decode_latents(pipe, out.frames, getattr(out, "audio", None), generator)

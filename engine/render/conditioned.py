@@ -15,6 +15,7 @@ one latent frame are refused.
 from __future__ import annotations
 
 import inspect
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from diffusers import DiffusionPipeline as Pipeline
 
 CACHE_ATTR = "_aiprod_conditioned"
+# diffusers' pixel frame of a keyframe's latent slot → the frame the recipe asked for, for the render
+# this thread (context) is running
+PIXEL_FRAMES: ContextVar[dict[int, int] | None] = ContextVar("keyframe_pixel_frames", default=None)
 
 
 def conditioned_pipeline(pipe: Pipeline) -> Any:
@@ -46,10 +50,8 @@ def conditioned_pipeline(pipe: Pipeline) -> Any:
     class KeyframePipeline(LTX2ConditionPipeline):  # type: ignore[misc]
         """diffusers' condition pipeline, with each keyframe at the pixel frame it was given for."""
 
-        pixel_frames: dict[int, int] = {}  # diffusers' pixel frame of a slot → the frame asked for
-
         def _prepare_keyframe_coords(self, *args: Any, pixel_frame_idx: int, **kwargs: Any) -> Any:
-            frame = self.pixel_frames.get(pixel_frame_idx, pixel_frame_idx)
+            frame = (PIXEL_FRAMES.get() or {}).get(pixel_frame_idx, pixel_frame_idx)
             return super()._prepare_keyframe_coords(*args, pixel_frame_idx=frame, **kwargs)
 
     accepted = set(inspect.signature(LTX2ConditionPipeline.__init__).parameters)
@@ -80,5 +82,5 @@ def pipeline_conditions(runner: Any, recipe: Recipe, store: ImageStore, scale: i
             size = (recipe.width * scale, recipe.height * scale)
             image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
         conditions.append(LTX2VideoCondition(frames=image, index=slot, strength=cond.strength))
-    runner.pixel_frames = pixel_frames
+    PIXEL_FRAMES.set(pixel_frames)  # (per thread of work: a render running beside it keeps its own)
     return conditions

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,8 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # 40 megapixels (8K is 33)
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}
 STORE_DIR = "images"  # under the outputs folder, beside the clips
+MAX_SOURCE_SIDE = 3840  # a picture kept to be prepared later (a storyboard shot's) is at most this wide or high
+_PREPARED: dict[tuple[str, str, int, int], str] = {}  # (store, source sha256, width, height) → the prepared one
 
 
 def kind_of(head: bytes) -> str | None:
@@ -40,46 +41,56 @@ def kind_of(head: bytes) -> str | None:
     return None
 
 
-def open_image(path: str | Path, field: str) -> Image.Image:
-    """The picture at `path` as RGB (EXIF rotation applied), or `BadInput` naming `field`."""
+def read_limited(path: str | Path, field: str) -> bytes:
+    """The bytes of file `path` (at most `MAX_FILE_BYTES`), or `BadInput` naming `field`."""
     path = Path(path)
     try:
         if not path.is_file():
             raise BadInput(f"{field} {str(path)!r} is not a file", field=field)
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise BadInput(
-                f"{field} {path.name!r} is {size / 2**20:.1f} MiB; at most {MAX_FILE_BYTES // 2**20} MiB", field=field
-            )
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise BadInput(f"{field} {str(path)!r} cannot be read: {exc.strerror or exc}", field=field) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise BadInput(f"{field} {path.name!r} is over {MAX_FILE_BYTES // 2**20} MiB", field=field)
+    return data
+
+
+def open_image(path: str | Path, field: str) -> Image.Image:
+    """The picture at `path` as RGB (EXIF rotation applied), or `BadInput` naming `field`."""
+    return decode_image(read_limited(path, field), Path(path).name, field)
+
+
+def decode_image(data: bytes, name: str, field: str) -> Image.Image:
+    """A picture file's bytes as RGB: checked by content and pixel count before anything is decoded."""
     kind = kind_of(data[:16])
     if kind is None:
-        raise BadInput(f"{field} {path.name!r} is not a PNG, JPEG or WebP picture (by its content)", field=field)
+        raise BadInput(f"{field} {name!r} is not a PNG, JPEG or WebP picture (by its content)", field=field)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[kind])
-            width, height = image.size  # from the header: nothing decoded yet
-            if width * height > MAX_PIXELS:
-                raise BadInput(
-                    f"{field} {path.name!r} is {width}×{height} pixels; at most {MAX_PIXELS // 1_000_000} megapixels",
-                    field=field,
-                )
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            if "A" in image.getbands() or "transparency" in image.info:  # transparent parts over black
-                image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
-            return image.convert("RGB")
+        image = Image.open(io.BytesIO(data), formats=[kind])
+        width, height = image.size  # from the header: nothing decoded yet
+        if width * height > MAX_PIXELS:
+            raise BadInput(
+                f"{field} {name!r} is {width}×{height} pixels; at most {MAX_PIXELS // 1_000_000} megapixels",
+                field=field,
+            )
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):  # 16-bit or float grey: scaled, not clipped
+            grey = np.asarray(image, dtype=np.float64)
+            top = 65535.0 if image.mode.startswith("I") else max(float(grey.max()), 1.0)
+            image = Image.fromarray(np.clip(grey / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+        if "A" in image.getbands() or "transparency" in image.info:  # transparent parts over black
+            image = Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image.convert("RGBA"))
+        return image.convert("RGB")
     except BadInput:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # (Pillow's own guard, from the header)
+    except Image.DecompressionBombError:  # (Pillow's own guard, from the header)
         raise BadInput(
-            f"{field} {path.name!r} has too many pixels; at most {MAX_PIXELS // 1_000_000} megapixels", field=field
+            f"{field} {name!r} has too many pixels; at most {MAX_PIXELS // 1_000_000} megapixels", field=field
         ) from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise BadInput(f"{field} {path.name!r} is not a readable {FORMATS[kind]} picture: {exc}", field=field) from None
+    except Exception as exc:  # noqa: BLE001 — a hostile file can fail anywhere in a decoder: always a refusal
+        raise BadInput(f"{field} {name!r} is not a readable {FORMATS[kind]} picture: {exc}", field=field) from None
 
 
 def prepare(image: Image.Image, width: int, height: int) -> Image.Image:
@@ -118,8 +129,14 @@ class ImageStore:
             if (self.root / f"{sha}.png").is_file():
                 continue
             found = self.find(sha)
-            if found is not None and _sha256(found) == sha:
-                self._write(sha, found.read_bytes())
+            if found is None:
+                continue
+            try:
+                data = read_limited(found, "conditions")
+            except BadInput:
+                continue
+            if hashlib.sha256(data).hexdigest() == sha:
+                self._write(sha, data)
                 copied.append(sha)
         return copied
 
@@ -135,6 +152,28 @@ class ImageStore:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
+
+    def put_source(self, path: str | Path, field: str) -> str:
+        """Keep the picture at `path` to be prepared later at whatever size (at most `MAX_SOURCE_SIDE` a side,
+        so a stored source always reads back within the limits); returns its sha256."""
+        image = open_image(path, field)
+        image.thumbnail((MAX_SOURCE_SIDE, MAX_SOURCE_SIDE), Image.Resampling.LANCZOS)
+        return self.put(image)
+
+    def prepared(self, source: str, width: int, height: int, field: str = "image") -> str:
+        """The sha256 of stored picture `source` prepared at width × height (made once, then remembered)."""
+        key = (str(self.root), source, width, height)
+        known = _PREPARED.get(key)
+        if known and (self.root / f"{known}.png").is_file():
+            return known
+        path = self.find(source)
+        if path is None:
+            raise BadInput(f"{field}: picture {source[:12]}… is not in the image store; set it again", field=field)
+        data = read_limited(path, field)
+        if hashlib.sha256(data).hexdigest() != source:
+            raise BadInput(f"{field}: picture {path} does not match its sha256 (changed on disk)", field=field)
+        _PREPARED[key] = self.put(prepare(decode_image(data, path.name, field), width, height))
+        return _PREPARED[key]
 
     def find(self, sha: str) -> Path | None:
         for folder in (self.root, *self.also):
@@ -152,9 +191,10 @@ class ImageStore:
                 "that came with the clip there, or give the picture again",
                 field=field,
             )
-        if _sha256(path) != sha:
+        data = read_limited(path, field)  # read once: the bytes hashed are the bytes decoded
+        if hashlib.sha256(data).hexdigest() != sha:
             raise BadInput(f"{field}: picture {path} does not match its sha256 (changed on disk)", field=field)
-        image = open_image(path, field)
+        image = decode_image(data, path.name, field)
         if image.size != (width, height):
             raise BadInput(
                 f"{field}: picture {sha[:12]}… is {image.size[0]}×{image.size[1]}, the clip {width}×{height}",

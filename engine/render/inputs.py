@@ -5,54 +5,72 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiprod_studio.conditions import frame_number
+from pydantic import ValidationError
+
+from aiprod_studio.conditions import MAX_CONDITIONS, Condition, check_conditions, check_slots, frame_number
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import Recipe
+from aiprod_studio.validation import format_validation_error
 from aiprod_studio.vault.store import Vault
 from engine.models.limits import check_limits
 from engine.render.images import ImageStore, open_image, prepare
 from engine.render.upscale import check_upsampler
 
 
-def prepared_pictures(store: ImageStore, given: Any, recipe: Recipe) -> list[dict[str, Any]]:
+def prepared_pictures(store: ImageStore, given: Any, recipe: Recipe, temporal: int) -> list[dict[str, Any]]:
     """A recipe's conditions from loose values: each `{"path", "frame", "strength"}` (a picture
-    file, prepared to the clip's size and stored) or `{"image": sha256, …}` (one already stored)."""
+    file, prepared to the clip's size and stored) or `{"image": sha256, …}` (one already stored).
+    How many, which frames and how far apart (`temporal`: the model's frames per latent frame) are
+    checked before any picture is read."""
     if not isinstance(given, list):
         raise BadInput(f"conditions must be a list of pictures, got {type(given).__name__}", field="conditions")
-    out: list[dict[str, Any]] = []
+    if len(given) > MAX_CONDITIONS:
+        raise BadInput(f"conditions holds at most {MAX_CONDITIONS} pictures, got {len(given)}", field="conditions")
+    items, fields = [], []
     for i, item in enumerate(given):
         if not isinstance(item, dict):
             raise BadInput(f"conditions entry {i} must be an object, got {type(item).__name__}", field="conditions")
         item = dict(item)
-        field = str(item.pop("field", "conditions"))  # the option or parameter the picture came from
-        item["frame"] = frame_number(item.get("frame", 0), recipe.num_frames, field)
+        fields.append(str(item.pop("field", "conditions")))  # the option or parameter the picture came from
+        item["frame"] = frame_number(item.get("frame", 0), recipe.num_frames, fields[-1])
+        items.append(item)
+    try:  # (every check a picture's content plays no part in, with a stand-in name)
+        stand_in = [Condition(image="0" * 64, frame=c["frame"], strength=c.get("strength", 1.0)) for c in items]
+    except ValidationError as exc:
+        raise BadInput(f"conditions {format_validation_error(exc)}", field="conditions") from None
+    problem = check_conditions(stand_in, recipe.num_frames, recipe.auto_duration) or check_slots(stand_in, temporal)
+    if problem:
+        raise BadInput(f"conditions: {problem}", field="conditions")
+    for item, field in zip(items, fields, strict=True):
         if "path" in item:
             image = open_image(item.pop("path"), field)
             item["image"] = store.put(prepare(image, recipe.width, recipe.height))
         elif isinstance(item.get("image"), str):  # one already stored: there, unchanged, at this size
             store.load(item["image"], recipe.width, recipe.height, field)
-        out.append(item)
-    return out
+    return items
 
 
 def with_upsampler(vault: Vault, recipe: Recipe, name: Any = None) -> Recipe:
     """`recipe` naming the latent upsampler its upscale runs with (the one asked for, else the vault's
-    first), and its digest; without an upscale, none. Its second stage must fit the model too."""
+    first that suits the model: real weights for a real model), and its digest; without an upscale, none.
+    Its second stage must fit the model too."""
     if recipe.upscale == 1:
         return recipe.model_copy(update={"upsampler": None, "upsampler_digest": None})
-    entries = sorted(vault.entries(kind="upsampler"), key=lambda e: (e.test_model, e.name))
+    pipeline = vault.get(recipe.model, kind="pipeline")
+    if pipeline.family != "ltx2":
+        raise BadInput(f"upscale 2 needs an LTX-2 model; {pipeline.name!r} is {pipeline.family}", field="upscale")
     if name:
         entry = vault.get(str(name), kind="upsampler", field="upsampler")
-    elif entries:
-        entry = entries[0]
     else:
-        raise BadInput(
-            "upscale 2 needs a latent upsampler in the vault (kind `upsampler`): provision `ltx-2-upsampler`, "
-            "or run `aiprod-studio vault make-tiny` for the test one",
-            field="upscale",
-        )
-    check_upsampler(vault, entry)
-    pipeline = vault.get(recipe.model, kind="pipeline")
+        suited = [e for e in vault.entries(kind="upsampler") if pipeline.test_model or not e.test_model]
+        if not suited:
+            raise BadInput(
+                "upscale 2 needs a latent upsampler in the vault (kind `upsampler`): provision `ltx-2-upsampler`"
+                + (", or run `aiprod-studio vault make-tiny` for the test one" if pipeline.test_model else ""),
+                field="upscale",
+            )
+        entry = sorted(suited, key=lambda e: (e.test_model, e.name))[0]
+    check_upsampler(vault, entry, pipeline)
     bigger = recipe.model_copy(update={"width": recipe.width * 2, "height": recipe.height * 2, "conditions": []})
     check_limits(vault, pipeline, bigger)  # (the second stage renders at the doubled size)
     return recipe.model_copy(update={"upsampler": entry.name, "upsampler_digest": entry.digest})

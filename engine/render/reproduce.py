@@ -53,6 +53,13 @@ def check_weights(studio: Any, recipe: Recipe, qa: dict[str, Any] | None, deep: 
         if ref.sha256 and ref.sha256 not in files:
             raise IntegrityError(f"LoRA {ref.name!r} is not the one the clip was rendered with (sha256 differs)")
         entries.append(lora)
+    if recipe.upscale > 1 and recipe.upsampler:
+        upsampler = vault.get(recipe.upsampler, kind="upsampler", field="upsampler")
+        if upsampler.digest != recipe.upsampler_digest:
+            raise IntegrityError(
+                f"upsampler {recipe.upsampler!r} is not the one the clip was upscaled with (digest differs)"
+            )
+        entries.append(upsampler)
     semantic = (qa or {}).get("semantic") or {}
     if semantic.get("model"):
         scorer = vault.get(semantic["model"], kind="qa", field="qa_model")

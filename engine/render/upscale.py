@@ -38,19 +38,48 @@ def model_folder(folder: Path) -> Path:
     return folder if (folder / "config.json").is_file() else folder / SUBFOLDER
 
 
-def check_upsampler(vault: Vault, entry: Entry) -> None:
-    """Refuse an entry that is not a latent upsampler diffusers can load (by its config, nothing loaded)."""
-    config_path = model_folder(vault.entry_dir(entry)) / "config.json"
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError):
-        raise BadInput(f"upsampler {entry.name!r} has no readable config.json", field="upsampler") from None
-    if config.get("_class_name") != "LTX2LatentUpsamplerModel" or not config.get("spatial_upsample", True):
+def check_upsampler(vault: Vault, entry: Entry, pipeline: Entry | None = None) -> None:
+    """Refuse (field `upsampler`) an entry that is not a 2× spatial latent upsampler diffusers can load, or,
+    given the `pipeline`, one whose latent channels differ from its VAE's or whose weights are the test
+    model's for a real one (by their configs: nothing loaded)."""
+    config = _config(model_folder(vault.entry_dir(entry)) / "config.json", f"upsampler {entry.name!r}")
+    two_times = not config.get("use_rational_resampler", True) or config.get("rational_spatial_scale", 2.0) == 2.0
+    if (
+        config.get("_class_name") != "LTX2LatentUpsamplerModel"
+        or not config.get("spatial_upsample", True)
+        or config.get("temporal_upsample", False)
+        or not two_times
+    ):
         raise BadInput(
-            f"upsampler {entry.name!r} is a {config.get('_class_name')!r}; a 2× spatial LTX2LatentUpsamplerModel "
-            "is needed",
+            f"upsampler {entry.name!r} is not a 2× spatial LTX2LatentUpsamplerModel ({config.get('_class_name')!r}, "
+            f"scale {config.get('rational_spatial_scale')})",
             field="upsampler",
         )
+    if pipeline is None:
+        return
+    vae = _config(vault.entry_dir(pipeline) / "vae" / "config.json", f"model {pipeline.name!r}'s VAE")
+    if config.get("in_channels", 128) != vae.get("latent_channels", 128):
+        raise BadInput(
+            f"upsampler {entry.name!r} takes {config.get('in_channels', 128)}-channel latents, model "
+            f"{pipeline.name!r} makes {vae.get('latent_channels', 128)}",
+            field="upsampler",
+        )
+    if entry.test_model and not pipeline.test_model:
+        raise BadInput(
+            f"upsampler {entry.name!r} is the random test one; {pipeline.name!r} needs a real one (provision "
+            "`ltx-2-upsampler`)",
+            field="upsampler",
+        )
+
+
+def _config(path: Path, what: str) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise BadInput(f"{what} has no readable {path.name}", field="upsampler") from None
+    if not isinstance(config, dict):
+        raise BadInput(f"{what}: {path.name} is not a JSON object", field="upsampler")
+    return config
 
 
 def upsampler_for(pipe: Pipeline, vault: Vault, entry: Entry) -> Any:
@@ -82,6 +111,12 @@ def upsample(pipe: Pipeline, upsampler: Any, latents: torch.Tensor) -> torch.Ten
     runner.set_progress_bar_config(disable=True)
     out = runner(latents=latents, latents_normalized=False, output_type="latent", return_dict=True)
     return out.frames
+
+
+def refine_scheduler(scheduler: Any) -> Any:
+    """Stage 2's scheduler: the model's, taking the refine sigmas as they are (no resolution shift, no
+    stretch to a terminal sigma), as LTX-2's own two-stage pipeline does."""
+    return type(scheduler).from_config(scheduler.config, use_dynamic_shifting=False, shift_terminal=None)
 
 
 def stage_two_kwargs(kwargs: dict[str, Any], width: int, height: int, num_frames: int) -> dict[str, Any]:

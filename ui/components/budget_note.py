@@ -31,5 +31,6 @@ def on_forecast(studio: Studio, *widgets: Any) -> str:
     try:
         form = values(*widgets)
     except StudioError:  # (a keyframe list that does not parse: said when Generate is pressed)
-        form = values(*widgets[: FIELDS.index(PICTURE_FIELDS[0])])
+        blank = [None if f in PICTURE_FIELDS else w for f, w in zip(FIELDS, widgets, strict=False)]
+        form = values(*blank)
     return forecast_text(studio, form)

@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from aiprod_studio.conditions import MAX_CONDITIONS
 from aiprod_studio.errors import StudioError
 from engine.render.images import open_image, prepare
 from ui.components.render_form import file_path
@@ -54,7 +55,7 @@ def layout() -> Pictures:
             )
         with gr.Row():
             end_strength = gr.Slider(
-                label="End image strength", minimum=0.05, maximum=1.0, step=0.05, value=1.0, info="1: exactly"
+                label="End image strength", minimum=0.01, maximum=1.0, step=0.01, value=1.0, info="1: exactly"
             )
             keyframes = gr.File(label="Keyframes", file_count="multiple", file_types=FORMATS, height=90)
             keyframe_frames = gr.Textbox(
@@ -71,6 +72,7 @@ def crops(services: Services, model: str, width: Any, height: Any, *files: Any) 
     image, end_image, keyframes = (*files, None, None, None)[:3]
     more = keyframes if isinstance(keyframes, list) else [keyframes]
     paths = [p for p in (file_path(image), file_path(end_image), *(file_path(k) for k in more)) if p]
+    paths = paths[:MAX_CONDITIONS]  # (a recipe holds no more; the refusal says so when Generate is pressed)
     if not paths:
         return [], ""
     try:

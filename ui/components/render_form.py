@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from pydantic import ValidationError
 
-from aiprod_studio.conditions import parse_at, split_specs
+from aiprod_studio.conditions import Condition, parse_at, split_specs
 from aiprod_studio.errors import BadInput
 
 FIELDS = (
@@ -88,6 +89,8 @@ def pictures(form: dict[str, Any]) -> list[dict[str, Any]] | None:
             f"keyframe_frames must give one FRAME[:STRENGTH] per keyframe picture ({len(files)}), got {len(specs)}",
             field="keyframe_frames",
         )
+    if any(not f for f in files):
+        raise BadInput("keyframes: an empty entry; give a PNG, JPEG or WebP file for each keyframe", field="keyframes")
     for path, spec in zip(files, specs, strict=True):
         frame, strength = parse_at(spec, "keyframe_frames")
         found.append({"path": path, "frame": frame, "strength": strength, "field": "keyframes"})
@@ -140,31 +143,40 @@ def updates_from_recipe(recipe: dict[str, Any], store: Path | None = None) -> li
     return [gr.update(value=shown[f]) if f in shown else gr.update() for f in FIELDS]
 
 
-def picture_fields(conditions: list[dict[str, Any]], num_frames: int, store: Path | None) -> dict[str, Any]:
-    """A recipe's pictures back in the form: frame 0 the start image, the last frame the end image, the
-    rest keyframes (each found in the image store `store`; one not there is left out)."""
-    fields: dict[str, Any] = {
-        "image": None,
-        "end_image": None,
-        "end_strength": 1.0,
-        "keyframes": [],
-        "keyframe_frames": "",
-    }
+def picture_fields(conditions: Any, num_frames: int, store: Path | None) -> dict[str, Any]:
+    """A recipe's pictures back in the form: frame 0 at full strength the start image, the last frame the end
+    image, the rest keyframes (each found in the image store `store`; one not there, or not a valid picture
+    entry, is left out: `stored_pictures` counts them)."""
+    fields: dict[str, Any] = {"image": None, "end_image": None, "end_strength": 1.0, "keyframes": []}
     specs = []
-    for cond in conditions:
-        path = store / f"{cond['image']}.png" if store is not None else None
-        if path is None or not path.is_file():
-            continue
-        if cond["frame"] == 0:
+    for cond, path in stored_pictures(conditions, store)[0]:
+        if cond.frame == 0 and cond.strength == 1.0 and fields["image"] is None:
             fields["image"] = str(path)
-        elif cond["frame"] == num_frames - 1:
-            fields["end_image"], fields["end_strength"] = str(path), cond["strength"]
+        elif cond.frame == num_frames - 1 and fields["end_image"] is None and round(cond.strength, 2) == cond.strength:
+            fields["end_image"], fields["end_strength"] = str(path), cond.strength
         else:
             fields["keyframes"].append(str(path))
-            specs.append(f"{cond['frame']}:{cond['strength']:g}")
+            specs.append(f"{cond.frame}:{cond.strength!r}")
     fields["keyframe_frames"] = ", ".join(specs)
     fields["keyframes"] = fields["keyframes"] or None
     return fields
+
+
+def stored_pictures(conditions: Any, store: Path | None) -> tuple[list[tuple[Condition, Path]], int]:
+    """The recipe's valid picture entries found in `store`, and how many were not."""
+    found, missing = [], 0
+    for item in conditions if isinstance(conditions, list) else []:
+        try:
+            cond = Condition.model_validate(item)
+        except ValidationError:
+            missing += 1
+            continue
+        path = store / f"{cond.image}.png" if store is not None else None
+        if path is None or not path.is_file():
+            missing += 1
+            continue
+        found.append((cond, path))
+    return found, missing
 
 
 @dataclass

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from aiprod_studio.errors import StudioError
+from aiprod_studio.errors import BadInput, StudioError
 from aiprod_studio.jobs.history import FINAL_STATUSES
 from aiprod_studio.jobs.takes import check_retakes, check_takes, passed, summary, take_line, takes_of
 from engine.jobs.queue import Done, Progress, Stopped
@@ -54,9 +55,34 @@ def status_text(event: Any) -> str:
     return f"Failed: job {row['id']}: {event.error}"
 
 
+def picture_roots(services: Services) -> list[Path]:
+    """Where a picture the page or a script names may be read from: Gradio's upload folder (an upload)
+    and the studio's image store (a restored clip's pictures) — never any other file of this machine."""
+    from gradio.utils import get_upload_folder
+
+    return [Path(get_upload_folder()).resolve(), services.studio.image_store().root.resolve()]
+
+
+def checked_form(services: Services, *args: Any) -> dict[str, Any]:
+    """`values(*args)`, refusing (by field) a picture path that is not an upload or a stored picture."""
+    form = values(*args)
+    roots = picture_roots(services)
+    for picture in form.get("conditions") or []:
+        path = picture.get("path")
+        field = str(picture.get("field", "image"))
+        if not isinstance(path, str) or not path:
+            raise BadInput(f"{field}: an empty picture entry; upload a PNG, JPEG or WebP file", field=field)
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(root) for root in roots):
+            raise BadInput(
+                f"{field}: give the picture as an upload (gradio_client's handle_file), not a path", field=field
+            )
+    return form
+
+
 def enqueue(services: Services, *args: Any) -> int:
     try:
-        return services.worker.enqueue(services.studio.build_recipe(values(*args)))
+        return services.worker.enqueue(services.studio.build_recipe(checked_form(services, *args)))
     except StudioError as exc:
         raise refused(exc) from None
 
@@ -67,7 +93,7 @@ def enqueue_group(services: Services, takes: Any, *args: Any, deterministic: boo
     try:
         count = check_takes(1 if takes in (None, "") else takes)
         asked = {"deterministic": True} if deterministic is True else {}
-        recipe = services.studio.build_recipe(values(*args) | asked)
+        recipe = services.studio.build_recipe(checked_form(services, *args) | asked)
         return [services.worker.enqueue(recipe)] if count == 1 else services.worker.enqueue_takes(recipe, count)
     except StudioError as exc:
         raise refused(exc) from None

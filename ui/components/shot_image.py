@@ -14,8 +14,6 @@ from ui.errors import kept, refused
 
 def on_sb_image(services: Services, path, number, *args):
     """A picture dropped for shot `number`: kept in the image store, named by the shot."""
-    from engine.render.images import open_image
-
     if not path:
         return tuple(gr.update() for _ in range(5))
     try:
@@ -23,7 +21,7 @@ def on_sb_image(services: Services, path, number, *args):
         shots, i = list(board.shots), int(form_number("shot #", number, 1, 1, None, whole=True)) - 1
         if not 0 <= i < len(shots):
             raise refused(f"shot: choose 1–{len(shots)}, got {i + 1}")
-        sha = services.studio.image_store().put(open_image(path, "image"))
+        sha = services.studio.image_store().put_source(path, "image")
     except StudioError as exc:
         return kept(5, 4, refused(exc))
     except gr.Error as exc:

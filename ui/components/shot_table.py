@@ -9,8 +9,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from aiprod_studio.errors import StudioError
-from aiprod_studio.recipe import MAX_SEED, format_validation_error
+from aiprod_studio.recipe import MAX_SEED
 from aiprod_studio.storyboard.board import Shot, Storyboard
+from aiprod_studio.validation import format_validation_error
 from engine.film import shots as sb
 from engine.models.loras import parse_lora_spec
 from engine.render import media

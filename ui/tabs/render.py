@@ -22,7 +22,7 @@ from ui.components import prompt_enhance, queue_panel
 from ui.components.budget_note import BUDGET_FIELDS, forecast_text, on_forecast
 from ui.components.model_defaults import SIZE_FIELDS, extras, follow_model, model_defaults, placeholder
 from ui.components.model_defaults import note as model_note
-from ui.components.render_form import TILING, RenderForm, updates_from_recipe
+from ui.components.render_form import TILING, RenderForm, stored_pictures, updates_from_recipe
 from ui.components.render_job import Followed, enqueue, on_cancel, on_generate
 from ui.context import Services, bind
 from ui.errors import refused, shown
@@ -229,7 +229,9 @@ def on_restore(services: Services, path: str | None) -> list[Any]:
             shown(refused("file: it carries no AIPROD recipe (was it made by the studio?)"))
         ]
     store = services.studio.image_store().root  # (its pictures, when the store holds them)
-    return updates_from_recipe(recipe, store) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`."]
+    missing = stored_pictures(recipe.get("conditions"), store)[1]
+    lost = f" {missing} of its pictures are not in the image store: add them again." if missing else ""
+    return updates_from_recipe(recipe, store) + [f"Settings restored from `{recipe.get('prompt', '')[:60]}`.{lost}"]
 
 
 def lora_choices(services: Services) -> Any:
