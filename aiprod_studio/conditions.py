@@ -68,9 +68,8 @@ def check_conditions(conditions: list[Condition], num_frames: int, auto_duration
     seen: set[int] = set()
     for i, cond in enumerate(conditions):
         if cond.frame >= num_frames:
-            return (
-                f"[{i}].frame must be a frame of the {num_frames}-frame clip (0 to {num_frames - 1}), got {cond.frame}"
-            )
+            last = num_frames - 1
+            return f"entry {i}: frame must be a frame of the {num_frames}-frame clip (0 to {last}), got {cond.frame}"
         if cond.frame in seen:
             return f"entry {i}: frame {cond.frame} already holds a picture; give each frame one"
         seen.add(cond.frame)
@@ -115,7 +114,7 @@ def parse_at(spec: Any, field: str = "keyframe") -> tuple[int | str, float]:
     frame: int | str
     if frame_text.strip().lower() == LAST:
         frame = LAST
-    elif re.fullmatch(r"\d{1,5}", frame_text.strip()):
+    elif re.fullmatch(r"[0-9]{1,5}", frame_text.strip()):
         frame = int(frame_text)
     else:
         raise BadInput(f"{field} frame must be a frame number or 'last', got {echo(frame_text)}", field=field)

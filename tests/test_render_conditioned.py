@@ -195,9 +195,9 @@ def test_cli_refuses_bad_pictures_with_exit_2(cli, tmp_path):
     for extra, field in [
         (("--image", str(huge)), "image"),
         (("--image", str(tmp_path / "nope.png")), "image"),
-        (("--keyframe", f"{picture(tmp_path / 'a.png')}@17"), "conditions"),
+        (("--keyframe", f"{picture(tmp_path / 'a.png')}@17"), "keyframe"),
         (("--keyframe", f"{tmp_path / 'a.png'}@2:1.5"), "keyframe"),
-        (("--keyframe", f"{tmp_path / 'a.png'}@2", "--keyframe", f"{tmp_path / 'a.png'}@3"), "conditions"),
+        (("--keyframe", f"{tmp_path / 'a.png'}@2", "--keyframe", f"{tmp_path / 'a.png'}@3"), "keyframe"),
         (("--keyframe", "no-frame.png"), "keyframe"),
     ]:
         result = cli(*args, *extra, "--json")

@@ -47,6 +47,24 @@ def test_extend_appends_exactly_n_frames_and_keeps_the_parents(studio):
     assert media.read_metadata_json(row["output_path"])["edit"]["parent_job"] == parent["id"]
 
 
+def test_extending_again_and_again_keeps_the_sound_it_had(studio):
+    """The parent's own sound packets are kept up to the join: nothing compounds over extensions,
+    and the sound never drifts from the picture."""
+    rows = [studio.render(studio.build_recipe({**SIZE, "num_frames": 9, "seed": 5}))]
+    for frames in (8, 16, 8):
+        rows.append(studio.render(extend_recipe(studio, rows[-1]["id"], frames)))
+    first, _ = media.read_audio(rows[0]["output_path"])
+    for older, newer in zip(rows, rows[1:], strict=False):
+        before, rate = media.read_audio(older["output_path"])
+        after, _ = media.read_audio(newer["output_path"])
+        kept = len(before[0]) - int(0.02 * rate) - 3 * 1024  # (the last frames before the crossfade are re-encoded)
+        assert np.array_equal(after[:, :kept], before[:, :kept])
+        assert abs(after.shape[1] - before.shape[1] - (newer["recipe"]["edit"]["frames"] / 24) * rate) < 1024
+    last, _ = media.read_audio(rows[-1]["output_path"])
+    assert np.array_equal(last[:, :1024], first[:, :1024])
+    assert not [f for r in rows for f in r["qa"]["findings"] if f["severity"] == "error"]
+
+
 def test_an_extension_rerenders_to_the_same_bytes_and_needs_its_parent(studio):
     from engine.render.reproduce import reproduce
 
@@ -75,6 +93,16 @@ def test_extend_refuses_by_field(studio):
     with pytest.raises(BadInput) as err:
         extend_recipe(studio, parent["id"], 8, seed=-1)
     assert err.value.field == "seed"
+    path = parent["output_path"]
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])  # the clip is cut short on disk
+    with pytest.raises(BadInput) as err:
+        extend_recipe(studio, parent["id"], 8)
+    assert (
+        err.value.field == "job_id"
+        and "not a readable video" in str(err.value)
+        or "cannot be decoded" in str(err.value)
+    )
     assert len(studio.history.jobs()) == 1  # nothing was queued
 
 
@@ -101,3 +129,13 @@ def test_cli_render_extend(cli):
     assert bad.returncode == 2 and bad.json["field"] == "frames"
     bad = cli("render", "retake", "1", "--frames", "8", "--json")
     assert bad.returncode == 2 and bad.json["field"] == "edit"
+
+
+def test_an_extension_is_not_upscaled(studio):
+    from engine.render.inputs import upscaled_recipe
+
+    parent = studio.render(studio.build_recipe({**SIZE, "num_frames": 9}))
+    row = studio.render(extend_recipe(studio, parent["id"], 8))
+    with pytest.raises(BadInput, match="is an extension") as err:
+        upscaled_recipe(studio, row["id"])
+    assert err.value.field == "job_id"

@@ -151,6 +151,12 @@ def test_pictures_become_the_recipes_conditions():
         ({"keyframes": ["/up/k.png"], "keyframe_frames": "8:3"}, "keyframe_frames"),
         ({"end_image": "/up/z.png", "end_strength": 0}, "end_strength"),
         ({"keyframes": ["/up/k.png"], "keyframe_frames": [True]}, "keyframe_frames"),
+        ({"keyframes": ["/up/k.png"], "keyframe_frames": "٨"}, "keyframe_frames"),  # (only ASCII digits)
+        ({"image": {}}, "image"),  # a file record with no file is not "no picture"
+        ({"image": {"url": "https://example.com/x.png"}}, "image"),
+        ({"image": 0}, "image"),
+        ({"end_image": []}, "end_image"),
+        ({"keyframes": [{"path": ""}], "keyframe_frames": "8"}, "keyframes"),
     ],
 )
 def test_keyframe_values_that_do_not_parse_are_refused_by_field(changed, field):

@@ -218,8 +218,8 @@ def render_to_file(
         recipe = Recipe.model_validate({**recipe.model_dump(), "num_frames": picked, "auto_duration": picked >= 9})
     metadata = {media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]}
     if recipe.edit is not None and parent is not None:  # the parent's video kept bit for bit, the new part after
-        audio, sample_rate = joined_sound(parent, recipe.edit, audio, sample_rate, recipe.fps)
-        splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata)
+        audio, sample_rate, kept = joined_sound(parent, recipe.edit, audio, sample_rate, recipe.fps)
+        splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata, kept)
     else:
         media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate, metadata=metadata)
     return recipe

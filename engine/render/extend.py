@@ -40,7 +40,12 @@ def extend_recipe(studio: Any, job_id: Any, frames: Any, prompt: str | None = No
     entry = studio.vault.get(data["model"], kind="pipeline", field="model")
     if entry.family != "ltx2":
         raise BadInput(f"job_id {row['id']}: only LTX-2 clips can be extended, not {entry.family}", field="job_id")
-    info = media.probe(parent)["video"]
+    info = media.require_video(parent, "job_id")[1]["video"]
+    try:  # (a clip whose header reads but whose frames do not cannot be continued either)
+        if media.count_frames(parent) != info["frames"]:
+            raise ValueError(f"{info['frames']} frames declared, fewer decoded")
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means "not a readable clip"
+        raise BadInput(f"job_id {row['id']}: its clip {parent.name} cannot be decoded: {exc}", field="job_id") from None
     ratio = read_grid(studio.vault.entry_dir(entry), entry.family).temporal
     context = (min(CONTEXT_LATENT_FRAMES * ratio + 1, info["frames"]) - 1) // ratio * ratio + 1
     values = {k: v for k, v in data.items() if k not in NOT_INHERITED}
@@ -82,13 +87,19 @@ def context_frames(parent: Path, edit: Edit) -> np.ndarray:
 
 def joined_sound(
     parent: Path, edit: Edit, audio: np.ndarray | None, rate: int | None, fps: int
-) -> tuple[np.ndarray | None, int | None]:
-    """The extended clip's whole sound: the parent's, then the new render's from the join on."""
+) -> tuple[np.ndarray | None, int | None, int]:
+    """The extended clip's whole sound (the parent's, then the new render's from the same moment on), its
+    rate, and the sample up to which it is the parent's own."""
     before, parent_rate = media.read_audio(parent)
     if audio is None or not rate or before.size == 0:
-        return (audio, rate) if before.size == 0 else (before, parent_rate)
+        return (audio, rate, 0) if before.size == 0 else (before, parent_rate, before.shape[1])
     if parent_rate != rate:
         raise BadInput(f"edit: the parent's sound is {parent_rate} Hz, the model's {rate} Hz", field="edit")
-    parent_frames = media.count_frames(parent)
-    join, new_join = round(parent_frames / fps * rate), round(edit.context / fps * rate)
-    return joined_audio(before, audio, rate, min(join, before.shape[1]), min(new_join, audio.shape[1])), rate
+    # the join is the parent's last frame's end; a parent whose sound ends a little early joins where it
+    # ends, taking the new sound from that same moment (so the sound never drifts from the picture)
+    wanted = round(media.count_frames(parent) / fps * rate)
+    join = min(wanted, before.shape[1])
+    new_join = round(edit.context / fps * rate) - (wanted - join)
+    if new_join < 1 or new_join > audio.shape[1]:
+        return before, rate, before.shape[1]  # (no new sound to continue with: the parent's alone)
+    return joined_audio(before, audio, rate, join, new_join), rate, join

@@ -3,6 +3,7 @@ stored (named by sha256), and the latent upsampler an upscale runs with."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,7 +26,9 @@ def prepared_pictures(store: ImageStore, given: Any, recipe: Recipe, temporal: i
     if not isinstance(given, list):
         raise BadInput(f"conditions must be a list of pictures, got {type(given).__name__}", field="conditions")
     if len(given) > MAX_CONDITIONS:
-        raise BadInput(f"conditions holds at most {MAX_CONDITIONS} pictures, got {len(given)}", field="conditions")
+        named = {str(g.get("field")) for g in given if isinstance(g, dict)} - {"None"}
+        field = named.pop() if len(named) == 1 else "conditions"
+        raise BadInput(f"{field}: at most {MAX_CONDITIONS} pictures in all, got {len(given)}", field=field)
     items, fields = [], []
     for i, item in enumerate(given):
         if not isinstance(item, dict):
@@ -39,8 +42,14 @@ def prepared_pictures(store: ImageStore, given: Any, recipe: Recipe, temporal: i
     except ValidationError as exc:
         raise BadInput(f"conditions {format_validation_error(exc)}", field="conditions") from None
     problem = check_conditions(stand_in, recipe.num_frames, recipe.auto_duration) or check_slots(stand_in, temporal)
-    if problem:
-        raise BadInput(f"conditions: {problem}", field="conditions")
+    if problem:  # said of the option the picture came from, by its place there (a keyframe's own index)
+        entry = re.match(r"entry (\d+): ", problem)
+        if entry and int(entry.group(1)) < len(fields):
+            i = int(entry.group(1))
+            field, place = fields[i], fields[: i + 1].count(fields[i]) - 1
+            raise BadInput(f"{field} {place}: {problem[entry.end() :]}", field=field)
+        field = fields[0] if len(set(fields)) == 1 else "conditions"  # (pictures all from one option: that one)
+        raise BadInput(f"{field}: {problem}", field=field)
     for item, field in zip(items, fields, strict=True):
         if "path" in item:
             image = open_image(item.pop("path"), field)
@@ -81,6 +90,10 @@ def upscaled_recipe(studio: Any, job_id: Any) -> Recipe:
     stage, so the result is that clip, upsampled and refined); refused for a clip already upscaled."""
     row = studio.finished_clip(job_id, "be upscaled")
     data = {k: v for k, v in row["recipe"].items() if k not in ("model_digest", "versions", "upsampler_digest")}
+    if data.get("edit"):
+        raise BadInput(
+            f"job_id {row['id']} is an extension; upscale the clip it extends, then extend that", field="job_id"
+        )
     if data.get("upscale", 1) > 1:
         raise BadInput(
             f"job {row['id']} is already upscaled ({data['width'] * 2}×{data['height'] * 2})", field="job_id"

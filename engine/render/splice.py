@@ -49,15 +49,19 @@ def splice_mp4(
     audio: np.ndarray | None,
     sample_rate: int | None,
     metadata: dict[str, str],
+    keep_sound_until: int = 0,
 ) -> Path:
     """Write `parent`'s video packets then `new_frames`, with `audio` as the whole sound, to `path`
-    (atomically: the file appears only once complete)."""
+    (atomically: the file appears only once complete). The parent's own AAC packets are kept for the
+    sound before sample `keep_sound_until` (less a frame's margin), so extending a clip again and again
+    never re-encodes its beginning; the rest is `audio` newly encoded."""
     path = Path(path)
     tmp = temp_path_for(path)
     segment = path.with_name(f".{path.name}.segment.partial")  # (a kill's leftover is swept like any partial)
     try:
         with holding(tmp):
-            media.encode_mp4(segment, new_frames, fps)  # (the same encoder and settings as every clip)
+            # (the same encoder and settings as every clip; the whole sound, so its packets line up with the parent's)
+            media.encode_mp4(segment, new_frames, fps, audio, sample_rate)
             with holding(segment), av.open(str(parent)) as p_in, av.open(str(segment)) as n_in:
                 p_video, n_video = p_in.streams.video[0], n_in.streams.video[0]
                 if p_video.codec_context.extradata != n_video.codec_context.extradata:
@@ -70,28 +74,51 @@ def splice_mp4(
                 if ticks.denominator != 1 or n_video.time_base != p_video.time_base:
                     raise BadInput(f"job_id: the parent clip {parent.name} has an unusual time base", field="job_id")
                 parent_frames = media.count_frames(parent)
+                n_sound = n_in.streams.audio[0] if n_in.streams.audio else None
+                p_sound = p_in.streams.audio[0] if p_in.streams.audio else None
+                same_codec = (
+                    p_sound is not None
+                    and n_sound is not None
+                    and p_sound.codec_context.extradata == n_sound.codec_context.extradata
+                    and p_sound.time_base == n_sound.time_base
+                )
+                frame = media.AAC_FRAME
+                cut = max(0, (keep_sound_until - int(CROSSFADE_S * (sample_rate or 0)) - 2 * frame) // frame * frame)
                 with av.open(str(tmp), mode="w", format="mp4") as out:
                     for key, value in metadata.items():
                         out.metadata[key] = value
                     video = out.add_stream_from_template(p_video)
-                    audio_stream = None
-                    if audio is not None and sample_rate:
-                        audio_stream = out.add_stream("aac", rate=int(sample_rate))
-                        audio_stream.layout = "stereo" if audio.shape[0] == 2 else "mono"
-                        audio_stream.bit_rate = 128_000 if audio.shape[0] == 2 else 96_000
-                    for packet in p_in.demux(p_video):
-                        if packet.dts is not None:
+                    sound = out.add_stream_from_template(n_sound) if n_sound is not None else None
+                    parent_sound, new_sound = [], []  # (one pass over each file: a demuxed file is at its end)
+                    for packet in p_in.demux():
+                        if packet.dts is None:
+                            continue
+                        if packet.stream.index == p_video.index:
                             packet.stream = video
                             out.mux(packet)
+                        elif p_sound is not None and packet.stream.index == p_sound.index:
+                            parent_sound.append(packet)
                     offset = parent_frames * int(ticks)
-                    for packet in n_in.demux(n_video):
-                        if packet.dts is not None:
+                    for packet in n_in.demux():
+                        if packet.dts is None:
+                            continue
+                        if packet.stream.index == n_video.index:
                             packet.pts += offset
                             packet.dts += offset
                             packet.stream = video
                             out.mux(packet)
-                    if audio_stream is not None:
-                        media.mux_audio(out, audio_stream, audio, int(sample_rate))
+                        elif n_sound is not None and packet.stream.index == n_sound.index:
+                            new_sound.append(packet)
+                    if sound is not None:
+                        keep_parent = same_codec and cut > 0  # the parent's own packets up to the cut, bit for bit
+                        for packet in parent_sound if keep_parent else []:
+                            if packet.pts is not None and packet.pts < cut:
+                                packet.stream = sound
+                                out.mux(packet)
+                        for packet in new_sound:
+                            if not keep_parent or (packet.pts is not None and packet.pts >= cut):
+                                packet.stream = sound
+                                out.mux(packet)
             replace_durably(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -71,7 +71,10 @@ def crops(services: Services, model: str, width: Any, height: Any, *files: Any) 
     """Each picture as it will be cropped at the clip's size (the model's when the form leaves it empty)."""
     image, end_image, keyframes = (*files, None, None, None)[:3]
     more = keyframes if isinstance(keyframes, list) else [keyframes]
-    paths = [p for p in (file_path(image), file_path(end_image), *(file_path(k) for k in more)) if p]
+    try:
+        paths = [p for p in (file_path(image), file_path(end_image), *(file_path(k) for k in more)) if p]
+    except StudioError as exc:
+        return [], f"**Will not run:** {exc}"
     paths = paths[:MAX_CONDITIONS]  # (a recipe holds no more; the refusal says so when Generate is pressed)
     if not paths:
         return [], ""

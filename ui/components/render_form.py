@@ -64,25 +64,31 @@ def lora_label(ref: Any) -> str:
     return name if float(scale) == 1.0 else f"{name}:{float(scale):g}"
 
 
-def file_path(value: Any) -> str | None:
-    """An upload as its path: a path already (a form's image), or a file record (`{"path": …}`, an API's)."""
+def file_path(value: Any, field: str = "image") -> str | None:
+    """An upload as its path: a path already (a form's image), or a file record (`{"path": …}`, an API's);
+    None or "" is no picture. Anything else is refused by `field` (never taken as "no picture")."""
     if value is None or value == "":
         return None
-    path = value.get("path") if isinstance(value, dict) else getattr(value, "path", value)
-    return str(path) if path else None
+    path = value if isinstance(value, str) else value.get("path") if isinstance(value, dict) else None
+    if path is None and not isinstance(value, (str, dict)):
+        path = getattr(value, "path", None)
+    if not isinstance(path, str) or not path:
+        shown = type(value).__name__ if not isinstance(value, dict) else f"a record without a path ({list(value)[:4]})"
+        raise BadInput(f"{field}: give a PNG, JPEG or WebP upload, got {shown}", field=field)
+    return path
 
 
 def pictures(form: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The form's start image, end image and keyframes as a recipe's loose `conditions` (None: no picture)."""
     found = []
-    if path := file_path(form.get("image")):
+    if path := file_path(form.get("image"), "image"):
         found.append({"path": path, "frame": 0, "strength": 1.0, "field": "image"})
-    if path := file_path(form.get("end_image")):
+    if path := file_path(form.get("end_image"), "end_image"):
         strength = form.get("end_strength")
         frame, strength = parse_at(f"last:{1.0 if strength in (None, '') else strength}", "end_strength")
         found.append({"path": path, "frame": frame, "strength": strength, "field": "end_image"})
     files = form.get("keyframes") or []
-    files = [file_path(f) for f in (files if isinstance(files, list) else [files])]
+    files = [file_path(f, "keyframes") for f in (files if isinstance(files, list) else [files])]
     specs = split_specs(form.get("keyframe_frames"), "keyframe_frames")
     if len(specs) != len(files):
         raise BadInput(
