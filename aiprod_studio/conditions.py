@@ -22,6 +22,13 @@ LAST = "last"  # a keyframe frame given as "last": the clip's last frame
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
+def sha256_name(value: str, of_what: str) -> str:
+    """`value` when it is a sha256 (64 lowercase hex digits), else a `ValueError` saying what it names."""
+    if not SHA256_RE.fullmatch(value):
+        raise ValueError(f"must be the sha256 of {of_what} (64 lowercase hex digits), got {echo(value)}")
+    return value
+
+
 class Condition(BaseModel):
     """One picture a render holds to: the prepared image's sha256, the frame, the strength."""
 
@@ -34,9 +41,7 @@ class Condition(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
-        if not SHA256_RE.fullmatch(v):
-            raise ValueError(f"must be the sha256 of a prepared image (64 lowercase hex digits), got {echo(v)}")
-        return v
+        return sha256_name(v, "a prepared image")
 
     @field_validator("frame", "strength", mode="before")
     @classmethod

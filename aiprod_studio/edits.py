@@ -13,8 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aiprod_studio.conditions import SHA256_RE
-from aiprod_studio.text import echo
+from aiprod_studio.conditions import sha256_name
 
 MAX_EXTEND_FRAMES = 512
 
@@ -31,9 +30,7 @@ class Edit(BaseModel):
     @field_validator("parent")
     @classmethod
     def _parent(cls, v: str) -> str:
-        if not SHA256_RE.fullmatch(v):
-            raise ValueError(f"must be the sha256 of the parent clip (64 lowercase hex digits), got {echo(v)}")
-        return v
+        return sha256_name(v, "the parent clip")
 
     @field_validator("frames")
     @classmethod

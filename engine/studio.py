@@ -41,6 +41,7 @@ from engine.models.pipelines import stored_copy, warm_pipeline
 from engine.models.speed import compile_transformer
 from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
+from engine.render.conditioned import load_pictures
 from engine.render.extend import find_parent
 from engine.render.images import ImageStore, store_for
 from engine.render.inputs import prepared_pictures, with_upsampler
@@ -351,9 +352,7 @@ class Studio:
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
             check_features(self.generation(entry), entry.name, recipe.auto_duration, recipe.decoder)
             parent = find_parent(self, recipe.edit) if recipe.edit is not None else None  # (an extension's)
-            store = self.image_store()
-            for picture in recipe.conditions:  # every picture in the store, unchanged, at the clip's size
-                store.load(picture.image, recipe.width, recipe.height)
+            pictures = load_pictures(self.image_store(), recipe)  # there, unchanged, at the clip's size: read once
             # 2. Wait for the device, then render.
             # (deterministic mode is process-wide: it is on only while this render holds the device)
             with self.device_lease("render") as lease, determinism(self.plan) if deterministic else nullcontext():
@@ -381,7 +380,7 @@ class Studio:
                     if progress is not None:
                         progress(step, total)
 
-                rendered = render_to_file(pipe, recipe, target, on_progress, cancel, store, upsampler, parent)
+                rendered = render_to_file(pipe, recipe, target, on_progress, cancel, pictures, upsampler, parent)
                 if rendered != recipe:  # the duration head picked the frame count: the row says which
                     recipe = rendered
                     history.set_recipe(job_id, recipe)

@@ -15,7 +15,7 @@ from PIL import Image
 from aiprod_studio.errors import BadInput
 from engine.render import media
 from engine.render.clip import pipeline_kwargs
-from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
+from engine.render.conditioned import conditioned_pipeline, load_pictures, pipeline_conditions
 from engine.render.images import MAX_PIXELS, open_image, prepare
 
 SIZE = {"width": 64, "height": 64, "num_frames": 17, "steps": 3}
@@ -49,7 +49,7 @@ def latents_of(pipe, recipe, store):
     runner, extra = pipe, {}
     if recipe.conditions:
         runner = conditioned_pipeline(pipe)
-        extra["conditions"] = pipeline_conditions(runner, recipe, store)
+        extra["conditions"] = pipeline_conditions(runner, recipe, load_pictures(store, recipe))
     with torch.inference_mode():
         out = runner(
             **pipeline_kwargs(runner, recipe),
@@ -106,7 +106,7 @@ def test_keyframes_sit_at_the_frames_asked(studio, tmp_path):
         }
     )
     assert [(c.frame, c.strength) for c in recipe.conditions] == [(0, 1.0), (16, 0.6)]
-    conditions = pipeline_conditions(runner, recipe, studio.image_store())
+    conditions = pipeline_conditions(runner, recipe, load_pictures(studio.image_store(), recipe))
     ratio = runner.vae_temporal_compression_ratio  # 4 for the tiny VAE: frame 16 is in latent frame 4
     assert [c.index for c in conditions] == [0, 16 // ratio]
     with torch.inference_mode():

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from aiprod_studio.conditions import SHA256_RE
+from aiprod_studio.conditions import sha256_name
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import MAX_PROMPT_CHARS, MAX_SEED, RECIPE_DEFAULTS, LoraRef
 from aiprod_studio.text import echo, text_fields
@@ -56,11 +56,7 @@ class Shot(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, v: str) -> str:
-        if v and not SHA256_RE.fullmatch(v):
-            raise ValueError(
-                f"must be the sha256 of a picture in the image store (64 lowercase hex digits), got {v!r}"[:200]
-            )
-        return v
+        return sha256_name(v, "a picture in the image store") if v else v
 
     @field_validator("duration_s")
     @classmethod

@@ -73,11 +73,9 @@ def shot_recipe(studio: Studio, board: Storyboard, index: int) -> Recipe:
         num_frames=render_frames(frames),
         loras=list(shot.loras),
     )
+    if shot.image:  # the shot starts from its picture, prepared at the size the recipe settles on
+        values["conditions"] = [{"source": shot.image, "frame": 0, "field": "image"}]
     try:
-        if shot.image:  # the shot starts from its picture, prepared at the storyboard's size
-            size = studio.build_recipe(values)  # (the size the model and the storyboard settle on)
-            prepared = studio.image_store().prepared(shot.image, size.width, size.height)
-            values["conditions"] = [{"image": prepared, "frame": 0, "field": "image"}]
         return studio.build_recipe(values)  # (already carries the model's digest and the versions)
     except BadInput as exc:
         raise BadInput(f"shot {index + 1}: {exc}", field=exc.field) from None

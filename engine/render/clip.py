@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,6 @@ from engine.render import media
 from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
 from engine.render.decode import decode_latents, decoder_for
 from engine.render.extend import context_frames, joined_sound
-from engine.render.images import ImageStore
 from engine.render.schedule import schedule
 from engine.render.splice import splice_mp4
 from engine.render.upscale import STAGE_2_SIGMAS, stage_two_kwargs, upsample
@@ -87,7 +86,7 @@ def run_pipeline(
     recipe: Recipe,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-    store: ImageStore | None = None,
+    pictures: Mapping[str, np.ndarray] | None = None,
     upsampler: Any = None,
     parent: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, int | None]:
@@ -96,7 +95,7 @@ def run_pipeline(
     A set `cancel` stops the render with `Cancelled` at the next block of any component
     (text encoder, transformer, VAE decode, vocoder), not only at the end of a step.
     A recipe with pictures (start image, keyframes) runs the condition pipeline around the
-    same components, with its pictures read from `store`; one with `upscale` 2 runs the
+    same components, holding to `pictures` (`conditioned.load_pictures`); one with `upscale` 2 runs the
     second stage (`engine.render.upscale`) with `upsampler`; one with an `edit` (extend) renders
     only the new part, from the `parent` clip's last frames (the frames returned are the new ones).
     """
@@ -117,13 +116,13 @@ def run_pipeline(
         raise Cancelled("render cancelled before it started")
     if recipe.upscale > 1 and upsampler is None:
         raise BadInput("upscale 2 needs the vault's latent upsampler; none was given to this render", field="upscale")
-    runner, pictures = pipe, {}
+    runner, held = pipe, {}
     if recipe.conditions or recipe.edit:  # the same weights through the condition pipeline
         runner = conditioned_pipeline(pipe)
     if recipe.conditions:
-        if store is None:
-            raise BadInput("conditions: this render has no image store to read its pictures from", field="conditions")
-        pictures["conditions"] = pipeline_conditions(runner, recipe, store)
+        if pictures is None:
+            raise BadInput("conditions: this render was not given its pictures", field="conditions")
+        held["conditions"] = pipeline_conditions(runner, recipe, pictures)
     components = [*getattr(pipe, "components", {}).values(), upsampler]
     set_vae_tiling(pipe, recipe.vae_tiling)
     apply_fast(pipe, recipe.fast, recipe.steps)  # on, off or reset: a warm pipeline keeps no state between renders
@@ -135,12 +134,12 @@ def run_pipeline(
         if parent is None:
             raise BadInput("edit: this render was not given its parent clip", field="edit")
         kwargs["num_frames"] = recipe.edit.context + recipe.edit.frames
-        pictures["conditions"] = [LTX2VideoCondition(frames=context_frames(parent, recipe.edit), index=0)]
+        held["conditions"] = [LTX2VideoCondition(frames=context_frames(parent, recipe.edit), index=0)]
     with torch.inference_mode(), cancel_points([c for c in components if c is not None], cancel):
         with schedule(runner, recipe.steps):
             out = runner(
                 **kwargs,
-                **pictures,
+                **held,
                 generator=generator,
                 output_type="latent" if refine else last_type,
                 callback_on_step_end=on_step_end,
@@ -152,12 +151,12 @@ def run_pipeline(
             runner = conditioned_pipeline(pipe)  # (it takes stage 1's latents and sound as they come out)
             frames_made = (out.frames.shape[2] - 1) * runner.vae_temporal_compression_ratio + 1
             if recipe.conditions:
-                pictures["conditions"] = pipeline_conditions(runner, recipe, store, scale=recipe.upscale)
+                held["conditions"] = pipeline_conditions(runner, recipe, pictures or {}, scale=recipe.upscale)
             size = {"width": recipe.width * recipe.upscale, "height": recipe.height * recipe.upscale}
             with schedule(runner, len(STAGE_2_SIGMAS), stage_two=True):
                 out = runner(
                     **stage_two_kwargs(kwargs, **size, num_frames=frames_made),
-                    **pictures,
+                    **held,
                     latents=latents,
                     audio_latents=out.audio,
                     generator=generator,
@@ -203,13 +202,13 @@ def render_to_file(
     out_path: Path,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
-    store: ImageStore | None = None,
+    pictures: Mapping[str, np.ndarray] | None = None,
     upsampler: Any = None,
     parent: Path | None = None,
 ) -> Recipe:
     """Render `recipe` with `pipe` and write the MP4 (recipe JSON in its `comment` tag); returns the
     recipe as rendered (with auto duration: the frame count the model picked)."""
-    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel, store, upsampler, parent)
+    frames, audio, sample_rate = run_pipeline(pipe, recipe, progress, cancel, pictures, upsampler, parent)
     if cancel is not None and cancel.is_set():
         raise Cancelled("render cancelled")
     check_finite(frames, audio)
@@ -218,8 +217,9 @@ def render_to_file(
         recipe = Recipe.model_validate({**recipe.model_dump(), "num_frames": picked, "auto_duration": picked >= 9})
     metadata = {media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]}
     if recipe.edit is not None and parent is not None:  # the parent's video kept bit for bit, the new part after
-        audio, sample_rate, kept = joined_sound(parent, recipe.edit, audio, sample_rate, recipe.fps)
-        splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata, kept)
+        parent_frames = recipe.num_frames - recipe.edit.frames  # (the recipe's length is the parent's and the new)
+        audio, sample_rate, kept = joined_sound(parent, parent_frames, recipe.edit, audio, sample_rate, recipe.fps)
+        splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata, parent_frames, kept)
     else:
         media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate, metadata=metadata)
     return recipe

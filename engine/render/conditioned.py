@@ -15,13 +15,14 @@ one latent frame are refused.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from aiprod_studio.conditions import check_slots, latent_slot
+from aiprod_studio.conditions import latent_slot
 from aiprod_studio.errors import BadInput
 from aiprod_studio.recipe import Recipe
 from engine.render.images import ImageStore
@@ -62,22 +63,26 @@ def conditioned_pipeline(pipe: Pipeline) -> Any:
     return runner
 
 
-def pipeline_conditions(runner: Any, recipe: Recipe, store: ImageStore, scale: int = 1) -> list[Any]:
-    """The recipe's pictures as diffusers conditions, each on its latent slot (refusals name `conditions`);
-    `scale` 2: each prepared picture enlarged to the doubled size (a two-stage upscale's second stage)."""
+def load_pictures(store: ImageStore, recipe: Recipe) -> dict[str, np.ndarray]:
+    """Each picture the recipe names, read once from `store` (checked against its sha256 and the clip's
+    size): what the render holds to, so nothing is read again while the device waits."""
+    return {cond.image: store.load(cond.image, recipe.width, recipe.height) for cond in recipe.conditions}
+
+
+def pipeline_conditions(runner: Any, recipe: Recipe, pictures: Mapping[str, np.ndarray], scale: int = 1) -> list[Any]:
+    """The recipe's pictures (`pictures`: by sha256, as `load_pictures` reads them) as diffusers
+    conditions, each on its latent slot; `scale` 2: each enlarged to the doubled size (a two-stage
+    upscale's second stage). The spacing was checked with the recipe (`engine.models.limits`)."""
     from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
 
     ratio = int(runner.vae_temporal_compression_ratio)
-    problem = check_slots(recipe.conditions, ratio)
-    if problem:
-        raise BadInput(f"conditions: {problem}", field="conditions")
     pixel_frames: dict[int, int] = {}
     conditions = []
     for cond in recipe.conditions:
         slot = latent_slot(cond.frame, ratio)
         if slot:
             pixel_frames[(slot - 1) * ratio + 1] = cond.frame
-        image = store.load(cond.image, recipe.width, recipe.height)
+        image = pictures[cond.image]
         if scale != 1:
             size = (recipe.width * scale, recipe.height * scale)
             image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))

@@ -9,9 +9,11 @@ The recipe says all of it (`edit`), so the result re-renders to the same bytes.
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from aiprod_studio.edits import MAX_EXTEND_FRAMES, Edit
@@ -78,18 +80,21 @@ def find_parent(studio: Any, edit: Edit) -> Path:
 
 
 def context_frames(parent: Path, edit: Edit) -> np.ndarray:
-    """The parent's last `edit.context` frames, (K, H, W, 3) uint8."""
-    frames = media.read_frames(parent)
-    if len(frames) < edit.context or len(frames) + edit.frames < 1:
-        raise BadInput(f"edit: the parent clip has {len(frames)} frames, fewer than {edit.context}", field="edit")
-    return frames[-edit.context :]
+    """The parent's last `edit.context` frames, (K, H, W, 3) uint8 (decoded in one pass, only those kept)."""
+    last: deque[np.ndarray] = deque(maxlen=edit.context)
+    with av.open(str(parent)) as container:
+        for frame in container.decode(video=0):
+            last.append(frame.to_ndarray(format="rgb24"))
+    if len(last) < edit.context:
+        raise BadInput(f"edit: the parent clip has {len(last)} frames, fewer than {edit.context}", field="edit")
+    return np.stack(last)
 
 
 def joined_sound(
-    parent: Path, edit: Edit, audio: np.ndarray | None, rate: int | None, fps: int
+    parent: Path, parent_frames: int, edit: Edit, audio: np.ndarray | None, rate: int | None, fps: int
 ) -> tuple[np.ndarray | None, int | None, int]:
-    """The extended clip's whole sound (the parent's, then the new render's from the same moment on), its
-    rate, and the sample up to which it is the parent's own."""
+    """The extended clip's whole sound (the parent's `parent_frames` frames' sound, then the new render's
+    from the same moment on), its rate, and the sample up to which it is the parent's own."""
     before, parent_rate = media.read_audio(parent)
     if audio is None or not rate or before.size == 0:
         return (audio, rate, 0) if before.size == 0 else (before, parent_rate, before.shape[1])
@@ -97,7 +102,7 @@ def joined_sound(
         raise BadInput(f"edit: the parent's sound is {parent_rate} Hz, the model's {rate} Hz", field="edit")
     # the join is the parent's last frame's end; a parent whose sound ends a little early joins where it
     # ends, taking the new sound from that same moment (so the sound never drifts from the picture)
-    wanted = round(media.count_frames(parent) / fps * rate)
+    wanted = round(parent_frames / fps * rate)
     join = min(wanted, before.shape[1])
     new_join = round(edit.context / fps * rate) - (wanted - join)
     if new_join < 1 or new_join > audio.shape[1]:

@@ -20,7 +20,8 @@ from engine.render.upscale import check_upsampler
 
 def prepared_pictures(store: ImageStore, given: Any, recipe: Recipe, temporal: int) -> list[dict[str, Any]]:
     """A recipe's conditions from loose values: each `{"path", "frame", "strength"}` (a picture
-    file, prepared to the clip's size and stored) or `{"image": sha256, …}` (one already stored).
+    file, prepared to the clip's size and stored), `{"source": sha256, …}` (a stored picture of any
+    size, prepared the same way: a storyboard shot's) or `{"image": sha256, …}` (one already prepared).
     How many, which frames and how far apart (`temporal`: the model's frames per latent frame) are
     checked before any picture is read."""
     if not isinstance(given, list):
@@ -54,6 +55,8 @@ def prepared_pictures(store: ImageStore, given: Any, recipe: Recipe, temporal: i
         if "path" in item:
             image = open_image(item.pop("path"), field)
             item["image"] = store.put(prepare(image, recipe.width, recipe.height))
+        elif isinstance(item.get("source"), str):
+            item["image"] = store.prepared(item.pop("source"), recipe.width, recipe.height, field)
         elif isinstance(item.get("image"), str):  # one already stored: there, unchanged, at this size
             store.load(item["image"], recipe.width, recipe.height, field)
     return items

@@ -49,12 +49,13 @@ def splice_mp4(
     audio: np.ndarray | None,
     sample_rate: int | None,
     metadata: dict[str, str],
+    parent_frames: int,
     keep_sound_until: int = 0,
 ) -> Path:
-    """Write `parent`'s video packets then `new_frames`, with `audio` as the whole sound, to `path`
-    (atomically: the file appears only once complete). The parent's own AAC packets are kept for the
-    sound before sample `keep_sound_until` (less a frame's margin), so extending a clip again and again
-    never re-encodes its beginning; the rest is `audio` newly encoded."""
+    """Write `parent`'s video packets (its `parent_frames` frames) then `new_frames`, with `audio` as
+    the whole sound, to `path` (atomically: the file appears only once complete). The parent's own AAC
+    packets are kept for the sound before sample `keep_sound_until` (less a frame's margin), so extending
+    a clip again and again never re-encodes its beginning; the rest is `audio` newly encoded."""
     path = Path(path)
     tmp = temp_path_for(path)
     segment = path.with_name(f".{path.name}.segment.partial")  # (a kill's leftover is swept like any partial)
@@ -73,7 +74,6 @@ def splice_mp4(
                 ticks = Fraction(1, 1) / (p_video.time_base * fps)  # time-base ticks per frame
                 if ticks.denominator != 1 or n_video.time_base != p_video.time_base:
                     raise BadInput(f"job_id: the parent clip {parent.name} has an unusual time base", field="job_id")
-                parent_frames = media.count_frames(parent)
                 n_sound = n_in.streams.audio[0] if n_in.streams.audio else None
                 p_sound = p_in.streams.audio[0] if p_in.streams.audio else None
                 same_codec = (
