@@ -36,15 +36,13 @@ class Pictures:
 def layout() -> Pictures:
     with gr.Accordion("Start image and keyframes", open=False, elem_id="render-pictures"):
         with gr.Row():
-            image = gr.Image(
-                label="Start image (image-to-video)",
-                type="filepath",
-                sources=["upload", "clipboard"],
-                height=180,
-                elem_id="render-image",
+            # (files, not gr.Image: a picture is checked by the studio, which says what is wrong with it;
+            # the crops beside them show each picture as the model sees it)
+            image = gr.File(
+                label="Start image (image-to-video)", file_types=FORMATS, height=120, elem_id="render-image"
             )
-            end_image = gr.Image(
-                label="End image (the last frame)", type="filepath", sources=["upload", "clipboard"], height=180
+            end_image = gr.File(
+                label="End image (the last frame)", file_types=FORMATS, height=120, elem_id="render-end-image"
             )
             preview = gr.Gallery(
                 label="As the model sees them (cropped to the clip's size)",
@@ -57,7 +55,9 @@ def layout() -> Pictures:
             end_strength = gr.Slider(
                 label="End image strength", minimum=0.01, maximum=1.0, step=0.01, value=1.0, info="1: exactly"
             )
-            keyframes = gr.File(label="Keyframes", file_count="multiple", file_types=FORMATS, height=90)
+            keyframes = gr.File(
+                label="Keyframes", file_count="multiple", file_types=FORMATS, height=120, elem_id="render-keyframes"
+            )
             keyframe_frames = gr.Textbox(
                 label="Keyframe frames",
                 placeholder="8, 24:0.6",

@@ -113,11 +113,10 @@ def layout(services: Services) -> StoryboardTab:
         shot_no = gr.Number(label="Shot #", value=1, precision=0, scale=1)
         ops = {name: gr.Button(name, scale=0) for name in ROW_OPS}
     with gr.Row():
-        shot_image = gr.Image(
-            label="Start image for shot # (image-to-video; empty its table cell to drop it)",
-            type="filepath",
-            sources=["upload", "clipboard"],
-            height=140,
+        shot_image = gr.File(  # (a file: the studio checks the picture and says what is wrong with it)
+            label="Start image for shot # (PNG, JPEG or WebP; empty its table cell to drop it)",
+            file_types=[".png", ".jpg", ".jpeg", ".webp"],
+            height=90,
             elem_id="storyboard-shot-image",
         )
     with gr.Row():
