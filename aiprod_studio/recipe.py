@@ -26,6 +26,7 @@ QUANTIZATIONS = choices.QUANTIZATIONS  # (engine and ui offer these from here)
 OFFLOADS = choices.OFFLOADS
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**63 - 1
+MAX_KEYINT = 1000  # frames between keyframes, at most
 
 # Expert pipeline settings a recipe may carry (LTX-2 guidance variants and text length).
 # Anything else is refused by name, so a typo never silently does nothing.
@@ -70,6 +71,7 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "upsampler": None,
     "upsampler_digest": None,
     "edit": None,
+    "keyint": 0,
 }
 
 
@@ -84,6 +86,7 @@ KEYED_WHEN_SET = (
     "upscale",
     "upsampler",
     "upsampler_digest",
+    "keyint",
 )
 
 # Fields older recipes carry that no longer exist, with the one value they always held
@@ -142,6 +145,9 @@ class Recipe(BaseModel):
     upsampler: str | None = None  # the latent upsampler's vault entry and its digest (with upscale 2)
     upsampler_digest: str | None = None
     edit: Edit | None = None  # how a finished clip was edited into this one (aiprod_studio.edits)
+    # a keyframe every `keyint` frames of the MP4 (the studio's: one a second, so a time range can be
+    # retaken); 0: the encoder's own choice, as clips made before had
+    keyint: int = Field(default=RECIPE_DEFAULTS["keyint"], ge=0, le=MAX_KEYINT)
     advanced: dict[str, Any] = Field(default_factory=dict)
     deterministic: StrictBool = False  # render in CUDA's deterministic mode (slower; no effect on the CPU)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -197,6 +203,13 @@ class Recipe(BaseModel):
     def _upscale_number(cls, v: Any) -> Any:
         if isinstance(v, bool):  # (true would read as 1: no upscale, silently)
             raise ValueError(f"must be 1 or 2, got {v!r}")
+        return v
+
+    @field_validator("keyint", mode="before")
+    @classmethod
+    def _keyint_number(cls, v: Any) -> Any:
+        if isinstance(v, bool):
+            raise ValueError(f"must be a number of frames (0: the encoder's choice), got {v!r}")
         return v
 
     @field_validator("fast", mode="before")

@@ -22,7 +22,7 @@ from aiprod_studio.generations import Generation, check_features, detect
 from aiprod_studio.jobs.history import History
 from aiprod_studio.jobs.timing import typical_step_s
 from aiprod_studio.numbers import whole_number
-from aiprod_studio.recipe import RECIPE_DEFAULTS, Recipe, make_recipe
+from aiprod_studio.recipe import MAX_KEYINT, RECIPE_DEFAULTS, Recipe, make_recipe
 from aiprod_studio.settings import Settings
 from aiprod_studio.vault.manifest import Entry
 from aiprod_studio.vault.staging import recover_staging
@@ -42,7 +42,7 @@ from engine.models.speed import compile_transformer
 from engine.qa.gate import QualityGate, expectations, family_of
 from engine.render.clip import ProgressFn, render_to_file
 from engine.render.conditioned import load_pictures
-from engine.render.extend import find_parent
+from engine.render.edits.parent import check_parent, find_parent
 from engine.render.images import ImageStore, store_for
 from engine.render.inputs import prepared_pictures, with_upsampler
 from engine.render.upscale import upsampler_for
@@ -182,6 +182,8 @@ class Studio:
             "versions": environment(self.plan),
             "loras": [r.model_dump() for r in loras.resolve(self.vault, entry, given.get("loras") or [])],
         }
+        if "keyint" not in given:  # a keyframe a second, so any second of the clip can be retaken
+            data["keyint"] = data["fps"] if isinstance(data["fps"], int) and 0 < data["fps"] <= MAX_KEYINT else 0
         recipe = make_recipe({**data, "profile": "custom" if profile == AUTO else profile})
         if pictures:  # prepared at the clip's final size, stored, named by sha256
             if entry.family != "ltx2":
@@ -351,7 +353,11 @@ class Studio:
                 history.set_recipe(job_id, recipe)
             check_limits(self.vault, entry, recipe)  # a resumed or hand-written recipe is checked too
             check_features(self.generation(entry), entry.name, recipe.auto_duration, recipe.decoder)
-            parent = find_parent(self, recipe.edit) if recipe.edit is not None else None  # (an extension's)
+            parent = find_parent(self, recipe.edit) if recipe.edit is not None else None  # (an edit's)
+            if parent is not None:
+                check_parent(parent, recipe)
+                if target == parent.resolve():
+                    raise BadInput(f"out {str(target)!r} is the parent clip itself; the edit keeps it", field="out")
             pictures = load_pictures(self.image_store(), recipe)  # there, unchanged, at the clip's size: read once
             # 2. Wait for the device, then render.
             # (deterministic mode is process-wide: it is on only while this render holds the device)

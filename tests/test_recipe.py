@@ -81,6 +81,35 @@ def test_render_key_ignores_versions_but_not_seed():
     assert a.render_key() != make_recipe({**BASE, "seed": 2}).render_key()
 
 
+def test_keyint_keeps_old_recipes_and_their_keys_and_is_checked():
+    old = make_recipe(BASE)  # a recipe written before keyframes came once a second
+    assert old.keyint == 0 and "keyint" not in json.dumps(old.model_dump(exclude={"keyint"}))
+    assert make_recipe({**BASE, "keyint": 0}).render_key() == old.render_key()
+    assert make_recipe({**BASE, "keyint": 24}).render_key() != old.render_key()  # (other bytes, other key)
+    for bad in (-1, 1001, "often", 2.5, True):
+        with pytest.raises(BadInput, match="keyint"):
+            make_recipe({**BASE, "keyint": bad})
+
+
+def test_an_edit_is_checked_by_kind():
+    edit = {"parent": "a" * 64, "parent_job": 1, "context": 9}
+    make_recipe({**BASE, "num_frames": 25, "edit": {**edit, "kind": "retake", "start": 16, "frames": 8}})
+    refusals = [
+        ({"kind": "retake", "start": 16, "frames": 16}, "run past the clip"),
+        ({"kind": "retake", "start": 4, "frames": 8}, "more frames than the 4 before"),
+        ({"kind": "retake", "start": 16, "frames": 8, "after": 5}, "after 5 is more frames than the 1"),
+        ({"kind": "retake", "start": 0, "frames": 25, "context": 0}, "render the clip again instead"),
+        ({"kind": "retake", "start": 16, "frames": 0}, "at least 1"),
+        ({"kind": "extend", "frames": 12}, "multiple of 8"),
+        ({"kind": "extend", "frames": 8, "start": 3}, "no start or after"),
+        ({"kind": "crop", "frames": 8}, "kind"),
+    ]
+    for changes, words in refusals:
+        with pytest.raises(BadInput, match=words) as err:
+            make_recipe({**BASE, "num_frames": 25, "edit": {**edit, **changes}})
+        assert "edit" in str(err.value), changes
+
+
 def test_recipe_from_json_rejects_non_objects():
     with pytest.raises(BadInput, match="JSON object"):
         recipe_from_json("[1, 2]")

@@ -11,8 +11,8 @@ import pytest
 
 from aiprod_studio.errors import BadInput
 from engine.render import media
-from engine.render.extend import extend_recipe
-from engine.render.splice import CROSSFADE_S, joined_audio
+from engine.render.edits.extend import extend_recipe
+from engine.render.edits.splice import CROSSFADE_S, joined_audio
 
 SIZE = {"prompt": "a red kite over the dunes", "width": 64, "height": 64, "num_frames": 17, "steps": 3}
 
@@ -127,8 +127,10 @@ def test_cli_render_extend(cli):
     assert done.json["parent_id"] == first.json["id"] and media.probe(done.json["output"])["video"]["frames"] == 17
     bad = cli("render", "extend", str(first.json["id"]), "--frames", "5", "--json")
     assert bad.returncode == 2 and bad.json["field"] == "frames"
-    bad = cli("render", "retake", "1", "--frames", "8", "--json")
+    bad = cli("render", "crop", "1", "--frames", "8", "--json")
     assert bad.returncode == 2 and bad.json["field"] == "edit"
+    bad = cli("render", "--prompt", "waves", "--from", "1", "--json")  # (a retake's flag, without a retake)
+    assert bad.returncode == 2 and bad.json["field"] == "start"
 
 
 def test_an_extension_is_not_upscaled(studio):
@@ -136,6 +138,6 @@ def test_an_extension_is_not_upscaled(studio):
 
     parent = studio.render(studio.build_recipe({**SIZE, "num_frames": 9}))
     row = studio.render(extend_recipe(studio, parent["id"], 8))
-    with pytest.raises(BadInput, match="is an extension") as err:
+    with pytest.raises(BadInput, match="is an extension of another clip") as err:
         upscaled_recipe(studio, row["id"])
     assert err.value.field == "job_id"

@@ -451,6 +451,25 @@ def test_extend_endpoint_continues_a_finished_clip(served, client):
     assert (media.read_frames(path)[:9] == media.read_frames(record["output_path"])).all()
 
 
+def test_retake_endpoint_renders_a_range_again(served, client):
+    _, record = client.predict(prompt="a tram at night", seed=2, num_frames=25, fps=8, steps=2, api_name="/render")
+    with pytest.raises(Exception, match="end must be after start"):
+        client.predict(job_id=record["id"], start=2, end=1, api_name="/retake")
+    queued = client.predict(job_id=record["id"], start=1, end=2, seed=4, api_name="/retake")
+    assert queued["parent_id"] == record["id"] and queued["recipe"]["seed"] == 4
+    assert (queued["recipe"]["edit"]["start"], queued["recipe"]["edit"]["frames"]) == (8, 8)
+    deadline = time.time() + 120
+    while time.time() < deadline and client.predict(job_id=queued["id"], api_name="/job")[0]["status"] != "done":
+        time.sleep(0.2)
+    done, video = client.predict(job_id=queued["id"], api_name="/job")
+    assert done["status"] == "done", done["error"]
+    made, parent = (
+        media.read_frames(video["video"] if isinstance(video, dict) else video),
+        media.read_frames(record["output_path"]),
+    )
+    assert (made[:8] == parent[:8]).all() and (made[16:] == parent[16:]).all() and (made[8] != parent[8]).any()
+
+
 @pytest.mark.parametrize(
     "image, keyframes",
     [

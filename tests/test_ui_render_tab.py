@@ -291,3 +291,19 @@ def test_history_extend_and_upscale_queue_a_job_from_the_clip(handlers, studio, 
 
     assert f"Extended from job {row['id']} by 8 frames" in details(studio.history.get(new_id))
     assert "needs a latent upsampler" in handlers["do_upscale"](row["id"])  # (the shared tiny vault has none)
+
+
+def test_history_retake_queues_a_range_of_the_clip(handlers, studio, worker):
+    from ui.tabs.history import details
+
+    row = studio.render(
+        studio.build_recipe({"prompt": "a lantern", "width": 64, "height": 64, "num_frames": 25, "fps": 8})
+    )
+    assert handlers["do_retake"](None, 1, 2, "") == "Select a render first."
+    assert "end must be after start" in handlers["do_retake"](row["id"], 2, 1, "")
+    said = handlers["do_retake"](row["id"], 1.2, 1.9, "  the lantern flickers ")
+    assert "frames 8…15 (1–2 s) rendered again" in said
+    done = worker.wait(int(said.split()[1]), timeout_s=120)
+    assert done["status"] == "done" and done["parent_id"] == row["id"]
+    assert done["recipe"]["prompt"] == "the lantern flickers"
+    assert f"Retake of job {row['id']}: frames 8…15 (1–2 s) rendered again" in details(done)

@@ -1,5 +1,6 @@
-"""The scripting API's endpoints that work on a clip rather than render a new one: `/upscale` and
-`/extend` (a finished clip made into a new job) and `/enhance_prompt` (the local LLM's rewrite).
+"""The scripting API's endpoints that work on a clip rather than render a new one: `/upscale`,
+`/extend` and `/retake` (a finished clip made into a new job) and `/enhance_prompt` (the local LLM's
+rewrite).
 Registered by `ui.api.build` with the others; the same contract rules apply."""
 
 from __future__ import annotations
@@ -32,10 +33,22 @@ def endpoints(studio: Studio, worker: QueueWorker, queued: Callable[[int], dict[
         """Queue the continuation of a finished clip: `frames` new frames (a multiple of 8) rendered from its last
         ones and appended, its own frames kept bit for bit; `prompt` and `seed` default to the clip's. Returns the
         new job's record (`parent_id` names the clip's job)."""
-        from engine.render.extend import extend_recipe
+        from engine.render.edits.extend import extend_recipe
 
         try:
             return queued(worker.enqueue(extend_recipe(studio, job_id, frames, prompt or None, seed)))
+        except StudioError as exc:
+            raise refused(exc) from None
+
+    def retake(job_id: int, start: float, end: float, prompt: str = "", seed: int | None = None) -> dict:
+        """Queue a retake of a finished clip: its seconds `start` to `end` rendered again (widened to the clip's
+        keyframes, one a second; `edit.start` and `edit.frames` in the new job's recipe say which frames), held to
+        its frames on both sides, every other frame kept bit for bit; `prompt` defaults to the clip's, `seed` to a
+        new one. Returns the new job's record (`parent_id` names the clip's job)."""
+        from engine.render.edits.retake import retake_recipe
+
+        try:
+            return queued(worker.enqueue(retake_recipe(studio, job_id, start, end, prompt or None, seed)))
         except StudioError as exc:
             raise refused(exc) from None
 
@@ -50,4 +63,4 @@ def endpoints(studio: Studio, worker: QueueWorker, queued: Callable[[int], dict[
         except StudioError as exc:
             raise refused(exc) from None
 
-    return [upscale, extend, enhance_prompt]
+    return [upscale, extend, retake, enhance_prompt]

@@ -45,37 +45,16 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"seed must be an integer or 'random', got {text!r}") from None
 
 
-def cmd_render_edit(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
-    """`render extend JOB_ID --frames N [--prompt TEXT] [--seed N] [--out FILE]`."""
-    from engine.render.extend import extend_recipe
-    from engine.studio import Studio
-
-    if len(args.edit) != 2 or args.edit[0] != "extend":
-        raise BadInput(f"edit must be `extend JOB_ID`, got {' '.join(args.edit)!r}", field="edit")
-    if args.frames is None:
-        raise BadInput("frames is required: --frames N, the new frames (a multiple of 8)", field="frames")
-    out = Path(args.out) if args.out else None
-    if out is not None and out.suffix.lower() != ".mp4":
-        raise BadInput(f"out must end in .mp4, got {str(out)!r}", field="out")
-    studio = Studio(settings)
-    try:
-        recipe = extend_recipe(studio, args.edit[1], args.frames, args.prompt, args.seed)
-        with sigterm_as_interrupt():
-            row = studio.render(recipe, out_path=out)
-    finally:
-        studio.close()
-    result = {"id": row["id"], "status": row["status"], "output": row["output_path"], "parent_id": row["parent_id"]}
-    result |= {"recipe": row["recipe"], "qa": row["qa"]}
-    text = f"extended job {row['parent_id']} by {args.frames} frames: job {row['id']} → {row['output_path']}"
-    return result, text
-
-
 def cmd_render(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     from engine.render.takes import copy_best, render_takes
     from engine.studio import Studio
 
     if args.edit:
+        from engine.render.edits.cli import cmd_render_edit
+
         return cmd_render_edit(args, settings)
+    if args.from_ is not None or args.to is not None:
+        raise BadInput("--from and --to go with `render retake JOB_ID`", field="start" if args.from_ else "end")
 
     # 1. Values from a recipe file (optional), overridden by explicit flags.
     values: dict[str, Any] = {}
@@ -276,13 +255,19 @@ def cmd_reproduce(args: argparse.Namespace, settings: Settings) -> tuple[dict[st
 
 
 def register(reg: Any) -> None:
-    p = reg.command("render", "render one clip (video + audio) to an MP4, or extend a finished one", cmd_render)
+    p = reg.command(
+        "render", "render one clip (video + audio) to an MP4, or extend or retake a finished one", cmd_render
+    )
     p.add_argument(
         "edit",
         nargs="*",
-        metavar="extend JOB_ID",
-        help="continue finished clip JOB_ID by --frames N new frames (a multiple of 8; --prompt and --seed optional)",
+        metavar="extend|retake JOB_ID",
+        help="extend: continue finished clip JOB_ID by --frames N new frames (a multiple of 8); retake: render "
+        "its seconds --from S --to S again, widened to its keyframes (one a second), the rest kept "
+        "(--prompt and --seed optional: the clip's prompt; extend: its seed, retake: a new one)",
     )
+    p.add_argument("--from", dest="from_", metavar="S", help="retake: the first second to render again")
+    p.add_argument("--to", metavar="S", help="retake: the second the retake ends at")
     p.add_argument("--prompt", help="what the clip shows (required unless --recipe gives it)")
     p.add_argument("--negative", help="what to avoid")
     p.add_argument("--seed", type=_seed, help=f"0…{MAX_SEED}, or 'random' (default: 0)")

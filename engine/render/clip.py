@@ -14,14 +14,16 @@ import torch
 
 from aiprod_studio.errors import BadInput, Cancelled
 from aiprod_studio.recipe import Recipe
+from aiprod_studio.vault.manifest import sha256_file
 from engine.models.interrupt import cancel_points
 from engine.models.speed import apply_fast
 from engine.render import media
 from engine.render.conditioned import conditioned_pipeline, pipeline_conditions
 from engine.render.decode import decode_latents, decoder_for
-from engine.render.extend import context_frames, joined_sound
+from engine.render.edits.conditions import edit_conditions
+from engine.render.edits.sound import edited_sound
+from engine.render.edits.splice import splice_mp4
 from engine.render.schedule import schedule
-from engine.render.splice import splice_mp4
 from engine.render.upscale import STAGE_2_SIGMAS, stage_two_kwargs, upsample
 
 if TYPE_CHECKING:
@@ -96,8 +98,8 @@ def run_pipeline(
     (text encoder, transformer, VAE decode, vocoder), not only at the end of a step.
     A recipe with pictures (start image, keyframes) runs the condition pipeline around the
     same components, holding to `pictures` (`conditioned.load_pictures`); one with `upscale` 2 runs the
-    second stage (`engine.render.upscale`) with `upsampler`; one with an `edit` (extend) renders
-    only the new part, from the `parent` clip's last frames (the frames returned are the new ones).
+    second stage (`engine.render.upscale`) with `upsampler`; one with an `edit` (extend, retake) renders
+    only the new part, held to the `parent` clip's frames around it (the frames returned are the new ones).
     """
     refine = len(STAGE_2_SIGMAS) if recipe.upscale > 1 else 0
     done = 0  # steps of the stages before the one running
@@ -128,13 +130,11 @@ def run_pipeline(
     apply_fast(pipe, recipe.fast, recipe.steps)  # on, off or reset: a warm pipeline keeps no state between renders
     last_type = "latent" if recipe.decoder == "diffusion" else "np"
     kwargs = pipeline_kwargs(runner, recipe)
-    if recipe.edit is not None:  # extend: the new part, held at its start to the parent's last frames
-        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
-
+    if recipe.edit is not None:  # extend, retake: the new part, held to the parent's frames around it
         if parent is None:
             raise BadInput("edit: this render was not given its parent clip", field="edit")
-        kwargs["num_frames"] = recipe.edit.context + recipe.edit.frames
-        held["conditions"] = [LTX2VideoCondition(frames=context_frames(parent, recipe.edit), index=0)]
+        kwargs["num_frames"] = recipe.edit.render_frames()
+        held["conditions"] = edit_conditions(runner, recipe, parent)
     with torch.inference_mode(), cancel_points([c for c in components if c is not None], cancel):
         with schedule(runner, recipe.steps):
             out = runner(
@@ -169,8 +169,8 @@ def run_pipeline(
                 frames, audio = decode_latents(pipe, out.frames, getattr(out, "audio", None), generator)
         else:
             frames, audio = np.asarray(out.frames[0]), getattr(out, "audio", None)
-    if recipe.edit is not None:
-        frames = frames[recipe.edit.context :]  # (the parent's frames stay the parent's own)
+    if recipe.edit is not None:  # (the parent's frames stay the parent's own)
+        frames = frames[recipe.edit.context : recipe.edit.context + recipe.edit.frames]
     sample_rate = None
     if audio is not None:
         audio = audio[0].float().cpu().numpy() if torch.is_tensor(audio) else np.asarray(audio[0], dtype=np.float32)
@@ -216,10 +216,15 @@ def render_to_file(
         picked = int(frames.shape[0])
         recipe = Recipe.model_validate({**recipe.model_dump(), "num_frames": picked, "auto_duration": picked >= 9})
     metadata = {media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]}
-    if recipe.edit is not None and parent is not None:  # the parent's video kept bit for bit, the new part after
-        parent_frames = recipe.num_frames - recipe.edit.frames  # (the recipe's length is the parent's and the new)
-        audio, sample_rate, kept = joined_sound(parent, parent_frames, recipe.edit, audio, sample_rate, recipe.fps)
-        splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata, parent_frames, kept)
+    edit = recipe.edit
+    if edit is not None and parent is not None:  # the parent's video kept bit for bit, the new part in it
+        start = recipe.num_frames - edit.frames if edit.kind == "extend" else edit.start
+        span = (start, start if edit.kind == "extend" else start + edit.frames)
+        audio, sample_rate, kept = edited_sound(parent, recipe, audio, sample_rate)
+        splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata, span, kept, recipe.keyint)
+        if sha256_file(parent) != edit.parent:  # (replaced while it was read: the clip is not what the recipe says)
+            Path(out_path).unlink(missing_ok=True)
+            raise BadInput("edit: the parent clip changed on disk during the render; nothing was kept", field="edit")
     else:
-        media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate, metadata=metadata)
+        media.encode_mp4(out_path, frames, recipe.fps, audio, sample_rate, metadata=metadata, keyint=recipe.keyint)
     return recipe

@@ -88,6 +88,9 @@ def with_upsampler(vault: Vault, recipe: Recipe, name: Any = None) -> Recipe:
     return recipe.model_copy(update={"upsampler": entry.name, "upsampler_digest": entry.digest})
 
 
+EDIT_NAMES = {"extend": "an extension", "retake": "a retake"}
+
+
 def upscaled_recipe(studio: Any, job_id: Any) -> Recipe:
     """A finished clip's recipe with the two-stage 2× upscale (the same seed renders the same first
     stage, so the result is that clip, upsampled and refined); refused for a clip already upscaled."""
@@ -95,7 +98,9 @@ def upscaled_recipe(studio: Any, job_id: Any) -> Recipe:
     data = {k: v for k, v in row["recipe"].items() if k not in ("model_digest", "versions", "upsampler_digest")}
     if data.get("edit"):
         raise BadInput(
-            f"job_id {row['id']} is an extension; upscale the clip it extends, then extend that", field="job_id"
+            f"job_id {row['id']} is {EDIT_NAMES.get(data['edit'].get('kind'), 'an edit')} of another clip; "
+            "upscale that clip, then edit the upscaled one",
+            field="job_id",
         )
     if data.get("upscale", 1) > 1:
         raise BadInput(

@@ -44,6 +44,7 @@ def encode_mp4(
     metadata: dict[str, str] | None = None,
     crf: int = 17,
     chapters: list[tuple[str, int, int]] | None = None,
+    keyint: int = 0,
 ) -> Path:
     """Write an MP4: H.264 yuv420p video, optional AAC audio, container metadata.
 
@@ -83,7 +84,10 @@ def encode_mp4(
                 video.pix_fmt = "yuv420p"
                 # x264's macroblock-tree pass gives different bytes from run to run on some
                 # AVX-512 CPUs; without it the same frames always encode to the same file.
-                video.options = {"crf": str(crf), "preset": "medium", "x264-params": "mbtree=0"}
+                # `keyint`: an IDR frame exactly every `keyint` frames (closed groups, no scene-cut extras),
+                # where a retake's range may begin and end; 0 leaves it to x264 (every 250 frames)
+                params = "mbtree=0" + (f":keyint={int(keyint)}:scenecut=0" if keyint else "")
+                video.options = {"crf": str(crf), "preset": "medium", "x264-params": params}
                 audio_stream = None
                 if audio is not None:
                     audio = np.ascontiguousarray(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0))

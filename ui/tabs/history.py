@@ -19,7 +19,8 @@ from aiprod_studio.jobs.history import FINAL_STATUSES, STATUSES
 from aiprod_studio.jobs.rows import qa_summary
 from aiprod_studio.recipe import Recipe
 from engine.studio import Studio
-from ui.components.clip_edits import do_extend, do_upscale
+from ui.components import clip_edits
+from ui.components.clip_edits import ClipEdits, do_upscale, retake_words
 from ui.components.qa_report import qa_markdown
 from ui.components.render_form import RenderForm, updates_from_recipe
 from ui.context import Services, bind
@@ -61,7 +62,9 @@ def details(row: dict[str, Any]) -> str:
     if row.get("error"):
         lines.append(f"Error: {row['error']}")
     edit = (row.get("recipe") or {}).get("edit") if isinstance(row.get("recipe"), dict) else None
-    if row.get("parent_id") and edit:
+    if row.get("parent_id") and edit and edit.get("kind") == "retake":
+        lines.append(f"Retake of job {row['parent_id']}: {retake_words(row['recipe'])}")
+    elif row.get("parent_id") and edit:
         lines.append(f"Extended from job {row['parent_id']} by {edit['frames']} frames")
     if row.get("output_path"):
         lines.append(f"File: `{row['output_path']}`")
@@ -88,8 +91,7 @@ class HistoryTab:
     reuse: Any
     rerender: Any
     upscale: Any  # the selected clip again, two-stage 2×
-    extend_frames: Any
-    extend: Any  # the selected clip continued by that many frames
+    edits: ClipEdits  # Extend, Retake
     open_folder: Any
     confirm: Any
     delete: Any
@@ -132,9 +134,7 @@ def layout(services: Services) -> HistoryTab:
                 rerender = gr.Button("Re-render")
                 upscale = gr.Button("Upscale 2×", visible=bool(services.studio.vault.entries(kind="upsampler")))
                 open_folder = gr.Button("Open folder")
-            with gr.Row():
-                extend_frames = gr.Number(label="Frames to add", value=24, precision=0, step=8, scale=1)
-                extend = gr.Button("Extend", scale=0)
+            edits = clip_edits.render()
             with gr.Row():
                 confirm = gr.Checkbox(label="Yes, delete the row and its file", value=False)
                 delete = gr.Button("Delete", variant="stop")
@@ -156,8 +156,7 @@ def layout(services: Services) -> HistoryTab:
         reuse,
         rerender,
         upscale,
-        extend_frames,
-        extend,
+        edits,
         open_folder,
         confirm,
         delete,
@@ -296,9 +295,7 @@ def wire(tab: HistoryTab, services: Services, form: RenderForm, tabs: gr.Tabs) -
     tab.reuse.click(bind(do_reuse, services), inputs=tab.selected, outputs=form.components + [tabs], **private)
     tab.rerender.click(bind(do_rerender, services), inputs=tab.selected, outputs=tab.message, **private)
     tab.upscale.click(bind(do_upscale, services), inputs=tab.selected, outputs=tab.message, **private)
-    tab.extend.click(
-        bind(do_extend, services), inputs=[tab.selected, tab.extend_frames], outputs=tab.message, **private
-    )
+    clip_edits.listen(tab.edits, services, tab.selected, tab.message)
     tab.delete.click(
         bind(do_delete, services),
         inputs=[tab.selected, tab.confirm] + tab.filters,

@@ -1,12 +1,13 @@
-"""Appending new frames to a finished clip without touching its own.
+"""New frames into a finished clip without touching its own: appended (extend) or in place of a
+range (retake).
 
 The parent's H.264 packets are copied as they are (so its frames decode bit for bit as
 before) and the new frames, encoded by the studio's own encoder settings into a separate
-stream first, are appended after them: the two join cleanly because the parent's stream
-ends on a closed group of pictures and the new one starts on a keyframe with the very same
-sequence headers (checked; a parent from another encoder is refused). The sound is one new
-AAC track: the parent's, then the new part's, crossfaded over `CROSSFADE_S` at the join so
-there is no click.
+stream first, go between them: the pieces join cleanly because each of the parent's pieces
+ends before a keyframe (its groups of pictures are closed) and the new one starts on a
+keyframe with the very same sequence headers (checked; a parent from another encoder is
+refused). The sound is one AAC track: the parent's own packets up to the first join, then the
+whole sound newly encoded, crossfaded over `CROSSFADE_S` at each join so there is no click.
 """
 
 from __future__ import annotations
@@ -49,20 +50,24 @@ def splice_mp4(
     audio: np.ndarray | None,
     sample_rate: int | None,
     metadata: dict[str, str],
-    parent_frames: int,
+    span: tuple[int, int],
     keep_sound_until: int = 0,
+    keyint: int = 0,
 ) -> Path:
-    """Write `parent`'s video packets (its `parent_frames` frames) then `new_frames`, with `audio` as
-    the whole sound, to `path` (atomically: the file appears only once complete). The parent's own AAC
-    packets are kept for the sound before sample `keep_sound_until` (less a frame's margin), so extending
-    a clip again and again never re-encodes its beginning; the rest is `audio` newly encoded."""
+    """Write `parent`'s video with its frames `span` = (start, end) replaced by `new_frames` (an
+    extension: start = end = the parent's frame count), with `audio` as the whole sound, to `path`
+    (atomically: the file appears only once complete). The parent's packets before `start` and from
+    `end` on are copied; both are keyframes of its video (or its end). The parent's own AAC packets are
+    kept for the sound before sample `keep_sound_until` (less a frame's margin), so editing a clip again
+    and again never re-encodes its beginning; the rest is `audio` newly encoded."""
     path = Path(path)
+    start, end = span
     tmp = temp_path_for(path)
     segment = path.with_name(f".{path.name}.segment.partial")  # (a kill's leftover is swept like any partial)
     try:
         with holding(tmp):
             # (the same encoder and settings as every clip; the whole sound, so its packets line up with the parent's)
-            media.encode_mp4(segment, new_frames, fps, audio, sample_rate)
+            media.encode_mp4(segment, new_frames, fps, audio, sample_rate, keyint=keyint)
             with holding(segment), av.open(str(parent)) as p_in, av.open(str(segment)) as n_in:
                 p_video, n_video = p_in.streams.video[0], n_in.streams.video[0]
                 if p_video.codec_context.extradata != n_video.codec_context.extradata:
@@ -84,31 +89,30 @@ def splice_mp4(
                 )
                 frame = media.AAC_FRAME
                 cut = max(0, (keep_sound_until - int(CROSSFADE_S * (sample_rate or 0)) - 2 * frame) // frame * frame)
+                parent_video, parent_sound, new_video, new_sound = [], [], [], []  # (one pass over each file)
+                for packet in p_in.demux():
+                    if packet.dts is None:
+                        continue
+                    if packet.stream.index == p_video.index:
+                        parent_video.append(packet)
+                    elif p_sound is not None and packet.stream.index == p_sound.index:
+                        parent_sound.append(packet)
+                for packet in n_in.demux():
+                    if packet.dts is not None:
+                        (new_video if packet.stream.index == n_video.index else new_sound).append(packet)
+                head, tail = kept_packets(parent_video, int(ticks), start, end, parent.name)
                 with av.open(str(tmp), mode="w", format="mp4") as out:
                     for key, value in metadata.items():
                         out.metadata[key] = value
                     video = out.add_stream_from_template(p_video)
                     sound = out.add_stream_from_template(n_sound) if n_sound is not None else None
-                    parent_sound, new_sound = [], []  # (one pass over each file: a demuxed file is at its end)
-                    for packet in p_in.demux():
-                        if packet.dts is None:
-                            continue
-                        if packet.stream.index == p_video.index:
-                            packet.stream = video
-                            out.mux(packet)
-                        elif p_sound is not None and packet.stream.index == p_sound.index:
-                            parent_sound.append(packet)
-                    offset = parent_frames * int(ticks)
-                    for packet in n_in.demux():
-                        if packet.dts is None:
-                            continue
-                        if packet.stream.index == n_video.index:
+                    shift = (start + len(new_frames) - end) * int(ticks)
+                    for packets, offset in ((head, 0), (new_video, start * int(ticks)), (tail, shift)):
+                        for packet in packets:
                             packet.pts += offset
                             packet.dts += offset
                             packet.stream = video
                             out.mux(packet)
-                        elif n_sound is not None and packet.stream.index == n_sound.index:
-                            new_sound.append(packet)
                     if sound is not None:
                         keep_parent = same_codec and cut > 0  # the parent's own packets up to the cut, bit for bit
                         for packet in parent_sound if keep_parent else []:
@@ -128,3 +132,25 @@ def splice_mp4(
         with contextlib.suppress(FileNotFoundError):
             segment.unlink()
     return path
+
+
+def kept_packets(packets: list, ticks: int, start: int, end: int, name: str) -> tuple[list, list]:
+    """The parent's video packets (in decode order) that hold its frames before `start` and from `end`
+    on: cut at the keyframes there, checked to hold exactly those frames (a closed group of pictures
+    never refers across a keyframe), else `BadInput` (field `edit`)."""
+    total = len(packets)
+
+    def keyframe_at(frame: int) -> int:
+        if frame == total:
+            return total
+        for i, packet in enumerate(packets):
+            if packet.is_keyframe and packet.pts == frame * ticks:
+                return i
+        raise BadInput(f"edit: frame {frame} of the parent clip {name} is not a keyframe", field="edit")
+
+    head, tail = packets[: keyframe_at(start)], packets[keyframe_at(end) :]
+    if sorted(p.pts for p in head) != [i * ticks for i in range(start)] or sorted(p.pts for p in tail) != [
+        i * ticks for i in range(end, total)
+    ]:
+        raise BadInput(f"edit: the parent clip {name}'s frames cannot be cut at {start} and {end}", field="edit")
+    return head, tail
