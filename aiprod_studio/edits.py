@@ -58,6 +58,13 @@ class Edit(BaseModel):
             raise ValueError(f"context {self.context} is more frames than the {self.start} before the retake")
         return self
 
+    def span(self, num_frames: int) -> tuple[int, int]:
+        """The parent's frames (start, end) the new ones take the place of, for a clip of `num_frames`:
+        an extension's is empty, at the parent's end."""
+        if self.kind == "extend":
+            return num_frames - self.frames, num_frames - self.frames
+        return self.start, self.start + self.frames
+
     def render_frames(self) -> int:
         """How many frames the render of the new part runs (8k+1): the held frames and the new ones,
         a retake's padded at its end (frames rendered and left out)."""

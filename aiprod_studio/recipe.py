@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from typing import Any, Literal
 
@@ -367,6 +368,11 @@ class Recipe(BaseModel):
             if data[name] == RECIPE_DEFAULTS[name]:
                 del data[name]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def random_seed() -> int:
+    """A fresh seed (32 bits, as `--seed random` gives), recorded in the recipe it goes into."""
+    return random.SystemRandom().randint(0, 2**32 - 1)
 
 
 def _is_int(value: Any) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from aiprod_studio.conditions import parse_keyframe
 from aiprod_studio.errors import BadInput
 from aiprod_studio.files.folders import writable_folder
 from aiprod_studio.jobs.takes import check_retakes, check_takes, summary, take_line
-from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, recipe_from_json
+from aiprod_studio.recipe import MAX_SEED, OFFLOADS, QUANTIZATIONS, random_seed, recipe_from_json
 from aiprod_studio.settings import Settings
 from engine.qa.cli import report_lines
 
@@ -38,7 +37,7 @@ def _min_psnr(text: str) -> float:
 
 def _seed(text: str) -> int:
     if text == "random":
-        return random.SystemRandom().randint(0, 2**32 - 1)
+        return random_seed()
     try:
         return int(text)
     except ValueError:

@@ -218,9 +218,8 @@ def render_to_file(
     metadata = {media.RECIPE_TAG: recipe.to_json(), "title": recipe.prompt[:200]}
     edit = recipe.edit
     if edit is not None and parent is not None:  # the parent's video kept bit for bit, the new part in it
-        start = recipe.num_frames - edit.frames if edit.kind == "extend" else edit.start
-        span = (start, start if edit.kind == "extend" else start + edit.frames)
         audio, sample_rate, kept = edited_sound(parent, recipe, audio, sample_rate)
+        span = edit.span(recipe.num_frames)
         splice_mp4(out_path, parent, frames, recipe.fps, audio, sample_rate, metadata, span, kept, recipe.keyint)
         if sha256_file(parent) != edit.parent:  # (replaced while it was read: the clip is not what the recipe says)
             Path(out_path).unlink(missing_ok=True)

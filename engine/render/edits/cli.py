@@ -52,11 +52,6 @@ def cmd_render_edit(args: argparse.Namespace, settings: Settings) -> tuple[dict[
             recipe = extend_recipe(studio, job_id, args.frames, args.prompt, args.seed)
         else:
             recipe = retake_recipe(studio, job_id, args.from_, args.to, args.prompt, args.seed)
-        if (
-            out is not None
-            and out.resolve() == Path(studio.finished_clip(job_id, "be edited")["output_path"]).resolve()
-        ):
-            raise BadInput(f"out {str(out)!r} is the parent clip itself; the {kind} keeps it", field="out")
         with sigterm_as_interrupt():
             row = studio.render(recipe, out_path=out)
     finally:

@@ -24,11 +24,8 @@ def edit_conditions(runner: Any, recipe: Recipe, parent: Path) -> list[Any]:
 
     edit = recipe.edit
     assert edit is not None
-    if edit.kind == "extend":
-        before = recipe.num_frames - edit.frames  # (the parent's frame count)
-        spans = [(before - edit.context, edit.context)]
-    else:
-        spans = [(edit.start - edit.context, edit.context), (edit.start + edit.frames, edit.after)]
+    start, end = edit.span(recipe.num_frames)
+    spans = [(start - edit.context, edit.context), (end, edit.after)]  # (an extension has nothing after)
     held = held_frames(parent, [(first, count) for first, count in spans if count])
     conditions, pixel_frames = [], {}
     if edit.context:

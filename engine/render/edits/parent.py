@@ -50,13 +50,20 @@ def find_parent(studio: Any, edit: Edit) -> Path:
     )
 
 
-def keyframes(path: Path) -> list[int]:
-    """The frames of `path`'s video that are keyframes (where a piece of it can be cut out), in order."""
+def video_packets(path: Path) -> tuple[list[Any], Any, tuple[bytes | None, int, int]]:
+    """`path`'s video packets in decode order, the time-base ticks per frame, and its H.264 headers
+    (extradata), width and height."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        ticks = 1 / (stream.time_base * stream.average_rate)
-        found = [packet.pts for packet in container.demux(stream) if packet.is_keyframe and packet.pts is not None]
-    return sorted(round(pts / ticks) for pts in found)
+        packets = [p for p in container.demux(stream) if p.dts is not None]
+        codec = stream.codec_context
+        return packets, 1 / (stream.time_base * stream.average_rate), (codec.extradata, codec.width, codec.height)
+
+
+def keyframes(path: Path) -> list[int]:
+    """The frames of `path`'s video that are keyframes (where a piece of it can be cut out), in order."""
+    packets, ticks, _ = video_packets(path)
+    return sorted(round(p.pts / ticks) for p in packets if p.is_keyframe and p.pts is not None)
 
 
 def held_frames(parent: Path, spans: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -77,22 +84,18 @@ def check_parent(parent: Path, recipe: Recipe) -> None:
     not the ones the new frames will be encoded with."""
     edit = recipe.edit
     assert edit is not None
-    with av.open(str(parent)) as container:
-        stream = container.streams.video[0]
-        ticks = 1 / (stream.time_base * stream.average_rate)
-        extradata, size = stream.codec_context.extradata, (stream.codec_context.width, stream.codec_context.height)
-        packets = [p for p in container.demux(stream) if p.dts is not None]
+    packets, ticks, (extradata, width, height) = video_packets(parent)
+    start, end = edit.span(recipe.num_frames)
     total = recipe.num_frames - edit.frames if edit.kind == "extend" else recipe.num_frames
     if len(packets) != total or ticks.denominator != 1:
         raise BadInput(
             f"edit: the parent clip {parent.name} has {len(packets)} frames, the recipe's {edit.kind} needs {total}",
             field="edit",
         )
-    start = total if edit.kind == "extend" else edit.start
-    kept_packets(packets, int(ticks), start, start if edit.kind == "extend" else start + edit.frames, parent.name)
+    kept_packets(packets, int(ticks), start, end, parent.name)
     with tempfile.TemporaryDirectory(prefix="aiprod-check-") as folder:  # one frame, as the new ones will be
         probe = media.encode_mp4(
-            Path(folder) / "probe.mp4", np.zeros((1, size[1], size[0], 3), np.uint8), recipe.fps, keyint=recipe.keyint
+            Path(folder) / "probe.mp4", np.zeros((1, height, width, 3), np.uint8), recipe.fps, keyint=recipe.keyint
         )
         with av.open(str(probe)) as container:
             same = container.streams.video[0].codec_context.extradata == extradata

@@ -11,12 +11,11 @@ over the range, crossfaded into the parent's at both joins. The recipe says all 
 from __future__ import annotations
 
 import math
-import random
 from typing import Any
 
 from aiprod_studio.errors import BadInput
 from aiprod_studio.numbers import whole_number
-from aiprod_studio.recipe import MAX_SEED, Recipe
+from aiprod_studio.recipe import MAX_SEED, Recipe, random_seed
 from aiprod_studio.text import echo
 from aiprod_studio.vault.manifest import sha256_file
 from engine.models.limits import read_grid
@@ -33,7 +32,7 @@ def moment(value: Any, field: str) -> float:
             raise BadInput(f"{field} must be a time in seconds, got {echo(value)}", field=field) from None
     if isinstance(value, bool) or not isinstance(value, float) or not math.isfinite(value) or value < 0:
         raise BadInput(f"{field} must be a time in seconds from 0, got {echo(value)}", field=field)
-    return float(value)
+    return value
 
 
 def retake_range(keys: list[int], frames: int, fps: int, start_s: Any, end_s: Any) -> tuple[int, int]:
@@ -86,9 +85,7 @@ def retake_recipe(
         num_frames=info["frames"],
         upscale=1,
         prompt=prompt if prompt else data["prompt"],
-        seed=random.SystemRandom().randint(0, 2**32 - 1)
-        if seed in (None, "")
-        else whole_number(seed, "seed", low=0, high=MAX_SEED),
+        seed=random_seed() if seed in (None, "") else whole_number(seed, "seed", low=0, high=MAX_SEED),
         edit={
             "kind": "retake",
             "parent": sha256_file(parent),

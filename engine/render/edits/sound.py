@@ -28,10 +28,8 @@ def edited_sound(
     if parent_rate != rate:
         raise BadInput(f"edit: the parent's sound is {parent_rate} Hz, the model's {rate} Hz", field="edit")
     fps = recipe.fps
-    # the render's sample 0 is the clip's moment of the render's first frame
-    first = recipe.num_frames - edit.frames - edit.context if edit.kind == "extend" else edit.start - edit.context
-    offset = round(first / fps * rate)
-    start = edit.start if edit.kind == "retake" else recipe.num_frames - edit.frames
+    start, end = edit.span(recipe.num_frames)
+    offset = round((start - edit.context) / fps * rate)  # the clip's moment of the render's first frame
     # a parent whose sound ends a little early joins where it ends, taking the new sound from that same
     # moment (so the sound never drifts from the picture)
     join = min(round(start / fps * rate), before.shape[1])
@@ -39,8 +37,8 @@ def edited_sound(
         return before, rate, before.shape[1]  # (no new sound to continue with: the parent's alone)
     whole = joined_audio(before, audio, rate, join, join - offset)
     if edit.kind == "retake":  # back to the parent's own sound after the range
-        end = round((edit.start + edit.frames) / fps * rate)
-        if end < before.shape[1] and end <= whole.shape[1]:
-            whole = joined_audio(whole, before, rate, end, end)
+        back = round(end / fps * rate)
+        if back < before.shape[1] and back <= whole.shape[1]:
+            whole = joined_audio(whole, before, rate, back, back)
         whole = whole[:, : before.shape[1]]
     return whole, rate, join
